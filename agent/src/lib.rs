@@ -1,0 +1,1 @@
+//! # berth-agent (to be written)

@@ -1,0 +1,22 @@
+//! # berth-proto — the wire contract and the one domain model
+//!
+//! * [`v1`]: the generated gRPC code for `berth.v1` (`proto/berth.proto`): the client API
+//!   (`Berth`) and the agent protocol (`AgentDispatch`).
+//! * [`model`]: Berth's domain objects as Rust types with serde and the ECS JSON field names
+//!   (camelCase). Objects cross the wire as this JSON inside proto `json` fields, so there is
+//!   exactly one definition of each shape.
+//! * [`taskdef`]: turning a user's ECS RegisterTaskDefinition document into a validated
+//!   [`model::TaskDefinition`], with warnings and precise errors.
+//!
+//! This crate does no I/O; controller, agent and CLI all depend on it.
+
+pub mod model;
+pub mod taskdef;
+
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("berth.v1");
+}
+
+/// Maximum gRPC message size both sides accept (task definitions are ≤ 64 KiB, lists can be big).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

@@ -1,0 +1,28 @@
+//! The domain model: ECS objects with ECS JSON field names.
+//!
+//! * `taskdef`  — TaskDefinition and ContainerDefinition (spec, as registered).
+//! * `task`     — Task, Container, NetworkBinding (spec + status, versioned).
+//! * `service`  — Service, Deployment, ServiceEvent.
+//! * `instance` — ContainerInstance, Attribute, Resource.
+//! * `cluster`  — Cluster.
+//! * `report`   — what an agent reports about a task (TaskStatusReport).
+//! * `arn`      — ARNs and ids (ECS long format, configurable region/account).
+//! * `time`     — Timestamp (epoch milliseconds inside, fractional epoch seconds on the wire).
+
+pub mod arn;
+pub mod cluster;
+pub mod instance;
+pub mod report;
+pub mod service;
+pub mod task;
+pub mod taskdef;
+pub mod time;
+
+pub use arn::*;
+pub use cluster::*;
+pub use instance::*;
+pub use report::*;
+pub use service::*;
+pub use task::*;
+pub use taskdef::*;
+pub use time::Timestamp;

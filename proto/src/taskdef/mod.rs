@@ -1,0 +1,2 @@
+//! Turning a user's ECS RegisterTaskDefinition document into a validated TaskDefinition.
+//! (Being built: see parse.rs / validate.rs.)
