@@ -1,7 +1,17 @@
-//! `berth dev`: a one-node controller and a local agent in one process (being written by the lead).
+//! `berth dev`: a one-node controller and a local agent in one process, data in one directory.
+//!
+//! The controller is the real thing (a Raft group of one on sled, the gRPC API on `--listen`);
+//! the agent connects to it over real gRPC on loopback and runs real Docker containers. On
+//! SIGINT/SIGTERM the agent disconnects (leaving its containers running, to be adopted on the next
+//! start) and the controller snapshots and flushes before the process exits.
 
+use anyhow::Context;
+use berth_agent::{Agent, AgentConfig, PullBehavior};
+use berth_controller::{Controller, ControllerConfig};
 use clap::Args;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
@@ -14,8 +24,75 @@ pub struct DevArgs {
     /// Custom attribute of the local container instance (repeatable).
     #[arg(long = "attribute", value_name = "KEY=VALUE")]
     pub attributes: Vec<String>,
+    /// Image pull behaviour of the local agent (as ECS_IMAGE_PULL_BEHAVIOR).
+    #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "default")]
+    pub image_pull_behavior: String,
+    /// Docker Engine socket of the local agent.
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+    /// How long the containers of a task that stopped by itself stay before removal
+    /// (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION), in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub task_cleanup_wait_secs: u64,
 }
 
-pub async fn run(_args: DevArgs) -> anyhow::Result<()> {
-    anyhow::bail!("berth dev: not wired yet")
+fn parse_attribute(s: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = s.split_once('=').with_context(|| format!("--attribute {s:?}: expected KEY=VALUE"))?;
+    if k.is_empty() {
+        anyhow::bail!("--attribute {s:?}: the key must not be empty");
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let listen: SocketAddr = args.listen.parse().with_context(|| format!("--listen {:?}: expected HOST:PORT", args.listen))?;
+    let attributes = args.attributes.iter().map(|a| parse_attribute(a)).collect::<anyhow::Result<Vec<_>>>()?;
+    let pull: PullBehavior = args.image_pull_behavior.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+
+    let config = ControllerConfig { data_dir: args.data_dir.join("controller"), listen, ..Default::default() };
+    let controller = Controller::start(config).await.context("starting the controller")?;
+    controller.wait_leader(Duration::from_secs(10)).await?;
+    let endpoint = format!("http://{}", controller.addr);
+
+    let agent_config = AgentConfig {
+        endpoints: vec![endpoint.clone()],
+        attributes,
+        data_dir: args.data_dir.join("agent"),
+        docker_host: args.docker_host,
+        image_pull_behavior: pull,
+        task_cleanup_wait: Duration::from_secs(args.task_cleanup_wait_secs),
+        ..Default::default()
+    };
+    let agent = Agent::new(agent_config).await.map_err(|e| anyhow::anyhow!("starting the agent: {e}"))?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent_task = tokio::spawn(agent.run(async move {
+        let _ = stop_rx.await;
+    }));
+    eprintln!("berth dev: controller on {endpoint}, data in {}; Ctrl-C to stop", args.data_dir.display());
+
+    shutdown_signal().await;
+    tracing::info!("berth dev: shutting down");
+    let _ = stop_tx.send(());
+    match agent_task.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "agent stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "agent task failed"),
+        Ok(Ok(())) => {}
+    }
+    controller.stop().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

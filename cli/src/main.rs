@@ -1,1 +1,164 @@
-fn main() {}
+//! # berth — the command line
+//!
+//! `berth [--endpoint URL[,URL…]] [--cluster NAME] [-o table|json] COMMAND`
+//!
+//! * `main.rs`  — the argument tree (clap derive), dispatch, and the one place that turns an
+//!   error into `error: …` on stderr and a non-zero exit code.
+//! * [`dev`]    — `berth dev`: a one-node controller and agent in this process (the lead's module;
+//!   it needs no connection, so it is dispatched before connecting).
+//! * [`client`] — connects to the first endpoint that answers and unwraps replies (`ObjectReply`
+//!   warnings go to stderr as `warning: …`; a `Status` becomes a [`error::CliError`]).
+//! * [`cmd`]    — one module per resource (cluster, taskdef, service, task, instance): build the
+//!   request, call, hand the reply JSON to [`output`].
+//! * [`output`] — tables and pretty JSON. Pure functions over `berth_proto::model` types.
+//!
+//! Nothing here interprets cluster state beyond formatting it; the server validates and decides.
+
+mod client;
+mod cmd;
+mod dev;
+mod error;
+mod output;
+
+use clap::{Parser, Subcommand};
+use output::Format;
+use std::process::ExitCode;
+
+/// Default gRPC endpoint of a controller (what `berth dev` listens on).
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7600";
+
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about = "Berth: a self-hosted container orchestrator modeled on Amazon ECS")]
+pub struct Cli {
+    /// Controller endpoint(s), comma separated; tried in order until one connects.
+    #[arg(long, global = true, env = "BERTH_ENDPOINT", value_delimiter = ',', default_value = DEFAULT_ENDPOINT)]
+    endpoint: Vec<String>,
+    /// Cluster to act on.
+    #[arg(long, global = true, env = "BERTH_CLUSTER", default_value = berth_proto::model::DEFAULT_CLUSTER)]
+    cluster: String,
+    /// Output format: human tables, or the ECS API JSON shapes (pretty-printed).
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a one-node controller and a local agent in this process.
+    Dev(dev::DevArgs),
+    /// Create, describe, list and delete clusters.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCmd),
+    /// Register, describe, list and deregister task definitions.
+    #[command(subcommand)]
+    Taskdef(cmd::taskdef::TaskdefCmd),
+    /// Create, update, describe, list, delete and wait for services.
+    #[command(subcommand)]
+    Service(cmd::service::ServiceCmd),
+    /// Run, list, describe and stop tasks.
+    #[command(subcommand)]
+    Task(cmd::task::TaskCmd),
+    /// List and describe container instances.
+    #[command(subcommand)]
+    Instance(cmd::instance::InstanceCmd),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` keeps the context chain on one line.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = match cli.command {
+        Command::Dev(args) => return dev::run(args).await,
+        other => other,
+    };
+    let mut api = client::Api::connect(&cli.endpoint, &cli.cluster).await?;
+    let out = cli.output;
+    match command {
+        Command::Dev(_) => unreachable!("dispatched above"),
+        Command::Cluster(c) => cmd::cluster::run(c, &mut api, out).await,
+        Command::Taskdef(c) => cmd::taskdef::run(c, &mut api, out).await,
+        Command::Service(c) => cmd::service::run(c, &mut api, out).await,
+        Command::Task(c) => cmd::task::run(c, &mut api, out).await,
+        Command::Instance(c) => cmd::instance::run(c, &mut api, out).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_contract_command_parses() {
+        for line in [
+            "dev --data-dir /tmp/x --listen 127.0.0.1:7601 --attribute a=b --attribute c=d",
+            "cluster create c1",
+            "cluster describe c1",
+            "cluster delete c1",
+            "cluster list",
+            "taskdef register web.json --family web",
+            "taskdef describe web:2",
+            "taskdef list --family web",
+            "taskdef deregister web:1",
+            "service create web --taskdef web --desired-count 3",
+            "service update web --desired-count 5 --taskdef web:2",
+            "service describe web",
+            "service list",
+            "service delete web --force",
+            "service wait-running web --count 3 --timeout 90s --with-ports",
+            "task run --taskdef web:1 --count 2",
+            "task list --service web --desired-status STOPPED",
+            "task describe 0123456789abcdef0123456789abcdef",
+            "task stop 0123 --reason because",
+            "task urls --service web",
+            "instance list",
+            "instance describe abc",
+            "-o json --cluster prod --endpoint http://a:1,http://b:2 task list",
+            "task list -o json",
+        ] {
+            parse(&line.split(' ').collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn endpoints_split_on_commas_and_globals_have_defaults() {
+        let cli = parse(&["--endpoint", "http://a:1,http://b:2", "cluster", "list"]);
+        assert_eq!(cli.endpoint, ["http://a:1", "http://b:2"]);
+        let cli = parse(&["instance", "list"]);
+        assert_eq!(cli.cluster, "default");
+        assert!(matches!(cli.output, Format::Table));
+    }
+
+    #[test]
+    fn desired_status_is_case_insensitive_and_checked() {
+        parse(&["task", "list", "--desired-status", "running"]);
+        assert!(Cli::try_parse_from(["berth", "task", "list", "--desired-status", "PENDING"]).is_err());
+    }
+
+    #[test]
+    fn service_create_requires_taskdef_and_count() {
+        assert!(Cli::try_parse_from(["berth", "service", "create", "web", "--taskdef", "web"]).is_err());
+        assert!(Cli::try_parse_from(["berth", "service", "create", "web", "--desired-count", "1"]).is_err());
+    }
+}

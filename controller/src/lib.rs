@@ -1,20 +1,33 @@
 //! # berth-controller — the control plane
 //!
 //! Data flow: a gRPC request (`api/`) or an agent message (`dispatcher/`) becomes a
-//! [`store::Command`], proposed to Raft (`raft/`), committed by a majority, persisted (`storage/`)
-//! and applied in log order to the state machine (`store/`). Only then does the caller hear "ok".
-//! Leader-only loops (`orchestrator/`) read the state, decide with the pure `berth-scheduler`, and
-//! propose commands like any client.
+//! [`store::Command`], proposed to Raft (`raft/`, via `propose`), committed by a majority,
+//! persisted (`storage/`) and applied in log order to the state machine (`store/`). Only then does
+//! the caller hear "ok". Leader-only loops (`orchestrator/`) read the state, decide with the pure
+//! `berth-scheduler`, and propose commands like any client.
 //!
 //! * `storage/`      — key-value backend trait (sled, and in-memory for tests).
 //! * `raft/`         — the raft-rs Ready loop: log storage, transport, proposals, snapshots.
 //! * `store/`        — the replicated state machine: commands, apply, queries.
+//! * `propose`       — encode → propose → decode: the one way to change state.
 //! * `api/`          — the `berth.v1.Berth` gRPC service.
 //! * `dispatcher/`   — agent sessions (`berth.v1.AgentDispatch`).
 //! * `orchestrator/` — leader-only loops: the service reconciler.
-//! * `server`        — wires the parts together (`Controller::new(config).run(shutdown)`).
+//! * `server`        — wires the parts together (`Controller::start(config)`).
+//! * `clock`, `error` — injected time and ids; the crate's one error type.
 //!
-//! Must not touch: Docker (that is the agent's), clocks inside `store::apply`.
+//! Must not touch: Docker (that is the agent's), clocks or randomness inside `store::apply`.
 
+pub mod api;
+pub mod clock;
+pub mod dispatcher;
+pub mod error;
+pub mod orchestrator;
+pub mod propose;
 pub mod raft;
+pub mod server;
 pub mod storage;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use server::{Controller, ControllerConfig, RunningController};

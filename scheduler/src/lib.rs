@@ -1,1 +1,47 @@
-//! placeholder
+//! Berth's scheduler: a pure function from a cluster snapshot to a placement plan.
+//!
+//! No I/O, no clock, no global randomness: every entry point takes the snapshot and a `seed`,
+//! and the same inputs always give the same answer, so the controller can replay and property
+//! tests can explore. The controller builds the inputs from its store, calls in, and commits the
+//! returned plan through Raft itself (re-checking versions); nothing here touches tokio, tonic
+//! or sled.
+//!
+//! Data flow of [`place`]:
+//!
+//! ```text
+//!   &[InstanceView] ──► view::ClusterState (id-sorted working copy, updated per placement)
+//!                           │
+//!   each TaskRequest ──► filter::PIPELINE      INACTIVE → AGENT → RESOURCE:CPU → :MEMORY → :PORTS
+//!                           │ candidates                 (none left → plan::PlacementFailure)
+//!                           ▼
+//!                       strategy::narrow        Strategy list in order, each breaking earlier ties
+//!                           │                   (spread.rs, binpack.rs, random.rs)
+//!                           ▼
+//!                       seeded tie-break ──► Placement, recorded in ClusterState
+//! ```
+//!
+//! [`choose_victims`] (scale-in, `victims.rs`) runs the same strategies in reverse: unstarted
+//! tasks first, then whatever keeps the remaining distribution balanced.
+//!
+//! Modules: `view` (inputs, working copy), `filter` (feasibility, failure reasons), `strategy/`
+//! (ranking, parsing), `plan` (placement pass), `victims` (scale-in), `rng` (SplitMix64),
+//! `error` (the crate's error enum). Constraints (memberOf, distinctInstance) and the cluster
+//! query language will join as filter entries and a `query/` module.
+
+mod error;
+mod filter;
+mod plan;
+mod rng;
+mod strategy;
+mod victims;
+mod view;
+
+pub use error::SchedulerError;
+pub use filter::{FailureReason, MAX_RESERVED_PORTS};
+pub use plan::{Placement, PlacementFailure, Plan, place};
+pub use strategy::{
+    AVAILABILITY_ZONE_ATTRIBUTE, BinpackField, MAX_STRATEGIES, SpreadField, Strategy,
+    default_strategies, validate_strategies,
+};
+pub use victims::{VictimCandidate, choose_victims};
+pub use view::{InstanceView, TaskRequest};

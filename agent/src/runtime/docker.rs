@@ -1,0 +1,285 @@
+//! `DockerRuntime`: [`ContainerRuntime`] over the Docker Engine API with bollard 0.21.
+//!
+//! Connects to a unix socket (`unix:///var/run/docker.sock` by default, or `DOCKER_HOST`) or
+//! an `http://`/`tcp://` address, then negotiates the API version (Debian's 20.10 daemon speaks
+//! 1.41; bollard's default is newer). Logs always go to the `json-file` driver.
+
+use super::{
+    BoundPort, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, RuntimeError,
+};
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig,
+    HostConfigLogConfig, PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Default engine address.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Seconds a single engine request may take. Must exceed the longest stop timeout a task may
+/// ask for (ECS allows 120 s) plus the SIGKILL, since `stop` blocks until the container is down.
+const DOCKER_REQUEST_TIMEOUT_SECS: u64 = 300;
+
+/// The real container runtime.
+#[derive(Debug, Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+}
+
+impl DockerRuntime {
+    /// Connects to `host` (default [`DEFAULT_DOCKER_HOST`]) and negotiates the API version.
+    pub async fn connect(host: Option<&str>) -> Result<Self, RuntimeError> {
+        let host = host.unwrap_or(DEFAULT_DOCKER_HOST);
+        let docker = if host.starts_with("unix://") || host.starts_with('/') {
+            Docker::connect_with_unix(
+                host,
+                DOCKER_REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            Docker::connect_with_http(
+                host,
+                DOCKER_REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
+        } else {
+            return Err(RuntimeError::Unavailable(format!("unsupported docker host {host}")));
+        }
+        .map_err(|e| RuntimeError::Unavailable(format!("{host}: {e}")))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| RuntimeError::Unavailable(format!("{host}: {e}")))?;
+        Ok(Self { docker })
+    }
+
+    /// The underlying bollard client (for tests that need engine calls the trait lacks).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+fn map_err(context: &str, e: BollardError) -> RuntimeError {
+    match e {
+        BollardError::DockerResponseServerError { status_code: 404, message } => {
+            RuntimeError::NotFound(format!("{context}: {message}"))
+        }
+        BollardError::DockerResponseServerError { status_code: 409, message } => {
+            RuntimeError::Conflict(format!("{context}: {message}"))
+        }
+        BollardError::DockerResponseServerError { message, .. } => {
+            RuntimeError::Engine(format!("{context}: {message}"))
+        }
+        BollardError::SocketNotFoundError(p) => RuntimeError::Unavailable(p),
+        other => RuntimeError::Engine(format!("{context}: {other}")),
+    }
+}
+
+fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    if spec.network_mode != "none" {
+        for pm in &spec.port_mappings {
+            let key = format!("{}/{}", pm.container_port, pm.protocol);
+            exposed.push(key.clone());
+            if spec.network_mode != "host" {
+                let host_port = pm.host_port.filter(|p| *p != 0).map(|p| p.to_string());
+                bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(
+                    PortBinding { host_ip: None, host_port: Some(host_port.unwrap_or_default()) },
+                );
+            }
+        }
+    }
+    let labels: HashMap<String, String> =
+        spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: spec.entrypoint.clone(),
+        cmd: spec.cmd.clone(),
+        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+        labels: Some(labels),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        hostname: spec.hostname.clone(),
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+        stop_timeout: spec.stop_timeout.map(|t| t.as_secs() as i64),
+        host_config: Some(HostConfig {
+            port_bindings: (!bindings.is_empty()).then_some(bindings),
+            memory: spec.memory_bytes,
+            memory_reservation: spec.memory_reservation_bytes,
+            cpu_shares: spec.cpu_shares,
+            network_mode: Some(spec.network_mode.clone()),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".to_string()),
+                config: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn parse_port_key(key: &str) -> Option<(u16, String)> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    Some((port.parse().ok()?, proto.to_string()))
+}
+
+#[async_trait]
+impl ContainerRuntime for DockerRuntime {
+    async fn version(&self) -> Result<String, RuntimeError> {
+        let v = self.docker.version().await.map_err(|e| map_err("version", e))?;
+        Ok(v.version.unwrap_or_default())
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(map_err("inspect image", e)),
+        }
+    }
+
+    async fn pull_image(&self, image: &str) -> Result<(), RuntimeError> {
+        // `from_image` with the tag inside the reference: the engine splits `repo:tag` itself.
+        let opts = CreateImageOptionsBuilder::default().from_image(image).build();
+        let mut stream = Box::pin(self.docker.create_image(Some(opts), None, None));
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                return Err(RuntimeError::Pull { image: image.to_string(), message: e.to_string() });
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let resp = self
+            .docker
+            .create_container(Some(opts), create_body(spec))
+            .await
+            .map_err(|e| map_err(&format!("create {}", spec.name), e))?;
+        Ok(resp.id)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.docker.start_container(id, None).await.map_err(|e| map_err(&format!("start {id}"), e))
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
+        let r = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| map_err(&format!("inspect {id}"), e))?;
+        let st = r.state.unwrap_or_default();
+        let state = match st.status {
+            Some(ContainerStateStatusEnum::CREATED) => ContainerState::Created,
+            Some(ContainerStateStatusEnum::RUNNING)
+            | Some(ContainerStateStatusEnum::PAUSED)
+            | Some(ContainerStateStatusEnum::RESTARTING) => ContainerState::Running,
+            Some(ContainerStateStatusEnum::EXITED) | Some(ContainerStateStatusEnum::DEAD) => {
+                ContainerState::Exited
+            }
+            _ => ContainerState::Other,
+        };
+        let config = r.config.unwrap_or_default();
+        let mut ports = Vec::new();
+        let port_map = r.network_settings.and_then(|n| n.ports).unwrap_or_default();
+        for (key, bindings) in port_map {
+            let Some((container_port, protocol)) = parse_port_key(&key) else { continue };
+            for b in bindings.unwrap_or_default() {
+                let Some(host_port) = b.host_port.and_then(|p| p.parse::<u16>().ok()) else {
+                    continue;
+                };
+                let host_ip = b.host_ip.unwrap_or_default();
+                // Docker binds IPv4 and IPv6 separately; report the IPv4 (or wildcard) one.
+                if host_ip.contains(':') {
+                    continue;
+                }
+                ports.push(BoundPort {
+                    container_port,
+                    host_port,
+                    protocol: protocol.clone(),
+                    host_ip: if host_ip.is_empty() { "0.0.0.0".to_string() } else { host_ip },
+                });
+            }
+        }
+        ports.sort();
+        ports.dedup();
+        Ok(ContainerInfo {
+            id: r.id.unwrap_or_else(|| id.to_string()),
+            name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            image: config.image.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default().into_iter().collect(),
+            state,
+            exit_code: if state == ContainerState::Exited { st.exit_code } else { None },
+            ports,
+            error: st.error.filter(|e| !e.is_empty()),
+        })
+    }
+
+    async fn stop(&self, id: &str, timeout: Duration) -> Result<(), RuntimeError> {
+        let secs = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        let opts = StopContainerOptionsBuilder::default().t(secs).build();
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) => Err(map_err(&format!("stop {id}"), e)),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let opts = RemoveContainerOptionsBuilder::default().v(true).build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(map_err(&format!("remove {id}"), e)),
+        }
+    }
+
+    async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![format!("{key}={value}")]);
+        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|e| map_err("list", e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let state = match c.state {
+                    Some(ContainerSummaryStateEnum::CREATED) => ContainerState::Created,
+                    Some(ContainerSummaryStateEnum::RUNNING)
+                    | Some(ContainerSummaryStateEnum::PAUSED)
+                    | Some(ContainerSummaryStateEnum::RESTARTING) => ContainerState::Running,
+                    Some(ContainerSummaryStateEnum::EXITED)
+                    | Some(ContainerSummaryStateEnum::DEAD) => ContainerState::Exited,
+                    _ => ContainerState::Other,
+                };
+                Some(ContainerInfo {
+                    id: c.id?,
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    image: c.image.unwrap_or_default(),
+                    labels: c.labels.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
+                    state,
+                    exit_code: None,
+                    ports: Vec::new(),
+                    error: None,
+                })
+            })
+            .collect())
+    }
+}

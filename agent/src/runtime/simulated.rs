@@ -1,0 +1,270 @@
+//! `SimulatedRuntime`: an in-memory container engine for unit tests and scale simulations.
+//!
+//! It is a fake, named as such, and never stands where a user expects Docker. Images are "cached"
+//! when added with [`SimulatedRuntime::add_cached_image`] and "pullable" when added with
+//! [`SimulatedRuntime::add_registry_image`]. Started containers run until test code calls
+//! [`SimulatedRuntime::exit_container`] or the agent stops them. Dynamic host ports come from a
+//! counter starting at [`FIRST_DYNAMIC_PORT`]. One command is understood so that the shared
+//! conformance suite can run unchanged against both runtimes: a container whose command ends in
+//! `-c "exit N"` (e.g. `sh -c 'exit 3'`) exits with code N as soon as it starts.
+
+use super::{
+    BoundPort, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, RuntimeError,
+};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// First dynamic host port handed out (Docker's default ephemeral range starts here too).
+pub const FIRST_DYNAMIC_PORT: u16 = 49153;
+
+#[derive(Debug, Default)]
+struct SimState {
+    cached: HashSet<String>,
+    registry: HashSet<String>,
+    pulls: HashMap<String, u32>,
+    containers: BTreeMap<String, ContainerInfo>,
+    next_id: u64,
+    next_port: u16,
+    creates: u64,
+    /// Names of containers that ignore SIGTERM (stop ends with 137 instead of 143).
+    ignores_sigterm: HashSet<String>,
+    fail_create: Option<String>,
+    /// The spec each container was created from (its "config": port mappings, network mode).
+    specs: HashMap<String, ContainerSpec>,
+}
+
+/// In-memory fake container engine. Cheap to clone (shared state).
+#[derive(Debug, Clone, Default)]
+pub struct SimulatedRuntime {
+    state: Arc<Mutex<SimState>>,
+}
+
+impl SimulatedRuntime {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panic while holding this lock can only come from a bug in this file; keep going
+        // with the data as it is rather than poisoning every later test step.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `image` present locally, as if pulled earlier.
+    pub fn add_cached_image(&self, image: &str) {
+        self.lock().cached.insert(image.to_string());
+    }
+
+    /// Makes `image` pullable (it exists in the simulated registry).
+    pub fn add_registry_image(&self, image: &str) {
+        self.lock().registry.insert(image.to_string());
+    }
+
+    /// Removes `image` from the local cache.
+    pub fn remove_cached_image(&self, image: &str) {
+        self.lock().cached.remove(image);
+    }
+
+    /// How many pull attempts (successful or not) were made for `image`.
+    pub fn pull_count(&self, image: &str) -> u32 {
+        self.lock().pulls.get(image).copied().unwrap_or(0)
+    }
+
+    /// How many containers were ever created.
+    pub fn create_count(&self) -> u64 {
+        self.lock().creates
+    }
+
+    /// Makes every later `create` fail with `message`.
+    pub fn fail_creates(&self, message: Option<&str>) {
+        self.lock().fail_create = message.map(str::to_string);
+    }
+
+    /// Marks the container named `name` as ignoring SIGTERM: a stop then ends with exit code 137.
+    pub fn ignore_sigterm(&self, name: &str) {
+        self.lock().ignores_sigterm.insert(name.to_string());
+    }
+
+    /// Makes a running container exit with `code`. Returns false if no such running container.
+    pub fn exit_container(&self, id_or_name: &str, code: i64) -> bool {
+        let mut st = self.lock();
+        let Some(c) = find_mut(&mut st.containers, id_or_name) else { return false };
+        if c.state != ContainerState::Running {
+            return false;
+        }
+        c.state = ContainerState::Exited;
+        c.exit_code = Some(code);
+        c.ports.clear();
+        true
+    }
+
+    /// Snapshot of all containers (for test assertions).
+    pub fn containers(&self) -> Vec<ContainerInfo> {
+        self.lock().containers.values().cloned().collect()
+    }
+}
+
+/// `[.., "-c", "exit N"]` → N.
+fn scripted_exit(spec: &ContainerSpec) -> Option<i64> {
+    let cmd = spec.cmd.as_ref()?;
+    match cmd.as_slice() {
+        [.., flag, script] if flag == "-c" => script.trim().strip_prefix("exit ")?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn find_mut<'a>(
+    containers: &'a mut BTreeMap<String, ContainerInfo>,
+    id_or_name: &str,
+) -> Option<&'a mut ContainerInfo> {
+    if containers.contains_key(id_or_name) {
+        return containers.get_mut(id_or_name);
+    }
+    containers.values_mut().find(|c| c.name == id_or_name)
+}
+
+#[async_trait]
+impl ContainerRuntime for SimulatedRuntime {
+    async fn version(&self) -> Result<String, RuntimeError> {
+        Ok("simulated".to_string())
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
+        Ok(self.lock().cached.contains(image))
+    }
+
+    async fn pull_image(&self, image: &str) -> Result<(), RuntimeError> {
+        let mut st = self.lock();
+        *st.pulls.entry(image.to_string()).or_default() += 1;
+        if st.registry.contains(image) {
+            st.cached.insert(image.to_string());
+            Ok(())
+        } else {
+            Err(RuntimeError::Pull {
+                image: image.to_string(),
+                message: "simulated registry has no such image".to_string(),
+            })
+        }
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let mut st = self.lock();
+        if let Some(msg) = &st.fail_create {
+            return Err(RuntimeError::Engine(msg.clone()));
+        }
+        if !st.cached.contains(&spec.image) {
+            return Err(RuntimeError::NotFound(format!("image {}", spec.image)));
+        }
+        if st.containers.values().any(|c| c.name == spec.name) {
+            return Err(RuntimeError::Conflict(format!("name {} is in use", spec.name)));
+        }
+        st.next_id += 1;
+        st.creates += 1;
+        let id = format!("sim{:061x}", st.next_id);
+        let info = ContainerInfo {
+            id: id.clone(),
+            name: spec.name.clone(),
+            image: spec.image.clone(),
+            labels: spec.labels.clone(),
+            state: ContainerState::Created,
+            exit_code: None,
+            ports: Vec::new(),
+            error: None,
+        };
+        st.containers.insert(id.clone(), info);
+        st.specs.insert(id.clone(), spec.clone());
+        Ok(id)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut st = self.lock();
+        let spec = find_mut(&mut st.containers, id).map(|c| c.id.clone());
+        let spec = spec.and_then(|key| st.specs.get(&key).cloned());
+        if st.next_port == 0 {
+            st.next_port = FIRST_DYNAMIC_PORT;
+        }
+        let mut next_port = st.next_port;
+        let c = find_mut(&mut st.containers, id)
+            .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
+        if c.state == ContainerState::Running {
+            return Ok(());
+        }
+        c.state = ContainerState::Running;
+        c.exit_code = None;
+        c.ports.clear();
+        if let Some(spec) = spec {
+            for pm in &spec.port_mappings {
+                let host_port = match (spec.network_mode.as_str(), pm.host_port) {
+                    ("none", _) => continue,
+                    ("host", _) => pm.container_port,
+                    (_, Some(p)) if p != 0 => p,
+                    _ => {
+                        let p = next_port;
+                        next_port = next_port.saturating_add(1);
+                        p
+                    }
+                };
+                c.ports.push(BoundPort {
+                    container_port: pm.container_port,
+                    host_port,
+                    protocol: pm.protocol.clone(),
+                    host_ip: "0.0.0.0".to_string(),
+                });
+            }
+        }
+        if let Some(code) = spec.as_ref().and_then(scripted_exit) {
+            c.state = ContainerState::Exited;
+            c.exit_code = Some(code);
+            c.ports.clear();
+        }
+        st.next_port = next_port;
+        Ok(())
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
+        let mut st = self.lock();
+        find_mut(&mut st.containers, id)
+            .map(|c| c.clone())
+            .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))
+    }
+
+    async fn stop(&self, id: &str, _timeout: Duration) -> Result<(), RuntimeError> {
+        let mut st = self.lock();
+        let SimState { containers, ignores_sigterm, .. } = &mut *st;
+        let c = find_mut(containers, id)
+            .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
+        if c.state == ContainerState::Running {
+            // SIGTERM ends the process with 143; one that ignores it is SIGKILLed (137).
+            c.exit_code = Some(if ignores_sigterm.contains(&c.name) { 137 } else { 143 });
+            c.state = ContainerState::Exited;
+            c.ports.clear();
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut st = self.lock();
+        let key = match find_mut(&mut st.containers, id) {
+            Some(c) if c.state == ContainerState::Running => {
+                return Err(RuntimeError::Conflict(format!("container {id} is running")));
+            }
+            Some(c) => c.id.clone(),
+            None => return Ok(()),
+        };
+        st.containers.remove(&key);
+        st.specs.remove(&key);
+        Ok(())
+    }
+
+    async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        Ok(self
+            .lock()
+            .containers
+            .values()
+            .filter(|c| c.label(key) == Some(value))
+            .cloned()
+            .collect())
+    }
+}

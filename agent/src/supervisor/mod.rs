@@ -1,0 +1,253 @@
+//! # supervisor — one state machine per task
+//!
+//! Data flow: the session hands [`Supervisor::apply`] the controller's `Assignments`; each task
+//! gets a worker (`worker.rs`) fed by a watch channel of its desired status. Workers read a
+//! shared, numbered snapshot of this instance's containers from the observer (`observer.rs`,
+//! polling the runtime), ask the pure core (`decide.rs`) for the next step, execute it, and
+//! publish reports to the [`ReportBoard`], which keeps the latest report per task (re-sent after
+//! a reconnect) and streams changes to the session.
+//!
+//! * `spec.rs`   — assignment JSON → container specs (names, labels, resources, ports). Pure.
+//! * `decide.rs` — phase + observed containers → next step; report building. Pure.
+//! * `images.rs` — pull behaviours (default / always / once / prefer-cached).
+//!
+//! Adoption needs nothing special: a worker's first decision is made on a snapshot that already
+//! shows the containers a previous agent process created (same labels, same names), so it starts
+//! what is created, keeps what runs, and creates only what is missing. Containers of this
+//! instance that belong to no assigned task are stopped and removed once a full assignment set
+//! has arrived. The supervisor never touches containers labelled with another instance id.
+
+pub mod decide;
+pub mod images;
+pub mod observer;
+pub mod spec;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use crate::Clock;
+use crate::config::PullBehavior;
+use crate::runtime::ContainerRuntime;
+use berth_proto::model::{STOPPED, TaskStatusReport};
+use berth_proto::v1::Assignment;
+use decide::{Desired, Phase, STOP_CODE_FAILED_TO_START};
+use spec::Placement;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use worker::{DesiredState, WorkerContext, WorkerInit};
+
+/// How long `apply` waits for a fresh container snapshot before sweeping orphans; if the engine
+/// does not answer in time the sweep is skipped until the next full assignment set.
+const ORPHAN_SWEEP_SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    pub instance_id: String,
+    pub cluster: String,
+    pub pull_behavior: PullBehavior,
+    pub poll_interval: Duration,
+    pub task_cleanup_wait: Duration,
+}
+
+/// Latest report per task, plus a stream of every new one.
+pub struct ReportBoard {
+    latest: Mutex<HashMap<String, TaskStatusReport>>,
+    tx: mpsc::UnboundedSender<TaskStatusReport>,
+}
+
+impl ReportBoard {
+    pub fn publish(&self, report: TaskStatusReport) {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(report.task_id.clone(), report.clone());
+        // The receiver is gone only while the agent shuts down; the latest map still has it.
+        let _ = self.tx.send(report);
+    }
+
+    pub fn latest(&self) -> Vec<TaskStatusReport> {
+        let mut v: Vec<_> = self.latest.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        v.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+        v
+    }
+
+    pub fn get(&self, task_id: &str) -> Option<TaskStatusReport> {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).get(task_id).cloned()
+    }
+
+    fn forget(&self, task_id: &str) {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).remove(task_id);
+    }
+}
+
+struct TaskEntry {
+    version: u64,
+    desired_tx: watch::Sender<DesiredState>,
+    handle: JoinHandle<()>,
+}
+
+/// Owns the task workers and the observer of one agent instance.
+pub struct Supervisor {
+    cfg: SupervisorConfig,
+    ctx: Arc<WorkerContext>,
+    tasks: HashMap<String, TaskEntry>,
+    observer_handle: JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// Starts the observer; reports stream out of the returned receiver.
+    pub fn new(
+        runtime: Arc<dyn ContainerRuntime>,
+        cfg: SupervisorConfig,
+        clock: Arc<dyn Clock>,
+    ) -> (Supervisor, mpsc::UnboundedReceiver<TaskStatusReport>) {
+        let (observer, observer_handle) =
+            observer::spawn(runtime.clone(), cfg.instance_id.clone(), cfg.poll_interval);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ctx = Arc::new(WorkerContext {
+            runtime,
+            observer,
+            images: Arc::new(images::ImagePreparer::default()),
+            pull_behavior: cfg.pull_behavior,
+            reports: Arc::new(ReportBoard { latest: Mutex::new(HashMap::new()), tx }),
+            clock,
+            task_cleanup_wait: cfg.task_cleanup_wait,
+        });
+        (Supervisor { cfg, ctx, tasks: HashMap::new(), observer_handle }, rx)
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.cfg.instance_id
+    }
+
+    /// The latest report of every task (re-sent after a reconnect).
+    pub fn latest_reports(&self) -> Vec<TaskStatusReport> {
+        self.ctx.reports.latest()
+    }
+
+    /// The latest report of one task.
+    pub fn report(&self, task_id: &str) -> Option<TaskStatusReport> {
+        self.ctx.reports.get(task_id)
+    }
+
+    /// Applies assignments. With `full`, tasks absent from the set are stopped and removed, and
+    /// so are containers of this instance that belong to no assigned task.
+    pub async fn apply(&mut self, full: bool, assignments: &[Assignment]) {
+        for a in assignments {
+            self.apply_one(a);
+        }
+        if !full {
+            return;
+        }
+        let assigned: HashSet<&str> = assignments.iter().map(|a| a.task_id.as_str()).collect();
+        let mut forget = Vec::new();
+        for (id, entry) in &self.tasks {
+            if assigned.contains(id.as_str()) {
+                continue;
+            }
+            if entry.handle.is_finished() {
+                forget.push(id.clone());
+            } else {
+                entry.desired_tx.send_modify(|d| d.desired = Desired::Stopped);
+            }
+        }
+        for id in forget {
+            self.tasks.remove(&id);
+            self.ctx.reports.forget(&id);
+        }
+        self.sweep_orphans().await;
+    }
+
+    fn apply_one(&mut self, a: &Assignment) {
+        let desired = match a.desired_status.as_str() {
+            "RUNNING" => Desired::Running,
+            STOPPED => Desired::Stopped,
+            other => {
+                tracing::warn!(task_id = %a.task_id, desired = other, "assignment with unknown desired status; ignored");
+                return;
+            }
+        };
+        if a.task_id.is_empty() {
+            tracing::warn!("assignment without a task id; ignored");
+            return;
+        }
+        let parsed = spec::parse_assignment(&a.task_json, &a.task_definition_json);
+        let (stop_code, stopped_reason) = match &parsed {
+            Ok((task, _)) => (task.stop_code.clone(), task.stopped_reason.clone()),
+            Err(_) => (None, None),
+        };
+        let state = DesiredState { desired, stop_code, stopped_reason };
+        if let Some(entry) = self.tasks.get_mut(&a.task_id) {
+            if a.version < entry.version {
+                tracing::debug!(task_id = %a.task_id, version = a.version, have = entry.version, "stale assignment ignored");
+                return;
+            }
+            entry.version = a.version;
+            entry.desired_tx.send_if_modified(|d| {
+                let changed = *d != state;
+                *d = state;
+                changed
+            });
+            return;
+        }
+        let placement = Placement { instance_id: self.cfg.instance_id.clone(), cluster: self.cfg.cluster.clone() };
+        let (plan, phase) = match parsed
+            .and_then(|(_, def)| spec::plan_task(&a.task_id, a.version, &def, &placement)
+                .map_err(|e| format!("CannotCreateContainerError: {e}")))
+        {
+            Ok(plan) => (Some(plan), Phase::Starting),
+            Err(reason) => {
+                tracing::warn!(task_id = %a.task_id, %reason, "cannot run assignment");
+                let reason = if reason.starts_with("Cannot") { reason } else { format!("invalid assignment: {reason}") };
+                (None, Phase::Stopping {
+                    stop_code: Some(STOP_CODE_FAILED_TO_START.into()),
+                    reason: Some(reason),
+                    reached_running: false,
+                })
+            }
+        };
+        let init = WorkerInit { task_id: a.task_id.clone(), plan, phase, silent: false };
+        self.spawn_worker(init, a.version, state);
+    }
+
+    fn spawn_worker(&mut self, init: WorkerInit, version: u64, state: DesiredState) {
+        let task_id = init.task_id.clone();
+        let (desired_tx, desired_rx) = watch::channel(state);
+        let handle = tokio::spawn(worker::run(self.ctx.clone(), init, desired_rx));
+        self.tasks.insert(task_id, TaskEntry { version, desired_tx, handle });
+    }
+
+    async fn sweep_orphans(&mut self) {
+        let mut rx = self.ctx.observer.subscribe();
+        let snap = match tokio::time::timeout(ORPHAN_SWEEP_SNAPSHOT_WAIT, self.ctx.observer.fresh(&mut rx)).await {
+            Ok(Some(s)) => s,
+            _ => {
+                tracing::warn!("no container snapshot in time; orphan sweep skipped");
+                return;
+            }
+        };
+        let orphans: Vec<String> =
+            snap.by_task.keys().filter(|id| !self.tasks.contains_key(*id)).cloned().collect();
+        for id in orphans {
+            tracing::info!(task_id = %id, "stopping and removing containers of an unassigned task");
+            let init = WorkerInit { task_id: id, plan: None, phase: Phase::Starting, silent: true };
+            let state = DesiredState { desired: Desired::Stopped, stop_code: None, stopped_reason: None };
+            self.spawn_worker(init, 0, state);
+        }
+    }
+
+    /// Stops the workers and the observer, leaving containers as they are.
+    pub fn shutdown(&mut self) {
+        for entry in self.tasks.values() {
+            entry.handle.abort();
+        }
+        self.observer_handle.abort();
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

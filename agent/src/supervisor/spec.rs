@@ -1,0 +1,209 @@
+//! From an assignment (Task + TaskDefinition JSON) to the container specs to create. Pure.
+
+use crate::runtime::{
+    ContainerSpec, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE_ID, LABEL_STOP_TIMEOUT,
+    LABEL_TASK_ID, LABEL_TASK_VERSION, PortMappingSpec,
+};
+use berth_proto::model::{ContainerDefinition, Task, TaskDefinition};
+use std::time::Duration;
+
+/// ECS default grace period between SIGTERM and SIGKILL (`ECS_CONTAINER_STOP_TIMEOUT`).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The kernel minimum for CPU shares; ECS turns a null, 0 or 1 `cpu` into 2.
+const MIN_CPU_SHARES: i64 = 2;
+
+const MIB: i64 = 1024 * 1024;
+
+/// Where a task runs: the identity labels every container gets.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub instance_id: String,
+    pub cluster: String,
+}
+
+/// One container to run, in definition order.
+#[derive(Debug, Clone)]
+pub struct PlannedContainer {
+    pub name: String,
+    pub essential: bool,
+    pub spec: ContainerSpec,
+}
+
+/// Everything the supervisor needs to run one task.
+#[derive(Debug, Clone)]
+pub struct TaskPlan {
+    pub task_id: String,
+    pub containers: Vec<PlannedContainer>,
+    /// Things the host cannot honour, logged once when the task starts.
+    pub warnings: Vec<String>,
+}
+
+/// Parses an assignment's JSON documents; the error names the document that is bad.
+pub fn parse_assignment(task_json: &str, def_json: &str) -> Result<(Task, TaskDefinition), String> {
+    let task: Task = serde_json::from_str(task_json).map_err(|e| format!("task JSON: {e}"))?;
+    let def: TaskDefinition =
+        serde_json::from_str(def_json).map_err(|e| format!("task definition JSON: {e}"))?;
+    Ok((task, def))
+}
+
+/// Builds the plan, or a `CannotCreateContainerError`-style message for a definition this host
+/// cannot run.
+pub fn plan_task(
+    task_id: &str,
+    version: u64,
+    def: &TaskDefinition,
+    placement: &Placement,
+) -> Result<TaskPlan, String> {
+    let network_mode = match def.network_mode() {
+        m @ ("bridge" | "host" | "none") => m.to_string(),
+        other => return Err(format!("network mode {other} is not supported on this host")),
+    };
+    if def.container_definitions.is_empty() {
+        return Err("task definition has no containers".to_string());
+    }
+    let mut warnings = Vec::new();
+    let containers = def
+        .container_definitions
+        .iter()
+        .map(|c| PlannedContainer {
+            name: c.name.clone(),
+            essential: c.is_essential(),
+            spec: container_spec(task_id, version, def, c, &network_mode, placement, &mut warnings),
+        })
+        .collect();
+    Ok(TaskPlan { task_id: task_id.to_string(), containers, warnings })
+}
+
+/// `berth-<family>-<rev>-<container>-<first 12 of task id>`.
+pub fn container_name(def: &TaskDefinition, container: &str, task_id: &str) -> String {
+    let short: String = task_id.chars().take(12).collect();
+    let raw = format!("berth-{}-{}-{}-{}", def.family, def.revision.unwrap_or(0), container, short);
+    // Docker names allow [a-zA-Z0-9_.-]; family and container names already fit, but never
+    // hand the engine a name it rejects.
+    raw.chars().map(|ch| if ch.is_ascii_alphanumeric() || "_.-".contains(ch) { ch } else { '-' }).collect()
+}
+
+fn container_spec(
+    task_id: &str,
+    version: u64,
+    def: &TaskDefinition,
+    c: &ContainerDefinition,
+    network_mode: &str,
+    placement: &Placement,
+    warnings: &mut Vec<String>,
+) -> ContainerSpec {
+    let stop_timeout = c
+        .stop_timeout
+        .filter(|t| *t >= 0)
+        .map(|t| Duration::from_secs(t as u64))
+        .unwrap_or(DEFAULT_STOP_TIMEOUT);
+    let mut labels: std::collections::BTreeMap<String, String> =
+        c.docker_labels.clone().unwrap_or_default();
+    labels.insert(LABEL_TASK_ID.into(), task_id.into());
+    labels.insert(LABEL_CONTAINER_NAME.into(), c.name.clone());
+    labels.insert(LABEL_INSTANCE_ID.into(), placement.instance_id.clone());
+    labels.insert(LABEL_CLUSTER.into(), placement.cluster.clone());
+    labels.insert(LABEL_TASK_VERSION.into(), version.to_string());
+    labels.insert(LABEL_STOP_TIMEOUT.into(), stop_timeout.as_secs().to_string());
+
+    let env = c
+        .environment
+        .iter()
+        .flatten()
+        .filter_map(|kv| Some(format!("{}={}", kv.name.as_deref()?, kv.value.as_deref().unwrap_or(""))))
+        .collect();
+    if c.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
+        warnings.push(format!("container {}: secrets are not supported yet; ignored", c.name));
+    }
+    if let Some(lc) = &c.log_configuration
+        && lc.log_driver != "json-file"
+    {
+        warnings.push(format!(
+            "container {}: log driver {} is not available; using json-file",
+            c.name, lc.log_driver
+        ));
+    }
+
+    let mut port_mappings = Vec::new();
+    for pm in c.port_mappings.iter().flatten() {
+        let Some(cp) = pm.container_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0)
+        else {
+            warnings.push(format!("container {}: port mapping without a valid containerPort", c.name));
+            continue;
+        };
+        let host_port = pm.host_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
+        let protocol = pm.protocol.as_deref().unwrap_or("tcp").to_ascii_lowercase();
+        port_mappings.push(PortMappingSpec { container_port: cp, host_port, protocol });
+    }
+
+    ContainerSpec {
+        name: container_name(def, &c.name, task_id),
+        image: c.image.clone(),
+        entrypoint: c.entry_point.clone(),
+        cmd: c.command.clone(),
+        env,
+        labels,
+        port_mappings,
+        memory_bytes: c.memory.filter(|m| *m > 0).map(|m| m.saturating_mul(MIB)),
+        memory_reservation_bytes: c.memory_reservation.filter(|m| *m > 0).map(|m| m.saturating_mul(MIB)),
+        cpu_shares: Some(c.cpu.unwrap_or(0).max(MIN_CPU_SHARES)),
+        network_mode: network_mode.to_string(),
+        hostname: c.hostname.clone(),
+        user: c.user.clone(),
+        working_dir: c.working_directory.clone(),
+        stop_timeout: Some(stop_timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_proto::model::{KeyValuePair, PortMapping};
+
+    fn def() -> TaskDefinition {
+        TaskDefinition {
+            family: "web".into(),
+            revision: Some(3),
+            container_definitions: vec![ContainerDefinition {
+                name: "app".into(),
+                image: "img:1".into(),
+                cpu: Some(1),
+                memory: Some(64),
+                memory_reservation: Some(32),
+                environment: Some(vec![KeyValuePair { name: Some("A".into()), value: Some("b".into()) }]),
+                port_mappings: Some(vec![PortMapping {
+                    container_port: Some(80),
+                    host_port: Some(0),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn spec_translates_resources_ports_env_and_labels() {
+        let p = Placement { instance_id: "i-1".into(), cluster: "c".into() };
+        let plan = plan_task("0123456789abcdef0123", 7, &def(), &p).expect("plan");
+        let s = &plan.containers[0].spec;
+        assert_eq!(s.name, "berth-web-3-app-0123456789ab");
+        assert_eq!(s.cpu_shares, Some(2));
+        assert_eq!(s.memory_bytes, Some(64 * MIB));
+        assert_eq!(s.memory_reservation_bytes, Some(32 * MIB));
+        assert_eq!(s.env, vec!["A=b".to_string()]);
+        assert_eq!(s.port_mappings[0].host_port, None);
+        assert_eq!(s.labels.get(LABEL_TASK_VERSION).map(String::as_str), Some("7"));
+        assert_eq!(s.labels.get(LABEL_STOP_TIMEOUT).map(String::as_str), Some("30"));
+        assert_eq!(s.network_mode, "bridge");
+    }
+
+    #[test]
+    fn awsvpc_network_mode_is_rejected() {
+        let mut d = def();
+        d.network_mode = Some("awsvpc".into());
+        let p = Placement { instance_id: "i".into(), cluster: "c".into() };
+        assert!(plan_task("t", 1, &d, &p).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! One task's worker: a loop that asks the pure core ([`super::decide`]) for the next step,
+//! executes it against the runtime, waits for a snapshot taken after the step, and publishes a
+//! report whenever the report changes.
+//!
+//! Waiting for a snapshot *newer than the step* before deciding again is what prevents duplicate
+//! containers: a decision is never made on a view that predates the last create.
+
+use super::decide::{self, Desired, Phase, STOP_CODE_FAILED_TO_START, Step, Times, View};
+use super::observer::{ObserverHandle, Snapshot};
+use super::spec::TaskPlan;
+use super::{ReportBoard, images::ImagePreparer};
+use crate::Clock;
+use crate::config::PullBehavior;
+use crate::runtime::{ContainerRuntime, RuntimeError};
+use berth_proto::model::TaskStatusReport;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Shared by all workers of one supervisor.
+pub struct WorkerContext {
+    pub runtime: Arc<dyn ContainerRuntime>,
+    pub observer: ObserverHandle,
+    pub images: Arc<ImagePreparer>,
+    pub pull_behavior: PullBehavior,
+    pub reports: Arc<ReportBoard>,
+    pub clock: Arc<dyn Clock>,
+    /// How long a task's stopped containers stay (for inspection) when the controller has not
+    /// yet said desired STOPPED.
+    pub task_cleanup_wait: Duration,
+}
+
+/// What the controller currently wants for the task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredState {
+    pub desired: Desired,
+    /// stopCode / stoppedReason from the controller's task, used when it stops the task.
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+}
+
+pub struct WorkerInit {
+    pub task_id: String,
+    pub plan: Option<TaskPlan>,
+    pub phase: Phase,
+    /// Orphans (tasks the controller no longer knows) are cleaned up without reports.
+    pub silent: bool,
+}
+
+fn failed(reason: String, reached_running: bool) -> Phase {
+    Phase::Stopping { stop_code: Some(STOP_CODE_FAILED_TO_START.into()), reason: Some(reason), reached_running }
+}
+
+/// Runs the task's state machine until its containers are stopped, reported and removed, or the
+/// supervisor goes away (then containers are left as they are, for a restarted agent to adopt).
+pub async fn run(ctx: Arc<WorkerContext>, init: WorkerInit, mut desired_rx: watch::Receiver<DesiredState>) {
+    let WorkerInit { task_id, plan, mut phase, silent } = init;
+    if let Some(plan) = &plan {
+        for w in &plan.warnings {
+            tracing::warn!(task_id = %task_id, "{w}");
+        }
+    }
+    let mut snap_rx = ctx.observer.subscribe();
+    let Some(mut snap) = ctx.observer.fresh(&mut snap_rx).await else { return };
+    let n = plan.as_ref().map_or(0, |p| p.containers.len());
+    let mut images_ready = vec![false; n];
+    let mut times = Times::default();
+    let mut last_report: Option<TaskStatusReport> = None;
+    let mut stopped_at: Option<Instant> = None;
+
+    loop {
+        let d = desired_rx.borrow_and_update().clone();
+        let cleanup_due = stopped_at.map(|t| t + ctx.task_cleanup_wait);
+        let view = View {
+            desired: d.desired,
+            plan: plan.as_ref(),
+            observed: snap.task(&task_id),
+            images_ready: &images_ready,
+            remove_when_stopped: d.desired == Desired::Stopped
+                || plan.is_none()
+                || cleanup_due.is_some_and(|t| Instant::now() >= t),
+            controller_stop: (d.stop_code.clone(), d.stopped_reason.clone()),
+        };
+        let (new_phase, step) = decide::decide(&view, &phase);
+        if let Some(p) = new_phase {
+            if matches!(p, Phase::Stopped { .. }) {
+                times.execution_stopped_at = Some(ctx.clock.now());
+                stopped_at = Some(Instant::now());
+            }
+            tracing::info!(task_id = %task_id, from = decide::last_status(&phase), to = ?p, "task transition");
+            phase = p;
+        }
+        // The STOPPED report is final: once sent, removal must not rewrite it.
+        let report_final = last_report.as_ref().is_some_and(|r| r.last_status == "STOPPED");
+        if !silent && !report_final {
+            let r = decide::build_report(&task_id, &phase, plan.as_ref(), snap.task(&task_id), &times);
+            if last_report.as_ref() != Some(&r) {
+                ctx.reports.publish(r.clone());
+                last_report = Some(r);
+            }
+        }
+        let outcome = match step {
+            Step::Finished => return,
+            Step::Wait => {
+                let cleanup_sleep = async {
+                    match cleanup_due {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    r = snap_rx.changed() => {
+                        if r.is_err() { return; }
+                        snap = snap_rx.borrow_and_update().clone();
+                    }
+                    r = desired_rx.changed() => if r.is_err() { return; },
+                    _ = cleanup_sleep => {}
+                }
+                continue;
+            }
+            Step::PrepareImage(i) => {
+                if times.pull_started_at.is_none() {
+                    times.pull_started_at = Some(ctx.clock.now());
+                    continue; // report PENDING with pullStartedAt before the (slow) pull
+                }
+                let Some(image) = plan.as_ref().and_then(|p| p.containers.get(i)).map(|c| c.spec.image.clone())
+                else {
+                    return;
+                };
+                let r = ctx.images.prepare(ctx.runtime.as_ref(), &image, ctx.pull_behavior).await;
+                times.pull_stopped_at = Some(ctx.clock.now());
+                match r {
+                    Ok(()) => {
+                        if let Some(p) = &plan {
+                            for (j, c) in p.containers.iter().enumerate() {
+                                if c.spec.image == image {
+                                    images_ready[j] = true;
+                                }
+                            }
+                        }
+                    }
+                    Err(reason) => phase = failed(reason, false),
+                }
+                continue;
+            }
+            Step::Create(i) => {
+                let Some(spec) = plan.as_ref().and_then(|p| p.containers.get(i)).map(|c| &c.spec) else {
+                    return;
+                };
+                match ctx.runtime.create(spec).await {
+                    Ok(_) | Err(RuntimeError::Conflict(_)) => Outcome::Fresh,
+                    Err(RuntimeError::Unavailable(e)) => Outcome::Retry(e),
+                    Err(e) => {
+                        phase = failed(format!("CannotCreateContainerError: {e}"), false);
+                        Outcome::Fresh
+                    }
+                }
+            }
+            Step::Start(_, id) => match ctx.runtime.start(&id).await {
+                Ok(()) => Outcome::Fresh,
+                Err(RuntimeError::Unavailable(e)) => Outcome::Retry(e),
+                Err(e) => {
+                    phase = failed(format!("CannotStartContainerError: {e}"), false);
+                    Outcome::Fresh
+                }
+            },
+            Step::Stop(list) => {
+                let rt = &ctx.runtime;
+                let results =
+                    futures::future::join_all(list.iter().map(|(id, timeout)| rt.stop(id, *timeout))).await;
+                match results.into_iter().find_map(Result::err) {
+                    None => Outcome::Fresh,
+                    Some(e) => Outcome::Retry(e.to_string()),
+                }
+            }
+            Step::Remove(ids) => {
+                let mut err = None;
+                for id in &ids {
+                    if let Err(e) = ctx.runtime.remove(id).await {
+                        err = Some(e.to_string());
+                    }
+                }
+                err.map_or(Outcome::Fresh, Outcome::Retry)
+            }
+        };
+        let next: Option<Arc<Snapshot>> = match outcome {
+            Outcome::Fresh => ctx.observer.fresh(&mut snap_rx).await,
+            Outcome::Retry(e) => {
+                tracing::warn!(task_id = %task_id, error = %e, "runtime step failed; retrying");
+                ctx.observer.next_tick(&mut snap_rx).await
+            }
+        };
+        match next {
+            Some(s) => snap = s,
+            None => return,
+        }
+    }
+}
+
+enum Outcome {
+    /// Decide again on a snapshot taken after this step.
+    Fresh,
+    /// The step failed in a way worth retrying; wait for the next regular poll.
+    Retry(String),
+}

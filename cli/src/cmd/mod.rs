@@ -1,0 +1,10 @@
+//! One module per resource; each owns its clap subcommand enum and a `run` that builds the
+//! request from the arguments, calls the controller through [`crate::client::Api`] and prints
+//! what [`crate::output`] renders. No module here formats text itself or reads cluster state
+//! beyond what it prints (`service wait-running` and `task urls` only count and list).
+
+pub mod cluster;
+pub mod instance;
+pub mod service;
+pub mod task;
+pub mod taskdef;

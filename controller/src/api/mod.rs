@@ -1,0 +1,124 @@
+//! The `berth.v1.Berth` gRPC service: the client API.
+//!
+//! Each handler validates its request, then either reads a consistent view of the state (queries)
+//! or proposes one command and answers after it is committed, durable and applied (writes).
+//! Objects are answered as ECS JSON (`berth_proto::model`). One file per resource:
+//! `clusters`, `taskdefs`, `services`, `tasks`, `instances`; errors map to gRPC codes in
+//! `crate::error`.
+
+mod clusters;
+mod instances;
+mod services;
+mod taskdefs;
+mod tasks;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::propose::Proposer;
+use crate::store::{Rejection, SharedState};
+use berth_proto::model::{is_valid_name, DEFAULT_CLUSTER};
+use berth_proto::v1::{self, berth_server::Berth};
+use serde::Serialize;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+#[derive(Clone)]
+pub struct Api {
+    pub(crate) proposer: Proposer,
+    pub(crate) shared: SharedState,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Api {
+    pub fn new(proposer: Proposer, shared: SharedState, clock: Arc<dyn Clock>) -> Self {
+        Api { proposer, shared, clock }
+    }
+}
+
+/// The cluster a request names (`default` when empty), checked to exist.
+pub(crate) fn cluster_name(api: &Api, given: &str) -> Result<String> {
+    let name = if given.is_empty() { DEFAULT_CLUSTER } else { berth_proto::model::arn_tail(given) };
+    if !is_valid_name(name) {
+        return Err(Error::invalid(format!("cluster '{name}' is invalid: up to 255 letters, numbers, hyphens, and underscores are allowed.")));
+    }
+    if !api.shared.read().cluster_is_active(name) {
+        return Err(Rejection::cluster_not_found(name).into());
+    }
+    Ok(name.to_string())
+}
+
+pub(crate) fn object<T: Serialize>(value: &T, warnings: Vec<String>) -> Result<Response<v1::ObjectReply>> {
+    let json = serde_json::to_string(value).map_err(|e| Error::Storage(format!("encoding reply: {e}")))?;
+    Ok(Response::new(v1::ObjectReply { json, warnings }))
+}
+
+pub(crate) fn list_reply<T: Serialize>(items: impl IntoIterator<Item = T>) -> Result<Response<v1::ListReply>> {
+    let items = items
+        .into_iter()
+        .map(|i| serde_json::to_string(&i).map_err(|e| Error::Storage(format!("encoding reply: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Response::new(v1::ListReply { items }))
+}
+
+type R<T> = std::result::Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl Berth for Api {
+    async fn create_cluster(&self, r: Request<v1::ClusterRef>) -> R<v1::ObjectReply> {
+        Ok(clusters::create(self, r.into_inner()).await?)
+    }
+    async fn describe_cluster(&self, r: Request<v1::ClusterRef>) -> R<v1::ObjectReply> {
+        Ok(clusters::describe(self, r.into_inner())?)
+    }
+    async fn delete_cluster(&self, r: Request<v1::ClusterRef>) -> R<v1::ObjectReply> {
+        Ok(clusters::delete(self, r.into_inner()).await?)
+    }
+    async fn list_clusters(&self, _r: Request<v1::ListClustersRequest>) -> R<v1::ListReply> {
+        Ok(clusters::list(self)?)
+    }
+    async fn register_task_definition(&self, r: Request<v1::RegisterTaskDefinitionRequest>) -> R<v1::ObjectReply> {
+        Ok(taskdefs::register(self, r.into_inner()).await?)
+    }
+    async fn describe_task_definition(&self, r: Request<v1::TaskDefinitionRef>) -> R<v1::ObjectReply> {
+        Ok(taskdefs::describe(self, r.into_inner())?)
+    }
+    async fn list_task_definitions(&self, r: Request<v1::ListTaskDefinitionsRequest>) -> R<v1::ListReply> {
+        Ok(taskdefs::list(self, r.into_inner())?)
+    }
+    async fn deregister_task_definition(&self, r: Request<v1::TaskDefinitionRef>) -> R<v1::ObjectReply> {
+        Ok(taskdefs::deregister(self, r.into_inner()).await?)
+    }
+    async fn create_service(&self, r: Request<v1::CreateServiceRequest>) -> R<v1::ObjectReply> {
+        Ok(services::create(self, r.into_inner()).await?)
+    }
+    async fn update_service(&self, r: Request<v1::UpdateServiceRequest>) -> R<v1::ObjectReply> {
+        Ok(services::update(self, r.into_inner()).await?)
+    }
+    async fn describe_service(&self, r: Request<v1::ServiceRef>) -> R<v1::ObjectReply> {
+        Ok(services::describe(self, r.into_inner())?)
+    }
+    async fn list_services(&self, r: Request<v1::ListServicesRequest>) -> R<v1::ListReply> {
+        Ok(services::list(self, r.into_inner())?)
+    }
+    async fn delete_service(&self, r: Request<v1::DeleteServiceRequest>) -> R<v1::ObjectReply> {
+        Ok(services::delete(self, r.into_inner()).await?)
+    }
+    async fn run_task(&self, r: Request<v1::RunTaskRequest>) -> R<v1::ObjectReply> {
+        Ok(tasks::run(self, r.into_inner()).await?)
+    }
+    async fn stop_task(&self, r: Request<v1::StopTaskRequest>) -> R<v1::ObjectReply> {
+        Ok(tasks::stop(self, r.into_inner()).await?)
+    }
+    async fn describe_task(&self, r: Request<v1::TaskRef>) -> R<v1::ObjectReply> {
+        Ok(tasks::describe(self, r.into_inner())?)
+    }
+    async fn list_tasks(&self, r: Request<v1::ListTasksRequest>) -> R<v1::ListReply> {
+        Ok(tasks::list(self, r.into_inner())?)
+    }
+    async fn describe_container_instance(&self, r: Request<v1::InstanceRef>) -> R<v1::ObjectReply> {
+        Ok(instances::describe(self, r.into_inner())?)
+    }
+    async fn list_container_instances(&self, r: Request<v1::ListInstancesRequest>) -> R<v1::ListReply> {
+        Ok(instances::list(self, r.into_inner())?)
+    }
+}

@@ -1,0 +1,108 @@
+//! RunTask, StopTask, DescribeTasks, ListTasks.
+
+use super::{cluster_name, list_reply, object, Api};
+use crate::clock::new_id;
+use crate::error::{Error, Result};
+use crate::orchestrator::placement::{plan_launch, Launch};
+use crate::store::command::StopTasks;
+use crate::store::{Command, RejectKind, Rejection};
+use berth_proto::model::{arn_tail, Failure, RunTaskResponse, Task, RUNNING, STOPPED};
+use berth_proto::v1;
+use tonic::Response;
+
+/// ECS RunTask launches at most 10 tasks per call.
+const MAX_RUN_TASK_COUNT: i64 = 10;
+
+pub async fn run(api: &Api, r: v1::RunTaskRequest) -> Result<Response<v1::ObjectReply>> {
+    let cluster = cluster_name(api, &r.cluster)?;
+    let count = if r.count == 0 { 1 } else { r.count };
+    if !(1..=MAX_RUN_TASK_COUNT).contains(&count) {
+        return Err(Error::invalid(format!("count {count} is invalid: it must be between 1 and {MAX_RUN_TASK_COUNT}.")));
+    }
+    if r.started_by.len() > 128 {
+        return Err(Error::invalid("startedBy is invalid: up to 128 letters, numbers, hyphens, slashes and underscores are allowed."));
+    }
+    let now = api.clock.now();
+    let plan = {
+        let st = api.shared.read();
+        let def = st.resolve_taskdef(&r.task_definition)?.clone();
+        if def.status.as_deref() != Some("ACTIVE") {
+            return Err(Rejection::client(format!("TaskDefinition is inactive: {}.", r.task_definition)).into());
+        }
+        let group = if r.group.is_empty() { format!("family:{}", def.family) } else { r.group.clone() };
+        let started_by = (!r.started_by.is_empty()).then(|| r.started_by.clone());
+        let launch = Launch { cluster: &cluster, def: &def, count: count as usize, group, started_by };
+        plan_launch(&st, &launch, now, rand::random(), &mut new_id)
+    };
+    let mut failures = plan.failures;
+    let mut tasks: Vec<Task> = vec![];
+    if !plan.tasks.is_empty() {
+        let applied = api.proposer.propose(&Command::StartTasks { tasks: plan.tasks, now }).await?;
+        let st = api.shared.read();
+        tasks = applied.ids.iter().filter_map(|id| st.tasks.get(id).cloned()).collect();
+        failures.extend(applied.rejected.iter().map(|_| Failure {
+            arn: None,
+            reason: "RESOURCE:CONFLICT".into(),
+            detail: Some("The chosen container instance was taken by a concurrent placement; retry.".into()),
+        }));
+    }
+    object(&RunTaskResponse { tasks, failures }, vec![])
+}
+
+fn find_task(api: &Api, cluster: &str, task: &str) -> Result<Task> {
+    let id = arn_tail(task);
+    api.shared
+        .read()
+        .tasks
+        .get(id)
+        .filter(|t| crate::store::state::cluster_of_arn(&t.cluster_arn) == cluster)
+        .cloned()
+        .ok_or_else(|| Rejection::new(RejectKind::NotFound, "InvalidParameterException", format!("The referenced task was not found: {id}.")).into())
+}
+
+pub async fn stop(api: &Api, r: v1::StopTaskRequest) -> Result<Response<v1::ObjectReply>> {
+    let cluster = cluster_name(api, &r.cluster)?;
+    let task = find_task(api, &cluster, &r.task)?;
+    if r.reason.len() > 1024 {
+        return Err(Error::invalid("reason is invalid: up to 1024 characters are allowed."));
+    }
+    let reason = if r.reason.is_empty() { "Task stopped by user".to_string() } else { r.reason };
+    api.proposer
+        .propose(&Command::StopTasks(StopTasks {
+            task_ids: vec![task.id().to_string()],
+            stop_code: "UserInitiated".into(),
+            reason,
+            now: api.clock.now(),
+        }))
+        .await?;
+    object(&find_task(api, &cluster, &r.task)?, vec![])
+}
+
+pub fn describe(api: &Api, r: v1::TaskRef) -> Result<Response<v1::ObjectReply>> {
+    let cluster = cluster_name(api, &r.cluster)?;
+    object(&find_task(api, &cluster, &r.task)?, vec![])
+}
+
+pub fn list(api: &Api, r: v1::ListTasksRequest) -> Result<Response<v1::ListReply>> {
+    let cluster = cluster_name(api, &r.cluster)?;
+    let desired = if r.desired_status.is_empty() { RUNNING.to_string() } else { r.desired_status.to_uppercase() };
+    if desired != RUNNING && desired != STOPPED && desired != "PENDING" {
+        return Err(Error::invalid(format!("desiredStatus '{}' is invalid: expected RUNNING, PENDING or STOPPED.", r.desired_status)));
+    }
+    let st = api.shared.read();
+    if !r.service_name.is_empty() && !st.services.contains_key(&crate::store::State::service_key(&cluster, arn_tail(&r.service_name))) {
+        return Err(Rejection::service_not_found(arn_tail(&r.service_name)).into());
+    }
+    let instance = arn_tail(&r.container_instance);
+    let mut tasks: Vec<&Task> = st
+        .tasks
+        .values()
+        .filter(|t| crate::store::state::cluster_of_arn(&t.cluster_arn) == cluster)
+        .filter(|t| t.desired_status == desired)
+        .filter(|t| r.service_name.is_empty() || t.service_name() == Some(arn_tail(&r.service_name)))
+        .filter(|t| r.family.is_empty() || st.taskdef_by_arn(&t.task_definition_arn).is_some_and(|d| d.family == r.family))
+        .filter(|t| instance.is_empty() || t.instance_id() == Some(instance))
+        .collect();
+    tasks.sort_by_key(|t| (t.created_at, t.task_arn.clone()));
+    list_reply(tasks)
+}

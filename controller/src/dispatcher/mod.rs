@@ -1,0 +1,75 @@
+//! Agent sessions (`berth.v1.AgentDispatch`): one bidirectional stream per agent.
+//!
+//! * `session` — the per-connection loop: register, then forward heartbeats and task reports up
+//!   (as Raft commands) and assignments down.
+//! * `assign`  — pure: which tasks an instance should know about, and what changed since the
+//!   last message (full set on connect, then changes only; each carries the task's version).
+//!
+//! A reconnect replaces the previous session of the same instance; only the newest session may
+//! mark the agent disconnected.
+
+mod assign;
+mod session;
+
+use crate::clock::Clock;
+use crate::propose::Proposer;
+use crate::store::SharedState;
+use berth_proto::v1::{self, agent_dispatch_server::AgentDispatch};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// How many controller messages may queue for one agent before the session applies back-pressure.
+const OUTBOUND_QUEUE: usize = 64;
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub(crate) proposer: Proposer,
+    pub(crate) shared: SharedState,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) applied: watch::Receiver<u64>,
+    /// Instance id → generation of its newest session.
+    pub(crate) generations: Arc<Mutex<HashMap<String, u64>>>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        proposer: Proposer,
+        shared: SharedState,
+        clock: Arc<dyn Clock>,
+        applied: watch::Receiver<u64>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Dispatcher { proposer, shared, clock, applied, generations: Arc::default(), shutdown }
+    }
+}
+
+#[tonic::async_trait]
+impl AgentDispatch for Dispatcher {
+    type SessionStream = ReceiverStream<Result<v1::ControllerMessage, Status>>;
+
+    async fn session(&self, request: Request<Streaming<v1::AgentMessage>>) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the agent closed the session before registering"))?;
+        let Some(v1::agent_message::Msg::Register(reg)) = first.msg else {
+            return Err(Status::invalid_argument("the first message of a session must be RegisterAgent"));
+        };
+        let registered = session::register(self, reg).await?;
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let generation = {
+            let mut g = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+            let n = g.entry(registered.instance_id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let session = session::Session::new(self.clone(), registered, generation, tx);
+        tokio::spawn(session.run(inbound));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

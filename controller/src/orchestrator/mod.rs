@@ -1,0 +1,212 @@
+//! Leader-only loops. Each pass reads a snapshot of the state, decides purely
+//! (`reconciler::decide`, the scheduler), and proposes commands like any client; all progress
+//! lives in the store, so a new leader continues where the old one stopped.
+//!
+//! * `placement`  — state → scheduler views → new Task objects (shared with RunTask).
+//! * `reconciler` — the per-service decision core.
+//! * this file    — the loop: wakes on state changes (debounced) and on a timer, acts only while
+//!   this controller is the Raft leader.
+
+pub mod placement;
+pub mod reconciler;
+
+use crate::clock::{new_id, Clock};
+use crate::error::Result;
+use crate::propose::Proposer;
+use crate::store::command::{ServiceProgress, StopTasks};
+use crate::store::{Command, SharedState, State};
+use berth_proto::model::{Service, RUNNING};
+use placement::{plan_launch, Launch};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct OrchestratorConfig {
+    /// A pass runs at least this often, even without state changes (retries placements).
+    pub interval: Duration,
+    /// After a state change, wait this long for more before a pass: one pass per burst of
+    /// agent reports instead of one per report.
+    pub debounce: Duration,
+    /// STOPPED tasks stay describable this long (ECS: at least one hour).
+    pub stopped_task_retention: Duration,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        OrchestratorConfig {
+            interval: Duration::from_secs(1),
+            debounce: Duration::from_millis(50),
+            stopped_task_retention: Duration::from_secs(3600),
+        }
+    }
+}
+
+pub struct Orchestrator {
+    proposer: Proposer,
+    shared: SharedState,
+    clock: Arc<dyn Clock>,
+    config: OrchestratorConfig,
+}
+
+impl Orchestrator {
+    pub fn new(proposer: Proposer, shared: SharedState, clock: Arc<dyn Clock>, config: OrchestratorConfig) -> Self {
+        Orchestrator { proposer, shared, clock, config }
+    }
+
+    pub async fn run(self, mut applied: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let mut ticker = tokio::time::interval(self.config.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                _ = ticker.tick() => {}
+                r = applied.changed() => {
+                    if r.is_err() { return Ok(()); }
+                    tokio::time::sleep(self.config.debounce).await;
+                    applied.borrow_and_update();
+                }
+            }
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            if !self.proposer.raft().is_leader() {
+                continue;
+            }
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e, "reconciler pass failed; retrying on the next pass");
+            }
+        }
+    }
+
+    /// One reconciliation pass over every service, then housekeeping.
+    pub async fn pass(&self) -> Result<()> {
+        let services: Vec<Service> = {
+            let st = self.shared.read();
+            st.services.values().filter(|s| s.status == "ACTIVE" || s.status == "DRAINING").cloned().collect()
+        };
+        for svc in services {
+            self.reconcile_service(&svc).await?;
+        }
+        let retention = self.config.stopped_task_retention.as_millis() as i64;
+        let cutoff = self.clock.now().plus_millis(-retention);
+        let stale = self.shared.read().tasks.values().any(|t| t.is_stopped() && t.stopped_at.is_some_and(|s| s < cutoff));
+        if stale {
+            self.proposer.propose(&Command::PurgeStoppedTasks { stopped_before: cutoff }).await?;
+        }
+        Ok(())
+    }
+
+    async fn reconcile_service(&self, svc: &Service) -> Result<()> {
+        let now = self.clock.now();
+        let cluster = crate::store::state::cluster_of_arn(&svc.cluster_arn).to_string();
+        let name = svc.service_name.clone();
+        let (decision, primary, victims) = {
+            let st = self.shared.read();
+            // Re-read: the service may have changed since the list was taken.
+            let Some(svc) = st.services.get(&State::service_key(&cluster, &name)) else { return Ok(()) };
+            let d = reconciler::decide(&st, svc);
+            let primary = svc.deployments.iter().find(|d| d.status == "PRIMARY").cloned();
+            let victims = if d.stop_surplus > 0 {
+                choose_surplus(&st, &cluster, &name, primary.as_ref().map(|p| p.id.as_str()), d.stop_surplus)
+            } else {
+                vec![]
+            };
+            (d, primary, victims)
+        };
+        let mut events: Vec<String> = decision.events.clone();
+        let mut to_stop = decision.stop.clone();
+        to_stop.extend(victims);
+        if !to_stop.is_empty() {
+            let dep = primary.as_ref().map(|p| p.id.clone()).unwrap_or_default();
+            let applied = self
+                .proposer
+                .propose(&Command::StopTasks(StopTasks {
+                    task_ids: to_stop,
+                    stop_code: "ServiceSchedulerInitiated".into(),
+                    reason: format!("Scaling activity initiated by (deployment {dep})"),
+                    now,
+                }))
+                .await?;
+            if !applied.ids.is_empty() {
+                events.push(format!("{} has stopped {} running tasks: {}.", reconciler::prefix(&name), applied.ids.len(), task_list(&applied.ids)));
+            }
+        }
+        if decision.start > 0 {
+            if let Some(p) = &primary {
+                events.extend(self.start_tasks(&cluster, &name, p, decision.start, now).await?);
+            }
+        }
+        let rollouts = match (&primary, decision.complete_primary) {
+            (Some(p), true) => vec![(p.id.clone(), "COMPLETED".to_string(), format!("ECS deployment {} completed.", p.id))],
+            _ => vec![],
+        };
+        // Identical consecutive messages are suppressed, as ECS does.
+        let last = svc.events.last().map(|e| e.message.clone());
+        events.dedup();
+        if events.len() == 1 && last.as_ref() == events.first() {
+            events.clear();
+        }
+        if events.is_empty() && rollouts.is_empty() && decision.drained_deployments.is_empty() && !decision.deactivate {
+            return Ok(());
+        }
+        self.proposer
+            .propose(&Command::ServiceProgress(ServiceProgress {
+                cluster,
+                name,
+                events: events.into_iter().map(|m| (new_id(), m)).collect(),
+                rollouts,
+                drained_deployments: decision.drained_deployments,
+                deactivate: decision.deactivate,
+                now,
+            }))
+            .await?;
+        Ok(())
+    }
+
+    /// Place and start `count` tasks of the PRIMARY deployment; returns the events to record.
+    async fn start_tasks(&self, cluster: &str, name: &str, primary: &berth_proto::model::Deployment, count: usize, now: berth_proto::model::Timestamp) -> Result<Vec<String>> {
+        let plan = {
+            let st = self.shared.read();
+            let Some(def) = st.taskdef_by_arn(&primary.task_definition).cloned() else { return Ok(vec![]) };
+            let launch = Launch { cluster, def: &def, count, group: format!("service:{name}"), started_by: Some(primary.id.clone()) };
+            plan_launch(&st, &launch, now, rand::random(), &mut new_id)
+        };
+        let mut events = vec![];
+        if !plan.tasks.is_empty() {
+            let applied = self.proposer.propose(&Command::StartTasks { tasks: plan.tasks, now }).await?;
+            if !applied.ids.is_empty() {
+                events.push(format!("{} has started {} tasks: {}.", reconciler::prefix(name), applied.ids.len(), task_list(&applied.ids)));
+            }
+        }
+        if !plan.failures.is_empty() {
+            let detail = plan.failure_detail.unwrap_or_default();
+            events.push(format!("service {name} was unable to place a task because no container instance met all of its requirements. {detail}").trim_end().to_string());
+        }
+        Ok(events)
+    }
+}
+
+fn task_list(ids: &[String]) -> String {
+    ids.iter().map(|id| format!("(task {id})")).collect::<Vec<_>>().join(" ")
+}
+
+/// Pick surplus tasks of the PRIMARY deployment to stop, by the scheduler's scale-in rules.
+fn choose_surplus(st: &State, cluster: &str, name: &str, primary: Option<&str>, count: usize) -> Vec<String> {
+    let views = placement::instance_views(st, cluster);
+    let candidates: Vec<berth_scheduler::VictimCandidate> = st
+        .service_tasks(cluster, name)
+        .filter(|t| t.desired_status == RUNNING && t.started_by.as_deref() == primary)
+        .map(|t| {
+            let r = st.task_reservation(t);
+            berth_scheduler::VictimCandidate {
+            task_id: t.id().to_string(),
+            cpu: r.cpu,
+            memory: r.memory,
+            instance_id: t.instance_id().unwrap_or_default().to_string(),
+            group: t.group.clone().unwrap_or_default(),
+            started: t.last_status == RUNNING,
+        }})
+        .collect();
+    berth_scheduler::choose_victims(&views, &candidates, count, &berth_scheduler::default_strategies(), 0)
+}

@@ -1,0 +1,131 @@
+//! Building new tasks and placing them: turns the state into scheduler views, asks the pure
+//! scheduler for a plan, and forms the Task objects a `StartTasks` command carries. Used by
+//! RunTask and by the service reconciler, so both place by the same rules.
+
+use crate::store::State;
+use berth_proto::model::{Container, Failure, Task, TaskDefinition, TaskOverride, Timestamp, PENDING, RUNNING};
+use berth_scheduler::{InstanceView, TaskRequest};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Scheduler views of a cluster's instances.
+pub fn instance_views(state: &State, cluster: &str) -> Vec<InstanceView> {
+    state
+        .instances_in(cluster)
+        .map(|ci| {
+            let rem = state.remaining(ci);
+            let mut tasks_by_group: BTreeMap<String, u32> = BTreeMap::new();
+            for t in state.tasks_on_instance(ci.id()) {
+                if let Some(g) = &t.group {
+                    *tasks_by_group.entry(g.clone()).or_default() += 1;
+                }
+            }
+            InstanceView {
+                id: ci.id().to_string(),
+                active: ci.status == "ACTIVE",
+                agent_connected: ci.agent_connected,
+                attributes: ci.attributes.iter().map(|a| (a.name.clone(), a.value.clone().unwrap_or_default())).collect(),
+                remaining_cpu: rem.cpu,
+                remaining_memory: rem.memory,
+                used_ports: rem.used_ports.into_iter().collect::<BTreeSet<u16>>(),
+                tasks_by_group,
+            }
+        })
+        .collect()
+}
+
+/// What to launch: `count` copies of `def` in `cluster`, in task group `group`.
+pub struct Launch<'a> {
+    pub cluster: &'a str,
+    pub def: &'a TaskDefinition,
+    pub count: usize,
+    pub group: String,
+    pub started_by: Option<String>,
+}
+
+/// Result of planning a launch: tasks ready for `StartTasks`, and a failure per unplaced task.
+pub struct LaunchPlan {
+    pub tasks: Vec<Task>,
+    pub failures: Vec<Failure>,
+    /// The ECS service-event sentence for the first failure, e.g. "… has insufficient CPU units available."
+    pub failure_detail: Option<String>,
+}
+
+/// Plan a launch. `new_id` supplies task ids (random in production, fixed in tests); `seed` feeds
+/// the scheduler's tie-breaking.
+pub fn plan_launch(state: &State, launch: &Launch<'_>, now: Timestamp, seed: u64, new_id: &mut dyn FnMut() -> String) -> LaunchPlan {
+    let views = instance_views(state, launch.cluster);
+    let request = TaskRequest {
+        group: launch.group.clone(),
+        cpu: launch.def.reserved_cpu(),
+        memory: launch.def.reserved_memory(),
+        static_ports: launch.def.static_host_ports(),
+    };
+    let requests = vec![request; launch.count];
+    let plan = berth_scheduler::place(&views, &requests, &berth_scheduler::default_strategies(), seed);
+    let tasks = plan
+        .placements
+        .iter()
+        .map(|p| new_task(state, launch, &p.instance_id, &new_id(), now))
+        .collect();
+    let mut failure_detail = None;
+    let failures = plan
+        .failures
+        .iter()
+        .map(|f| {
+            let detail = match &f.closest {
+                Some((id, lacked)) => format!("The closest matching container-instance {id} {lacked}."),
+                None if views.is_empty() => "No container instances were found in your cluster.".to_string(),
+                None => "No container instance met all of its requirements.".to_string(),
+            };
+            failure_detail.get_or_insert_with(|| detail.clone());
+            Failure { arn: None, reason: f.reason.to_string(), detail: Some(detail) }
+        })
+        .collect();
+    LaunchPlan { tasks, failures, failure_detail }
+}
+
+/// A new task, PENDING on `instance_id`, with one PENDING container per container definition.
+pub fn new_task(state: &State, launch: &Launch<'_>, instance_id: &str, id: &str, now: Timestamp) -> Task {
+    let scope = &state.scope;
+    let task_arn = scope.task(launch.cluster, id);
+    let def = launch.def;
+    let containers = def
+        .container_definitions
+        .iter()
+        .map(|c| Container {
+            container_arn: scope.container(launch.cluster, id, &c.name),
+            task_arn: task_arn.clone(),
+            name: c.name.clone(),
+            image: c.image.clone(),
+            last_status: PENDING.into(),
+            cpu: Some(c.cpu.unwrap_or(0).to_string()),
+            memory: c.memory.map(|m| m.to_string()),
+            memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+            ..Default::default()
+        })
+        .collect();
+    let az = state
+        .instances
+        .get(instance_id)
+        .and_then(|r| r.instance.attribute("ecs.availability-zone").map(str::to_string));
+    Task {
+        task_arn,
+        cluster_arn: scope.cluster(launch.cluster),
+        task_definition_arn: def.task_definition_arn.clone().unwrap_or_default(),
+        container_instance_arn: Some(scope.container_instance(launch.cluster, instance_id)),
+        last_status: PENDING.into(),
+        desired_status: RUNNING.into(),
+        health_status: "UNKNOWN".into(),
+        cpu: def.cpu.clone().or_else(|| Some(def.reserved_cpu().to_string())),
+        memory: def.memory.clone().or_else(|| Some(def.reserved_memory().to_string())),
+        containers,
+        started_by: launch.started_by.clone(),
+        group: Some(launch.group.clone()),
+        launch_type: "EC2".into(),
+        availability_zone: az,
+        version: 1,
+        created_at: now,
+        overrides: TaskOverride::default(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,533 @@
+//! [`LogStore`]: raft-rs `Storage` on a [`KvBackend`].
+//!
+//! Layout (all integers big-endian, so byte order is index order):
+//! * tree `raft_log`:  `index (u64 BE)` → `Entry` (protobuf)
+//! * tree `raft_meta`: `hard_state` → `HardState`, `conf_state` → `ConfState`,
+//!   `snapshot_meta` → `SnapshotMetadata` (so opening never parses snapshot data)
+//! * tree `snapshot`:  `latest` → `Snapshot` (metadata + state-machine data)
+//!
+//! `first_index() = snapshot index + 1`; `term(snapshot index)` comes from the snapshot
+//! metadata, so it stays valid after compaction.
+//!
+//! `conf_state` is the membership as of the latest snapshot (or bootstrap), never of a later
+//! applied entry: on restart raft replays every entry after the snapshot, conf changes
+//! included, and replaying a conf change onto a conf that already contains it would fail.
+//!
+//! Writes are staged ([`LogStore::append`], [`LogStore::set_hard_state`], …) into one
+//! [`WriteBatch`] and become visible to raft only at [`LogStore::commit`], which writes the batch
+//! atomically and optionally flushes. Reads (`raft::Storage`) see committed state only.
+
+use std::sync::Arc;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+
+use super::RaftError;
+use crate::storage::{KeyRange, KvBackend, WriteBatch};
+
+pub(crate) const LOG_TREE: &str = "raft_log";
+pub(crate) const META_TREE: &str = "raft_meta";
+pub(crate) const SNAPSHOT_TREE: &str = "snapshot";
+const HARD_STATE_KEY: &[u8] = b"hard_state";
+const CONF_STATE_KEY: &[u8] = b"conf_state";
+const SNAPSHOT_META_KEY: &[u8] = b"snapshot_meta";
+const SNAPSHOT_KEY: &[u8] = b"latest";
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn encode(what: &'static str, msg: &impl protobuf::Message) -> Result<Vec<u8>, RaftError> {
+    msg.write_to_bytes()
+        .map_err(|source| RaftError::Encode { what, source })
+}
+
+fn decode<M: protobuf::Message>(what: &'static str, bytes: &[u8]) -> Result<M, RaftError> {
+    M::parse_from_bytes(bytes).map_err(|source| RaftError::Decode { what, source })
+}
+
+fn to_raft_error(e: RaftError) -> raft::Error {
+    raft::Error::Store(StorageError::Other(Box::new(e)))
+}
+
+/// Everything raft reads from metadata, kept in memory (the Ready loop is the only writer).
+#[derive(Debug, Clone, Default)]
+struct LogMeta {
+    hard_state: HardState,
+    conf_state: ConfState,
+    snapshot_index: u64,
+    snapshot_term: u64,
+    last_index: u64,
+}
+
+/// The Raft log, hard state, conf state and latest snapshot of one node.
+pub struct LogStore {
+    backend: Arc<dyn KvBackend>,
+    /// State as of the last [`LogStore::commit`]; what raft sees.
+    meta: LogMeta,
+    /// State including staged writes; becomes `meta` at commit.
+    staged: LogMeta,
+    batch: WriteBatch,
+}
+
+impl LogStore {
+    /// Loads the log's metadata from `backend` (empty metadata for a fresh backend).
+    pub fn open(backend: Arc<dyn KvBackend>) -> Result<Self, RaftError> {
+        let hard_state = match backend.get(META_TREE, HARD_STATE_KEY)? {
+            Some(b) => decode("hard state", &b)?,
+            None => HardState::default(),
+        };
+        let conf_state = match backend.get(META_TREE, CONF_STATE_KEY)? {
+            Some(b) => decode("conf state", &b)?,
+            None => ConfState::default(),
+        };
+        let snap_meta: SnapshotMetadata = match backend.get(META_TREE, SNAPSHOT_META_KEY)? {
+            Some(b) => decode("snapshot metadata", &b)?,
+            None => SnapshotMetadata::default(),
+        };
+        let last_in_log = match backend.scan(LOG_TREE, KeyRange::all())?.next_back() {
+            Some(pair) => {
+                let (key, _) = pair?;
+                let bytes: [u8; 8] = key.as_slice().try_into().map_err(|_| {
+                    RaftError::CorruptLog {
+                        index: 0,
+                        message: format!("log key of {} bytes, want 8", key.len()),
+                    }
+                })?;
+                Some(u64::from_be_bytes(bytes))
+            }
+            None => None,
+        };
+        let meta = LogMeta {
+            hard_state,
+            conf_state,
+            snapshot_index: snap_meta.index,
+            snapshot_term: snap_meta.term,
+            last_index: last_in_log.unwrap_or(0).max(snap_meta.index),
+        };
+        Ok(Self {
+            backend,
+            staged: meta.clone(),
+            meta,
+            batch: WriteBatch::new(),
+        })
+    }
+
+    /// True once the node has a membership (bootstrap, or a snapshot from a leader).
+    pub fn is_initialized(&self) -> bool {
+        self.meta.conf_state != ConfState::default()
+    }
+
+    pub fn hard_state(&self) -> &HardState {
+        &self.meta.hard_state
+    }
+
+    pub fn conf_state(&self) -> &ConfState {
+        &self.meta.conf_state
+    }
+
+    /// Index of the latest stored snapshot (0 if none).
+    pub fn snapshot_index(&self) -> u64 {
+        self.meta.snapshot_index
+    }
+
+    /// The latest stored snapshot, data included.
+    pub fn latest_snapshot(&self) -> Result<Option<Snapshot>, RaftError> {
+        match self.backend.get(SNAPSHOT_TREE, SNAPSHOT_KEY)? {
+            Some(b) => Ok(Some(decode("snapshot", &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stages the bootstrap membership of a fresh log.
+    pub fn initialize(&mut self, conf_state: ConfState) -> Result<(), RaftError> {
+        self.batch
+            .put(META_TREE, CONF_STATE_KEY, encode("conf state", &conf_state)?);
+        self.staged.conf_state = conf_state;
+        Ok(())
+    }
+
+    /// Stages `entries` (contiguous, ascending), first dropping every stored entry at or after
+    /// `entries[0].index` (a leader overwriting a conflicting suffix).
+    pub fn append(&mut self, entries: &[Entry]) -> Result<(), RaftError> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(());
+        };
+        let first_index = self.staged.snapshot_index + 1;
+        if first.index < first_index || first.index > self.staged.last_index + 1 {
+            return Err(RaftError::LogAppendOutOfRange {
+                append_from: first.index,
+                first_index,
+                last_index: self.staged.last_index,
+            });
+        }
+        if first.index <= self.staged.last_index {
+            self.batch
+                .delete_range(LOG_TREE, KeyRange::from(index_key(first.index)));
+        }
+        for entry in entries {
+            self.batch
+                .put(LOG_TREE, index_key(entry.index), encode("entry", entry)?);
+        }
+        self.staged.last_index = last.index;
+        Ok(())
+    }
+
+    /// Stages the hard state (term, vote, commit).
+    pub fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), RaftError> {
+        self.batch
+            .put(META_TREE, HARD_STATE_KEY, encode("hard state", &hard_state)?);
+        self.staged.hard_state = hard_state;
+        Ok(())
+    }
+
+    /// Stages a new commit index (from a `LightReady`).
+    pub fn set_commit(&mut self, commit: u64) -> Result<(), RaftError> {
+        let mut hs = self.staged.hard_state.clone();
+        hs.commit = commit;
+        self.set_hard_state(hs)
+    }
+
+    /// Stages a snapshot received from the leader: it replaces the whole log, the membership
+    /// and the commit index.
+    pub fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
+        let meta = snapshot.get_metadata();
+        if meta.index <= self.staged.snapshot_index {
+            return Err(RaftError::SnapshotOutOfDate {
+                index: meta.index,
+                stored: self.staged.snapshot_index,
+            });
+        }
+        self.batch.delete_range(LOG_TREE, KeyRange::all());
+        self.stage_snapshot(snapshot)?;
+        self.staged.last_index = meta.index;
+        let mut hs = self.staged.hard_state.clone();
+        hs.term = hs.term.max(meta.term);
+        hs.commit = meta.index;
+        self.set_hard_state(hs)
+    }
+
+    /// Stages a snapshot of the local state machine at an applied index, then compacts the
+    /// log: entries up to and including the snapshot index are deleted.
+    pub fn save_snapshot_and_compact(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
+        let meta = snapshot.get_metadata();
+        if meta.index <= self.staged.snapshot_index {
+            return Err(RaftError::SnapshotOutOfDate {
+                index: meta.index,
+                stored: self.staged.snapshot_index,
+            });
+        }
+        if meta.index > self.staged.last_index {
+            return Err(RaftError::CorruptLog {
+                index: meta.index,
+                message: format!(
+                    "snapshot beyond last log index {}",
+                    self.staged.last_index
+                ),
+            });
+        }
+        self.batch.delete_range(
+            LOG_TREE,
+            KeyRange::between(index_key(0), index_key(meta.index + 1)),
+        );
+        self.stage_snapshot(snapshot)?;
+        if self.staged.hard_state.commit < meta.index {
+            self.set_commit(meta.index)?;
+        }
+        Ok(())
+    }
+
+    fn stage_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
+        let meta = snapshot.get_metadata();
+        self.batch
+            .put(SNAPSHOT_TREE, SNAPSHOT_KEY, encode("snapshot", snapshot)?);
+        self.batch
+            .put(META_TREE, SNAPSHOT_META_KEY, encode("snapshot metadata", meta)?);
+        self.batch.put(
+            META_TREE,
+            CONF_STATE_KEY,
+            encode("conf state", meta.get_conf_state())?,
+        );
+        self.staged.snapshot_index = meta.index;
+        self.staged.snapshot_term = meta.term;
+        self.staged.conf_state = meta.get_conf_state().clone();
+        Ok(())
+    }
+
+    /// Writes every staged change as one atomic batch; with `durable`, flushes it to disk
+    /// before returning. Only then does raft see the new state.
+    pub fn commit(&mut self, durable: bool) -> Result<(), RaftError> {
+        if !self.batch.is_empty() {
+            self.backend.write(std::mem::take(&mut self.batch))?;
+        }
+        if durable {
+            self.backend.flush()?;
+        }
+        self.meta = self.staged.clone();
+        Ok(())
+    }
+
+    fn first(&self) -> u64 {
+        self.meta.snapshot_index + 1
+    }
+
+    fn read_entries(&self, low: u64, high: u64, max_size: Option<u64>) -> Result<Vec<Entry>, RaftError> {
+        let mut out = Vec::new();
+        let mut size = 0u64;
+        let range = KeyRange::between(index_key(low), index_key(high));
+        for pair in self.backend.scan(LOG_TREE, range)? {
+            let (_, value) = pair?;
+            let entry: Entry = decode("entry", &value)?;
+            let want = low + out.len() as u64;
+            if entry.index != want {
+                return Err(RaftError::CorruptLog {
+                    index: want,
+                    message: format!("found entry {} instead", entry.index),
+                });
+            }
+            size += u64::from(entry.compute_size());
+            if !out.is_empty() && max_size.is_some_and(|max| size > max) {
+                return Ok(out);
+            }
+            out.push(entry);
+        }
+        if out.len() as u64 != high - low {
+            return Err(RaftError::CorruptLog {
+                index: low + out.len() as u64,
+                message: "entry missing".into(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Storage for LogStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.meta.hard_state.clone(),
+            self.meta.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low < self.first() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.meta.last_index + 1 || low > high {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let max_size = max_size.into().filter(|m| *m != raft::NO_LIMIT);
+        self.read_entries(low, high, max_size).map_err(to_raft_error)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.meta.snapshot_index {
+            return Ok(self.meta.snapshot_term);
+        }
+        if idx < self.first() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > self.meta.last_index {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let entries = self.read_entries(idx, idx + 1, None).map_err(to_raft_error)?;
+        entries
+            .first()
+            .map(|e| e.term)
+            .ok_or(raft::Error::Store(StorageError::Unavailable))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.first())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.meta.last_index)
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        match self.latest_snapshot().map_err(to_raft_error)? {
+            Some(snap) if snap.get_metadata().index >= request_index => Ok(snap),
+            // Raft retries later; the node snapshots again at its next threshold.
+            _ => Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemBackend;
+
+    fn entry(index: u64, term: u64, payload: &[u8]) -> Entry {
+        let mut e = Entry::default();
+        e.index = index;
+        e.term = term;
+        e.data = payload.to_vec().into();
+        e
+    }
+
+    fn store_with(entries: &[Entry]) -> LogStore {
+        let mut s = LogStore::open(Arc::new(MemBackend::new())).expect("open");
+        s.append(entries).expect("append");
+        s.commit(true).expect("commit");
+        s
+    }
+
+    fn terms(s: &LogStore, lo: u64, hi: u64) -> Vec<u64> {
+        s.entries(lo, hi, None, GetEntriesContext::empty(false))
+            .expect("entries")
+            .iter()
+            .map(|e| e.term)
+            .collect()
+    }
+
+    fn snapshot_at(index: u64, term: u64, data: &[u8]) -> Snapshot {
+        let mut snap = Snapshot::default();
+        snap.mut_metadata().index = index;
+        snap.mut_metadata().term = term;
+        snap.mut_metadata().mut_conf_state().voters = vec![1];
+        snap.data = data.to_vec().into();
+        snap
+    }
+
+    #[test]
+    fn fresh_log_has_first_index_one_and_term_zero_at_zero() {
+        let s = store_with(&[]);
+        assert_eq!(s.first_index().expect("first"), 1);
+        assert_eq!(s.last_index().expect("last"), 0);
+        assert_eq!(s.term(0).expect("term"), 0);
+        assert!(!s.is_initialized());
+    }
+
+    #[test]
+    fn append_then_read_entries_terms_and_bounds() {
+        let s = store_with(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 2, b"c")]);
+        assert_eq!((s.first_index().expect("f"), s.last_index().expect("l")), (1, 3));
+        assert_eq!(terms(&s, 1, 4), vec![1, 1, 2]);
+        assert_eq!(s.term(3).expect("term"), 2);
+        assert!(matches!(s.term(4), Err(raft::Error::Store(StorageError::Unavailable))));
+    }
+
+    #[test]
+    fn append_truncates_conflicting_suffix() {
+        let mut s = store_with(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c")]);
+        s.append(&[entry(2, 2, b"B")]).expect("append");
+        s.commit(true).expect("commit");
+        assert_eq!(s.last_index().expect("last"), 2);
+        assert_eq!(terms(&s, 1, 3), vec![1, 2]);
+        let e = s.entries(2, 3, None, GetEntriesContext::empty(false)).expect("e");
+        assert_eq!(&e[0].data[..], b"B");
+    }
+
+    #[test]
+    fn append_with_gap_or_below_first_index_is_an_error() {
+        let mut s = store_with(&[entry(1, 1, b"a")]);
+        assert!(matches!(
+            s.append(&[entry(3, 1, b"gap")]),
+            Err(RaftError::LogAppendOutOfRange { append_from: 3, .. })
+        ));
+        s.append(&[entry(2, 1, b"b"), entry(3, 1, b"c")]).expect("append");
+        s.save_snapshot_and_compact(&snapshot_at(2, 1, b"s")).expect("snap");
+        s.commit(true).expect("commit");
+        assert!(matches!(
+            s.append(&[entry(2, 1, b"old")]),
+            Err(RaftError::LogAppendOutOfRange { append_from: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn staged_writes_are_invisible_until_commit() {
+        let mut s = store_with(&[entry(1, 1, b"a")]);
+        s.append(&[entry(2, 1, b"b")]).expect("append");
+        assert_eq!(s.last_index().expect("last"), 1);
+        s.commit(false).expect("commit");
+        assert_eq!(s.last_index().expect("last"), 2);
+    }
+
+    #[test]
+    fn compaction_keeps_term_of_snapshot_index_and_rejects_older_reads() {
+        let mut s = store_with(&[
+            entry(1, 1, b"a"),
+            entry(2, 1, b"b"),
+            entry(3, 2, b"c"),
+            entry(4, 2, b"d"),
+        ]);
+        s.save_snapshot_and_compact(&snapshot_at(3, 2, b"state@3")).expect("snap");
+        s.commit(true).expect("commit");
+        assert_eq!(s.first_index().expect("first"), 4);
+        assert_eq!(s.last_index().expect("last"), 4);
+        assert_eq!(s.term(3).expect("term of first_index-1"), 2);
+        assert!(matches!(s.term(2), Err(raft::Error::Store(StorageError::Compacted))));
+        assert!(matches!(
+            s.entries(3, 5, None, GetEntriesContext::empty(false)),
+            Err(raft::Error::Store(StorageError::Compacted))
+        ));
+        assert_eq!(terms(&s, 4, 5), vec![2]);
+        assert!(s.hard_state().commit >= 3);
+        let snap = s.snapshot(0, 2).expect("snapshot");
+        assert_eq!(&snap.data[..], b"state@3");
+        assert_eq!(s.conf_state().voters, vec![1]);
+    }
+
+    #[test]
+    fn entries_honour_max_size_but_return_at_least_one() {
+        let big = vec![7u8; 100];
+        let s = store_with(&[entry(1, 1, &big), entry(2, 1, &big), entry(3, 1, &big)]);
+        let one = u64::from(entry(1, 1, &big).compute_size());
+        let get = |max: u64| {
+            s.entries(1, 4, max, GetEntriesContext::empty(false))
+                .expect("entries")
+                .len()
+        };
+        assert_eq!(get(1), 1, "at least one entry even if it is too big");
+        assert_eq!(get(2 * one), 2);
+        assert_eq!(get(2 * one + 1), 2);
+        assert_eq!(get(3 * one), 3);
+        assert_eq!(get(raft::NO_LIMIT), 3);
+    }
+
+    #[test]
+    fn received_snapshot_replaces_log_and_sets_commit() {
+        let mut s = store_with(&[entry(1, 1, b"a"), entry(2, 1, b"b")]);
+        s.apply_snapshot(&snapshot_at(10, 3, b"leader-state")).expect("apply");
+        s.commit(true).expect("commit");
+        assert_eq!((s.first_index().expect("f"), s.last_index().expect("l")), (11, 10));
+        assert_eq!(s.term(10).expect("term"), 3);
+        assert_eq!(s.hard_state().commit, 10);
+        assert!(s.is_initialized());
+    }
+
+    #[test]
+    fn reopening_the_backend_restores_metadata_and_log() {
+        let backend: Arc<dyn KvBackend> = Arc::new(MemBackend::new());
+        {
+            let mut s = LogStore::open(backend.clone()).expect("open");
+            let mut cs = ConfState::default();
+            cs.voters = vec![1];
+            s.initialize(cs).expect("init");
+            s.append(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c")])
+                .expect("append");
+            s.save_snapshot_and_compact(&snapshot_at(1, 1, b"s")).expect("snap");
+            let mut hs = HardState::default();
+            hs.term = 1;
+            hs.commit = 3;
+            s.set_hard_state(hs).expect("hs");
+            s.commit(true).expect("commit");
+        }
+        let s = LogStore::open(backend).expect("reopen");
+        assert_eq!((s.first_index().expect("f"), s.last_index().expect("l")), (2, 3));
+        assert_eq!(s.hard_state().commit, 3);
+        assert_eq!(s.snapshot_index(), 1);
+        assert_eq!(terms(&s, 2, 4), vec![1, 1]);
+    }
+}

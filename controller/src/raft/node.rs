@@ -1,0 +1,497 @@
+//! [`RaftNode`]: the one task that owns the `RawNode`, and [`RaftHandle`], its cloneable client.
+//!
+//! Loop (RUST-STACK §8): wait for an input, drain up to [`MAX_INPUTS_PER_READY`] more, then
+//! handle one Ready:
+//! 1. send `messages` (leader appends/heartbeats: they don't depend on local state);
+//! 2. install a received snapshot (log store + `StateMachine::restore`);
+//! 3. stage entries + hard state, write them as ONE batch and flush (one fsync per Ready);
+//! 4. only then send `persisted_messages` (votes, append acks);
+//! 5. apply committed entries in order, answering proposers; `advance`; repeat for the
+//!    `LightReady`; `advance_apply`;
+//! 6. snapshot the state machine every `snapshot_threshold` applied entries and compact.
+//!
+//! A proposal is answered only from step 5, i.e. after its entry is committed, durable on a
+//! quorum (including here) and applied.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Snapshot};
+use raft::prelude::Message;
+use raft::{RawNode, StateRole, Storage};
+use slog::Drain as _;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::log_store::LogStore;
+use super::{RaftConfig, RaftError, RaftTransport, Role, RoleState, StateMachine};
+use crate::storage::KvBackend;
+
+/// Capacity of a node's input channel. Large enough to absorb a burst of client proposals
+/// plus a round of raft messages from every peer; when full, proposers wait (backpressure)
+/// and inbound raft messages are dropped (raft retransmits).
+pub const INPUT_CHANNEL_CAPACITY: usize = 4096;
+
+/// Inputs handled before one Ready. Every proposal drained here shares the Ready's single
+/// fsync, which is where Raft write throughput comes from; the cap bounds the latency of the
+/// first proposal in a batch and the size of one write batch.
+pub const MAX_INPUTS_PER_READY: usize = 1024;
+
+type ProposalReply = oneshot::Sender<Result<Vec<u8>, RaftError>>;
+
+/// Proposal id carried in the entry context, matching an applied entry to its waiter.
+type ProposalId = [u8; 16];
+
+enum Input {
+    Propose {
+        command: Vec<u8>,
+        reply: ProposalReply,
+    },
+    Step(Box<Message>),
+    Tick,
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Client side of a [`RaftNode`]; cheap to clone.
+#[derive(Clone)]
+pub struct RaftHandle {
+    id: u64,
+    inputs: mpsc::Sender<Input>,
+    role: watch::Receiver<RoleState>,
+    applied: watch::Receiver<u64>,
+}
+
+impl RaftHandle {
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Proposes `command`; resolves after it is committed, durable and applied, with the state
+    /// machine's response. `NotLeader` on a follower; `LeadershipLost` if the outcome is unknown.
+    pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, RaftError> {
+        let (reply, response) = oneshot::channel();
+        self.inputs
+            .send(Input::Propose { command, reply })
+            .await
+            .map_err(|_| RaftError::Stopped)?;
+        response.await.map_err(|_| RaftError::Stopped)?
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.role.borrow().is_leader()
+    }
+
+    pub fn leader_id(&self) -> Option<u64> {
+        self.role.borrow().leader_id
+    }
+
+    /// Role and term, updated after every Ready; leader-only loops start and stop on it.
+    pub fn role(&self) -> watch::Receiver<RoleState> {
+        self.role.clone()
+    }
+
+    /// Index of the last applied entry; wakes waiters whenever the state changed.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
+    /// Hands an inbound raft message (from a transport) to the node. Never waits: a full
+    /// inbox drops the message, which raft tolerates.
+    pub fn step(&self, msg: Message) -> Result<(), RaftError> {
+        self.inputs
+            .try_send(Input::Step(Box::new(msg)))
+            .map_err(|_| RaftError::Stopped)
+    }
+
+    /// One logical clock tick. Sent by the ticker in production, by hand in tests.
+    pub fn tick(&self) -> Result<(), RaftError> {
+        self.inputs
+            .try_send(Input::Tick)
+            .map_err(|_| RaftError::Stopped)
+    }
+
+    /// Stops the node after the inputs already queued: snapshots the state machine, flushes,
+    /// and releases the storage. Returns once the node has stopped (at once if it already had).
+    pub async fn shutdown(&self) -> Result<(), RaftError> {
+        let (done, stopped) = oneshot::channel();
+        if self.inputs.send(Input::Shutdown(done)).await.is_err() {
+            return Ok(());
+        }
+        // The loop drops `done` without sending if it fails; either way it has stopped.
+        let _ = stopped.await;
+        Ok(())
+    }
+}
+
+/// The Raft node: owns the `RawNode`, the state machine and the pending proposals.
+pub struct RaftNode<S: StateMachine> {
+    config: RaftConfig,
+    raw: RawNode<LogStore>,
+    state_machine: S,
+    transport: Arc<dyn RaftTransport>,
+    inputs: mpsc::Receiver<Input>,
+    /// For the ticker: does not keep the channel open on its own.
+    weak_inputs: mpsc::WeakSender<Input>,
+    role_tx: watch::Sender<RoleState>,
+    applied_tx: watch::Sender<u64>,
+    pending: HashMap<ProposalId, ProposalReply>,
+    /// Membership as of `applied` (the log store keeps the one as of its snapshot).
+    conf_state: ConfState,
+    applied: u64,
+    stop_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl<S: StateMachine> RaftNode<S> {
+    /// Opens the log in `backend`, restores `state_machine` from the latest snapshot, and
+    /// builds the node; raft replays committed entries after the snapshot on its first Ready.
+    /// A fresh single-voter group campaigns at once.
+    pub fn new(
+        config: RaftConfig,
+        backend: Arc<dyn KvBackend>,
+        mut state_machine: S,
+        transport: Arc<dyn RaftTransport>,
+    ) -> Result<(Self, RaftHandle), RaftError> {
+        config.validate()?;
+        let mut store = LogStore::open(backend)?;
+        if !store.is_initialized() && !config.peers.is_empty() {
+            let mut cs = ConfState::default();
+            cs.voters = config.peers.clone();
+            store.initialize(cs)?;
+            store.commit(true)?;
+        }
+        let applied = store.snapshot_index();
+        if let Some(snapshot) = store.latest_snapshot()? {
+            state_machine.restore(&snapshot.data);
+        }
+        let conf_state = store.conf_state().clone();
+        let sole_voter = conf_state.voters == [config.id] && conf_state.learners.is_empty();
+        let conf_change_pending = Self::log_has_conf_change(&store)?;
+
+        let logger = slog::Logger::root(slog_stdlog::StdLog.fuse(), slog::o!());
+        let mut raw = RawNode::new(&config.to_raft_config(applied), store, &logger)?;
+        if sole_voter && !conf_change_pending {
+            raw.campaign()?;
+        }
+
+        let (tx, rx) = mpsc::channel(INPUT_CHANNEL_CAPACITY);
+        let role = role_of(&raw);
+        let (role_tx, role_rx) = watch::channel(role);
+        let (applied_tx, applied_rx) = watch::channel(applied);
+        let handle = RaftHandle {
+            id: config.id,
+            inputs: tx.clone(),
+            role: role_rx,
+            applied: applied_rx,
+        };
+        let node = Self {
+            config,
+            raw,
+            state_machine,
+            transport,
+            inputs: rx,
+            weak_inputs: tx.downgrade(),
+            role_tx,
+            applied_tx,
+            pending: HashMap::new(),
+            conf_state,
+            applied,
+            stop_waiters: Vec::new(),
+        };
+        Ok((node, handle))
+    }
+
+    /// [`RaftNode::new`], then runs the node on a tokio task until [`RaftHandle::shutdown`].
+    pub fn spawn(
+        config: RaftConfig,
+        backend: Arc<dyn KvBackend>,
+        state_machine: S,
+        transport: Arc<dyn RaftTransport>,
+    ) -> Result<(RaftHandle, JoinHandle<Result<(), RaftError>>), RaftError> {
+        let (node, handle) = Self::new(config, backend, state_machine, transport)?;
+        let task = tokio::spawn(node.run(std::future::pending()));
+        Ok((handle, task))
+    }
+
+    /// A group of one (`peers` is forced to `[config.id]`), spawned with no transport; the node
+    /// stops, ticker included, on [`RaftHandle::shutdown`]. A fresh group is leader on return.
+    pub async fn start_single(
+        config: RaftConfig,
+        backend: Arc<dyn KvBackend>,
+        state_machine: S,
+    ) -> Result<RaftHandle, RaftError> {
+        let config = RaftConfig {
+            peers: vec![config.id],
+            ..config
+        };
+        let (handle, _task) = Self::spawn(config, backend, state_machine, Arc::new(NoPeers))?;
+        Ok(handle)
+    }
+
+    /// Drives the node until `shutdown` resolves, a [`RaftHandle::shutdown`] arrives, or every
+    /// handle is dropped. A clean stop snapshots the state machine and flushes.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RaftError> {
+        if let Some(interval) = self.config.tick_interval {
+            tokio::spawn(run_ticker(self.weak_inputs.clone(), interval));
+        }
+        let mut shutdown = std::pin::pin!(shutdown);
+        let result = self.drive(&mut shutdown).await;
+        let result = result.and_then(|()| self.take_snapshot());
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(RaftError::Stopped));
+        }
+        let waiters = std::mem::take(&mut self.stop_waiters);
+        // Release the storage (e.g. the sled lock) before telling anyone we have stopped.
+        drop(self);
+        for w in waiters {
+            let _ = w.send(());
+        }
+        result
+    }
+
+    async fn drive(
+        &mut self,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), RaftError> {
+        loop {
+            let first = tokio::select! {
+                biased;
+                input = self.inputs.recv() => input,
+                () = shutdown.as_mut() => None,
+            };
+            let Some(first) = first else { return Ok(()) };
+            self.handle_input(first);
+            for _ in 1..MAX_INPUTS_PER_READY {
+                match self.inputs.try_recv() {
+                    Ok(input) => self.handle_input(input),
+                    Err(_) => break,
+                }
+            }
+            self.on_ready()?;
+            if self.applied >= self.raw.store().snapshot_index() + self.config.snapshot_threshold {
+                self.take_snapshot()?;
+            }
+            self.publish();
+            if !self.stop_waiters.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle_input(&mut self, input: Input) {
+        match input {
+            Input::Tick => {
+                self.raw.tick();
+            }
+            Input::Step(msg) => {
+                if let Err(e) = self.raw.step(*msg) {
+                    tracing::debug!(id = self.config.id, error = %e, "raft message rejected");
+                }
+            }
+            Input::Propose { command, reply } => self.propose(command, reply),
+            Input::Shutdown(done) => self.stop_waiters.push(done),
+        }
+    }
+
+    fn propose(&mut self, command: Vec<u8>, reply: ProposalReply) {
+        if self.raw.raft.state != StateRole::Leader {
+            let leader = known_leader(&self.raw);
+            let _ = reply.send(Err(RaftError::NotLeader { leader }));
+            return;
+        }
+        let id: ProposalId = *uuid::Uuid::new_v4().as_bytes();
+        match self.raw.propose(id.to_vec(), command) {
+            Ok(()) => {
+                self.pending.insert(id, reply);
+            }
+            // Dropped by a leader only while it transfers leadership away.
+            Err(raft::Error::ProposalDropped) => {
+                let _ = reply.send(Err(RaftError::NotLeader { leader: None }));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+            }
+        }
+    }
+
+    fn on_ready(&mut self) -> Result<(), RaftError> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut ready = self.raw.ready();
+        self.transport.send(ready.take_messages());
+
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            self.raw.mut_store().apply_snapshot(&snapshot)?;
+            self.state_machine.restore(&snapshot.data);
+            self.applied = snapshot.get_metadata().index;
+            self.conf_state = snapshot.get_metadata().get_conf_state().clone();
+        }
+        let store = self.raw.mut_store();
+        store.append(ready.entries())?;
+        if let Some(hs) = ready.hs() {
+            store.set_hard_state(hs.clone())?;
+        }
+        // One batch, one fsync: entries, hard state and any snapshot become durable together.
+        store.commit(true)?;
+
+        self.transport.send(ready.take_persisted_messages());
+        self.apply_committed(ready.take_committed_entries())?;
+
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            // Not flushed here: every entry up to `commit` is already durable, and raft
+            // re-learns a lost commit index from the quorum (or, alone, by re-committing its
+            // own log on re-election). It becomes durable with the next Ready or snapshot.
+            let store = self.raw.mut_store();
+            store.set_commit(commit)?;
+            store.commit(false)?;
+        }
+        self.transport.send(light.take_messages());
+        self.apply_committed(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        Ok(())
+    }
+
+    fn apply_committed(&mut self, entries: Vec<Entry>) -> Result<(), RaftError> {
+        for entry in entries {
+            self.applied = entry.index;
+            match entry.get_entry_type() {
+                EntryType::EntryNormal => {
+                    // A new leader's no-op has neither data nor a proposal id.
+                    if entry.data.is_empty() && entry.context.is_empty() {
+                        continue;
+                    }
+                    let response = self.state_machine.apply(entry.index, &entry.data);
+                    let waiter = ProposalId::try_from(&entry.context[..])
+                        .ok()
+                        .and_then(|id| self.pending.remove(&id));
+                    if let Some(reply) = waiter {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+                EntryType::EntryConfChange => {
+                    let cc: ConfChange = decode_entry("conf change", &entry)?;
+                    let result = self.raw.apply_conf_change(&cc);
+                    self.record_conf_change(entry.index, result);
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let cc: ConfChangeV2 = decode_entry("conf change v2", &entry)?;
+                    let result = self.raw.apply_conf_change(&cc);
+                    self.record_conf_change(entry.index, result);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record_conf_change(&mut self, index: u64, result: raft::Result<ConfState>) {
+        match result {
+            Ok(cs) => self.conf_state = cs,
+            // Deterministic on every replica: the change is rejected everywhere alike.
+            Err(e) => tracing::warn!(id = self.config.id, index, error = %e, "conf change rejected"),
+        }
+    }
+
+    /// Snapshots the state machine at `applied`, stores it and compacts the log up to it.
+    fn take_snapshot(&mut self) -> Result<(), RaftError> {
+        let index = self.applied;
+        if index <= self.raw.store().snapshot_index() {
+            return Ok(());
+        }
+        let term = self.raw.store().term(index)?;
+        let mut snapshot = Snapshot::default();
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.conf_state.clone());
+        snapshot.data = self.state_machine.snapshot().into();
+        let store = self.raw.mut_store();
+        store.save_snapshot_and_compact(&snapshot)?;
+        store.commit(true)?;
+        tracing::debug!(id = self.config.id, index, term, "state machine snapshot stored");
+        Ok(())
+    }
+
+    /// Publishes role and applied index; fails proposals whose leader stepped down.
+    fn publish(&mut self) {
+        let role = role_of(&self.raw);
+        if !role.is_leader() && !self.pending.is_empty() {
+            for (_, reply) in self.pending.drain() {
+                let _ = reply.send(Err(RaftError::LeadershipLost { term: role.term }));
+            }
+        }
+        self.role_tx.send_if_modified(|r| {
+            let changed = *r != role;
+            *r = role;
+            changed
+        });
+        let applied = self.applied;
+        self.applied_tx.send_if_modified(|a| {
+            let changed = *a != applied;
+            *a = applied;
+            changed
+        });
+    }
+
+    /// True if the log after the snapshot holds a membership change, which a restarted sole
+    /// voter must replay before it may assume it is alone.
+    fn log_has_conf_change(store: &LogStore) -> Result<bool, RaftError> {
+        let (first, last) = (store.first_index()?, store.last_index()?);
+        if last < first {
+            return Ok(false);
+        }
+        let entries = store.entries(first, last + 1, None, raft::GetEntriesContext::empty(false))?;
+        Ok(entries
+            .iter()
+            .any(|e| e.get_entry_type() != EntryType::EntryNormal))
+    }
+}
+
+/// Transport of a group of one: there is nobody to send to.
+struct NoPeers;
+
+impl RaftTransport for NoPeers {
+    fn send(&self, msgs: Vec<Message>) {
+        if !msgs.is_empty() {
+            tracing::warn!(count = msgs.len(), "single-node raft dropped messages to peers");
+        }
+    }
+}
+
+fn decode_entry<M: protobuf::Message>(what: &'static str, entry: &Entry) -> Result<M, RaftError> {
+    M::parse_from_bytes(&entry.data).map_err(|source| RaftError::Decode { what, source })
+}
+
+fn known_leader(raw: &RawNode<LogStore>) -> Option<u64> {
+    let id = raw.raft.leader_id;
+    (id != raft::INVALID_ID).then_some(id)
+}
+
+fn role_of(raw: &RawNode<LogStore>) -> RoleState {
+    RoleState {
+        role: if raw.raft.state == StateRole::Leader {
+            Role::Leader
+        } else {
+            Role::Follower
+        },
+        term: raw.raft.term,
+        leader_id: known_leader(raw),
+    }
+}
+
+/// Sends a tick every `interval` while the node runs. Skips a tick when the inbox is full
+/// (raft only needs ticks to be roughly periodic).
+async fn run_ticker(inputs: mpsc::WeakSender<Input>, interval: std::time::Duration) {
+    let mut timer = tokio::time::interval(interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        timer.tick().await;
+        let Some(tx) = inputs.upgrade() else { return };
+        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Input::Tick) {
+            return;
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! Applying a command to the state: deterministic (no clock, no randomness — both come in the
+//! command), all-or-nothing (a rejected command changes nothing), and every changed object's
+//! `version` grows.
+
+use super::command::*;
+use super::query::{Reservation, reserved_ports};
+use super::state::{ClusterRecord, Family, InstanceRecord, State, cluster_of_arn};
+use super::Rejection;
+use super::RejectKind;
+use berth_proto::model::{
+    self, status_rank, Container, ContainerInstance, Deployment, Resource, Service, ServiceEvent, Task,
+    TaskStatusReport, Timestamp, RUNNING, STOPPED,
+};
+use serde::{Deserialize, Serialize};
+
+/// What a successfully applied command produced, handed back to its proposer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// Ids (task ids, instance id, `family:rev`, service key) of objects created or changed.
+    pub ids: Vec<String>,
+    /// Tasks of a StartTasks command rejected at apply time (resources taken meanwhile).
+    pub rejected: Vec<String>,
+}
+
+pub type ApplyResult = Result<Applied, Rejection>;
+
+pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
+    match cmd {
+        Command::CreateCluster { name, now } => create_cluster(state, name, now),
+        Command::DeleteCluster { name } => delete_cluster(state, &name),
+        Command::RegisterTaskDefinition { definition, now } => register_taskdef(state, definition, now),
+        Command::DeregisterTaskDefinition { family, revision, now } => {
+            let def = state
+                .families
+                .get_mut(&family)
+                .and_then(|f| f.revisions.get_mut(&revision))
+                .ok_or_else(|| Rejection::client(format!("The specified task definition {family}:{revision} does not exist.")))?;
+            if def.status.as_deref() != Some("INACTIVE") {
+                def.status = Some("INACTIVE".into());
+                def.deregistered_at = Some(now);
+            }
+            Ok(Applied { ids: vec![format!("{family}:{revision}")], ..Default::default() })
+        }
+        Command::RegisterInstance(r) => register_instance(state, r),
+        Command::SetAgentConnected { instance_id, connected, now: _ } => {
+            let rec = state
+                .instances
+                .get_mut(&instance_id)
+                .ok_or_else(|| Rejection::new(RejectKind::NotFound, "ClientException", format!("Container instance {instance_id} not found.")))?;
+            if rec.instance.agent_connected != connected {
+                rec.instance.agent_connected = connected;
+                rec.instance.version += 1;
+            }
+            Ok(Applied { ids: vec![instance_id], ..Default::default() })
+        }
+        Command::CreateService(c) => create_service(state, c),
+        Command::UpdateService(u) => update_service(state, u),
+        Command::DeleteService { cluster, name, force, now } => delete_service(state, &cluster, &name, force, now),
+        Command::StartTasks { tasks, now: _ } => start_tasks(state, tasks),
+        Command::StopTasks(s) => stop_tasks(state, s),
+        Command::ReportTaskStatus { instance_id, report, now } => report_status(state, &instance_id, report, now),
+        Command::ServiceProgress(p) => service_progress(state, p),
+        Command::PurgeStoppedTasks { stopped_before } => {
+            let before = state.tasks.len();
+            state.tasks.retain(|_, t| !(t.is_stopped() && t.stopped_at.is_some_and(|s| s < stopped_before)));
+            Ok(Applied { ids: vec![(before - state.tasks.len()).to_string()], ..Default::default() })
+        }
+    }
+}
+
+fn require_cluster(state: &State, cluster: &str) -> Result<(), Rejection> {
+    if state.cluster_is_active(cluster) { Ok(()) } else { Err(Rejection::cluster_not_found(cluster)) }
+}
+
+fn create_cluster(state: &mut State, name: String, now: Timestamp) -> ApplyResult {
+    if !model::is_valid_name(&name) {
+        return Err(Rejection::invalid(format!(
+            "clusterName '{name}' is invalid: up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens are allowed."
+        )));
+    }
+    // ECS CreateCluster is idempotent for an existing ACTIVE cluster.
+    let rec = state.clusters.entry(name.clone()).or_insert(ClusterRecord { name: name.clone(), status: "ACTIVE".into(), created_at: now });
+    if rec.status != "ACTIVE" {
+        rec.status = "ACTIVE".into();
+        rec.created_at = now;
+    }
+    Ok(Applied { ids: vec![name], ..Default::default() })
+}
+
+fn delete_cluster(state: &mut State, name: &str) -> ApplyResult {
+    require_cluster(state, name)?;
+    let has_instances = state.instances.values().any(|r| r.cluster == name && r.instance.status != "INACTIVE");
+    if has_instances {
+        return Err(Rejection::new(RejectKind::FailedPrecondition, "ClusterContainsContainerInstancesException",
+            format!("The cluster {name} cannot be deleted while container instances are active or draining.")));
+    }
+    if state.services.values().any(|s| cluster_of_arn(&s.cluster_arn) == name && s.status != "INACTIVE") {
+        return Err(Rejection::new(RejectKind::FailedPrecondition, "ClusterContainsServicesException",
+            format!("The cluster {name} cannot be deleted while services are active.")));
+    }
+    if state.tasks.values().any(|t| cluster_of_arn(&t.cluster_arn) == name && !t.is_stopped()) {
+        return Err(Rejection::new(RejectKind::FailedPrecondition, "ClusterContainsTasksException",
+            format!("The cluster {name} cannot be deleted while tasks are active.")));
+    }
+    if let Some(c) = state.clusters.get_mut(name) {
+        c.status = "INACTIVE".into();
+    }
+    Ok(Applied { ids: vec![name.to_string()], ..Default::default() })
+}
+
+fn register_taskdef(state: &mut State, mut def: model::TaskDefinition, now: Timestamp) -> ApplyResult {
+    if !model::is_valid_name(&def.family) {
+        return Err(Rejection::client(format!("family '{}' is invalid: up to 255 letters, numbers, hyphens, and underscores are allowed.", def.family)));
+    }
+    let family = state.families.entry(def.family.clone()).or_insert_with(Family::default);
+    family.last_revision += 1;
+    let rev = family.last_revision;
+    def.revision = Some(rev);
+    def.task_definition_arn = Some(state.scope.task_definition(&def.family, rev));
+    def.status = Some("ACTIVE".into());
+    def.registered_at = Some(now);
+    def.compatibilities = Some(vec!["EC2".into(), "EXTERNAL".into()]);
+    let id = def.family_revision();
+    // The entry was created above; get_mut cannot miss.
+    if let Some(f) = state.families.get_mut(&def.family) {
+        f.revisions.insert(rev, def);
+    }
+    Ok(Applied { ids: vec![id], ..Default::default() })
+}
+
+fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
+    require_cluster(state, &r.cluster)?;
+    let arn = state.scope.container_instance(&r.cluster, &r.instance_id);
+    let registered = vec![
+        Resource::integer("CPU", r.cpu),
+        Resource::integer("MEMORY", r.memory),
+        Resource::string_set("PORTS", reserved_ports(&r.reserved_ports).iter().map(|p| p.to_string()).collect()),
+        Resource::string_set("PORTS_UDP", vec![]),
+    ];
+    match state.instances.get_mut(&r.instance_id) {
+        Some(rec) if rec.cluster == r.cluster => {
+            let ci = &mut rec.instance;
+            ci.attributes = r.attributes;
+            ci.registered_resources = registered;
+            ci.version_info = r.version_info;
+            ci.hostname = r.hostname;
+            ci.agent_connected = true;
+            if ci.status == "INACTIVE" {
+                ci.status = "ACTIVE".into();
+            }
+            ci.version += 1;
+        }
+        Some(rec) => {
+            return Err(Rejection::invalid(format!(
+                "Container instance {} is registered in cluster {}, not {}.", r.instance_id, rec.cluster, r.cluster
+            )));
+        }
+        None => {
+            let ci = ContainerInstance {
+                container_instance_arn: arn,
+                ec2_instance_id: r.instance_id.clone(),
+                version: 1,
+                version_info: r.version_info,
+                status: "ACTIVE".into(),
+                agent_connected: true,
+                attributes: r.attributes,
+                registered_resources: registered,
+                registered_at: r.now,
+                hostname: r.hostname,
+                ..Default::default()
+            };
+            state.instances.insert(r.instance_id.clone(), InstanceRecord { cluster: r.cluster, instance: ci });
+        }
+    }
+    Ok(Applied { ids: vec![r.instance_id], ..Default::default() })
+}
+
+fn new_deployment(id: &str, taskdef: &str, desired: i64, now: Timestamp) -> Deployment {
+    Deployment {
+        id: id.into(),
+        status: "PRIMARY".into(),
+        task_definition: taskdef.into(),
+        desired_count: desired,
+        created_at: now,
+        updated_at: now,
+        launch_type: "EC2".into(),
+        rollout_state: Some("IN_PROGRESS".into()),
+        rollout_state_reason: Some("ECS deployment in progress.".into()),
+        ..Default::default()
+    }
+}
+
+fn active_taskdef<'a>(state: &'a State, arn: &str) -> Result<&'a model::TaskDefinition, Rejection> {
+    let def = state.taskdef_by_arn(arn).ok_or_else(|| Rejection::client(format!("TaskDefinition not found: {arn}.")))?;
+    if def.status.as_deref() != Some("ACTIVE") {
+        return Err(Rejection::client(format!("TaskDefinition is inactive: {arn}.")));
+    }
+    Ok(def)
+}
+
+fn create_service(state: &mut State, c: CreateService) -> ApplyResult {
+    require_cluster(state, &c.cluster)?;
+    if !model::is_valid_name(&c.name) {
+        return Err(Rejection::invalid(format!("serviceName '{}' is invalid: up to 255 letters, numbers, hyphens, and underscores are allowed.", c.name)));
+    }
+    if c.desired_count < 0 {
+        return Err(Rejection::invalid(format!("desiredCount {} is invalid: it must be 0 or greater.", c.desired_count)));
+    }
+    active_taskdef(state, &c.task_definition_arn)?;
+    let key = State::service_key(&c.cluster, &c.name);
+    if let Some(s) = state.services.get(&key) {
+        if s.status != "INACTIVE" {
+            return Err(Rejection::new(RejectKind::AlreadyExists, "InvalidParameterException",
+                format!("Creation of service was not idempotent: service {} already exists in cluster {} ({}).", c.name, c.cluster, s.status)));
+        }
+    }
+    let svc = Service {
+        service_arn: state.scope.service(&c.cluster, &c.name),
+        service_name: c.name.clone(),
+        cluster_arn: state.scope.cluster(&c.cluster),
+        task_definition: c.task_definition_arn.clone(),
+        desired_count: c.desired_count,
+        status: "ACTIVE".into(),
+        launch_type: "EC2".into(),
+        scheduling_strategy: "REPLICA".into(),
+        deployments: vec![new_deployment(&c.deployment_id, &c.task_definition_arn, c.desired_count, c.now)],
+        created_at: c.now,
+        version: 1,
+        ..Default::default()
+    };
+    state.services.insert(key.clone(), svc);
+    Ok(Applied { ids: vec![key], ..Default::default() })
+}
+
+fn active_service<'a>(state: &'a mut State, cluster: &str, name: &str) -> Result<&'a mut Service, Rejection> {
+    require_cluster(state, cluster)?;
+    let svc = state.services.get_mut(&State::service_key(cluster, name)).ok_or_else(|| Rejection::service_not_found(name))?;
+    if svc.status != "ACTIVE" {
+        return Err(Rejection::new(RejectKind::FailedPrecondition, "ServiceNotActiveException", format!("Service was not ACTIVE: {name} is {}.", svc.status)));
+    }
+    Ok(svc)
+}
+
+fn update_service(state: &mut State, u: UpdateService) -> ApplyResult {
+    if let Some(arn) = &u.task_definition_arn {
+        active_taskdef(state, arn)?;
+    }
+    if let Some(d) = u.desired_count {
+        if d < 0 {
+            return Err(Rejection::invalid(format!("desiredCount {d} is invalid: it must be 0 or greater.")));
+        }
+    }
+    let svc = active_service(state, &u.cluster, &u.name)?;
+    if let Some(d) = u.desired_count {
+        svc.desired_count = d;
+        if let Some(p) = svc.deployments.iter_mut().find(|d| d.status == "PRIMARY") {
+            p.desired_count = d;
+            p.updated_at = u.now;
+        }
+    }
+    if let Some(arn) = u.task_definition_arn {
+        if arn != svc.task_definition {
+            for d in &mut svc.deployments {
+                if d.status == "PRIMARY" {
+                    d.status = "ACTIVE".into();
+                    d.updated_at = u.now;
+                }
+            }
+            svc.deployments.insert(0, new_deployment(&u.deployment_id, &arn, svc.desired_count, u.now));
+            svc.task_definition = arn;
+        }
+    }
+    svc.version += 1;
+    Ok(Applied { ids: vec![State::service_key(&u.cluster, &u.name)], ..Default::default() })
+}
+
+fn delete_service(state: &mut State, cluster: &str, name: &str, force: bool, now: Timestamp) -> ApplyResult {
+    let svc = active_service(state, cluster, name)?;
+    if svc.desired_count > 0 && !force {
+        return Err(Rejection::new(RejectKind::FailedPrecondition, "InvalidParameterException",
+            format!("The service {name} cannot be deleted while desiredCount is {}: scale it to 0 first, or use --force.", svc.desired_count)));
+    }
+    svc.desired_count = 0;
+    svc.status = "DRAINING".into();
+    svc.version += 1;
+    for d in &mut svc.deployments {
+        d.desired_count = 0;
+        d.updated_at = now;
+    }
+    Ok(Applied { ids: vec![State::service_key(cluster, name)], ..Default::default() })
+}
+
+fn start_tasks(state: &mut State, tasks: Vec<Task>) -> ApplyResult {
+    let mut out = Applied::default();
+    for task in tasks {
+        let fits = task.instance_id().and_then(|id| state.instances.get(id)).is_some_and(|rec| {
+            let ci = &rec.instance;
+            let need: Reservation = state.task_reservation(&task);
+            let rem = state.remaining(ci);
+            ci.status == "ACTIVE"
+                && rem.cpu >= need.cpu
+                && rem.memory >= need.memory
+                && need.ports.iter().all(|p| !rem.used_ports.contains(p))
+        });
+        let exists = state.tasks.contains_key(task.id());
+        if !fits || exists || state.taskdef_by_arn(&task.task_definition_arn).is_none() {
+            out.rejected.push(task.id().to_string());
+            continue;
+        }
+        out.ids.push(task.id().to_string());
+        state.tasks.insert(task.id().to_string(), task);
+    }
+    Ok(out)
+}
+
+fn stop_tasks(state: &mut State, s: StopTasks) -> ApplyResult {
+    if let Some(missing) = s.task_ids.iter().find(|id| !state.tasks.contains_key(*id)) {
+        return Err(Rejection::new(RejectKind::NotFound, "InvalidParameterException", format!("The referenced task was not found: {missing}.")));
+    }
+    let mut out = Applied::default();
+    for id in &s.task_ids {
+        let Some(task) = state.tasks.get_mut(id) else { continue };
+        if task.desired_status == STOPPED {
+            continue; // already stopping: the first reason stays
+        }
+        task.desired_status = STOPPED.into();
+        task.stop_code = Some(s.stop_code.clone());
+        task.stopped_reason = Some(s.reason.clone());
+        task.stopping_at = Some(s.now);
+        // A task that no agent has acknowledged yet stops at once.
+        if task.container_instance_arn.is_none() {
+            task.last_status = STOPPED.into();
+            task.stopped_at = Some(s.now);
+        }
+        task.version += 1;
+        out.ids.push(id.clone());
+    }
+    Ok(out)
+}
+
+/// Fold an agent's report into the task. Statuses only move forward; a stale or repeated report
+/// changes nothing (and bumps no version).
+fn report_status(state: &mut State, instance_id: &str, report: TaskStatusReport, now: Timestamp) -> ApplyResult {
+    let Some(task) = state.tasks.get_mut(&report.task_id) else {
+        return Ok(Applied::default());
+    };
+    if task.instance_id() != Some(instance_id) {
+        return Err(Rejection::invalid(format!("Task {} is not assigned to container instance {instance_id}.", report.task_id)));
+    }
+    let before = task.clone();
+    if status_rank(&report.last_status) >= status_rank(&task.last_status) {
+        if task.last_status != report.last_status {
+            match report.last_status.as_str() {
+                RUNNING => task.started_at = Some(now),
+                STOPPED => {
+                    task.stopped_at = Some(now);
+                    task.execution_stopped_at = report.execution_stopped_at.or(Some(now));
+                    if task.stopping_at.is_none() {
+                        task.stopping_at = Some(now);
+                    }
+                }
+                _ => {}
+            }
+            task.last_status = report.last_status.clone();
+        }
+        if report.last_status == STOPPED {
+            task.desired_status = STOPPED.into();
+            if task.stop_code.is_none() {
+                task.stop_code = report.stop_code.clone();
+                task.stopped_reason = report.stopped_reason.clone();
+            }
+        }
+        task.pull_started_at = task.pull_started_at.or(report.pull_started_at);
+        task.pull_stopped_at = task.pull_stopped_at.or(report.pull_stopped_at);
+        for cr in &report.containers {
+            if let Some(c) = task.containers.iter_mut().find(|c| c.name == cr.name) {
+                merge_container(c, cr);
+            }
+        }
+        task.health_status = task_health(&task.containers);
+    }
+    if *task != before {
+        task.version += 1;
+        return Ok(Applied { ids: vec![report.task_id], ..Default::default() });
+    }
+    Ok(Applied::default())
+}
+
+fn merge_container(c: &mut Container, cr: &model::ContainerReport) {
+    if status_rank_container(&cr.last_status) < status_rank_container(&c.last_status) {
+        return;
+    }
+    c.last_status = cr.last_status.clone();
+    if cr.runtime_id.is_some() {
+        c.runtime_id = cr.runtime_id.clone();
+    }
+    if cr.exit_code.is_some() {
+        c.exit_code = cr.exit_code;
+    }
+    if cr.reason.is_some() {
+        c.reason = cr.reason.clone();
+    }
+    if !cr.network_bindings.is_empty() {
+        c.network_bindings = cr.network_bindings.clone();
+    }
+    if let Some(h) = &cr.health_status {
+        c.health_status = h.clone();
+    }
+}
+
+fn status_rank_container(s: &str) -> u8 {
+    match s {
+        "PENDING" => 1,
+        "RUNNING" => 2,
+        "STOPPED" => 3,
+        _ => 0,
+    }
+}
+
+/// Task health from its containers (ECS-NOTES §1.4.2: essential ones; the agent reports
+/// `healthStatus` only for containers with a health check).
+fn task_health(containers: &[Container]) -> String {
+    if containers.iter().any(|c| c.health_status == "UNHEALTHY") {
+        "UNHEALTHY".into()
+    } else if !containers.is_empty() && containers.iter().all(|c| c.health_status == "HEALTHY") {
+        "HEALTHY".into()
+    } else {
+        "UNKNOWN".into()
+    }
+}
+
+fn service_progress(state: &mut State, p: ServiceProgress) -> ApplyResult {
+    let key = State::service_key(&p.cluster, &p.name);
+    let svc = state.services.get_mut(&key).ok_or_else(|| Rejection::service_not_found(&p.name))?;
+    for (id, message) in p.events {
+        svc.events.push(ServiceEvent { id, created_at: p.now, message });
+    }
+    let n = svc.events.len();
+    if n > model::MAX_SERVICE_EVENTS {
+        svc.events.drain(..n - model::MAX_SERVICE_EVENTS);
+    }
+    for (id, rollout, reason) in p.rollouts {
+        if let Some(d) = svc.deployments.iter_mut().find(|d| d.id == id) {
+            d.rollout_state = Some(rollout);
+            d.rollout_state_reason = Some(reason);
+            d.updated_at = p.now;
+        }
+    }
+    for id in p.drained_deployments {
+        svc.deployments.retain(|d| d.id != id || d.status == "PRIMARY");
+    }
+    if p.deactivate && svc.status == "DRAINING" {
+        svc.status = "INACTIVE".into();
+    }
+    svc.version += 1;
+    Ok(Applied { ids: vec![key], ..Default::default() })
+}

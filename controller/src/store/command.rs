@@ -1,0 +1,101 @@
+//! Commands: every change to cluster state, as proposed to Raft and applied in log order.
+//!
+//! The proposer fixes everything non-deterministic (timestamps, ids) inside the command, so every
+//! replica applying the same log reaches the same state.
+
+use berth_proto::model::{
+    Attribute, Task, TaskDefinition, TaskStatusReport, Timestamp, VersionInfo,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Command {
+    CreateCluster { name: String, now: Timestamp },
+    DeleteCluster { name: String },
+    RegisterTaskDefinition { definition: TaskDefinition, now: Timestamp },
+    DeregisterTaskDefinition { family: String, revision: u32, now: Timestamp },
+    RegisterInstance(RegisterInstance),
+    SetAgentConnected { instance_id: String, connected: bool, now: Timestamp },
+    CreateService(CreateService),
+    UpdateService(UpdateService),
+    DeleteService { cluster: String, name: String, force: bool, now: Timestamp },
+    /// Place new tasks (already fully formed by the proposer, including their instance). Apply
+    /// re-checks each instance's remaining resources and rejects a task that no longer fits.
+    StartTasks { tasks: Vec<Task>, now: Timestamp },
+    StopTasks(StopTasks),
+    ReportTaskStatus { instance_id: String, report: TaskStatusReport, now: Timestamp },
+    /// Service events (scheduler messages) and deployment rollout changes.
+    ServiceProgress(ServiceProgress),
+    /// Forget STOPPED tasks that stopped before `stopped_before` (ECS keeps them ≥ 1 hour).
+    PurgeStoppedTasks { stopped_before: Timestamp },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterInstance {
+    pub cluster: String,
+    pub instance_id: String,
+    pub attributes: Vec<Attribute>,
+    pub cpu: i64,
+    pub memory: i64,
+    pub reserved_ports: Vec<u16>,
+    pub version_info: VersionInfo,
+    pub hostname: Option<String>,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateService {
+    pub cluster: String,
+    pub name: String,
+    pub task_definition_arn: String,
+    pub desired_count: i64,
+    pub deployment_id: String,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateService {
+    pub cluster: String,
+    pub name: String,
+    pub desired_count: Option<i64>,
+    pub task_definition_arn: Option<String>,
+    /// Used when the update starts a new deployment.
+    pub deployment_id: String,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StopTasks {
+    pub task_ids: Vec<String>,
+    pub stop_code: String,
+    pub reason: String,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceProgress {
+    pub cluster: String,
+    pub name: String,
+    /// (event id, message) pairs to append.
+    pub events: Vec<(String, String)>,
+    /// Deployment id → new rollout state (`COMPLETED`, …) with reason.
+    pub rollouts: Vec<(String, String, String)>,
+    /// Deployment ids that are fully drained (→ INACTIVE).
+    pub drained_deployments: Vec<String>,
+    /// Mark a DRAINING service INACTIVE (all its tasks stopped).
+    pub deactivate: bool,
+    pub now: Timestamp,
+}
+
+impl Command {
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing plain data to JSON cannot fail (no non-string map keys, no custom errors).
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}

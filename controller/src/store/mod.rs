@@ -1,0 +1,93 @@
+//! The replicated state machine.
+//!
+//! * `command` — the commands (every change to cluster state).
+//! * `apply`   — applying one command: deterministic, all-or-nothing.
+//! * `state`   — the data (ordered maps), serialized whole for snapshots.
+//! * `query`   — read-side ECS views with derived fields.
+//! * `error`   — `Rejection`, the store's refusal of a command.
+//!
+//! `Store` implements `raft::StateMachine`: raft calls `apply` for each committed entry in log
+//! order; readers take the shared `RwLock` for a consistent view. Nothing here touches the network,
+//! disk or a clock.
+
+pub mod apply;
+pub mod command;
+pub mod error;
+pub mod query;
+pub mod state;
+
+pub use apply::{Applied, ApplyResult};
+pub use command::Command;
+pub use error::{RejectKind, Rejection};
+pub use state::State;
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+/// Shared handle on the state; the raft loop writes through [`Store`], everyone else reads.
+#[derive(Clone, Default)]
+pub struct SharedState(Arc<RwLock<State>>);
+
+impl SharedState {
+    pub fn new(state: State) -> Self {
+        SharedState(Arc::new(RwLock::new(state)))
+    }
+    /// A read guard. A poisoned lock (a panic while applying) still yields the last state.
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The state machine raft drives.
+pub struct Store {
+    shared: SharedState,
+}
+
+impl Store {
+    pub fn new(shared: SharedState) -> Self {
+        Store { shared }
+    }
+}
+
+/// Decode a proposer's response bytes.
+pub fn decode_result(bytes: &[u8]) -> ApplyResult {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        Err(Rejection::new(RejectKind::FailedPrecondition, "ServerException", format!("undecodable apply result: {e}")))
+    })
+}
+
+impl crate::raft::StateMachine for Store {
+    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
+        let result: ApplyResult = match serde_json::from_slice::<Command>(command) {
+            Ok(cmd) => {
+                let mut state = self.shared.write();
+                // Apply to a copy-free path: `apply` itself is all-or-nothing by validating before it
+                // mutates, so a rejection leaves the state as it was.
+                let r = apply::apply(&mut state, cmd);
+                state.applied_index = index;
+                r
+            }
+            Err(e) => {
+                self.shared.write().applied_index = index;
+                Err(Rejection::new(RejectKind::InvalidParameter, "ServerException", format!("undecodable command at index {index}: {e}")))
+            }
+        };
+        serde_json::to_vec(&result).unwrap_or_default()
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(&*self.shared.read()).unwrap_or_default()
+    }
+
+    fn restore(&mut self, data: &[u8]) {
+        match serde_json::from_slice::<State>(data) {
+            Ok(s) => *self.shared.write() = s,
+            Err(e) => tracing::error!(error = %e, "snapshot data does not decode; keeping the current state"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+//! Read-side views of the state: the ECS objects as the API returns them, with derived fields
+//! (counts, remaining resources) computed from the tasks. Pure functions of `&State`.
+
+use super::state::{State, cluster_of_arn};
+use super::Rejection;
+use berth_proto::model::{
+    Cluster, ContainerInstance, Resource, Service, Task, TaskDefinition, ALWAYS_RESERVED_PORTS,
+    PENDING, RUNNING,
+};
+use std::collections::BTreeSet;
+
+/// What a task holds on its instance while it is not STOPPED.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reservation {
+    pub cpu: i64,
+    pub memory: i64,
+    pub ports: Vec<u16>,
+}
+
+impl Reservation {
+    pub fn of(def: &TaskDefinition) -> Reservation {
+        Reservation { cpu: def.reserved_cpu(), memory: def.reserved_memory(), ports: def.static_host_ports() }
+    }
+}
+
+/// Remaining cpu, memory and the set of used ports of an instance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Remaining {
+    pub cpu: i64,
+    pub memory: i64,
+    pub used_ports: BTreeSet<u16>,
+}
+
+impl State {
+    pub fn task_reservation(&self, task: &Task) -> Reservation {
+        self.taskdef_by_arn(&task.task_definition_arn).map(Reservation::of).unwrap_or_default()
+    }
+
+    /// Tasks placed on an instance that still hold resources.
+    pub fn tasks_on_instance<'a>(&'a self, instance_id: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.tasks.values().filter(move |t| t.instance_id() == Some(instance_id) && t.holds_resources())
+    }
+
+    pub fn remaining(&self, instance: &ContainerInstance) -> Remaining {
+        let mut rem = Remaining {
+            cpu: instance.registered_integer("CPU"),
+            memory: instance.registered_integer("MEMORY"),
+            used_ports: instance.registered_ports().into_iter().collect(),
+        };
+        for t in self.tasks_on_instance(instance.id()) {
+            let r = self.task_reservation(t);
+            rem.cpu -= r.cpu;
+            rem.memory -= r.memory;
+            rem.used_ports.extend(r.ports);
+        }
+        rem
+    }
+
+    /// The instance as DescribeContainerInstances shows it.
+    pub fn instance_view(&self, id: &str) -> Option<ContainerInstance> {
+        let rec = self.instances.get(id)?;
+        let mut ci = rec.instance.clone();
+        let rem = self.remaining(&ci);
+        let (mut running, mut pending) = (0, 0);
+        for t in self.tasks_on_instance(id) {
+            if t.desired_status == RUNNING {
+                running += 1;
+            }
+            if t.last_status == PENDING || t.last_status == "PROVISIONING" {
+                pending += 1;
+            }
+        }
+        ci.running_tasks_count = running;
+        ci.pending_tasks_count = pending;
+        ci.remaining_resources = vec![
+            Resource::integer("CPU", rem.cpu),
+            Resource::integer("MEMORY", rem.memory),
+            Resource::string_set("PORTS", rem.used_ports.iter().map(|p| p.to_string()).collect()),
+            Resource::string_set("PORTS_UDP", vec![]),
+        ];
+        Some(ci)
+    }
+
+    pub fn instances_in<'a>(&'a self, cluster: &'a str) -> impl Iterator<Item = &'a ContainerInstance> + 'a {
+        self.instances.values().filter(move |r| r.cluster == cluster).map(|r| &r.instance)
+    }
+
+    pub fn cluster_view(&self, name: &str) -> Option<Cluster> {
+        let rec = self.clusters.get(name)?;
+        let tasks: Vec<&Task> =
+            self.tasks.values().filter(|t| cluster_of_arn(&t.cluster_arn) == name && !t.is_stopped()).collect();
+        Some(Cluster {
+            cluster_arn: self.scope.cluster(name),
+            cluster_name: rec.name.clone(),
+            status: rec.status.clone(),
+            registered_container_instances_count: self
+                .instances_in(name)
+                .filter(|i| i.status != "INACTIVE")
+                .count() as i64,
+            running_tasks_count: tasks.iter().filter(|t| t.last_status == RUNNING).count() as i64,
+            pending_tasks_count: tasks.iter().filter(|t| t.last_status == PENDING).count() as i64,
+            active_services_count: self
+                .services
+                .values()
+                .filter(|s| cluster_of_arn(&s.cluster_arn) == name && s.status == "ACTIVE")
+                .count() as i64,
+        })
+    }
+
+    /// Non-stopped tasks of a service (`group` = `service:NAME`) in a cluster.
+    pub fn service_tasks<'a>(&'a self, cluster: &'a str, name: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.tasks.values().filter(move |t| {
+            t.service_name() == Some(name) && cluster_of_arn(&t.cluster_arn) == cluster && !t.is_stopped()
+        })
+    }
+
+    /// The service as DescribeServices shows it, with running/pending counts per deployment.
+    pub fn service_view(&self, cluster: &str, name: &str) -> Option<Service> {
+        let mut svc = self.services.get(&State::service_key(cluster, name))?.clone();
+        let tasks: Vec<&Task> = self.service_tasks(cluster, name).collect();
+        let counts = |pred: &dyn Fn(&Task) -> bool| tasks.iter().filter(|t| pred(t)).count() as i64;
+        svc.running_count = counts(&|t| t.last_status == RUNNING);
+        svc.pending_count = counts(&|t| t.last_status == PENDING || t.last_status == "PROVISIONING");
+        for d in &mut svc.deployments {
+            let id = d.id.clone();
+            d.running_count = counts(&|t| t.last_status == RUNNING && t.started_by.as_deref() == Some(&id));
+            d.pending_count = counts(&|t| {
+                (t.last_status == PENDING || t.last_status == "PROVISIONING") && t.started_by.as_deref() == Some(&id)
+            });
+        }
+        let n = svc.events.len();
+        if n > berth_proto::model::MAX_SERVICE_EVENTS {
+            svc.events.drain(..n - berth_proto::model::MAX_SERVICE_EVENTS);
+        }
+        svc.events.reverse(); // ECS lists the newest event first
+        Some(svc)
+    }
+
+    /// Resolve `family`, `family:revision` or an ARN. `family` alone → latest ACTIVE revision.
+    pub fn resolve_taskdef(&self, reference: &str) -> Result<&TaskDefinition, Rejection> {
+        let not_found = || Rejection::client(format!("Unable to describe task definition: {reference} does not exist."));
+        let tail = if reference.starts_with("arn:") {
+            reference.rsplit('/').next().unwrap_or(reference)
+        } else {
+            reference
+        };
+        match tail.rsplit_once(':') {
+            Some((family, rev)) => {
+                let rev: u32 = rev.parse().map_err(|_| {
+                    Rejection::client(format!("Invalid revision '{rev}' in task definition '{reference}': expected a positive integer."))
+                })?;
+                self.families.get(family).and_then(|f| f.revisions.get(&rev)).ok_or_else(not_found)
+            }
+            None => self
+                .families
+                .get(tail)
+                .and_then(|f| f.revisions.values().rev().find(|d| d.status.as_deref() == Some("ACTIVE")))
+                .ok_or_else(not_found),
+        }
+    }
+}
+
+/// Ports an instance always reserves, merged with what its agent reported.
+pub fn reserved_ports(reported: &[u16]) -> Vec<u16> {
+    let mut all: BTreeSet<u16> = ALWAYS_RESERVED_PORTS.iter().copied().collect();
+    all.extend(reported.iter().copied());
+    all.into_iter().collect()
+}

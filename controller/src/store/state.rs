@@ -1,0 +1,116 @@
+//! The replicated state: plain data in ordered maps, identical on every replica that applied the
+//! same log prefix. Serialized whole for snapshots. Derived values (counts, remaining resources)
+//! are computed by `query`, never stored, so they cannot drift.
+
+use berth_proto::model::{ArnScope, ContainerInstance, Service, Task, TaskDefinition, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    pub scope: ArnScope,
+    pub clusters: BTreeMap<String, ClusterRecord>,
+    /// Task definition families by name.
+    pub families: BTreeMap<String, Family>,
+    /// Container instances by id.
+    pub instances: BTreeMap<String, InstanceRecord>,
+    /// Services by `cluster/name`.
+    pub services: BTreeMap<String, Service>,
+    /// Tasks by id.
+    pub tasks: BTreeMap<String, Task>,
+    /// Raft index of the last applied command.
+    pub applied_index: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRecord {
+    pub name: String,
+    pub status: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Family {
+    /// Revision numbers are never reused, even after deregistration.
+    pub last_revision: u32,
+    pub revisions: BTreeMap<u32, TaskDefinition>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceRecord {
+    pub cluster: String,
+    pub instance: ContainerInstance,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new(ArnScope::default())
+    }
+}
+
+impl State {
+    /// The initial state: the `default` cluster exists from the start.
+    pub fn new(scope: ArnScope) -> State {
+        let mut clusters = BTreeMap::new();
+        clusters.insert(
+            berth_proto::model::DEFAULT_CLUSTER.to_string(),
+            ClusterRecord {
+                name: berth_proto::model::DEFAULT_CLUSTER.into(),
+                status: "ACTIVE".into(),
+                created_at: Timestamp(0),
+            },
+        );
+        State {
+            scope,
+            clusters,
+            families: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            services: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            applied_index: 0,
+        }
+    }
+
+    pub fn service_key(cluster: &str, name: &str) -> String {
+        format!("{cluster}/{name}")
+    }
+
+    /// The task definition an ARN (`…:task-definition/family:rev`) names, if it exists.
+    pub fn taskdef_by_arn(&self, arn: &str) -> Option<&TaskDefinition> {
+        let tail = arn.rsplit('/').next()?;
+        let (family, rev) = tail.rsplit_once(':')?;
+        let rev: u32 = rev.parse().ok()?;
+        self.families.get(family)?.revisions.get(&rev)
+    }
+
+    pub fn cluster_is_active(&self, name: &str) -> bool {
+        self.clusters.get(name).is_some_and(|c| c.status == "ACTIVE")
+    }
+}
+
+/// The cluster name inside a cluster-scoped ARN (`…:task/CLUSTER/id`, `…:cluster/CLUSTER`).
+pub fn cluster_of_arn(arn: &str) -> &str {
+    let path = arn.rsplit(':').next().unwrap_or(arn);
+    let mut parts = path.split('/');
+    match (parts.next(), parts.next()) {
+        (Some("cluster"), Some(c)) => c,
+        (Some(_), Some(c)) => c,
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn cluster_of_arn_reads_the_cluster_segment() {
+        let s = ArnScope::default();
+        assert_eq!(cluster_of_arn(&s.task("prod", "abc")), "prod");
+        assert_eq!(cluster_of_arn(&s.cluster("prod")), "prod");
+        assert_eq!(cluster_of_arn(&s.service("prod", "web")), "prod");
+    }
+}

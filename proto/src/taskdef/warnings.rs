@@ -1,0 +1,136 @@
+//! What a Berth host accepts in a task definition but cannot honour as ECS would: one warning
+//! line per feature (never a silent drop). The definition is registered unchanged; the agent and
+//! scheduler decide what to do at run time (e.g. non-`json-file` log drivers fall back to
+//! `json-file`, GPU requirements make placement report `RESOURCE:GPU`).
+
+use crate::model::TaskDefinition;
+use std::collections::BTreeSet;
+
+/// Warnings for a (valid) definition, in document order: task-level first, then per container.
+pub(crate) fn unsupported(def: &TaskDefinition) -> Vec<String> {
+    let mut w = Vec::new();
+    if def.requires_compatibilities.iter().flatten().any(|c| c == "FARGATE") {
+        w.push(
+            "requiresCompatibilities FARGATE: Berth has no Fargate; the task runs on a Berth \
+             host (EC2-like), and Fargate's task-size combinations are not enforced"
+                .to_string(),
+        );
+    }
+    if def.network_mode() == "awsvpc" {
+        w.push(
+            "networkMode awsvpc: there are no ENIs on a Berth host (on ECS it needs a \
+             networkConfiguration); the task will run on a local bridge network"
+                .to_string(),
+        );
+    }
+    if def.task_role_arn.is_some() || def.execution_role_arn.is_some() {
+        let which: Vec<&str> = [
+            def.task_role_arn.as_ref().map(|_| "taskRoleArn"),
+            def.execution_role_arn.as_ref().map(|_| "executionRoleArn"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        w.push(format!(
+            "{}: there is no IAM on a Berth host; kept for reference, no credentials are delivered",
+            which.join(", ")
+        ));
+    }
+    let task_level: [(&str, bool, &str); 5] = [
+        ("ephemeralStorage", def.ephemeral_storage.is_some(), "task storage is the host's disk"),
+        (
+            "runtimePlatform",
+            def.runtime_platform.is_some(),
+            "tasks run on the host's own OS and CPU architecture",
+        ),
+        (
+            "proxyConfiguration",
+            def.proxy_configuration.is_some(),
+            "App Mesh proxies are not configured",
+        ),
+        (
+            "inferenceAccelerators",
+            def.inference_accelerators.is_some(),
+            "Elastic Inference is not available",
+        ),
+        (
+            "enableFaultInjection",
+            def.enable_fault_injection == Some(true),
+            "fault injection is not available",
+        ),
+    ];
+    for (field, present, why) in task_level {
+        if present {
+            w.push(format!("{field}: ignored by Berth ({why})"));
+        }
+    }
+    for (i, v) in def.volumes.iter().flatten().enumerate() {
+        let name = v.name.as_deref().unwrap_or("");
+        if v.efs_volume_configuration.is_some() {
+            w.push(format!(
+                "volumes[{i}] \"{name}\": EFS volumes cannot be mounted by a Berth host"
+            ));
+        }
+        if v.fsx_windows_file_server_volume_configuration.is_some() {
+            w.push(format!(
+                "volumes[{i}] \"{name}\": FSx volumes cannot be mounted by a Berth host"
+            ));
+        }
+    }
+    for (i, c) in def.container_definitions.iter().enumerate() {
+        container_warnings(i, c, &mut w);
+    }
+    w
+}
+
+fn container_warnings(i: usize, c: &crate::model::ContainerDefinition, w: &mut Vec<String>) {
+    let at = format!("containerDefinitions[{i}] \"{}\"", c.name);
+    if let Some(log) = &c.log_configuration {
+        if log.log_driver != "json-file" {
+            w.push(format!(
+                "{at}: logDriver {} is not available on a Berth host; logs fall back to json-file",
+                log.log_driver
+            ));
+        }
+        if log.secret_options.as_ref().is_some_and(|s| !s.is_empty()) {
+            w.push(format!(
+                "{at}: logConfiguration.secretOptions are not resolved (Berth secrets come later)"
+            ));
+        }
+    }
+    if let Some(secrets) = c.secrets.as_ref().filter(|s| !s.is_empty()) {
+        let names: BTreeSet<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
+        w.push(format!(
+            "{at}: secrets ({}) are not resolved from valueFrom (Berth secrets come later); \
+             the variables will be unset",
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if c.repository_credentials.is_some() {
+        w.push(format!(
+            "{at}: repositoryCredentials (a Secrets Manager ARN) cannot be read; the image is \
+             pulled with the host's Docker credentials"
+        ));
+    }
+    if c.environment_files.as_ref().is_some_and(|e| !e.is_null()) {
+        w.push(format!("{at}: environmentFiles (S3 objects) cannot be fetched; they are ignored"));
+    }
+    if c.firelens_configuration.is_some() {
+        w.push(format!("{at}: firelensConfiguration is ignored (no FireLens log router)"));
+    }
+    if c.credential_specs.as_ref().is_some_and(|s| !s.is_empty()) {
+        w.push(format!("{at}: credentialSpecs (gMSA) are not supported"));
+    }
+    for r in c.resource_requirements.iter().flatten() {
+        match r.kind.as_str() {
+            "GPU" => w.push(format!(
+                "{at}: needs {} GPU(s); it only places on instances that have them free \
+                 (otherwise the task stays PENDING with RESOURCE:GPU)",
+                r.value
+            )),
+            other => w.push(format!(
+                "{at}: resourceRequirements {other} is not available on a Berth host"
+            )),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Placement throughput: 1000 tasks on 10,000 instances in three zones, default strategies
+//! (spread by zone, then by instance), plus binpack and scale-in for comparison.
+//!
+//! `cargo bench -p berth-scheduler --bench place` prints criterion's per-iteration time; divide
+//! by 1000 for the cost of one placement decision. Inputs are built once, outside the timing.
+
+use std::hint::black_box;
+
+use berth_scheduler::{
+    BinpackField, InstanceView, Strategy, TaskRequest, VictimCandidate, choose_victims,
+    default_strategies, place,
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const INSTANCES: usize = 10_000;
+const TASKS: usize = 1_000;
+
+fn cluster() -> Vec<InstanceView> {
+    (0..INSTANCES)
+        .map(|k| InstanceView {
+            id: format!("{k:032x}"),
+            active: k % 50 != 0,
+            agent_connected: k % 97 != 0,
+            attributes: [
+                (
+                    "ecs.availability-zone".to_owned(),
+                    format!("local-{}", ["a", "b", "c"][k % 3]),
+                ),
+                ("ecs.instance-type".to_owned(), "m5.large".to_owned()),
+            ]
+            .into(),
+            remaining_cpu: 2048 - (k as i64 % 8) * 128,
+            remaining_memory: 7985 - (k as i64 % 16) * 256,
+            used_ports: [22, 2375, 2376, 51678, 51679, 51680].into(),
+            tasks_by_group: [
+                ("service:web".to_owned(), (k % 3) as u32),
+                ("service:db".to_owned(), 1),
+            ]
+            .into(),
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let instances = cluster();
+    let tasks: Vec<TaskRequest> = (0..TASKS)
+        .map(|k| TaskRequest {
+            group: if k % 2 == 0 {
+                "service:web"
+            } else {
+                "service:api"
+            }
+            .to_owned(),
+            cpu: 256,
+            memory: 512,
+            static_ports: if k % 10 == 0 { vec![8080] } else { vec![] },
+        })
+        .collect();
+    let mut group = c.benchmark_group("place_1000_tasks_on_10000_instances");
+    group.sample_size(10);
+    group.bench_function("default_spread_az_then_instance", |b| {
+        b.iter(|| {
+            place(
+                black_box(&instances),
+                black_box(&tasks),
+                &default_strategies(),
+                7,
+            )
+        })
+    });
+    group.bench_function("binpack_memory", |b| {
+        b.iter(|| {
+            place(
+                black_box(&instances),
+                black_box(&tasks),
+                &[Strategy::Binpack(BinpackField::Memory)],
+                7,
+            )
+        })
+    });
+    group.finish();
+
+    let victims: Vec<VictimCandidate> = instances
+        .iter()
+        .take(3_000)
+        .enumerate()
+        .map(|(k, inst)| VictimCandidate {
+            task_id: format!("{k:032x}"),
+            instance_id: inst.id.clone(),
+            group: "service:web".to_owned(),
+            started: k % 7 != 0,
+            cpu: 256,
+            memory: 512,
+        })
+        .collect();
+    c.bench_function("choose_100_victims_of_3000", |b| {
+        b.iter(|| {
+            choose_victims(
+                black_box(&instances),
+                black_box(&victims),
+                100,
+                &default_strategies(),
+                7,
+            )
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
