@@ -25,9 +25,16 @@ impl Agent {
 
     /// An agent over any runtime (e.g. [`crate::runtime::SimulatedRuntime`] in tests and scale
     /// simulations).
-    pub fn with_runtime(cfg: AgentConfig, runtime: Arc<dyn ContainerRuntime>) -> Result<Agent, AgentError> {
+    pub fn with_runtime(
+        cfg: AgentConfig,
+        runtime: Arc<dyn ContainerRuntime>,
+    ) -> Result<Agent, AgentError> {
         cfg.validate()?;
-        Ok(Agent { cfg, runtime, clock: Arc::new(SystemClock) })
+        Ok(Agent {
+            cfg,
+            runtime,
+            clock: Arc::new(SystemClock),
+        })
     }
 
     /// Replaces the clock used for report timestamps.
@@ -37,7 +44,11 @@ impl Agent {
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AgentError> {
-        let Agent { cfg, runtime, clock } = self;
+        let Agent {
+            cfg,
+            runtime,
+            clock,
+        } = self;
         let instance_id = register::read_instance_id(&cfg.data_dir)?;
         let docker_version = match runtime.version().await {
             Ok(v) => v,
@@ -52,7 +63,9 @@ impl Agent {
         let mut backoff = cfg.reconnect_backoff_min;
         let mut hint: Option<String> = None;
         loop {
-            let endpoint = hint.take().unwrap_or_else(|| cfg.endpoints[idx % cfg.endpoints.len()].clone());
+            let endpoint = hint
+                .take()
+                .unwrap_or_else(|| cfg.endpoints[idx % cfg.endpoints.len()].clone());
             let result = tokio::select! {
                 _ = &mut shutdown => break,
                 r = session::run_session(&cfg, &endpoint, &runtime, &clock, &mut state) => r,
@@ -64,7 +77,11 @@ impl Agent {
                         backoff = cfg.reconnect_backoff_min;
                     }
                 }
-                Err(AgentError::Controller { endpoint, message, leader_hint }) => {
+                Err(AgentError::Controller {
+                    endpoint,
+                    message,
+                    leader_hint,
+                }) => {
                     tracing::warn!(%endpoint, %message, leader = ?leader_hint, "session failed");
                     hint = leader_hint;
                 }

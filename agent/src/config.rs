@@ -100,7 +100,9 @@ impl AgentConfig {
             return bad("endpoints: at least one controller endpoint is required".into());
         }
         for e in &self.endpoints {
-            if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() <= "https://".len() {
+            if !(e.starts_with("http://") || e.starts_with("https://"))
+                || e.len() <= "https://".len()
+            {
                 return bad(format!("endpoints: {e:?} must look like http://host:port"));
             }
         }
@@ -140,14 +142,23 @@ mod tests {
 
     #[test]
     fn pull_behavior_parses_the_ecs_names() {
-        assert_eq!("prefer-cached".parse::<PullBehavior>().ok(), Some(PullBehavior::PreferCached));
-        assert_eq!("once".parse::<PullBehavior>().ok(), Some(PullBehavior::Once));
+        assert_eq!(
+            "prefer-cached".parse::<PullBehavior>().ok(),
+            Some(PullBehavior::PreferCached)
+        );
+        assert_eq!(
+            "once".parse::<PullBehavior>().ok(),
+            Some(PullBehavior::Once)
+        );
         assert!("sometimes".parse::<PullBehavior>().is_err());
     }
 
     #[test]
     fn validate_rejects_endpoint_without_scheme() {
-        let cfg = AgentConfig { endpoints: vec!["127.0.0.1:7600".into()], ..Default::default() };
+        let cfg = AgentConfig {
+            endpoints: vec!["127.0.0.1:7600".into()],
+            ..Default::default()
+        };
         assert!(cfg.validate().is_err());
         assert!(AgentConfig::default().validate().is_ok());
     }

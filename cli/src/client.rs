@@ -21,6 +21,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A connected client plus the cluster every request is about.
 pub struct Api {
     client: BerthClient<Channel>,
+    endpoint: String,
     pub cluster: String,
 }
 
@@ -34,7 +35,7 @@ impl Api {
                     let client = BerthClient::new(channel)
                         .max_decoding_message_size(berth_proto::MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(berth_proto::MAX_MESSAGE_BYTES);
-                    return Ok(Api { client, cluster: cluster.to_string() });
+                    return Ok(Api { client, endpoint: url, cluster: cluster.to_string() });
                 }
                 Err(cause) => attempts.push((url, cause)),
             }
@@ -43,6 +44,11 @@ impl Api {
             attempts.push(("(no endpoint given)".into(), "empty --endpoint".into()));
         }
         Err(CliError::Connect { attempts })
+    }
+
+    /// The endpoint this client is connected to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// The generated client, for one call.

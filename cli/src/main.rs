@@ -79,19 +79,45 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = match cli.command {
-        Command::Dev(args) => return dev::run(args).await,
+        Command::Dev(args) => {
+            init_logging();
+            return dev::run(args).await;
+        }
         other => other,
     };
     let mut api = client::Api::connect(&cli.endpoint, &cli.cluster).await?;
     let out = cli.output;
-    match command {
+    let result = match command {
         Command::Dev(_) => unreachable!("dispatched above"),
         Command::Cluster(c) => cmd::cluster::run(c, &mut api, out).await,
         Command::Taskdef(c) => cmd::taskdef::run(c, &mut api, out).await,
         Command::Service(c) => cmd::service::run(c, &mut api, out).await,
         Command::Task(c) => cmd::task::run(c, &mut api, out).await,
         Command::Instance(c) => cmd::instance::run(c, &mut api, out).await,
+    };
+    result.map_err(|e| name_endpoint(e, api.endpoint()))
+}
+
+/// Transport-level failures after connecting (the server went away, or what answered is not a
+/// Berth controller, or one of another version: HTTP 404 maps to Unimplemented) carry tonic's
+/// generic text; say which endpoint it came from.
+fn name_endpoint(e: anyhow::Error, endpoint: &str) -> anyhow::Error {
+    match e.downcast_ref::<error::CliError>() {
+        Some(error::CliError::Server { code: tonic::Code::Unknown | tonic::Code::Unimplemented, .. }) => {
+            e.context(format!("{endpoint} (is it a Berth controller?)"))
+        }
+        Some(error::CliError::Server { code: tonic::Code::Unavailable, .. }) => e.context(endpoint.to_string()),
+        _ => e,
     }
+}
+
+/// Logs of `berth dev` (controller and agent) go to stderr, filtered by `RUST_LOG` (default
+/// `info`). Client commands log nothing: their output is the reply. `try_init` so that a
+/// subscriber installed elsewhere (tests, `dev.rs`) wins instead of panicking.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 #[cfg(test)]

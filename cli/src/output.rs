@@ -321,7 +321,7 @@ pub fn service_detail(s: &Service) -> String {
     }
     // ECS lists events newest first; sort anyway so the view does not depend on server order.
     let mut events: Vec<_> = s.events.iter().collect();
-    events.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    events.sort_by_key(|e| std::cmp::Reverse(e.created_at));
     out.push_str(&format!("Events (latest {SERVICE_EVENTS_SHOWN}):\n"));
     if events.is_empty() {
         out.push_str("  (none)\n");

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-mod docker;
-mod simulated;
+pub mod docker;
+pub mod simulated;
 
 #[cfg(test)]
 pub(crate) mod conformance;

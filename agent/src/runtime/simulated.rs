@@ -90,7 +90,9 @@ impl SimulatedRuntime {
     /// Makes a running container exit with `code`. Returns false if no such running container.
     pub fn exit_container(&self, id_or_name: &str, code: i64) -> bool {
         let mut st = self.lock();
-        let Some(c) = find_mut(&mut st.containers, id_or_name) else { return false };
+        let Some(c) = find_mut(&mut st.containers, id_or_name) else {
+            return false;
+        };
         if c.state != ContainerState::Running {
             return false;
         }
@@ -110,7 +112,9 @@ impl SimulatedRuntime {
 fn scripted_exit(spec: &ContainerSpec) -> Option<i64> {
     let cmd = spec.cmd.as_ref()?;
     match cmd.as_slice() {
-        [.., flag, script] if flag == "-c" => script.trim().strip_prefix("exit ")?.trim().parse().ok(),
+        [.., flag, script] if flag == "-c" => {
+            script.trim().strip_prefix("exit ")?.trim().parse().ok()
+        }
         _ => None,
     }
 }
@@ -158,7 +162,10 @@ impl ContainerRuntime for SimulatedRuntime {
             return Err(RuntimeError::NotFound(format!("image {}", spec.image)));
         }
         if st.containers.values().any(|c| c.name == spec.name) {
-            return Err(RuntimeError::Conflict(format!("name {} is in use", spec.name)));
+            return Err(RuntimeError::Conflict(format!(
+                "name {} is in use",
+                spec.name
+            )));
         }
         st.next_id += 1;
         st.creates += 1;
@@ -194,7 +201,7 @@ impl ContainerRuntime for SimulatedRuntime {
         c.state = ContainerState::Running;
         c.exit_code = None;
         c.ports.clear();
-        if let Some(spec) = spec {
+        if let Some(spec) = &spec {
             for pm in &spec.port_mappings {
                 let host_port = match (spec.network_mode.as_str(), pm.host_port) {
                     ("none", _) => continue,
@@ -232,12 +239,20 @@ impl ContainerRuntime for SimulatedRuntime {
 
     async fn stop(&self, id: &str, _timeout: Duration) -> Result<(), RuntimeError> {
         let mut st = self.lock();
-        let SimState { containers, ignores_sigterm, .. } = &mut *st;
+        let SimState {
+            containers,
+            ignores_sigterm,
+            ..
+        } = &mut *st;
         let c = find_mut(containers, id)
             .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
         if c.state == ContainerState::Running {
             // SIGTERM ends the process with 143; one that ignores it is SIGKILLed (137).
-            c.exit_code = Some(if ignores_sigterm.contains(&c.name) { 137 } else { 143 });
+            c.exit_code = Some(if ignores_sigterm.contains(&c.name) {
+                137
+            } else {
+                143
+            });
             c.state = ContainerState::Exited;
             c.ports.clear();
         }

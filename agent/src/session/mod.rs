@@ -51,7 +51,12 @@ pub struct SessionState {
 
 impl SessionState {
     pub fn new(instance_id: String, docker_version: String) -> Self {
-        SessionState { instance_id, supervisor: None, docker_version, heartbeat_seq: 0 }
+        SessionState {
+            instance_id,
+            supervisor: None,
+            docker_version,
+            heartbeat_seq: 0,
+        }
     }
 }
 
@@ -69,7 +74,11 @@ fn controller_err(endpoint: &str, status: &tonic::Status) -> AgentError {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| {
-            status.message().split_whitespace().find_map(|w| w.strip_prefix("leader=")).map(str::to_string)
+            status
+                .message()
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("leader="))
+                .map(str::to_string)
         })
         .filter(|h| h.starts_with("http://") || h.starts_with("https://"));
     AgentError::Controller {
@@ -82,7 +91,10 @@ fn controller_err(endpoint: &str, status: &tonic::Status) -> AgentError {
 fn report_message(r: &TaskStatusReport) -> Option<pb::AgentMessage> {
     match serde_json::to_string(r) {
         Ok(json) => Some(pb::AgentMessage {
-            msg: Some(agent_message::Msg::TaskStatus(pb::TaskStatusReport { task_id: r.task_id.clone(), json })),
+            msg: Some(agent_message::Msg::TaskStatus(pb::TaskStatusReport {
+                task_id: r.task_id.clone(),
+                json,
+            })),
         }),
         Err(e) => {
             tracing::error!(task_id = %r.task_id, error = %e, "report does not serialize");
@@ -125,9 +137,11 @@ pub async fn run_session(
 
     let (tx, rx) = mpsc::channel::<pb::AgentMessage>(OUTBOUND_QUEUE);
     let register = register::register_message(cfg, &state.instance_id, &state.docker_version);
-    tx.send(pb::AgentMessage { msg: Some(agent_message::Msg::Register(register)) })
-        .await
-        .map_err(|_| cerr("outbound stream closed".into()))?;
+    tx.send(pb::AgentMessage {
+        msg: Some(agent_message::Msg::Register(register)),
+    })
+    .await
+    .map_err(|_| cerr("outbound stream closed".into()))?;
     let mut inbound = client
         .session(ReceiverStream::new(rx))
         .await
@@ -163,12 +177,16 @@ pub async fn run_session(
             Event::Heartbeat => {
                 state.heartbeat_seq += 1;
                 vec![pb::AgentMessage {
-                    msg: Some(agent_message::Msg::Heartbeat(pb::Heartbeat { seq: state.heartbeat_seq })),
+                    msg: Some(agent_message::Msg::Heartbeat(pb::Heartbeat {
+                        seq: state.heartbeat_seq,
+                    })),
                 }]
             }
         };
         for m in out {
-            tx.send(m).await.map_err(|_| cerr("outbound stream closed".into()))?;
+            tx.send(m)
+                .await
+                .map_err(|_| cerr("outbound stream closed".into()))?;
         }
     }
 }
@@ -214,9 +232,15 @@ async fn handle_inbound(
             *registered = true;
             tracing::info!(instance_id = %r.instance_id, arn = %r.instance_arn, "registered");
             // Re-send the latest report of every task; queued ones are covered by that.
-            let Some((sup, rx)) = state.supervisor.as_mut() else { return Ok(Vec::new()) };
+            let Some((sup, rx)) = state.supervisor.as_mut() else {
+                return Ok(Vec::new());
+            };
             while rx.try_recv().is_ok() {}
-            Ok(sup.latest_reports().iter().filter_map(report_message).collect())
+            Ok(sup
+                .latest_reports()
+                .iter()
+                .filter_map(report_message)
+                .collect())
         }
         Some(controller_message::Msg::Assignments(a)) => {
             match state.supervisor.as_mut() {

@@ -1,0 +1,256 @@
+//! Session against an in-process fake `AgentDispatch` server (tonic on 127.0.0.1:0).
+
+use crate::runtime::SimulatedRuntime;
+use crate::testkit::{TEST_IMAGE, wait_for};
+use crate::{Agent, AgentConfig};
+use berth_proto::model::{ContainerDefinition, Task, TaskDefinition, TaskStatusReport};
+use berth_proto::v1::agent_dispatch_server::{AgentDispatch, AgentDispatchServer};
+use berth_proto::v1::{self as pb, agent_message, controller_message};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, StreamExt};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+type SessionTx = mpsc::Sender<Result<pb::ControllerMessage, tonic::Status>>;
+
+/// Records what agents send; answers Register with Registered + a full assignment set, and
+/// can cut every open session.
+#[derive(Clone, Default)]
+struct FakeController {
+    received: Arc<Mutex<Vec<agent_message::Msg>>>,
+    assignments: Arc<Mutex<Vec<pb::Assignment>>>,
+    sessions: Arc<Mutex<Vec<SessionTx>>>,
+}
+
+impl FakeController {
+    fn received(&self) -> Vec<agent_message::Msg> {
+        self.received.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+    fn registers(&self) -> Vec<pb::RegisterAgent> {
+        self.received()
+            .into_iter()
+            .filter_map(|m| match m {
+                agent_message::Msg::Register(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+    fn reports(&self) -> Vec<TaskStatusReport> {
+        self.received()
+            .into_iter()
+            .filter_map(|m| match m {
+                agent_message::Msg::TaskStatus(t) => serde_json::from_str(&t.json).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+    fn disconnect_all(&self) {
+        if let Ok(mut s) = self.sessions.lock() {
+            for tx in s.drain(..) {
+                let _ = tx.try_send(Err(tonic::Status::unavailable("controller restarting")));
+            }
+        }
+    }
+}
+
+type Out = Pin<Box<dyn Stream<Item = Result<pb::ControllerMessage, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentDispatch for FakeController {
+    type SessionStream = Out;
+    async fn session(
+        &self,
+        req: tonic::Request<tonic::Streaming<pb::AgentMessage>>,
+    ) -> Result<tonic::Response<Out>, tonic::Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(64);
+        if let Ok(mut s) = self.sessions.lock() {
+            s.push(tx.clone());
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = inbound.next().await {
+                let Some(msg) = m.msg else { continue };
+                if let Ok(mut r) = me.received.lock() {
+                    r.push(msg.clone());
+                }
+                if let agent_message::Msg::Register(reg) = msg {
+                    let id = if reg.instance_id.is_empty() {
+                        "inst-1".to_string()
+                    } else {
+                        reg.instance_id
+                    };
+                    let registered = pb::Registered {
+                        instance_id: id,
+                        instance_arn: "arn:i".into(),
+                        cluster: reg.cluster,
+                    };
+                    let tasks = me.assignments.lock().map(|a| a.clone()).unwrap_or_default();
+                    for m in [
+                        controller_message::Msg::Registered(registered),
+                        controller_message::Msg::Assignments(pb::Assignments { full: true, tasks }),
+                    ] {
+                        if tx
+                            .send(Ok(pb::ControllerMessage { msg: Some(m) }))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}
+
+async fn serve(fake: FakeController) -> String {
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("bind: {e}"),
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AgentDispatchServer::new(fake))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    format!("http://{addr}")
+}
+
+fn one_assignment() -> pb::Assignment {
+    let def = TaskDefinition {
+        family: "svc".into(),
+        revision: Some(1),
+        container_definitions: vec![ContainerDefinition {
+            name: "app".into(),
+            image: TEST_IMAGE.into(),
+            memory: Some(16),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let task = Task {
+        task_arn: "arn:task/c/abc".into(),
+        desired_status: "RUNNING".into(),
+        version: 1,
+        ..Default::default()
+    };
+    pb::Assignment {
+        task_id: "abc".into(),
+        version: 1,
+        desired_status: "RUNNING".into(),
+        task_json: serde_json::to_string(&task).unwrap_or_default(),
+        task_definition_json: serde_json::to_string(&def).unwrap_or_default(),
+    }
+}
+
+#[tokio::test]
+async fn agent_registers_persists_id_runs_assignment_and_resends_reports_after_reconnect() {
+    let fake = FakeController::default();
+    if let Ok(mut a) = fake.assignments.lock() {
+        a.push(one_assignment());
+    }
+    let endpoint = serve(fake.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = SimulatedRuntime::new();
+    rt.add_cached_image(TEST_IMAGE);
+    let cfg = AgentConfig {
+        endpoints: vec![endpoint],
+        cluster: "c1".into(),
+        attributes: vec![("zone".into(), "z1".into())],
+        data_dir: dir.path().to_path_buf(),
+        image_pull_behavior: crate::PullBehavior::PreferCached,
+        cpu_units: Some(2048),
+        memory_mib: Some(4096),
+        heartbeat_interval: Duration::from_millis(100),
+        poll_interval: Duration::from_millis(50),
+        reconnect_backoff_min: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let agent = Agent::with_runtime(cfg, Arc::new(rt.clone())).expect("agent");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(agent.run(async {
+        let _ = stop_rx.await;
+    }));
+
+    // Registers first, with resources and attributes.
+    let reg = wait_for(WAIT, "register", || async {
+        fake.registers().first().cloned()
+    })
+    .await;
+    assert!(matches!(
+        fake.received().first(),
+        Some(agent_message::Msg::Register(_))
+    ));
+    assert_eq!(reg.cluster, "c1");
+    assert_eq!(reg.instance_id, "");
+    assert_eq!((reg.cpu, reg.memory), (2048, 4096));
+    assert_eq!(reg.attributes.get("zone").map(String::as_str), Some("z1"));
+    assert_eq!(
+        reg.attributes.get("ecs.os-type").map(String::as_str),
+        Some("linux")
+    );
+    assert!(reg.reserved_ports.contains(&51678));
+
+    // Persists the id, runs the assigned task, reports RUNNING; heartbeats flow.
+    let path = dir.path().join("instance-id");
+    wait_for(WAIT, "instance id file", || async {
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|s| s.trim() == "inst-1")
+            .map(|_| ())
+    })
+    .await;
+    wait_for(WAIT, "RUNNING report", || async {
+        fake.reports()
+            .into_iter()
+            .find(|r| r.task_id == "abc" && r.last_status == "RUNNING")
+    })
+    .await;
+    wait_for(WAIT, "heartbeat", || async {
+        fake.received()
+            .iter()
+            .any(|m| matches!(m, agent_message::Msg::Heartbeat(_)))
+            .then_some(())
+    })
+    .await;
+
+    // Cut the session: the agent reconnects with its id and re-sends the latest report.
+    let before = fake.reports().len();
+    fake.disconnect_all();
+    wait_for(WAIT, "re-registration with the stored id", || async {
+        fake.registers()
+            .get(1)
+            .filter(|r| r.instance_id == "inst-1")
+            .map(|_| ())
+    })
+    .await;
+    wait_for(WAIT, "report re-sent", || async {
+        fake.reports()[before..]
+            .iter()
+            .any(|r| r.task_id == "abc" && r.last_status == "RUNNING")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(rt.create_count(), 1, "reconnect created no duplicate");
+
+    // Shutdown leaves the container running.
+    let _ = stop_tx.send(());
+    let r = tokio::time::timeout(WAIT, run).await;
+    assert!(matches!(r, Ok(Ok(Ok(())))), "{r:?}");
+    assert!(
+        rt.containers()
+            .iter()
+            .all(|c| c.state == crate::runtime::ContainerState::Running)
+    );
+}

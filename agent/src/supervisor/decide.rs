@@ -27,9 +27,16 @@ pub enum Phase {
     /// All essential containers run.
     Running,
     /// Stopping every container; `reached_running` keeps the reported status honest.
-    Stopping { stop_code: Option<String>, reason: Option<String>, reached_running: bool },
+    Stopping {
+        stop_code: Option<String>,
+        reason: Option<String>,
+        reached_running: bool,
+    },
     /// Every container stopped; the STOPPED report is final.
-    Stopped { stop_code: Option<String>, reason: Option<String> },
+    Stopped {
+        stop_code: Option<String>,
+        reason: Option<String>,
+    },
 }
 
 /// One step for the worker to execute.
@@ -69,7 +76,9 @@ pub struct View<'a> {
 pub fn by_container_name(observed: &[ContainerInfo]) -> HashMap<&str, &ContainerInfo> {
     let mut map: HashMap<&str, &ContainerInfo> = HashMap::new();
     for c in observed {
-        let Some(name) = c.label(LABEL_CONTAINER_NAME) else { continue };
+        let Some(name) = c.label(LABEL_CONTAINER_NAME) else {
+            continue;
+        };
         // Should two exist (never by this agent), prefer the running one.
         match map.get(name) {
             Some(prev) if prev.state == ContainerState::Running => {}
@@ -111,25 +120,38 @@ enum Next {
     Step(Step),
 }
 
-fn essential_exited(plan: &TaskPlan, by_name: &HashMap<&str, &ContainerInfo>, require_present: bool) -> bool {
-    plan.containers.iter().filter(|c| c.essential).any(|c| match by_name.get(c.name.as_str()) {
-        Some(info) => info.state == ContainerState::Exited,
-        None => require_present,
-    })
+fn essential_exited(
+    plan: &TaskPlan,
+    by_name: &HashMap<&str, &ContainerInfo>,
+    require_present: bool,
+) -> bool {
+    plan.containers
+        .iter()
+        .filter(|c| c.essential)
+        .any(|c| match by_name.get(c.name.as_str()) {
+            Some(info) => info.state == ContainerState::Exited,
+            None => require_present,
+        })
 }
 
 fn next(v: &View<'_>, phase: &Phase) -> Next {
     let by_name = by_container_name(v.observed);
     let reached_running = matches!(phase, Phase::Running);
     match phase {
-        Phase::Starting | Phase::Running if v.desired == Desired::Stopped => Next::Phase(Phase::Stopping {
-            stop_code: v.controller_stop.0.clone(),
-            reason: v.controller_stop.1.clone(),
-            reached_running,
-        }),
+        Phase::Starting | Phase::Running if v.desired == Desired::Stopped => {
+            Next::Phase(Phase::Stopping {
+                stop_code: v.controller_stop.0.clone(),
+                reason: v.controller_stop.1.clone(),
+                reached_running,
+            })
+        }
         Phase::Starting => {
             let Some(plan) = v.plan else {
-                return Next::Phase(Phase::Stopping { stop_code: None, reason: None, reached_running });
+                return Next::Phase(Phase::Stopping {
+                    stop_code: None,
+                    reason: None,
+                    reached_running,
+                });
             };
             if essential_exited(plan, &by_name, false) {
                 return Next::Phase(Phase::Stopping {
@@ -147,14 +169,22 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
                     Some(info) if info.state == ContainerState::Created => {
                         return Next::Step(Step::Start(i, info.id.clone()));
                     }
-                    Some(info) if info.state == ContainerState::Other => return Next::Step(Step::Wait),
+                    Some(info) if info.state == ContainerState::Other => {
+                        return Next::Step(Step::Wait);
+                    }
                     Some(_) => {}
                 }
             }
             let all_essential_run = plan.containers.iter().filter(|c| c.essential).all(|c| {
-                by_name.get(c.name.as_str()).is_some_and(|i| i.state == ContainerState::Running)
+                by_name
+                    .get(c.name.as_str())
+                    .is_some_and(|i| i.state == ContainerState::Running)
             });
-            if all_essential_run { Next::Phase(Phase::Running) } else { Next::Step(Step::Wait) }
+            if all_essential_run {
+                Next::Phase(Phase::Running)
+            } else {
+                Next::Step(Step::Wait)
+            }
         }
         Phase::Running => match v.plan {
             Some(plan) if essential_exited(plan, &by_name, true) => Next::Phase(Phase::Stopping {
@@ -164,7 +194,9 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
             }),
             _ => Next::Step(Step::Wait),
         },
-        Phase::Stopping { stop_code, reason, .. } => {
+        Phase::Stopping {
+            stop_code, reason, ..
+        } => {
             let running: Vec<(String, Duration)> = v
                 .observed
                 .iter()
@@ -172,8 +204,13 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
                 .map(|c| (c.id.clone(), stop_timeout_of(c)))
                 .collect();
             if running.is_empty() {
-                Next::Phase(Phase::Stopped { stop_code: stop_code.clone(), reason: reason.clone() })
-            } else { Next::Step(Step::Stop(running)) }
+                Next::Phase(Phase::Stopped {
+                    stop_code: stop_code.clone(),
+                    reason: reason.clone(),
+                })
+            } else {
+                Next::Step(Step::Stop(running))
+            }
         }
         Phase::Stopped { .. } => {
             if !v.remove_when_stopped {
@@ -181,7 +218,9 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
             } else if v.observed.is_empty() {
                 Next::Step(Step::Finished)
             } else {
-                Next::Step(Step::Remove(v.observed.iter().map(|c| c.id.clone()).collect()))
+                Next::Step(Step::Remove(
+                    v.observed.iter().map(|c| c.id.clone()).collect(),
+                ))
             }
         }
     }
@@ -200,7 +239,10 @@ pub fn last_status(phase: &Phase) -> &'static str {
     match phase {
         Phase::Starting => "PENDING",
         Phase::Running => "RUNNING",
-        Phase::Stopping { reached_running: true, .. } => "RUNNING",
+        Phase::Stopping {
+            reached_running: true,
+            ..
+        } => "RUNNING",
         Phase::Stopping { .. } => "PENDING",
         Phase::Stopped { .. } => "STOPPED",
     }
@@ -247,7 +289,10 @@ pub fn build_report(
             .iter()
             .map(|c| report_of(&c.name, by_name.get(c.name.as_str()).copied()))
             .collect(),
-        None => by_name.iter().map(|(name, info)| report_of(name, Some(info))).collect(),
+        None => by_name
+            .iter()
+            .map(|(name, info)| report_of(name, Some(info)))
+            .collect(),
     };
     let (stop_code, stopped_reason) = match phase {
         Phase::Stopped { stop_code, reason } => (stop_code.clone(), reason.clone()),

@@ -61,23 +61,39 @@ pub struct ReportBoard {
 
 impl ReportBoard {
     pub fn publish(&self, report: TaskStatusReport) {
-        self.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(report.task_id.clone(), report.clone());
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(report.task_id.clone(), report.clone());
         // The receiver is gone only while the agent shuts down; the latest map still has it.
         let _ = self.tx.send(report);
     }
 
     pub fn latest(&self) -> Vec<TaskStatusReport> {
-        let mut v: Vec<_> = self.latest.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut v: Vec<_> = self
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.task_id.cmp(&b.task_id));
         v
     }
 
     pub fn get(&self, task_id: &str) -> Option<TaskStatusReport> {
-        self.latest.lock().unwrap_or_else(|e| e.into_inner()).get(task_id).cloned()
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(task_id)
+            .cloned()
     }
 
     fn forget(&self, task_id: &str) {
-        self.latest.lock().unwrap_or_else(|e| e.into_inner()).remove(task_id);
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(task_id);
     }
 }
 
@@ -110,11 +126,22 @@ impl Supervisor {
             observer,
             images: Arc::new(images::ImagePreparer::default()),
             pull_behavior: cfg.pull_behavior,
-            reports: Arc::new(ReportBoard { latest: Mutex::new(HashMap::new()), tx }),
+            reports: Arc::new(ReportBoard {
+                latest: Mutex::new(HashMap::new()),
+                tx,
+            }),
             clock,
             task_cleanup_wait: cfg.task_cleanup_wait,
         });
-        (Supervisor { cfg, ctx, tasks: HashMap::new(), observer_handle }, rx)
+        (
+            Supervisor {
+                cfg,
+                ctx,
+                tasks: HashMap::new(),
+                observer_handle,
+            },
+            rx,
+        )
     }
 
     pub fn instance_id(&self) -> &str {
@@ -149,7 +176,9 @@ impl Supervisor {
             if entry.handle.is_finished() {
                 forget.push(id.clone());
             } else {
-                entry.desired_tx.send_modify(|d| d.desired = Desired::Stopped);
+                entry
+                    .desired_tx
+                    .send_modify(|d| d.desired = Desired::Stopped);
             }
         }
         for id in forget {
@@ -177,7 +206,11 @@ impl Supervisor {
             Ok((task, _)) => (task.stop_code.clone(), task.stopped_reason.clone()),
             Err(_) => (None, None),
         };
-        let state = DesiredState { desired, stop_code, stopped_reason };
+        let state = DesiredState {
+            desired,
+            stop_code,
+            stopped_reason,
+        };
         if let Some(entry) = self.tasks.get_mut(&a.task_id) {
             if a.version < entry.version {
                 tracing::debug!(task_id = %a.task_id, version = a.version, have = entry.version, "stale assignment ignored");
@@ -191,23 +224,38 @@ impl Supervisor {
             });
             return;
         }
-        let placement = Placement { instance_id: self.cfg.instance_id.clone(), cluster: self.cfg.cluster.clone() };
-        let (plan, phase) = match parsed
-            .and_then(|(_, def)| spec::plan_task(&a.task_id, a.version, &def, &placement)
-                .map_err(|e| format!("CannotCreateContainerError: {e}")))
-        {
+        let placement = Placement {
+            instance_id: self.cfg.instance_id.clone(),
+            cluster: self.cfg.cluster.clone(),
+        };
+        let (plan, phase) = match parsed.and_then(|(_, def)| {
+            spec::plan_task(&a.task_id, a.version, &def, &placement)
+                .map_err(|e| format!("CannotCreateContainerError: {e}"))
+        }) {
             Ok(plan) => (Some(plan), Phase::Starting),
             Err(reason) => {
                 tracing::warn!(task_id = %a.task_id, %reason, "cannot run assignment");
-                let reason = if reason.starts_with("Cannot") { reason } else { format!("invalid assignment: {reason}") };
-                (None, Phase::Stopping {
-                    stop_code: Some(STOP_CODE_FAILED_TO_START.into()),
-                    reason: Some(reason),
-                    reached_running: false,
-                })
+                let reason = if reason.starts_with("Cannot") {
+                    reason
+                } else {
+                    format!("invalid assignment: {reason}")
+                };
+                (
+                    None,
+                    Phase::Stopping {
+                        stop_code: Some(STOP_CODE_FAILED_TO_START.into()),
+                        reason: Some(reason),
+                        reached_running: false,
+                    },
+                )
             }
         };
-        let init = WorkerInit { task_id: a.task_id.clone(), plan, phase, silent: false };
+        let init = WorkerInit {
+            task_id: a.task_id.clone(),
+            plan,
+            phase,
+            silent: false,
+        };
         self.spawn_worker(init, a.version, state);
     }
 
@@ -215,24 +263,49 @@ impl Supervisor {
         let task_id = init.task_id.clone();
         let (desired_tx, desired_rx) = watch::channel(state);
         let handle = tokio::spawn(worker::run(self.ctx.clone(), init, desired_rx));
-        self.tasks.insert(task_id, TaskEntry { version, desired_tx, handle });
+        self.tasks.insert(
+            task_id,
+            TaskEntry {
+                version,
+                desired_tx,
+                handle,
+            },
+        );
     }
 
     async fn sweep_orphans(&mut self) {
         let mut rx = self.ctx.observer.subscribe();
-        let snap = match tokio::time::timeout(ORPHAN_SWEEP_SNAPSHOT_WAIT, self.ctx.observer.fresh(&mut rx)).await {
+        let snap = match tokio::time::timeout(
+            ORPHAN_SWEEP_SNAPSHOT_WAIT,
+            self.ctx.observer.fresh(&mut rx),
+        )
+        .await
+        {
             Ok(Some(s)) => s,
             _ => {
                 tracing::warn!("no container snapshot in time; orphan sweep skipped");
                 return;
             }
         };
-        let orphans: Vec<String> =
-            snap.by_task.keys().filter(|id| !self.tasks.contains_key(*id)).cloned().collect();
+        let orphans: Vec<String> = snap
+            .by_task
+            .keys()
+            .filter(|id| !self.tasks.contains_key(*id))
+            .cloned()
+            .collect();
         for id in orphans {
             tracing::info!(task_id = %id, "stopping and removing containers of an unassigned task");
-            let init = WorkerInit { task_id: id, plan: None, phase: Phase::Starting, silent: true };
-            let state = DesiredState { desired: Desired::Stopped, stop_code: None, stopped_reason: None };
+            let init = WorkerInit {
+                task_id: id,
+                plan: None,
+                phase: Phase::Starting,
+                silent: true,
+            };
+            let state = DesiredState {
+                desired: Desired::Stopped,
+                stop_code: None,
+                stopped_reason: None,
+            };
             self.spawn_worker(init, 0, state);
         }
     }

@@ -7,7 +7,9 @@
 //! runtime, and can never miss an event across a daemon or agent restart. Workers poke the
 //! observer after each action so that steps do not wait for the next tick.
 
-use crate::runtime::{ContainerInfo, ContainerRuntime, ContainerState, LABEL_INSTANCE_ID, LABEL_TASK_ID};
+use crate::runtime::{
+    ContainerInfo, ContainerRuntime, ContainerState, LABEL_INSTANCE_ID, LABEL_TASK_ID,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,13 +68,19 @@ impl ObserverHandle {
     }
 
     /// Waits for the next regular poll (no poke): used after errors, as a backoff.
-    pub async fn next_tick(&self, rx: &mut watch::Receiver<Arc<Snapshot>>) -> Option<Arc<Snapshot>> {
+    pub async fn next_tick(
+        &self,
+        rx: &mut watch::Receiver<Arc<Snapshot>>,
+    ) -> Option<Arc<Snapshot>> {
         let min = self.next_gen();
         Self::wait_for(rx, min).await
     }
 
     async fn wait_for(rx: &mut watch::Receiver<Arc<Snapshot>>, min: u64) -> Option<Arc<Snapshot>> {
-        rx.wait_for(|s| s.generation >= min).await.ok().map(|s| s.clone())
+        rx.wait_for(|s| s.generation >= min)
+            .await
+            .ok()
+            .map(|s| s.clone())
     }
 }
 
@@ -85,7 +93,11 @@ pub fn spawn(
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Arc::new(AtomicU64::new(0));
     let poke = Arc::new(Notify::new());
-    let handle = ObserverHandle { started: started.clone(), poke: poke.clone(), rx };
+    let handle = ObserverHandle {
+        started: started.clone(),
+        poke: poke.clone(),
+        rx,
+    };
     let join = tokio::spawn(async move {
         // Inspected details by container id, reused while the listed state is unchanged.
         let mut cache: HashMap<String, ContainerInfo> = HashMap::new();
@@ -93,7 +105,13 @@ pub fn spawn(
             let generation = started.fetch_add(1, Ordering::SeqCst) + 1;
             match poll(runtime.as_ref(), &instance_id, &mut cache).await {
                 Ok(by_task) => {
-                    if tx.send(Arc::new(Snapshot { generation, by_task })).is_err() {
+                    if tx
+                        .send(Arc::new(Snapshot {
+                            generation,
+                            by_task,
+                        }))
+                        .is_err()
+                    {
                         return;
                     }
                 }

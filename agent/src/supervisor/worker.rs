@@ -49,20 +49,35 @@ pub struct WorkerInit {
 }
 
 fn failed(reason: String, reached_running: bool) -> Phase {
-    Phase::Stopping { stop_code: Some(STOP_CODE_FAILED_TO_START.into()), reason: Some(reason), reached_running }
+    Phase::Stopping {
+        stop_code: Some(STOP_CODE_FAILED_TO_START.into()),
+        reason: Some(reason),
+        reached_running,
+    }
 }
 
 /// Runs the task's state machine until its containers are stopped, reported and removed, or the
 /// supervisor goes away (then containers are left as they are, for a restarted agent to adopt).
-pub async fn run(ctx: Arc<WorkerContext>, init: WorkerInit, mut desired_rx: watch::Receiver<DesiredState>) {
-    let WorkerInit { task_id, plan, mut phase, silent } = init;
+pub async fn run(
+    ctx: Arc<WorkerContext>,
+    init: WorkerInit,
+    mut desired_rx: watch::Receiver<DesiredState>,
+) {
+    let WorkerInit {
+        task_id,
+        plan,
+        mut phase,
+        silent,
+    } = init;
     if let Some(plan) = &plan {
         for w in &plan.warnings {
             tracing::warn!(task_id = %task_id, "{w}");
         }
     }
     let mut snap_rx = ctx.observer.subscribe();
-    let Some(mut snap) = ctx.observer.fresh(&mut snap_rx).await else { return };
+    let Some(mut snap) = ctx.observer.fresh(&mut snap_rx).await else {
+        return;
+    };
     let n = plan.as_ref().map_or(0, |p| p.containers.len());
     let mut images_ready = vec![false; n];
     let mut times = Times::default();
@@ -92,9 +107,12 @@ pub async fn run(ctx: Arc<WorkerContext>, init: WorkerInit, mut desired_rx: watc
             phase = p;
         }
         // The STOPPED report is final: once sent, removal must not rewrite it.
-        let report_final = last_report.as_ref().is_some_and(|r| r.last_status == "STOPPED");
+        let report_final = last_report
+            .as_ref()
+            .is_some_and(|r| r.last_status == "STOPPED");
         if !silent && !report_final {
-            let r = decide::build_report(&task_id, &phase, plan.as_ref(), snap.task(&task_id), &times);
+            let r =
+                decide::build_report(&task_id, &phase, plan.as_ref(), snap.task(&task_id), &times);
             if last_report.as_ref() != Some(&r) {
                 ctx.reports.publish(r.clone());
                 last_report = Some(r);
@@ -124,11 +142,17 @@ pub async fn run(ctx: Arc<WorkerContext>, init: WorkerInit, mut desired_rx: watc
                     times.pull_started_at = Some(ctx.clock.now());
                     continue; // report PENDING with pullStartedAt before the (slow) pull
                 }
-                let Some(image) = plan.as_ref().and_then(|p| p.containers.get(i)).map(|c| c.spec.image.clone())
+                let Some(image) = plan
+                    .as_ref()
+                    .and_then(|p| p.containers.get(i))
+                    .map(|c| c.spec.image.clone())
                 else {
                     return;
                 };
-                let r = ctx.images.prepare(ctx.runtime.as_ref(), &image, ctx.pull_behavior).await;
+                let r = ctx
+                    .images
+                    .prepare(ctx.runtime.as_ref(), &image, ctx.pull_behavior)
+                    .await;
                 times.pull_stopped_at = Some(ctx.clock.now());
                 match r {
                     Ok(()) => {
@@ -145,11 +169,33 @@ pub async fn run(ctx: Arc<WorkerContext>, init: WorkerInit, mut desired_rx: watc
                 continue;
             }
             Step::Create(i) => {
-                let Some(spec) = plan.as_ref().and_then(|p| p.containers.get(i)).map(|c| &c.spec) else {
+                let Some(spec) = plan
+                    .as_ref()
+                    .and_then(|p| p.containers.get(i))
+                    .map(|c| &c.spec)
+                else {
                     return;
                 };
                 match ctx.runtime.create(spec).await {
-                    Ok(_) | Err(RuntimeError::Conflict(_)) => Outcome::Fresh,
+                    Ok(_) => Outcome::Fresh,
+                    Err(RuntimeError::Conflict(e)) => {
+                        // Ours (created by a step whose snapshot we have not seen yet) or a
+                        // foreign container holding the name: a fresh snapshot tells which.
+                        let Some(s) = ctx.observer.fresh(&mut snap_rx).await else {
+                            return;
+                        };
+                        let name = plan
+                            .as_ref()
+                            .and_then(|p| p.containers.get(i))
+                            .map(|c| c.name.as_str());
+                        let ours = decide::by_container_name(s.task(&task_id))
+                            .contains_key(name.unwrap_or(""));
+                        snap = s;
+                        if !ours {
+                            phase = failed(format!("CannotCreateContainerError: {e}"), false);
+                        }
+                        continue;
+                    }
                     Err(RuntimeError::Unavailable(e)) => Outcome::Retry(e),
                     Err(e) => {
                         phase = failed(format!("CannotCreateContainerError: {e}"), false);
@@ -167,8 +213,10 @@ pub async fn run(ctx: Arc<WorkerContext>, init: WorkerInit, mut desired_rx: watc
             },
             Step::Stop(list) => {
                 let rt = &ctx.runtime;
-                let results =
-                    futures::future::join_all(list.iter().map(|(id, timeout)| rt.stop(id, *timeout))).await;
+                let results = futures::future::join_all(
+                    list.iter().map(|(id, timeout)| rt.stop(id, *timeout)),
+                )
+                .await;
                 match results.into_iter().find_map(Result::err) {
                     None => Outcome::Fresh,
                     Some(e) => Outcome::Retry(e.to_string()),

@@ -98,3 +98,174 @@ pub fn decide(state: &State, svc: &Service) -> ServiceDecision {
     }
     d
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::apply::apply;
+    use crate::store::command::*;
+    use crate::store::Command;
+    use berth_proto::model::*;
+
+    fn def(family: &str) -> TaskDefinition {
+        TaskDefinition {
+            family: family.into(),
+            container_definitions: vec![ContainerDefinition {
+                name: "c".into(),
+                image: "i".into(),
+                cpu: Some(1),
+                memory: Some(1),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// A state with one big instance, a service of `desired` on web:1 whose tasks are RUNNING,
+    /// and web:2 registered.
+    fn setup(desired: i64, running: usize) -> State {
+        let mut st = State::default();
+        for f in ["web", "web"] {
+            apply(&mut st, Command::RegisterTaskDefinition { definition: def(f), now: Timestamp(1) }).unwrap();
+        }
+        apply(
+            &mut st,
+            Command::RegisterInstance(RegisterInstance {
+                cluster: "default".into(),
+                instance_id: "i1".into(),
+                attributes: vec![],
+                cpu: 100_000,
+                memory: 100_000,
+                reserved_ports: vec![],
+                version_info: VersionInfo::default(),
+                hostname: None,
+                now: Timestamp(1),
+            }),
+        )
+        .unwrap();
+        let arn1 = st.resolve_taskdef("web:1").unwrap().task_definition_arn.clone().unwrap();
+        apply(
+            &mut st,
+            Command::CreateService(CreateService {
+                cluster: "default".into(),
+                name: "web".into(),
+                task_definition_arn: arn1,
+                desired_count: desired,
+                deployment_id: "d1".into(),
+                now: Timestamp(2),
+            }),
+        )
+        .unwrap();
+        add_tasks(&mut st, "d1", "web:1", running, RUNNING);
+        st
+    }
+
+    fn add_tasks(st: &mut State, deployment: &str, td: &str, n: usize, status: &str) {
+        let def = st.resolve_taskdef(td).unwrap().clone();
+        let base = st.tasks.len();
+        let mut tasks = vec![];
+        for i in 0..n {
+            let launch = crate::orchestrator::placement::Launch {
+                cluster: "default",
+                def: &def,
+                count: 1,
+                group: "service:web".into(),
+                started_by: Some(deployment.into()),
+            };
+            let id = format!("{:032x}", base + i + 1);
+            let mut t = crate::orchestrator::placement::new_task(st, &launch, "i1", &id, Timestamp(3));
+            t.last_status = status.into();
+            tasks.push(t);
+        }
+        apply(st, Command::StartTasks { tasks, now: Timestamp(3) }).unwrap();
+    }
+
+    fn svc(st: &State) -> Service {
+        st.services["default/web"].clone()
+    }
+
+    fn new_revision(st: &mut State, min: i64, max: i64) {
+        let arn2 = st.resolve_taskdef("web:2").unwrap().task_definition_arn.clone().unwrap();
+        let s = st.services.get_mut("default/web").unwrap();
+        s.deployment_configuration.minimum_healthy_percent = min;
+        s.deployment_configuration.maximum_percent = max;
+        apply(
+            st,
+            Command::UpdateService(UpdateService {
+                cluster: "default".into(),
+                name: "web".into(),
+                desired_count: None,
+                task_definition_arn: Some(arn2),
+                deployment_id: "d2".into(),
+                now: Timestamp(4),
+            }),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn replaces_missing_tasks_and_stops_surplus() {
+        let st = setup(3, 1);
+        assert_eq!(decide(&st, &svc(&st)).start, 2);
+        let st = setup(1, 3);
+        let d = decide(&st, &svc(&st));
+        assert_eq!((d.start, d.stop_surplus), (0, 2));
+    }
+
+    #[test]
+    fn steady_state_completes_the_primary_deployment_once() {
+        let st = setup(2, 2);
+        let d = decide(&st, &svc(&st));
+        assert!(d.complete_primary);
+        assert!(d.events.iter().any(|e| e == "(service web) has reached a steady state."), "{:?}", d.events);
+    }
+
+    #[test]
+    fn rolling_update_respects_maximum_percent_rounded_down() {
+        // desired 4, max 200 → up to 8 tasks: 4 new may start before any old stops.
+        let mut st = setup(4, 4);
+        new_revision(&mut st, 100, 200);
+        let d = decide(&st, &svc(&st));
+        assert_eq!(d.start, 4);
+        assert!(d.stop.is_empty(), "min 100: no old task may stop before new ones run");
+        // desired 3, max 125 → floor(3.75) = 3: no extra task can start.
+        let mut st = setup(3, 3);
+        new_revision(&mut st, 50, 125);
+        let d = decide(&st, &svc(&st));
+        assert_eq!(d.start, 0);
+        // min 50 → ceil(1.5) = 2 must stay running: one old task may stop.
+        assert_eq!(d.stop.len(), 1);
+    }
+
+    #[test]
+    fn min_100_max_100_records_the_ecs_deployment_configuration_event() {
+        let mut st = setup(1, 1);
+        new_revision(&mut st, 100, 100);
+        let d = decide(&st, &svc(&st));
+        assert_eq!((d.start, d.stop.len()), (0, 0));
+        assert!(d.events.iter().any(|e| e.contains("was unable to stop or start tasks during a deployment because of the service deployment configuration")), "{:?}", d.events);
+    }
+
+    #[test]
+    fn old_running_tasks_stop_as_new_ones_run() {
+        let mut st = setup(2, 2);
+        new_revision(&mut st, 100, 200);
+        add_tasks(&mut st, "d2", "web:2", 2, RUNNING);
+        let d = decide(&st, &svc(&st));
+        assert_eq!(d.stop.len(), 2, "4 running, lower bound 2: both old tasks may stop");
+        assert_eq!(d.start, 0);
+    }
+
+    #[test]
+    fn draining_service_stops_everything_then_deactivates() {
+        let mut st = setup(2, 2);
+        apply(&mut st, Command::DeleteService { cluster: "default".into(), name: "web".into(), force: true, now: Timestamp(5) }).unwrap();
+        let d = decide(&st, &svc(&st));
+        assert_eq!(d.stop.len(), 2);
+        assert!(!d.deactivate);
+        for t in st.tasks.values_mut() {
+            t.last_status = STOPPED.into();
+        }
+        assert!(decide(&st, &svc(&st)).deactivate);
+    }
+}

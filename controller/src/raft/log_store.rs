@@ -89,12 +89,13 @@ impl LogStore {
         let last_in_log = match backend.scan(LOG_TREE, KeyRange::all())?.next_back() {
             Some(pair) => {
                 let (key, _) = pair?;
-                let bytes: [u8; 8] = key.as_slice().try_into().map_err(|_| {
-                    RaftError::CorruptLog {
-                        index: 0,
-                        message: format!("log key of {} bytes, want 8", key.len()),
-                    }
-                })?;
+                let bytes: [u8; 8] =
+                    key.as_slice()
+                        .try_into()
+                        .map_err(|_| RaftError::CorruptLog {
+                            index: 0,
+                            message: format!("log key of {} bytes, want 8", key.len()),
+                        })?;
                 Some(u64::from_be_bytes(bytes))
             }
             None => None,
@@ -142,8 +143,11 @@ impl LogStore {
 
     /// Stages the bootstrap membership of a fresh log.
     pub fn initialize(&mut self, conf_state: ConfState) -> Result<(), RaftError> {
-        self.batch
-            .put(META_TREE, CONF_STATE_KEY, encode("conf state", &conf_state)?);
+        self.batch.put(
+            META_TREE,
+            CONF_STATE_KEY,
+            encode("conf state", &conf_state)?,
+        );
         self.staged.conf_state = conf_state;
         Ok(())
     }
@@ -176,8 +180,11 @@ impl LogStore {
 
     /// Stages the hard state (term, vote, commit).
     pub fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), RaftError> {
-        self.batch
-            .put(META_TREE, HARD_STATE_KEY, encode("hard state", &hard_state)?);
+        self.batch.put(
+            META_TREE,
+            HARD_STATE_KEY,
+            encode("hard state", &hard_state)?,
+        );
         self.staged.hard_state = hard_state;
         Ok(())
     }
@@ -221,10 +228,7 @@ impl LogStore {
         if meta.index > self.staged.last_index {
             return Err(RaftError::CorruptLog {
                 index: meta.index,
-                message: format!(
-                    "snapshot beyond last log index {}",
-                    self.staged.last_index
-                ),
+                message: format!("snapshot beyond last log index {}", self.staged.last_index),
             });
         }
         self.batch.delete_range(
@@ -242,8 +246,11 @@ impl LogStore {
         let meta = snapshot.get_metadata();
         self.batch
             .put(SNAPSHOT_TREE, SNAPSHOT_KEY, encode("snapshot", snapshot)?);
-        self.batch
-            .put(META_TREE, SNAPSHOT_META_KEY, encode("snapshot metadata", meta)?);
+        self.batch.put(
+            META_TREE,
+            SNAPSHOT_META_KEY,
+            encode("snapshot metadata", meta)?,
+        );
         self.batch.put(
             META_TREE,
             CONF_STATE_KEY,
@@ -272,7 +279,12 @@ impl LogStore {
         self.meta.snapshot_index + 1
     }
 
-    fn read_entries(&self, low: u64, high: u64, max_size: Option<u64>) -> Result<Vec<Entry>, RaftError> {
+    fn read_entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: Option<u64>,
+    ) -> Result<Vec<Entry>, RaftError> {
         let mut out = Vec::new();
         let mut size = 0u64;
         let range = KeyRange::between(index_key(low), index_key(high));
@@ -324,7 +336,8 @@ impl Storage for LogStore {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
         let max_size = max_size.into().filter(|m| *m != raft::NO_LIMIT);
-        self.read_entries(low, high, max_size).map_err(to_raft_error)
+        self.read_entries(low, high, max_size)
+            .map_err(to_raft_error)
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
@@ -337,7 +350,9 @@ impl Storage for LogStore {
         if idx > self.meta.last_index {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
-        let entries = self.read_entries(idx, idx + 1, None).map_err(to_raft_error)?;
+        let entries = self
+            .read_entries(idx, idx + 1, None)
+            .map_err(to_raft_error)?;
         entries
             .first()
             .map(|e| e.term)
@@ -369,11 +384,12 @@ mod tests {
     use crate::storage::MemBackend;
 
     fn entry(index: u64, term: u64, payload: &[u8]) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = payload.to_vec().into();
-        e
+        Entry {
+            index,
+            term,
+            data: payload.to_vec().into(),
+            ..Default::default()
+        }
     }
 
     fn store_with(entries: &[Entry]) -> LogStore {
@@ -412,10 +428,16 @@ mod tests {
     #[test]
     fn append_then_read_entries_terms_and_bounds() {
         let s = store_with(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 2, b"c")]);
-        assert_eq!((s.first_index().expect("f"), s.last_index().expect("l")), (1, 3));
+        assert_eq!(
+            (s.first_index().expect("f"), s.last_index().expect("l")),
+            (1, 3)
+        );
         assert_eq!(terms(&s, 1, 4), vec![1, 1, 2]);
         assert_eq!(s.term(3).expect("term"), 2);
-        assert!(matches!(s.term(4), Err(raft::Error::Store(StorageError::Unavailable))));
+        assert!(matches!(
+            s.term(4),
+            Err(raft::Error::Store(StorageError::Unavailable))
+        ));
     }
 
     #[test]
@@ -425,7 +447,9 @@ mod tests {
         s.commit(true).expect("commit");
         assert_eq!(s.last_index().expect("last"), 2);
         assert_eq!(terms(&s, 1, 3), vec![1, 2]);
-        let e = s.entries(2, 3, None, GetEntriesContext::empty(false)).expect("e");
+        let e = s
+            .entries(2, 3, None, GetEntriesContext::empty(false))
+            .expect("e");
         assert_eq!(&e[0].data[..], b"B");
     }
 
@@ -436,8 +460,10 @@ mod tests {
             s.append(&[entry(3, 1, b"gap")]),
             Err(RaftError::LogAppendOutOfRange { append_from: 3, .. })
         ));
-        s.append(&[entry(2, 1, b"b"), entry(3, 1, b"c")]).expect("append");
-        s.save_snapshot_and_compact(&snapshot_at(2, 1, b"s")).expect("snap");
+        s.append(&[entry(2, 1, b"b"), entry(3, 1, b"c")])
+            .expect("append");
+        s.save_snapshot_and_compact(&snapshot_at(2, 1, b"s"))
+            .expect("snap");
         s.commit(true).expect("commit");
         assert!(matches!(
             s.append(&[entry(2, 1, b"old")]),
@@ -462,12 +488,16 @@ mod tests {
             entry(3, 2, b"c"),
             entry(4, 2, b"d"),
         ]);
-        s.save_snapshot_and_compact(&snapshot_at(3, 2, b"state@3")).expect("snap");
+        s.save_snapshot_and_compact(&snapshot_at(3, 2, b"state@3"))
+            .expect("snap");
         s.commit(true).expect("commit");
         assert_eq!(s.first_index().expect("first"), 4);
         assert_eq!(s.last_index().expect("last"), 4);
         assert_eq!(s.term(3).expect("term of first_index-1"), 2);
-        assert!(matches!(s.term(2), Err(raft::Error::Store(StorageError::Compacted))));
+        assert!(matches!(
+            s.term(2),
+            Err(raft::Error::Store(StorageError::Compacted))
+        ));
         assert!(matches!(
             s.entries(3, 5, None, GetEntriesContext::empty(false)),
             Err(raft::Error::Store(StorageError::Compacted))
@@ -499,9 +529,13 @@ mod tests {
     #[test]
     fn received_snapshot_replaces_log_and_sets_commit() {
         let mut s = store_with(&[entry(1, 1, b"a"), entry(2, 1, b"b")]);
-        s.apply_snapshot(&snapshot_at(10, 3, b"leader-state")).expect("apply");
+        s.apply_snapshot(&snapshot_at(10, 3, b"leader-state"))
+            .expect("apply");
         s.commit(true).expect("commit");
-        assert_eq!((s.first_index().expect("f"), s.last_index().expect("l")), (11, 10));
+        assert_eq!(
+            (s.first_index().expect("f"), s.last_index().expect("l")),
+            (11, 10)
+        );
         assert_eq!(s.term(10).expect("term"), 3);
         assert_eq!(s.hard_state().commit, 10);
         assert!(s.is_initialized());
@@ -512,20 +546,25 @@ mod tests {
         let backend: Arc<dyn KvBackend> = Arc::new(MemBackend::new());
         {
             let mut s = LogStore::open(backend.clone()).expect("open");
-            let mut cs = ConfState::default();
-            cs.voters = vec![1];
-            s.initialize(cs).expect("init");
+            s.initialize(ConfState::from((vec![1], vec![])))
+                .expect("init");
             s.append(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c")])
                 .expect("append");
-            s.save_snapshot_and_compact(&snapshot_at(1, 1, b"s")).expect("snap");
-            let mut hs = HardState::default();
-            hs.term = 1;
-            hs.commit = 3;
+            s.save_snapshot_and_compact(&snapshot_at(1, 1, b"s"))
+                .expect("snap");
+            let hs = HardState {
+                term: 1,
+                commit: 3,
+                ..Default::default()
+            };
             s.set_hard_state(hs).expect("hs");
             s.commit(true).expect("commit");
         }
         let s = LogStore::open(backend).expect("reopen");
-        assert_eq!((s.first_index().expect("f"), s.last_index().expect("l")), (2, 3));
+        assert_eq!(
+            (s.first_index().expect("f"), s.last_index().expect("l")),
+            (2, 3)
+        );
         assert_eq!(s.hard_state().commit, 3);
         assert_eq!(s.snapshot_index(), 1);
         assert_eq!(terms(&s, 2, 4), vec![1, 1]);

@@ -156,9 +156,7 @@ impl<S: StateMachine> RaftNode<S> {
         config.validate()?;
         let mut store = LogStore::open(backend)?;
         if !store.is_initialized() && !config.peers.is_empty() {
-            let mut cs = ConfState::default();
-            cs.voters = config.peers.clone();
-            store.initialize(cs)?;
+            store.initialize(ConfState::from((config.peers.clone(), Vec::new())))?;
             store.commit(true)?;
         }
         let applied = store.snapshot_index();
@@ -254,6 +252,10 @@ impl<S: StateMachine> RaftNode<S> {
         &mut self,
         shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), RaftError> {
+        // A restarted sole voter campaigned in `new`: commit its no-op and replay the log now,
+        // not on the first input, which may be a long time coming.
+        self.on_ready()?;
+        self.publish();
         loop {
             let first = tokio::select! {
                 biased;
@@ -391,7 +393,9 @@ impl<S: StateMachine> RaftNode<S> {
         match result {
             Ok(cs) => self.conf_state = cs,
             // Deterministic on every replica: the change is rejected everywhere alike.
-            Err(e) => tracing::warn!(id = self.config.id, index, error = %e, "conf change rejected"),
+            Err(e) => {
+                tracing::warn!(id = self.config.id, index, error = %e, "conf change rejected")
+            }
         }
     }
 
@@ -411,7 +415,12 @@ impl<S: StateMachine> RaftNode<S> {
         let store = self.raw.mut_store();
         store.save_snapshot_and_compact(&snapshot)?;
         store.commit(true)?;
-        tracing::debug!(id = self.config.id, index, term, "state machine snapshot stored");
+        tracing::debug!(
+            id = self.config.id,
+            index,
+            term,
+            "state machine snapshot stored"
+        );
         Ok(())
     }
 
@@ -443,7 +452,8 @@ impl<S: StateMachine> RaftNode<S> {
         if last < first {
             return Ok(false);
         }
-        let entries = store.entries(first, last + 1, None, raft::GetEntriesContext::empty(false))?;
+        let entries =
+            store.entries(first, last + 1, None, raft::GetEntriesContext::empty(false))?;
         Ok(entries
             .iter()
             .any(|e| e.get_entry_type() != EntryType::EntryNormal))
@@ -456,7 +466,10 @@ struct NoPeers;
 impl RaftTransport for NoPeers {
     fn send(&self, msgs: Vec<Message>) {
         if !msgs.is_empty() {
-            tracing::warn!(count = msgs.len(), "single-node raft dropped messages to peers");
+            tracing::warn!(
+                count = msgs.len(),
+                "single-node raft dropped messages to peers"
+            );
         }
     }
 }

@@ -68,14 +68,23 @@ async fn wait_applied(handle: &RaftHandle, index: u64) {
 
 fn parse_index(response: &[u8]) -> u64 {
     let text = std::str::from_utf8(response).expect("utf8");
-    text.split(':').next().and_then(|i| i.parse().ok()).expect("index:command")
+    text.split(':')
+        .next()
+        .and_then(|i| i.parse().ok())
+        .expect("index:command")
 }
 
 async fn propose_all(handle: &RaftHandle, names: impl Iterator<Item = String>) -> Vec<u64> {
     let mut indices = Vec::new();
     for name in names {
-        let resp = handle.propose(name.clone().into_bytes()).await.expect("propose");
-        assert!(resp.ends_with(name.as_bytes()), "response names the command");
+        let resp = handle
+            .propose(name.clone().into_bytes())
+            .await
+            .expect("propose");
+        assert!(
+            resp.ends_with(name.as_bytes()),
+            "response names the command"
+        );
         indices.push(parse_index(&resp));
     }
     indices
@@ -84,15 +93,22 @@ async fn propose_all(handle: &RaftHandle, names: impl Iterator<Item = String>) -
 #[tokio::test]
 async fn fresh_single_node_becomes_leader_and_answers_each_proposal() {
     let sm = RecordingMachine::default();
-    let (handle, task) =
-        RaftNode::spawn(single_config(1000), Arc::new(MemBackend::new()), sm.clone(), Arc::new(NoPeers))
-            .expect("spawn");
+    let (handle, task) = RaftNode::spawn(
+        single_config(1000),
+        Arc::new(MemBackend::new()),
+        sm.clone(),
+        Arc::new(NoPeers),
+    )
+    .expect("spawn");
     wait_leader(&handle).await;
     assert_eq!(handle.leader_id(), Some(1));
     let indices = propose_all(&handle, (0..10).map(|i| format!("cmd-{i}"))).await;
     assert!(indices.windows(2).all(|w| w[1] == w[0] + 1), "{indices:?}");
     let applied: Vec<String> = sm.entries().into_iter().map(|(_, c)| c).collect();
-    assert_eq!(applied, (0..10).map(|i| format!("cmd-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        applied,
+        (0..10).map(|i| format!("cmd-{i}")).collect::<Vec<_>>()
+    );
     handle.shutdown().await.expect("shutdown");
     task.await.expect("join").expect("clean stop");
 }
@@ -100,9 +116,13 @@ async fn fresh_single_node_becomes_leader_and_answers_each_proposal() {
 #[tokio::test]
 async fn concurrent_proposals_all_complete_with_their_own_response() {
     let sm = RecordingMachine::default();
-    let (handle, task) =
-        RaftNode::spawn(single_config(50), Arc::new(MemBackend::new()), sm.clone(), Arc::new(NoPeers))
-            .expect("spawn");
+    let (handle, task) = RaftNode::spawn(
+        single_config(50),
+        Arc::new(MemBackend::new()),
+        sm.clone(),
+        Arc::new(NoPeers),
+    )
+    .expect("spawn");
     wait_leader(&handle).await;
     let proposals = (0..500).map(|i| {
         let h = handle.clone();
@@ -124,11 +144,23 @@ async fn concurrent_proposals_all_complete_with_their_own_response() {
 }
 
 /// Starts a single node on the sled database in `dir`.
-fn start_on_sled(dir: &std::path::Path, threshold: u64) -> (RaftHandle, tokio::task::JoinHandle<Result<(), RaftError>>, RecordingMachine) {
+fn start_on_sled(
+    dir: &std::path::Path,
+    threshold: u64,
+) -> (
+    RaftHandle,
+    tokio::task::JoinHandle<Result<(), RaftError>>,
+    RecordingMachine,
+) {
     let backend: Arc<dyn KvBackend> = Arc::new(SledBackend::open(dir).expect("open sled"));
     let sm = RecordingMachine::default();
-    let (handle, task) =
-        RaftNode::spawn(single_config(threshold), backend, sm.clone(), Arc::new(NoPeers)).expect("spawn");
+    let (handle, task) = RaftNode::spawn(
+        single_config(threshold),
+        backend,
+        sm.clone(),
+        Arc::new(NoPeers),
+    )
+    .expect("spawn");
     (handle, task, sm)
 }
 
@@ -146,7 +178,10 @@ async fn clean_restart_restores_state_from_snapshot_and_continues_indexing() {
     wait_leader(&handle).await;
     assert_eq!(sm.entries(), before, "state identical after restart");
     let next = propose_all(&handle, std::iter::once("after".to_string())).await;
-    assert!(next[0] > *first.last().expect("proposed"), "indices continue after the old log");
+    assert!(
+        next[0] > *first.last().expect("proposed"),
+        "indices continue after the old log"
+    );
     assert_eq!(sm.entries().len(), before.len() + 1);
     handle.shutdown().await.expect("shutdown");
     task.await.expect("join").expect("clean stop");
@@ -170,7 +205,11 @@ async fn crash_restart_replays_log_after_last_snapshot() {
     let (handle, task, sm) = start_on_sled(dir.path(), 5);
     wait_leader(&handle).await;
     wait_applied(&handle, *first.last().expect("proposed")).await;
-    assert_eq!(sm.entries(), before, "acknowledged commands survive a crash");
+    assert_eq!(
+        sm.entries(),
+        before,
+        "acknowledged commands survive a crash"
+    );
     let next = propose_all(&handle, std::iter::once("after-crash".to_string())).await;
     assert!(next[0] > *first.last().expect("proposed"));
     handle.shutdown().await.expect("shutdown");
@@ -208,22 +247,42 @@ impl Cluster {
             handles.push(handle);
             machines.push(sm);
         }
-        Self { network, handles, machines }
+        Self {
+            network,
+            handles,
+            machines,
+        }
     }
 
     /// Ticks the nodes in `tickers` until one of the cluster is leader; returns its position.
     async fn elect(&self, tickers: &[usize]) -> usize {
+        let all: Vec<usize> = (0..self.handles.len()).collect();
+        self.elect_among(&all, tickers).await
+    }
+
+    /// Ticks the nodes in `tickers` until one of `candidates` is leader; returns its position.
+    async fn elect_among(&self, candidates: &[usize], tickers: &[usize]) -> usize {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            if let Some(pos) = self.handles.iter().position(|h| h.is_leader()) {
+            if let Some(&pos) = candidates.iter().find(|&&c| self.handles[c].is_leader()) {
                 return pos;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no leader before deadline");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no leader before deadline: {:?}",
+                self.handles
+                    .iter()
+                    .map(|h| *h.role().borrow())
+                    .collect::<Vec<_>>()
+            );
+            // A clone of the handle's receiver inherits its "seen" mark; reset it, or
+            // `changed()` returns at once and the ticks outrun the messages.
+            let mut role = self.handles[candidates[0]].role();
+            role.borrow_and_update();
             for &t in tickers {
                 self.handles[t].tick().expect("tick");
             }
-            // Let the messages of this tick flow: wait for any role change, briefly.
-            let mut role = self.handles[tickers[0]].role();
+            // Let the messages of this tick flow: wait for a role change, briefly.
             let _ = tokio::time::timeout(Duration::from_millis(5), role.changed()).await;
         }
     }
@@ -270,20 +329,35 @@ async fn isolated_leader_is_replaced_and_the_majority_keeps_committing() {
     assert_eq!(cluster.elect(&[0]).await, 0);
     propose_all(&cluster.handles[0], std::iter::once("before".to_string())).await;
     cluster.network.isolate(1);
-    // Node 2 ticks alone among the majority, so it campaigns first.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !cluster.handles[1].is_leader() {
-        assert!(tokio::time::Instant::now() < deadline, "no new leader before deadline");
-        cluster.handles[1].tick().expect("tick");
-        cluster.handles[0].tick().expect("tick");
-        let mut role = cluster.handles[1].role();
-        let _ = tokio::time::timeout(Duration::from_millis(5), role.changed()).await;
-    }
-    let idx = propose_all(&cluster.handles[1], std::iter::once("after".to_string())).await;
-    wait_applied(&cluster.handles[2], idx[0]).await;
+    // Nodes 2 and 3 tick (a follower only grants votes once its own election timeout passed,
+    // check_quorum); the isolated node 1 ticks too and must step down.
+    let new_leader = cluster.elect_among(&[1, 2], &[0, 1, 2]).await;
+    let idx = propose_all(
+        &cluster.handles[new_leader],
+        std::iter::once("after".to_string()),
+    )
+    .await;
+    let other = if new_leader == 1 { 2 } else { 1 };
+    wait_applied(&cluster.handles[other], idx[0]).await;
     assert_eq!(
-        cluster.machines[2].entries().last().map(|(_, c)| c.clone()),
+        cluster.machines[other]
+            .entries()
+            .last()
+            .map(|(_, c)| c.clone()),
         Some("after".to_string())
     );
+    let mut old = cluster.handles[0].role();
+    tokio::time::timeout(DEADLINE, async {
+        while old.borrow().is_leader() {
+            cluster.handles[0].tick().expect("tick");
+            let _ = tokio::time::timeout(Duration::from_millis(5), old.changed()).await;
+        }
+    })
+    .await
+    .expect("isolated leader steps down (check_quorum)");
+    match cluster.handles[0].propose(b"stale".to_vec()).await {
+        Err(RaftError::NotLeader { .. }) => {}
+        other => panic!("expected NotLeader from the old leader, got {other:?}"),
+    }
     cluster.shutdown().await;
 }

@@ -116,9 +116,15 @@ pub(super) fn delete_range_removes_exactly_the_half_open_range(b: &dyn KvBackend
     }
     put(b, "other", &3u64.to_be_bytes(), b"kept");
     let mut batch = WriteBatch::new();
-    batch.delete_range("t", KeyRange::between(2u64.to_be_bytes(), 5u64.to_be_bytes()));
+    batch.delete_range(
+        "t",
+        KeyRange::between(2u64.to_be_bytes(), 5u64.to_be_bytes()),
+    );
     b.write(batch).expect("write");
-    let left: Vec<Vec<u8>> = [1u64, 5, 6].iter().map(|i| i.to_be_bytes().to_vec()).collect();
+    let left: Vec<Vec<u8>> = [1u64, 5, 6]
+        .iter()
+        .map(|i| i.to_be_bytes().to_vec())
+        .collect();
     assert_eq!(keys(&scan(b, "t", KeyRange::all())), left);
     assert_eq!(
         b.get("other", &3u64.to_be_bytes()).expect("get"),

@@ -123,7 +123,10 @@ pub enum WriteOp {
         key: Vec<u8>,
     },
     /// Deletes every key of `tree` inside `range`, including keys put earlier in the same batch.
-    DeleteRange { tree: String, range: KeyRange },
+    DeleteRange {
+        tree: String,
+        range: KeyRange,
+    },
 }
 
 /// Writes applied atomically and in order by [`KvBackend::write`]: either all of them are

@@ -99,7 +99,8 @@ fn rejected_stop_changes_nothing() {
 fn task_status_only_moves_forward_and_stale_reports_change_nothing() {
     let (mut st, arn) = setup();
     let id = "c".repeat(32);
-    apply(&mut st, Command::StartTasks { tasks: vec![task(&st, &id, "i1", &arn)], now: Timestamp(6) }).unwrap();
+    let t = task(&st, &id, "i1", &arn);
+    apply(&mut st, Command::StartTasks { tasks: vec![t], now: Timestamp(6) }).unwrap();
     let report = |status: &str, exit: Option<i64>| TaskStatusReport {
         task_id: id.clone(),
         last_status: status.into(),
@@ -129,7 +130,8 @@ fn report_from_another_instance_is_refused() {
     let (mut st, arn) = setup();
     apply(&mut st, instance("i2", 1024, 1024)).unwrap();
     let id = "d".repeat(32);
-    apply(&mut st, Command::StartTasks { tasks: vec![task(&st, &id, "i1", &arn)], now: Timestamp(6) }).unwrap();
+    let t = task(&st, &id, "i1", &arn);
+    apply(&mut st, Command::StartTasks { tasks: vec![t], now: Timestamp(6) }).unwrap();
     let r = TaskStatusReport { task_id: id.clone(), last_status: "STOPPED".into(), ..Default::default() };
     assert!(apply(&mut st, Command::ReportTaskStatus { instance_id: "i2".into(), report: r, now: Timestamp(7) }).is_err());
     assert_eq!(st.tasks[&id].last_status, "PENDING");
