@@ -110,7 +110,7 @@ else
     die "something already answers at $BERTH_ENDPOINT (another berth dev?); stop it first"
   fi
   say "starting berth dev --data-dir $DATA_DIR --listen $LISTEN (log: $DATA_DIR/dev.log)"
-  nohup "$BERTH" dev --data-dir "$DATA_DIR" --listen "$LISTEN" >>"$DATA_DIR/dev.log" 2>&1 &
+  nohup "$BERTH" dev --data-dir "$DATA_DIR" --listen "$LISTEN" </dev/null >>"$DATA_DIR/dev.log" 2>&1 &
   DEV_PID=$!
   echo "$DEV_PID" >"$DATA_DIR/dev.pid"
   deadline=$((SECONDS + 60))

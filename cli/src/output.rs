@@ -161,14 +161,18 @@ fn opt_time(t: Option<Timestamp>) -> String {
     t.map(time).unwrap_or_default()
 }
 
-/// `hostPort->containerPort` for each binding, with `/udp` when not tcp.
+/// `hostPort->containerPort` for each binding, with `/udp` when not tcp. Docker publishes a port
+/// on both 0.0.0.0 and `::`, so the same mapping can come twice; it is shown once.
 pub fn bindings(list: &[NetworkBinding]) -> Vec<String> {
-    list.iter()
-        .map(|b| {
-            let proto = if b.protocol.eq_ignore_ascii_case("tcp") { String::new() } else { format!("/{}", b.protocol) };
-            format!("{}->{}{proto}", b.host_port, b.container_port)
-        })
-        .collect()
+    let mut out: Vec<String> = Vec::new();
+    for b in list {
+        let proto = if b.protocol.eq_ignore_ascii_case("tcp") { String::new() } else { format!("/{}", b.protocol) };
+        let s = format!("{}->{}{proto}", b.host_port, b.container_port);
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
 }
 
 /// All bindings of a task's containers, comma separated.
@@ -528,6 +532,13 @@ mod tests {
     fn udp_bindings_are_marked() {
         let b = NetworkBinding { bind_ip: None, container_port: 53, host_port: 5353, protocol: "udp".into() };
         assert_eq!(bindings(&[b]), ["5353->53/udp"]);
+    }
+
+    #[test]
+    fn dual_stack_bindings_of_one_port_show_once() {
+        let v4 = NetworkBinding { bind_ip: Some("0.0.0.0".into()), container_port: 80, host_port: 32768, protocol: "tcp".into() };
+        let v6 = NetworkBinding { bind_ip: Some("::".into()), ..v4.clone() };
+        assert_eq!(bindings(&[v4, v6]), ["32768->80"]);
     }
 
     #[test]

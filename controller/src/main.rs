@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
     config.scope.region = args.region;
     config.scope.account = args.account;
     config.raft.id = args.node_id;
+    config.raft.peers = vec![args.node_id];
     let running = Controller::start(config).await?;
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -167,7 +167,7 @@ pub async fn run(cmd: TaskCmd, api: &mut Api, out: Format) -> anyhow::Result<()>
     Ok(())
 }
 
-/// `http://HOST:PORT/` for each tcp binding of each RUNNING task, in list order.
+/// `http://HOST:PORT/` for each tcp binding of each RUNNING task, in list order, without repeats.
 pub fn task_urls(tasks: &[Task], host: Option<&str>) -> Vec<String> {
     let mut urls = Vec::new();
     for t in tasks.iter().filter(|t| t.last_status == RUNNING) {
@@ -181,7 +181,11 @@ pub fn task_urls(tasks: &[Task], host: Option<&str>) -> Vec<String> {
                 _ => "127.0.0.1".to_string(),
             };
             let h = if h.contains(':') && !h.starts_with('[') { format!("[{h}]") } else { h };
-            urls.push(format!("http://{h}:{}/", b.host_port));
+            let url = format!("http://{h}:{}/", b.host_port);
+            // Docker publishes each port on 0.0.0.0 and `::`: one URL per port.
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
         }
     }
     urls
@@ -214,7 +218,7 @@ mod tests {
     #[test]
     fn urls_cover_running_tcp_bindings_only() {
         let tasks = [
-            task("RUNNING", vec![(Some("0.0.0.0"), 32768, "tcp"), (None, 5353, "udp")]),
+            task("RUNNING", vec![(Some("0.0.0.0"), 32768, "tcp"), (Some("::"), 32768, "tcp"), (None, 5353, "udp")]),
             task("PENDING", vec![(Some("0.0.0.0"), 32769, "tcp")]),
             task("RUNNING", vec![(Some("10.0.0.5"), 32770, "tcp"), (Some("::"), 32771, "tcp")]),
         ];

@@ -223,7 +223,14 @@ impl<S: StateMachine> RaftNode<S> {
             peers: vec![config.id],
             ..config
         };
-        let (handle, _task) = Self::spawn(config, backend, state_machine, Arc::new(NoPeers))?;
+        let id = config.id;
+        let (node, handle) = Self::new(config, backend, state_machine, Arc::new(NoPeers))?;
+        tokio::spawn(async move {
+            // Nobody joins this task: report a failed loop here (proposers see `Stopped`).
+            if let Err(e) = node.run(std::future::pending()).await {
+                tracing::error!(id, error = %e, "raft node stopped with an error");
+            }
+        });
         Ok(handle)
     }
 
