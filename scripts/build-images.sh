@@ -2,7 +2,7 @@
 # build-images.sh — the container images Berth's examples, fixtures and tests use, built locally
 # from Debian's static busybox: no registry, no `docker pull`, no `docker build`.
 #
-#   berth/httpd:1   busybox httpd in the foreground on :8080 serving /www   (examples/web.json)
+#   berth/httpd:1   busybox httpd (-f, under a shell that exits on SIGTERM) on :8080 serving /www
 #   busybox:latest  the same root filesystem, CMD sh
 #   nginx:latest    the same root filesystem, httpd on :80 — a stand-in for nginx in the
 #                   nginx-ec2 fixture (image nginx:latest, containerPort 80, no command)
@@ -92,9 +92,12 @@ build() {
 }
 
 echo "build-images: root filesystem from $BUSYBOX (${#APPLETS[@]} applets, sha256 $rootfs_sum…)"
-build berth/httpd:1  '["/bin/busybox","httpd","-f","-v","-p","8080","-h","/www"]' 8080
+# httpd as PID 1 ignores SIGTERM (the kernel drops signals PID 1 has no handler for), so every
+# stop would wait the whole stopTimeout; a shell that traps TERM runs it instead.
+httpd_cmd() { echo "[\"/bin/sh\",\"-c\",\"trap 'exit 0' TERM; /bin/busybox httpd -f -v -p $1 -h /www & wait\"]"; }
+build berth/httpd:1  "$(httpd_cmd 8080)" 8080
 build busybox:latest '["sh"]'
-build nginx:latest   '["/bin/busybox","httpd","-f","-v","-p","80","-h","/www"]' 80
+build nginx:latest   "$(httpd_cmd 80)" 80
 
 # A dynamically linked busybox would import fine and fail at run time; prove it runs.
 docker run --rm --network none berth/httpd:1 /bin/sh -c 'test -r /www/index.html && id nobody >/dev/null' \

@@ -19,6 +19,8 @@ DATA_DIR=.berth-dev
 LISTEN=127.0.0.1:7600
 COUNT=3
 export BERTH_ENDPOINT=http://$LISTEN BERTH_CLUSTER=default
+# The images are local (scripts/build-images.sh); don't ask a registry for them first.
+export ECS_IMAGE_PULL_BEHAVIOR=${ECS_IMAGE_PULL_BEHAVIOR:-prefer-cached}
 BERTH=${CARGO_TARGET_DIR:-target}/release/berth
 DEV_PID=
 
@@ -131,7 +133,7 @@ if "$BERTH" taskdef describe web >/dev/null 2>&1; then
 else
   "$BERTH" taskdef register examples/web.json
 fi
-if "$BERTH" service describe web >/dev/null 2>&1; then
+if "$BERTH" service describe web 2>/dev/null | grep -q '^Status: *ACTIVE$'; then
   say "service web exists; setting desired count to $COUNT"
   "$BERTH" service update web --desired-count "$COUNT" >/dev/null
 else
@@ -177,7 +179,7 @@ Stop it:
   kill $DEV_PID
 Clean up (tasks, then the controller, then its data):
   $BERTH service delete web --force && sleep 10; kill $DEV_PID
-  docker ps -aq --filter ancestor=berth/httpd:1 | xargs -r docker rm -f
+  docker ps -aq --filter label=berth.task-id | xargs -r docker rm -f   # containers Berth left behind
   rm -rf $DATA_DIR
 EOF
 [ "$failed" -eq 0 ] || die "some URLs did not answer 200 (see $DATA_DIR/dev.log)"
