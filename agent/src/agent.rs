@@ -30,11 +30,7 @@ impl Agent {
         runtime: Arc<dyn ContainerRuntime>,
     ) -> Result<Agent, AgentError> {
         cfg.validate()?;
-        Ok(Agent {
-            cfg,
-            runtime,
-            clock: Arc::new(SystemClock),
-        })
+        Ok(Agent { cfg, runtime, clock: Arc::new(SystemClock) })
     }
 
     /// Replaces the clock used for report timestamps.
@@ -44,11 +40,7 @@ impl Agent {
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AgentError> {
-        let Agent {
-            cfg,
-            runtime,
-            clock,
-        } = self;
+        let Agent { cfg, runtime, clock } = self;
         let instance_id = register::read_instance_id(&cfg.data_dir)?;
         let docker_version = match runtime.version().await {
             Ok(v) => v,
@@ -63,9 +55,8 @@ impl Agent {
         let mut backoff = cfg.reconnect_backoff_min;
         let mut hint: Option<String> = None;
         loop {
-            let endpoint = hint
-                .take()
-                .unwrap_or_else(|| cfg.endpoints[idx % cfg.endpoints.len()].clone());
+            let endpoint =
+                hint.take().unwrap_or_else(|| cfg.endpoints[idx % cfg.endpoints.len()].clone());
             let result = tokio::select! {
                 _ = &mut shutdown => break,
                 r = session::run_session(&cfg, &endpoint, &runtime, &clock, &mut state) => r,
@@ -77,11 +68,7 @@ impl Agent {
                         backoff = cfg.reconnect_backoff_min;
                     }
                 }
-                Err(AgentError::Controller {
-                    endpoint,
-                    message,
-                    leader_hint,
-                }) => {
+                Err(AgentError::Controller { endpoint, message, leader_hint }) => {
                     tracing::warn!(%endpoint, %message, leader = ?leader_hint, "session failed");
                     hint = leader_hint;
                 }

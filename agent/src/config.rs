@@ -142,23 +142,14 @@ mod tests {
 
     #[test]
     fn pull_behavior_parses_the_ecs_names() {
-        assert_eq!(
-            "prefer-cached".parse::<PullBehavior>().ok(),
-            Some(PullBehavior::PreferCached)
-        );
-        assert_eq!(
-            "once".parse::<PullBehavior>().ok(),
-            Some(PullBehavior::Once)
-        );
+        assert_eq!("prefer-cached".parse::<PullBehavior>().ok(), Some(PullBehavior::PreferCached));
+        assert_eq!("once".parse::<PullBehavior>().ok(), Some(PullBehavior::Once));
         assert!("sometimes".parse::<PullBehavior>().is_err());
     }
 
     #[test]
     fn validate_rejects_endpoint_without_scheme() {
-        let cfg = AgentConfig {
-            endpoints: vec!["127.0.0.1:7600".into()],
-            ..Default::default()
-        };
+        let cfg = AgentConfig { endpoints: vec!["127.0.0.1:7600".into()], ..Default::default() };
         assert!(cfg.validate().is_err());
         assert!(AgentConfig::default().validate().is_ok());
     }

@@ -40,16 +40,9 @@ pub enum AgentError {
     #[error("container runtime: {0}")]
     Runtime(#[from] runtime::RuntimeError),
     #[error("data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error("controller {endpoint}: {message}")]
-    Controller {
-        endpoint: String,
-        message: String,
-        leader_hint: Option<String>,
-    },
+    Controller { endpoint: String, message: String, leader_hint: Option<String> },
 }
 
 /// Wall clock for report timestamps, injected so tests can fix time.

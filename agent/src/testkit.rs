@@ -44,9 +44,7 @@ fn build_test_image() -> Result<(), String> {
     std::fs::create_dir_all(root.join("tmp")).map_err(|e| e.to_string())?;
     std::fs::copy("/bin/busybox", root.join("bin/busybox"))
         .map_err(|e| format!("/bin/busybox: {e}"))?;
-    for applet in [
-        "sh", "httpd", "sleep", "echo", "cat", "true", "false", "ls", "wget", "kill",
-    ] {
+    for applet in ["sh", "httpd", "sleep", "echo", "cat", "true", "false", "ls", "wget", "kill"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
             .map_err(|e| e.to_string())?;
     }
@@ -65,10 +63,7 @@ fn build_test_image() -> Result<(), String> {
         .output()
         .map_err(|e| format!("docker import: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "docker import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("docker import: {}", String::from_utf8_lossy(&out.stderr)));
     }
     Ok(())
 }

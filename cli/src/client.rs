@@ -58,7 +58,8 @@ impl Api {
 }
 
 async fn try_connect(url: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| format!("invalid endpoint: {e}"))?;
+    let endpoint =
+        Endpoint::from_shared(url.to_string()).map_err(|e| format!("invalid endpoint: {e}"))?;
     endpoint.connect_timeout(CONNECT_TIMEOUT).connect().await.map_err(|e| root_cause(&e))
 }
 
@@ -78,7 +79,9 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Unwraps an `ObjectReply`: prints its warnings, returns its JSON.
-pub fn object(reply: Result<tonic::Response<ObjectReply>, tonic::Status>) -> Result<String, CliError> {
+pub fn object(
+    reply: Result<tonic::Response<ObjectReply>, tonic::Status>,
+) -> Result<String, CliError> {
     let reply = reply?.into_inner();
     for w in &reply.warnings {
         eprintln!("warning: {w}");
@@ -87,7 +90,9 @@ pub fn object(reply: Result<tonic::Response<ObjectReply>, tonic::Status>) -> Res
 }
 
 /// Unwraps a `ListReply`: one JSON object per item.
-pub fn list(reply: Result<tonic::Response<ListReply>, tonic::Status>) -> Result<Vec<String>, CliError> {
+pub fn list(
+    reply: Result<tonic::Response<ListReply>, tonic::Status>,
+) -> Result<Vec<String>, CliError> {
     Ok(reply?.into_inner().items)
 }
 

@@ -37,7 +37,8 @@ pub struct DevArgs {
 }
 
 fn parse_attribute(s: &str) -> anyhow::Result<(String, String)> {
-    let (k, v) = s.split_once('=').with_context(|| format!("--attribute {s:?}: expected KEY=VALUE"))?;
+    let (k, v) =
+        s.split_once('=').with_context(|| format!("--attribute {s:?}: expected KEY=VALUE"))?;
     if k.is_empty() {
         anyhow::bail!("--attribute {s:?}: the key must not be empty");
     }
@@ -45,12 +46,22 @@ fn parse_attribute(s: &str) -> anyhow::Result<(String, String)> {
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
-    let listen: SocketAddr = args.listen.parse().with_context(|| format!("--listen {:?}: expected HOST:PORT", args.listen))?;
-    let attributes = args.attributes.iter().map(|a| parse_attribute(a)).collect::<anyhow::Result<Vec<_>>>()?;
-    let pull: PullBehavior = args.image_pull_behavior.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let listen: SocketAddr = args
+        .listen
+        .parse()
+        .with_context(|| format!("--listen {:?}: expected HOST:PORT", args.listen))?;
+    let attributes =
+        args.attributes.iter().map(|a| parse_attribute(a)).collect::<anyhow::Result<Vec<_>>>()?;
+    let pull: PullBehavior =
+        args.image_pull_behavior.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
 
-    let config = ControllerConfig { data_dir: args.data_dir.join("controller"), listen, ..Default::default() };
+    let config = ControllerConfig {
+        data_dir: args.data_dir.join("controller"),
+        listen,
+        ..Default::default()
+    };
     let controller = Controller::start(config).await.context("starting the controller")?;
     controller.wait_leader(Duration::from_secs(10)).await?;
     let endpoint = format!("http://{}", controller.addr);
@@ -64,12 +75,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         task_cleanup_wait: Duration::from_secs(args.task_cleanup_wait_secs),
         ..Default::default()
     };
-    let agent = Agent::new(agent_config).await.map_err(|e| anyhow::anyhow!("starting the agent: {e}"))?;
+    let agent =
+        Agent::new(agent_config).await.map_err(|e| anyhow::anyhow!("starting the agent: {e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent_task = tokio::spawn(agent.run(async move {
         let _ = stop_rx.await;
     }));
-    eprintln!("berth dev: controller on {endpoint}, data in {}; Ctrl-C to stop", args.data_dir.display());
+    eprintln!(
+        "berth dev: controller on {endpoint}, data in {}; Ctrl-C to stop",
+        args.data_dir.display()
+    );
 
     shutdown_signal().await;
     tracing::info!("berth dev: shutting down");

@@ -55,17 +55,27 @@ mod tests {
 
     #[test]
     fn connect_error_names_every_endpoint_tried() {
-        let one = CliError::Connect { attempts: vec![("http://127.0.0.1:7600".into(), "connection refused".into())] };
-        assert!(one.to_string().starts_with("cannot connect to Berth at http://127.0.0.1:7600: connection refused"));
+        let one = CliError::Connect {
+            attempts: vec![("http://127.0.0.1:7600".into(), "connection refused".into())],
+        };
+        assert!(
+            one.to_string().starts_with(
+                "cannot connect to Berth at http://127.0.0.1:7600: connection refused"
+            )
+        );
         let two = CliError::Connect {
-            attempts: vec![("http://a:1".into(), "refused".into()), ("http://b:2".into(), "timed out".into())],
+            attempts: vec![
+                ("http://a:1".into(), "refused".into()),
+                ("http://b:2".into(), "timed out".into()),
+            ],
         };
         assert!(two.to_string().contains("any of http://a:1 (refused), http://b:2 (timed out)"));
     }
 
     #[test]
     fn server_error_keeps_message_verbatim() {
-        let e = CliError::from(tonic::Status::invalid_argument("ClientException: Service not found."));
+        let e =
+            CliError::from(tonic::Status::invalid_argument("ClientException: Service not found."));
         assert_eq!(e.to_string(), "ClientException: Service not found.");
         let e = CliError::from(tonic::Status::internal(""));
         assert_eq!(e.to_string(), "server returned Internal with no message");

@@ -28,7 +28,11 @@ use std::process::ExitCode;
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7600";
 
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about = "Berth: a self-hosted container orchestrator modeled on Amazon ECS")]
+#[command(
+    name = "berth",
+    version,
+    about = "Berth: a self-hosted container orchestrator modeled on Amazon ECS"
+)]
 pub struct Cli {
     /// Controller endpoint(s), comma separated; tried in order until one connects.
     #[arg(long, global = true, env = "BERTH_ENDPOINT", value_delimiter = ',', default_value = DEFAULT_ENDPOINT)]
@@ -103,10 +107,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// generic text; say which endpoint it came from.
 fn name_endpoint(e: anyhow::Error, endpoint: &str) -> anyhow::Error {
     match e.downcast_ref::<error::CliError>() {
-        Some(error::CliError::Server { code: tonic::Code::Unknown | tonic::Code::Unimplemented, .. }) => {
-            e.context(format!("{endpoint} (is it a Berth controller?)"))
+        Some(error::CliError::Server {
+            code: tonic::Code::Unknown | tonic::Code::Unimplemented,
+            ..
+        }) => e.context(format!("{endpoint} (is it a Berth controller?)")),
+        Some(error::CliError::Server { code: tonic::Code::Unavailable, .. }) => {
+            e.context(endpoint.to_string())
         }
-        Some(error::CliError::Server { code: tonic::Code::Unavailable, .. }) => e.context(endpoint.to_string()),
         _ => e,
     }
 }
@@ -118,7 +125,11 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()); // plain text into log files
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
 }
 
 #[cfg(test)]
@@ -180,12 +191,19 @@ mod tests {
     #[test]
     fn desired_status_is_case_insensitive_and_checked() {
         parse(&["task", "list", "--desired-status", "running"]);
-        assert!(Cli::try_parse_from(["berth", "task", "list", "--desired-status", "PENDING"]).is_err());
+        assert!(
+            Cli::try_parse_from(["berth", "task", "list", "--desired-status", "PENDING"]).is_err()
+        );
     }
 
     #[test]
     fn service_create_requires_taskdef_and_count() {
-        assert!(Cli::try_parse_from(["berth", "service", "create", "web", "--taskdef", "web"]).is_err());
-        assert!(Cli::try_parse_from(["berth", "service", "create", "web", "--desired-count", "1"]).is_err());
+        assert!(
+            Cli::try_parse_from(["berth", "service", "create", "web", "--taskdef", "web"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["berth", "service", "create", "web", "--desired-count", "1"])
+                .is_err()
+        );
     }
 }

@@ -11,8 +11,8 @@
 
 use crate::error::CliError;
 use berth_proto::model::{
-    Cluster, ContainerInstance, Failure, NetworkBinding, Resource, Service, Task, TaskDefinition, Timestamp,
-    arn_tail,
+    Cluster, ContainerInstance, Failure, NetworkBinding, Resource, Service, Task, TaskDefinition,
+    Timestamp, arn_tail,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -31,7 +31,10 @@ pub fn parse<T: DeserializeOwned>(json: &str, what: &'static str) -> Result<T, C
     serde_json::from_str(json).map_err(|e| CliError::BadReply { what, reason: e.to_string() })
 }
 
-pub fn parse_all<T: DeserializeOwned>(items: &[String], what: &'static str) -> Result<Vec<T>, CliError> {
+pub fn parse_all<T: DeserializeOwned>(
+    items: &[String],
+    what: &'static str,
+) -> Result<Vec<T>, CliError> {
     items.iter().map(|i| parse(i, what)).collect()
 }
 
@@ -84,7 +87,8 @@ impl Table {
 
     pub fn row(&mut self, cells: Vec<String>) {
         debug_assert_eq!(cells.len(), self.headers.len(), "row width must match headers");
-        self.rows.push(cells.into_iter().map(|c| if c.is_empty() { "-".into() } else { c }).collect());
+        self.rows
+            .push(cells.into_iter().map(|c| if c.is_empty() { "-".into() } else { c }).collect());
     }
 
     pub fn render(&self) -> String {
@@ -154,7 +158,12 @@ pub fn time(t: Timestamp) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn opt_time(t: Option<Timestamp>) -> String {
@@ -166,7 +175,11 @@ fn opt_time(t: Option<Timestamp>) -> String {
 pub fn bindings(list: &[NetworkBinding]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for b in list {
-        let proto = if b.protocol.eq_ignore_ascii_case("tcp") { String::new() } else { format!("/{}", b.protocol) };
+        let proto = if b.protocol.eq_ignore_ascii_case("tcp") {
+            String::new()
+        } else {
+            format!("/{}", b.protocol)
+        };
         let s = format!("{}->{}{proto}", b.host_port, b.container_port);
         if !out.contains(&s) {
             out.push(s);
@@ -177,7 +190,8 @@ pub fn bindings(list: &[NetworkBinding]) -> Vec<String> {
 
 /// All bindings of a task's containers, comma separated.
 pub fn task_ports(task: &Task) -> String {
-    let all: Vec<NetworkBinding> = task.containers.iter().flat_map(|c| c.network_bindings.clone()).collect();
+    let all: Vec<NetworkBinding> =
+        task.containers.iter().flat_map(|c| c.network_bindings.clone()).collect();
     bindings(&all).join(",")
 }
 
@@ -224,7 +238,8 @@ pub fn cluster_detail(c: &Cluster) -> String {
 pub fn taskdefs_table(defs: &[TaskDefinition]) -> String {
     let mut t = Table::new(&["TASKDEF", "STATUS", "NETWORK", "CPU", "MEMORY", "CONTAINERS"]);
     for d in defs {
-        let containers: Vec<String> = d.container_definitions.iter().map(|c| format!("{}={}", c.name, c.image)).collect();
+        let containers: Vec<String> =
+            d.container_definitions.iter().map(|c| format!("{}={}", c.name, c.image)).collect();
         t.row(vec![
             d.family_revision(),
             d.status.clone().unwrap_or_default(),
@@ -302,13 +317,24 @@ pub fn service_detail(s: &Service) -> String {
         .add("Task def", taskdef_ref(&s.task_definition))
         .add(
             "Tasks",
-            format!("{} desired, {} running, {} pending", s.desired_count, s.running_count, s.pending_count),
+            format!(
+                "{} desired, {} running, {} pending",
+                s.desired_count, s.running_count, s.pending_count
+            ),
         )
         .add("Cluster", arn_tail(&s.cluster_arn).to_string())
         .add("Created", time(s.created_at));
     let mut out = f.render();
     if !s.deployments.is_empty() {
-        let mut t = Table::new(&["DEPLOYMENT", "STATUS", "TASKDEF", "DESIRED", "RUNNING", "PENDING", "ROLLOUT"]);
+        let mut t = Table::new(&[
+            "DEPLOYMENT",
+            "STATUS",
+            "TASKDEF",
+            "DESIRED",
+            "RUNNING",
+            "PENDING",
+            "ROLLOUT",
+        ]);
         for d in &s.deployments {
             t.row(vec![
                 d.id.clone(),
@@ -337,7 +363,8 @@ pub fn service_detail(s: &Service) -> String {
 }
 
 pub fn tasks_table(tasks: &[Task]) -> String {
-    let mut t = Table::new(&["TASK ID", "TASKDEF", "LAST", "DESIRED", "INSTANCE", "PORTS", "STOP CODE"]);
+    let mut t =
+        Table::new(&["TASK ID", "TASKDEF", "LAST", "DESIRED", "INSTANCE", "PORTS", "STOP CODE"]);
     for task in tasks {
         t.row(vec![
             task.id().to_string(),
@@ -421,9 +448,20 @@ pub fn instance_detail(i: &ContainerInstance) -> String {
         .add("Agent", i.version_info.agent_version.clone().unwrap_or_default())
         .add("Docker", i.version_info.docker_version.clone().unwrap_or_default())
         .add("Registered", time(i.registered_at))
-        .add("Tasks", format!("{} running, {} pending", i.running_tasks_count, i.pending_tasks_count))
-        .add("CPU", remaining_of(&i.remaining_resources, &i.registered_resources, "CPU") + " remaining/registered")
-        .add("Memory", remaining_of(&i.remaining_resources, &i.registered_resources, "MEMORY") + " remaining/registered");
+        .add(
+            "Tasks",
+            format!("{} running, {} pending", i.running_tasks_count, i.pending_tasks_count),
+        )
+        .add(
+            "CPU",
+            remaining_of(&i.remaining_resources, &i.registered_resources, "CPU")
+                + " remaining/registered",
+        )
+        .add(
+            "Memory",
+            remaining_of(&i.remaining_resources, &i.registered_resources, "MEMORY")
+                + " remaining/registered",
+        );
     let mut t = Table::new(&["ATTRIBUTE", "VALUE"]);
     for a in &i.attributes {
         t.row(vec![a.name.clone(), a.value.clone().unwrap_or_default()]);
@@ -435,7 +473,8 @@ pub fn instance_detail(i: &ContainerInstance) -> String {
 mod tests {
     use super::*;
     use berth_proto::model::{
-        ArnScope, Attribute, Container, ContainerDefinition, Deployment, PortMapping, RunTaskResponse, ServiceEvent,
+        ArnScope, Attribute, Container, ContainerDefinition, Deployment, PortMapping,
+        RunTaskResponse, ServiceEvent,
     };
 
     const ID: &str = "0123456789abcdef0123456789abcdef";
@@ -475,9 +514,18 @@ mod tests {
             status: "ACTIVE".into(),
             agent_connected: true,
             running_tasks_count: 2,
-            attributes: vec![Attribute { name: "ecs.availability-zone".into(), value: Some("az-1".into()) }],
-            registered_resources: vec![Resource::integer("CPU", 2048), Resource::integer("MEMORY", 3900)],
-            remaining_resources: vec![Resource::integer("CPU", 1792), Resource::integer("MEMORY", 3772)],
+            attributes: vec![Attribute {
+                name: "ecs.availability-zone".into(),
+                value: Some("az-1".into()),
+            }],
+            registered_resources: vec![
+                Resource::integer("CPU", 2048),
+                Resource::integer("MEMORY", 3900),
+            ],
+            remaining_resources: vec![
+                Resource::integer("CPU", 1792),
+                Resource::integer("MEMORY", 3772),
+            ],
             ..Default::default()
         }
     }
@@ -518,7 +566,9 @@ mod tests {
 
     #[test]
     fn json_keeps_fields_the_model_does_not_know() {
-        let out = show::<Task>(Format::Json, r#"{"taskArn":"x","futureField":1}"#, "task", task_detail).unwrap();
+        let out =
+            show::<Task>(Format::Json, r#"{"taskArn":"x","futureField":1}"#, "task", task_detail)
+                .unwrap();
         assert!(out.contains("\"futureField\": 1"), "{out}");
     }
 
@@ -530,13 +580,23 @@ mod tests {
 
     #[test]
     fn udp_bindings_are_marked() {
-        let b = NetworkBinding { bind_ip: None, container_port: 53, host_port: 5353, protocol: "udp".into() };
+        let b = NetworkBinding {
+            bind_ip: None,
+            container_port: 53,
+            host_port: 5353,
+            protocol: "udp".into(),
+        };
         assert_eq!(bindings(&[b]), ["5353->53/udp"]);
     }
 
     #[test]
     fn dual_stack_bindings_of_one_port_show_once() {
-        let v4 = NetworkBinding { bind_ip: Some("0.0.0.0".into()), container_port: 80, host_port: 32768, protocol: "tcp".into() };
+        let v4 = NetworkBinding {
+            bind_ip: Some("0.0.0.0".into()),
+            container_port: 80,
+            host_port: 32768,
+            protocol: "tcp".into(),
+        };
         let v6 = NetworkBinding { bind_ip: Some("::".into()), ..v4.clone() };
         assert_eq!(bindings(&[v4, v6]), ["32768->80"]);
     }
@@ -607,7 +667,10 @@ mod tests {
             ..Default::default()
         };
         let detail = taskdef_detail(&d);
-        assert!(detail.contains("web:1") && detail.contains("*->8080") && detail.contains("bridge"), "{detail}");
+        assert!(
+            detail.contains("web:1") && detail.contains("*->8080") && detail.contains("bridge"),
+            "{detail}"
+        );
         let list = taskdefs_table(&[d]);
         assert!(list.lines().nth(1).unwrap().contains("web=berth/httpd:1"), "{list}");
     }
@@ -616,7 +679,11 @@ mod tests {
     fn run_task_failures_show_reason_and_detail() {
         let resp = RunTaskResponse {
             tasks: vec![],
-            failures: vec![Failure { arn: None, reason: "RESOURCE:MEMORY".into(), detail: Some("no room".into()) }],
+            failures: vec![Failure {
+                arn: None,
+                reason: "RESOURCE:MEMORY".into(),
+                detail: Some("no room".into()),
+            }],
         };
         let out = failures_table(&resp.failures);
         assert!(out.contains("RESOURCE:MEMORY") && out.contains("no room"), "{out}");
@@ -624,9 +691,17 @@ mod tests {
 
     #[test]
     fn cluster_and_service_lists_render() {
-        let c = Cluster { cluster_name: "default".into(), status: "ACTIVE".into(), ..Default::default() };
+        let c = Cluster {
+            cluster_name: "default".into(),
+            status: "ACTIVE".into(),
+            ..Default::default()
+        };
         assert!(cluster_detail(&c).contains("default"));
-        let s = Service { service_name: "web".into(), task_definition: "web:1".into(), ..Default::default() };
+        let s = Service {
+            service_name: "web".into(),
+            task_definition: "web:1".into(),
+            ..Default::default()
+        };
         assert!(services_table(&[s]).contains("web:1"));
     }
 }

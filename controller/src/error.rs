@@ -41,13 +41,17 @@ impl From<Error> for tonic::Status {
             Error::Rejected(r) => {
                 let code = match r.kind {
                     RejectKind::InvalidParameter => Code::InvalidArgument,
-                    RejectKind::ClusterNotFound | RejectKind::ServiceNotFound | RejectKind::NotFound => Code::NotFound,
+                    RejectKind::ClusterNotFound
+                    | RejectKind::ServiceNotFound
+                    | RejectKind::NotFound => Code::NotFound,
                     RejectKind::AlreadyExists => Code::AlreadyExists,
                     RejectKind::FailedPrecondition => Code::FailedPrecondition,
                 };
                 (code, r.ecs_type.clone(), r.message.clone())
             }
-            Error::TaskDef(t) => (Code::InvalidArgument, t.ecs_error_type().to_string(), t.to_string()),
+            Error::TaskDef(t) => {
+                (Code::InvalidArgument, t.ecs_error_type().to_string(), t.to_string())
+            }
             Error::NotLeader { .. } => (Code::Unavailable, "ServerException".into(), e.to_string()),
             _ => (Code::Internal, "ServerException".into(), e.to_string()),
         };

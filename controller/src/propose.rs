@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::raft::{RaftError, RaftHandle};
-use crate::store::{decode_result, Applied, Command};
+use crate::store::{Applied, Command, decode_result};
 
 #[derive(Clone)]
 pub struct Proposer {

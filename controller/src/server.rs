@@ -67,18 +67,32 @@ impl Controller {
         Self::start_with_clock(config, Arc::new(SystemClock)).await
     }
 
-    pub async fn start_with_clock(config: ControllerConfig, clock: Arc<dyn Clock>) -> Result<RunningController> {
+    pub async fn start_with_clock(
+        config: ControllerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<RunningController> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)?;
-        let backend = Arc::new(SledBackend::open(&config.data_dir.join("store")).map_err(|e| Error::Storage(e.to_string()))?);
+        let backend = Arc::new(
+            SledBackend::open(config.data_dir.join("store"))
+                .map_err(|e| Error::Storage(e.to_string()))?,
+        );
         let shared = SharedState::new(State::new(config.scope.clone()));
         let store = Store::new(shared.clone());
-        let raft = RaftNode::start_single(config.raft.clone(), backend, store).await.map_err(|e| Error::Raft(e.to_string()))?;
+        let raft = RaftNode::start_single(config.raft.clone(), backend, store)
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
         let proposer = Proposer::new(raft.clone());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
         let api = Api::new(proposer.clone(), shared.clone(), clock.clone());
-        let dispatcher = Dispatcher::new(proposer.clone(), shared.clone(), clock.clone(), raft.applied(), shutdown_rx.clone());
+        let dispatcher = Dispatcher::new(
+            proposer.clone(),
+            shared.clone(),
+            clock.clone(),
+            raft.applied(),
+            shutdown_rx.clone(),
+        );
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -86,15 +100,24 @@ impl Controller {
         let max = berth_proto::MAX_MESSAGE_BYTES;
         let server = tokio::spawn(async move {
             tonic::transport::Server::builder()
-                .add_service(BerthServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max))
-                .add_service(AgentDispatchServer::new(dispatcher).max_decoding_message_size(max).max_encoding_message_size(max))
+                .add_service(
+                    BerthServer::new(api)
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(max),
+                )
+                .add_service(
+                    AgentDispatchServer::new(dispatcher)
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(max),
+                )
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop.wait_for(|s| *s).await;
                 })
                 .await
                 .map_err(Error::from)
         });
-        let orchestrator = Orchestrator::new(proposer, shared.clone(), clock, config.orchestrator.clone());
+        let orchestrator =
+            Orchestrator::new(proposer, shared.clone(), clock, config.orchestrator.clone());
         let orchestrator = tokio::spawn(orchestrator.run(raft.applied(), shutdown_rx));
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "controller serving");
         Ok(RunningController { addr, raft, shared, shutdown: shutdown_tx, server, orchestrator })
@@ -118,7 +141,8 @@ impl RunningController {
     pub async fn stop(self) -> Result<()> {
         let _ = self.shutdown.send(true);
         let server = self.server.await.map_err(|e| Error::Raft(format!("server task: {e}")))?;
-        let orch = self.orchestrator.await.map_err(|e| Error::Raft(format!("orchestrator task: {e}")))?;
+        let orch =
+            self.orchestrator.await.map_err(|e| Error::Raft(format!("orchestrator task: {e}")))?;
         self.raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
         server?;
         orch?;

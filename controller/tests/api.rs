@@ -36,28 +36,63 @@ async fn registered_definitions_and_services_survive_a_restart() {
     let c = start(dir.path()).await;
     let mut api = client(&c).await;
     for expected in 1..=3 {
-        let td = json(api.register_task_definition(v1::RegisterTaskDefinitionRequest { document: WEB.into(), ..Default::default() }).await.unwrap());
-        assert_eq!(td["revision"], expected);
-        assert_eq!(td["taskDefinitionArn"], format!("arn:aws:ecs:local:000000000000:task-definition/web:{expected}"));
-    }
-    api.deregister_task_definition(v1::TaskDefinitionRef { task_definition: "web:3".into() }).await.unwrap();
-    let svc = json(
-        api.create_service(v1::CreateServiceRequest { service_name: "web".into(), task_definition: "web".into(), desired_count: 2, ..Default::default() })
+        let td = json(
+            api.register_task_definition(v1::RegisterTaskDefinitionRequest {
+                document: WEB.into(),
+                ..Default::default()
+            })
             .await
             .unwrap(),
+        );
+        assert_eq!(td["revision"], expected);
+        assert_eq!(
+            td["taskDefinitionArn"],
+            format!("arn:aws:ecs:local:000000000000:task-definition/web:{expected}")
+        );
+    }
+    api.deregister_task_definition(v1::TaskDefinitionRef { task_definition: "web:3".into() })
+        .await
+        .unwrap();
+    let svc = json(
+        api.create_service(v1::CreateServiceRequest {
+            service_name: "web".into(),
+            task_definition: "web".into(),
+            desired_count: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
     );
-    assert_eq!(svc["taskDefinition"], "arn:aws:ecs:local:000000000000:task-definition/web:2", "family alone → latest ACTIVE");
+    assert_eq!(
+        svc["taskDefinition"], "arn:aws:ecs:local:000000000000:task-definition/web:2",
+        "family alone → latest ACTIVE"
+    );
     assert_eq!(svc["deployments"][0]["status"], "PRIMARY");
     c.stop().await.unwrap();
 
     let c = start(dir.path()).await;
     let mut api = client(&c).await;
-    let td = json(api.describe_task_definition(v1::TaskDefinitionRef { task_definition: "web:3".into() }).await.unwrap());
+    let td = json(
+        api.describe_task_definition(v1::TaskDefinitionRef { task_definition: "web:3".into() })
+            .await
+            .unwrap(),
+    );
     assert_eq!(td["status"], "INACTIVE");
-    let svc = json(api.describe_service(v1::ServiceRef { service: "web".into(), ..Default::default() }).await.unwrap());
+    let svc = json(
+        api.describe_service(v1::ServiceRef { service: "web".into(), ..Default::default() })
+            .await
+            .unwrap(),
+    );
     assert_eq!(svc["desiredCount"], 2);
     // A new revision continues the numbering.
-    let td = json(api.register_task_definition(v1::RegisterTaskDefinitionRequest { document: WEB.into(), ..Default::default() }).await.unwrap());
+    let td = json(
+        api.register_task_definition(v1::RegisterTaskDefinitionRequest {
+            document: WEB.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+    );
     assert_eq!(td["revision"], 4);
     c.stop().await.unwrap();
 }
@@ -68,22 +103,46 @@ async fn bad_input_is_refused_with_the_field_and_nothing_is_stored() {
     let c = start(dir.path()).await;
     let mut api = client(&c).await;
     let typo = r#"{"family": "web", "containerDefinitions": [{"name": "web", "image": "x", "memory": 64, "portMapings": [{"containerPort": 80}]}]}"#;
-    let err = api.register_task_definition(v1::RegisterTaskDefinitionRequest { document: typo.into(), ..Default::default() }).await.unwrap_err();
+    let err = api
+        .register_task_definition(v1::RegisterTaskDefinitionRequest {
+            document: typo.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("portMapings"), "{}", err.message());
     let bad_type = r#"{"family": "web", "containerDefinitions": [{"name": "web", "image": "x", "memory": "64"}]}"#;
-    let err = api.register_task_definition(v1::RegisterTaskDefinitionRequest { document: bad_type.into(), ..Default::default() }).await.unwrap_err();
+    let err = api
+        .register_task_definition(v1::RegisterTaskDefinitionRequest {
+            document: bad_type.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert!(err.message().contains("containerDefinitions[0].memory"), "{}", err.message());
-    let list = api.list_task_definitions(v1::ListTaskDefinitionsRequest::default()).await.unwrap().into_inner();
+    let list = api
+        .list_task_definitions(v1::ListTaskDefinitionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(list.items.is_empty(), "nothing stored");
 
     let err = api
-        .create_service(v1::CreateServiceRequest { service_name: "bad name!".into(), task_definition: "web".into(), desired_count: 1, ..Default::default() })
+        .create_service(v1::CreateServiceRequest {
+            service_name: "bad name!".into(),
+            task_definition: "web".into(),
+            desired_count: 1,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("serviceName"), "{}", err.message());
-    let err = api.describe_service(v1::ServiceRef { service: "nope".into(), ..Default::default() }).await.unwrap_err();
+    let err = api
+        .describe_service(v1::ServiceRef { service: "nope".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(err.metadata().get("x-berth-error-type").unwrap(), "ServiceNotFoundException");
     let err = api.describe_cluster(v1::ClusterRef { cluster: "nope".into() }).await.unwrap_err();
@@ -96,22 +155,56 @@ async fn run_task_without_instances_reports_a_placement_failure() {
     let dir = tempfile::tempdir().unwrap();
     let c = start(dir.path()).await;
     let mut api = client(&c).await;
-    api.register_task_definition(v1::RegisterTaskDefinitionRequest { document: WEB.into(), ..Default::default() }).await.unwrap();
-    let out = json(api.run_task(v1::RunTaskRequest { task_definition: "web".into(), count: 2, ..Default::default() }).await.unwrap());
+    api.register_task_definition(v1::RegisterTaskDefinitionRequest {
+        document: WEB.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let out = json(
+        api.run_task(v1::RunTaskRequest {
+            task_definition: "web".into(),
+            count: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+    );
     assert_eq!(out["tasks"].as_array().unwrap().len(), 0);
     assert_eq!(out["failures"].as_array().unwrap().len(), 2);
     assert_eq!(out["failures"][0]["reason"], "MISSING");
-    let err = api.run_task(v1::RunTaskRequest { task_definition: "web".into(), count: 11, ..Default::default() }).await.unwrap_err();
+    let err = api
+        .run_task(v1::RunTaskRequest {
+            task_definition: "web".into(),
+            count: 11,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert!(err.message().contains("count 11"), "{}", err.message());
 
     // A service that cannot place records ECS's event.
-    api.create_service(v1::CreateServiceRequest { service_name: "web".into(), task_definition: "web".into(), desired_count: 1, ..Default::default() })
-        .await
-        .unwrap();
+    api.create_service(v1::CreateServiceRequest {
+        service_name: "web".into(),
+        task_definition: "web".into(),
+        desired_count: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let svc = json(api.describe_service(v1::ServiceRef { service: "web".into(), ..Default::default() }).await.unwrap());
-        let msgs: Vec<String> = svc["events"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap().to_string()).collect();
+        let svc = json(
+            api.describe_service(v1::ServiceRef { service: "web".into(), ..Default::default() })
+                .await
+                .unwrap(),
+        );
+        let msgs: Vec<String> = svc["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect();
         if msgs.iter().any(|m| m.starts_with("service web was unable to place a task because no container instance met all of its requirements.")) {
             break;
         }

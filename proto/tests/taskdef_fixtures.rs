@@ -64,7 +64,9 @@ fn has_warning(r: &Registration, needle: &str) -> bool {
 /// Every file in `taskdefs/` gets the outcome of the README table.
 #[test]
 fn every_taskdef_fixture_gets_its_documented_outcome() {
-    let Some(dir) = fixtures_dir("taskdefs") else { return };
+    let Some(dir) = fixtures_dir("taskdefs") else {
+        return;
+    };
     let files = json_files(&dir);
     assert!(files.len() >= 15, "expected the 15 fixtures, found {}", files.len());
     for path in files {
@@ -135,7 +137,9 @@ fn every_taskdef_fixture_gets_its_documented_outcome() {
 /// The ECS agent's own conformance inputs must all register.
 #[test]
 fn every_ecs_agent_simpletest_registers() {
-    let Some(dir) = fixtures_dir("ecs-agent-simpletests") else { return };
+    let Some(dir) = fixtures_dir("ecs-agent-simpletests") else {
+        return;
+    };
     let mut cases: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path().join("task-definition.json")))

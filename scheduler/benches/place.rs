@@ -22,10 +22,7 @@ fn cluster() -> Vec<InstanceView> {
             active: k % 50 != 0,
             agent_connected: k % 97 != 0,
             attributes: [
-                (
-                    "ecs.availability-zone".to_owned(),
-                    format!("local-{}", ["a", "b", "c"][k % 3]),
-                ),
+                ("ecs.availability-zone".to_owned(), format!("local-{}", ["a", "b", "c"][k % 3])),
                 ("ecs.instance-type".to_owned(), "m5.large".to_owned()),
             ]
             .into(),
@@ -45,12 +42,7 @@ fn bench(c: &mut Criterion) {
     let instances = cluster();
     let tasks: Vec<TaskRequest> = (0..TASKS)
         .map(|k| TaskRequest {
-            group: if k % 2 == 0 {
-                "service:web"
-            } else {
-                "service:api"
-            }
-            .to_owned(),
+            group: if k % 2 == 0 { "service:web" } else { "service:api" }.to_owned(),
             cpu: 256,
             memory: 512,
             static_ports: if k % 10 == 0 { vec![8080] } else { vec![] },
@@ -59,14 +51,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("place_1000_tasks_on_10000_instances");
     group.sample_size(10);
     group.bench_function("default_spread_az_then_instance", |b| {
-        b.iter(|| {
-            place(
-                black_box(&instances),
-                black_box(&tasks),
-                &default_strategies(),
-                7,
-            )
-        })
+        b.iter(|| place(black_box(&instances), black_box(&tasks), &default_strategies(), 7))
     });
     group.bench_function("binpack_memory", |b| {
         b.iter(|| {

@@ -23,18 +23,11 @@ pub enum SchedulerError {
 
     /// The strategy type needs a field and none was given.
     #[error("placement strategy {kind} needs a field: {expected}")]
-    MissingStrategyField {
-        kind: &'static str,
-        expected: &'static str,
-    },
+    MissingStrategyField { kind: &'static str, expected: &'static str },
 
     /// The field is not valid for this strategy type.
     #[error("placement strategy {kind} does not accept field {field:?}: expected {expected}")]
-    InvalidStrategyField {
-        kind: &'static str,
-        field: String,
-        expected: &'static str,
-    },
+    InvalidStrategyField { kind: &'static str, field: String, expected: &'static str },
 
     /// More strategies than ECS allows on one service or RunTask call.
     #[error("at most {max} placement strategies are allowed, got {got}")]

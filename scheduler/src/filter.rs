@@ -74,13 +74,8 @@ pub(crate) trait Filter: Sync {
 }
 
 /// The filters, in the order they run.
-pub(crate) static PIPELINE: [&dyn Filter; 5] = [
-    &ActiveFilter,
-    &AgentFilter,
-    &CpuFilter,
-    &MemoryFilter,
-    &PortsFilter,
-];
+pub(crate) static PIPELINE: [&dyn Filter; 5] =
+    [&ActiveFilter, &AgentFilter, &CpuFilter, &MemoryFilter, &PortsFilter];
 
 /// Index in [`PIPELINE`] of the first filter `inst` fails, or `None` if it passes them all.
 pub(crate) fn first_rejection(inst: &InstanceView, task: &TaskRequest) -> Option<usize> {
@@ -159,10 +154,7 @@ struct PortsFilter;
 
 impl PortsFilter {
     fn conflicts(inst: &InstanceView, task: &TaskRequest) -> usize {
-        task.static_ports
-            .iter()
-            .filter(|p| inst.used_ports.contains(p))
-            .count()
+        task.static_ports.iter().filter(|p| inst.used_ports.contains(p)).count()
     }
 
     /// Ports beyond [`MAX_RESERVED_PORTS`] if the task's (non-conflicting, distinct) ports were added.
@@ -170,12 +162,8 @@ impl PortsFilter {
         if task.static_ports.is_empty() {
             return 0;
         }
-        let mut new: Vec<u16> = task
-            .static_ports
-            .iter()
-            .copied()
-            .filter(|p| !inst.used_ports.contains(p))
-            .collect();
+        let mut new: Vec<u16> =
+            task.static_ports.iter().copied().filter(|p| !inst.used_ports.contains(p)).collect();
         new.sort_unstable();
         new.dedup();
         (inst.used_ports.len() + new.len()).saturating_sub(MAX_RESERVED_PORTS)
@@ -218,12 +206,7 @@ mod tests {
     }
 
     fn task(cpu: i64, memory: i64, ports: &[u16]) -> TaskRequest {
-        TaskRequest {
-            group: "g".into(),
-            cpu,
-            memory,
-            static_ports: ports.to_vec(),
-        }
+        TaskRequest { group: "g".into(), cpu, memory, static_ports: ports.to_vec() }
     }
 
     #[test]
@@ -241,14 +224,7 @@ mod tests {
         .collect();
         assert_eq!(
             tokens,
-            [
-                "MISSING",
-                "INACTIVE",
-                "AGENT",
-                "RESOURCE:CPU",
-                "RESOURCE:MEMORY",
-                "RESOURCE:PORTS"
-            ]
+            ["MISSING", "INACTIVE", "AGENT", "RESOURCE:CPU", "RESOURCE:MEMORY", "RESOURCE:PORTS"]
         );
     }
 
@@ -271,30 +247,15 @@ mod tests {
         inst.active = false;
         inst.agent_connected = false;
         let t = task(4096, 4096, &[22]);
-        assert_eq!(
-            PIPELINE[first_rejection(&inst, &t).unwrap()].reason(),
-            FailureReason::Inactive
-        );
+        assert_eq!(PIPELINE[first_rejection(&inst, &t).unwrap()].reason(), FailureReason::Inactive);
         inst.active = true;
-        assert_eq!(
-            PIPELINE[first_rejection(&inst, &t).unwrap()].reason(),
-            FailureReason::Agent
-        );
+        assert_eq!(PIPELINE[first_rejection(&inst, &t).unwrap()].reason(), FailureReason::Agent);
         inst.agent_connected = true;
-        assert_eq!(
-            PIPELINE[first_rejection(&inst, &t).unwrap()].reason(),
-            FailureReason::Cpu
-        );
+        assert_eq!(PIPELINE[first_rejection(&inst, &t).unwrap()].reason(), FailureReason::Cpu);
         let t = task(1, 4096, &[22]);
-        assert_eq!(
-            PIPELINE[first_rejection(&inst, &t).unwrap()].reason(),
-            FailureReason::Memory
-        );
+        assert_eq!(PIPELINE[first_rejection(&inst, &t).unwrap()].reason(), FailureReason::Memory);
         let t = task(1, 1, &[22]);
-        assert_eq!(
-            PIPELINE[first_rejection(&inst, &t).unwrap()].reason(),
-            FailureReason::Ports
-        );
+        assert_eq!(PIPELINE[first_rejection(&inst, &t).unwrap()].reason(), FailureReason::Ports);
     }
 
     #[test]
@@ -303,11 +264,7 @@ mod tests {
         inst.used_ports = (1000..1000 + MAX_RESERVED_PORTS as u16 - 1).collect();
         assert!(PortsFilter.admits(&inst, &task(0, 0, &[80, 80])));
         assert!(!PortsFilter.admits(&inst, &task(0, 0, &[80, 81])));
-        assert!(
-            PortsFilter
-                .lack(&inst, &task(0, 0, &[80, 81]))
-                .contains("limit 100")
-        );
+        assert!(PortsFilter.lack(&inst, &task(0, 0, &[80, 81])).contains("limit 100"));
         // A task without static ports is never rejected for ports.
         inst.used_ports = (1000..1200).collect();
         assert!(PortsFilter.admits(&inst, &task(0, 0, &[])));

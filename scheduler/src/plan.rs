@@ -73,23 +73,16 @@ pub fn place(
             (0..cluster.len()).filter(|&i| filter::first_rejection(cluster.get(i), task).is_none()),
         );
         if candidates.is_empty() {
-            plan.failures
-                .push(explain_failure(cluster.instances(), task_index, task));
+            plan.failures.push(explain_failure(cluster.instances(), task_index, task));
             continue;
         }
         strategy::narrow(&mut candidates, strategies, |ranker, pool| {
             ranker.score_placement(&cluster, task, pool, &mut rng)
         });
-        let chosen = candidates[if candidates.len() == 1 {
-            0
-        } else {
-            rng.below(candidates.len())
-        }];
+        let chosen =
+            candidates[if candidates.len() == 1 { 0 } else { rng.below(candidates.len()) }];
         cluster.add_task(chosen, task);
-        plan.placements.push(Placement {
-            task_index,
-            instance_id: cluster.get(chosen).id.clone(),
-        });
+        plan.placements.push(Placement { task_index, instance_id: cluster.get(chosen).id.clone() });
     }
     plan
 }
@@ -118,20 +111,14 @@ fn explain_failure(
         }
     }
     match closest {
-        None => PlacementFailure {
-            task_index,
-            reason: FailureReason::Missing,
-            rejected,
-            closest: None,
-        },
+        None => {
+            PlacementFailure { task_index, reason: FailureReason::Missing, rejected, closest: None }
+        }
         Some((f, _, i)) => PlacementFailure {
             task_index,
             reason: PIPELINE[f].reason(),
             rejected,
-            closest: Some((
-                instances[i].id.clone(),
-                PIPELINE[f].lack(&instances[i], task),
-            )),
+            closest: Some((instances[i].id.clone(), PIPELINE[f].lack(&instances[i], task))),
         },
     }
 }
@@ -155,12 +142,7 @@ mod tests {
     }
 
     fn web(cpu: i64, memory: i64) -> TaskRequest {
-        TaskRequest {
-            group: "service:web".into(),
-            cpu,
-            memory,
-            static_ports: vec![],
-        }
+        TaskRequest { group: "service:web".into(), cpu, memory, static_ports: vec![] }
     }
 
     fn counts(plan: &Plan) -> BTreeMap<String, usize> {
@@ -185,11 +167,7 @@ mod tests {
         assert_eq!(c.get("b1"), Some(&2));
         assert_eq!(c.values().sum::<usize>(), 4);
         // Inside zone a, instance spread puts the two tasks on different instances.
-        assert!(
-            c.iter()
-                .filter(|(k, _)| k.starts_with('a'))
-                .all(|(_, n)| *n == 1)
-        );
+        assert!(c.iter().filter(|(k, _)| k.starts_with('a')).all(|(_, n)| *n == 1));
     }
 
     #[test]
@@ -215,17 +193,9 @@ mod tests {
             inst("tight", "z", 600, 4096),
             inst("too-small", "z", 100, 4096),
         ];
-        let plan = place(
-            &instances,
-            &vec![web(256, 1); 3],
-            &[Strategy::Binpack(BinpackField::Cpu)],
-            9,
-        );
-        let ids: Vec<&str> = plan
-            .placements
-            .iter()
-            .map(|p| p.instance_id.as_str())
-            .collect();
+        let plan =
+            place(&instances, &vec![web(256, 1); 3], &[Strategy::Binpack(BinpackField::Cpu)], 9);
+        let ids: Vec<&str> = plan.placements.iter().map(|p| p.instance_id.as_str()).collect();
         // 600 → 344 → 88 (too small for a third), then the roomy one.
         assert_eq!(ids, ["tight", "tight", "roomy"]);
     }
@@ -245,23 +215,13 @@ mod tests {
     #[test]
     fn batch_never_double_books_a_static_port() {
         let instances = [inst("a", "z", 4096, 4096), inst("b", "z", 4096, 4096)];
-        let task = TaskRequest {
-            group: "service:web".into(),
-            cpu: 1,
-            memory: 1,
-            static_ports: vec![80],
-        };
+        let task =
+            TaskRequest { group: "service:web".into(), cpu: 1, memory: 1, static_ports: vec![80] };
         let plan = place(&instances, &vec![task; 3], &default_strategies(), 1);
         assert_eq!(plan.placements.len(), 2);
-        assert_ne!(
-            plan.placements[0].instance_id,
-            plan.placements[1].instance_id
-        );
+        assert_ne!(plan.placements[0].instance_id, plan.placements[1].instance_id);
         let failure = &plan.failures[0];
-        assert_eq!(
-            (failure.task_index, failure.reason),
-            (2, FailureReason::Ports)
-        );
+        assert_eq!((failure.task_index, failure.reason), (2, FailureReason::Ports));
         assert_eq!(
             failure.closest.as_ref().unwrap().1,
             "is already using a port required by your task"
@@ -276,29 +236,18 @@ mod tests {
         lost.agent_connected = false;
         let small = inst("s", "z", 100, 9999);
         let smaller = inst("t", "z", 50, 9999);
-        let plan = place(
-            &[drained, lost, smaller, small],
-            &[web(512, 10)],
-            &default_strategies(),
-            0,
-        );
+        let plan =
+            place(&[drained, lost, smaller, small], &[web(512, 10)], &default_strategies(), 0);
         assert!(plan.placements.is_empty());
         let f = &plan.failures[0];
         assert_eq!(f.reason, FailureReason::Cpu);
         assert_eq!(f.reason.to_string(), "RESOURCE:CPU");
         assert_eq!(
             f.rejected,
-            [
-                (FailureReason::Inactive, 1),
-                (FailureReason::Agent, 1),
-                (FailureReason::Cpu, 2)
-            ]
-            .into()
+            [(FailureReason::Inactive, 1), (FailureReason::Agent, 1), (FailureReason::Cpu, 2)]
+                .into()
         );
-        assert_eq!(
-            f.closest,
-            Some(("s".into(), "has insufficient CPU units available".into()))
-        );
+        assert_eq!(f.closest, Some(("s".into(), "has insufficient CPU units available".into())));
     }
 
     #[test]
@@ -306,10 +255,7 @@ mod tests {
         let plan = place(&[inst("a", "z", 4096, 100)], &[web(1, 512)], &[], 0);
         let f = &plan.failures[0];
         assert_eq!(f.reason, FailureReason::Memory);
-        assert_eq!(
-            f.closest,
-            Some(("a".into(), "has insufficient memory available".into()))
-        );
+        assert_eq!(f.closest, Some(("a".into(), "has insufficient memory available".into())));
     }
 
     #[test]
@@ -318,10 +264,7 @@ mod tests {
         a.agent_connected = false;
         let f = &place(&[a], &[web(1, 1)], &[], 0).failures[0];
         assert_eq!(f.reason, FailureReason::Agent);
-        assert_eq!(
-            f.closest.as_ref().unwrap().1,
-            "doesn't have the agent connected"
-        );
+        assert_eq!(f.closest.as_ref().unwrap().1, "doesn't have the agent connected");
     }
 
     #[test]
@@ -334,34 +277,16 @@ mod tests {
 
     #[test]
     fn failed_task_reserves_nothing_and_later_tasks_still_place() {
-        let plan = place(
-            &[inst("a", "z", 500, 500)],
-            &[web(1000, 1), web(500, 500)],
-            &[],
-            0,
-        );
+        let plan = place(&[inst("a", "z", 500, 500)], &[web(1000, 1), web(500, 500)], &[], 0);
         assert_eq!(plan.failures.len(), 1);
         assert_eq!(plan.failures[0].task_index, 0);
-        assert_eq!(
-            plan.placements,
-            [Placement {
-                task_index: 1,
-                instance_id: "a".into()
-            }]
-        );
+        assert_eq!(plan.placements, [Placement { task_index: 1, instance_id: "a".into() }]);
     }
 
     #[test]
     fn plan_does_not_depend_on_instance_order() {
         let instances: Vec<InstanceView> = (0..8)
-            .map(|i| {
-                inst(
-                    &format!("i{i}"),
-                    if i % 3 == 0 { "a" } else { "b" },
-                    2048,
-                    2048,
-                )
-            })
+            .map(|i| inst(&format!("i{i}"), if i % 3 == 0 { "a" } else { "b" }, 2048, 2048))
             .collect();
         let mut reversed = instances.clone();
         reversed.reverse();

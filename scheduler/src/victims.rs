@@ -48,9 +48,7 @@ pub fn choose_victims(
     let instance_of: Vec<usize> = candidates
         .iter()
         .map(|c| {
-            cluster
-                .position(&c.instance_id)
-                .expect("cluster_for adds every candidate's instance")
+            cluster.position(&c.instance_id).expect("cluster_for adds every candidate's instance")
         })
         .collect();
     let mut rng = SeededRng::new(seed);
@@ -59,11 +57,8 @@ pub fn choose_victims(
 
     while chosen.len() < count && !left.is_empty() {
         let any_pending = left.iter().any(|&c| !candidates[c].started);
-        let mut pool: Vec<usize> = left
-            .iter()
-            .copied()
-            .filter(|&c| !candidates[c].started || !any_pending)
-            .collect();
+        let mut pool: Vec<usize> =
+            left.iter().copied().filter(|&c| !candidates[c].started || !any_pending).collect();
         strategy::narrow(&mut pool, strategies, |ranker, pool| {
             let victims: Vec<Victim<'_>> = pool
                 .iter()
@@ -99,10 +94,7 @@ fn cluster_for(instances: &[InstanceView], candidates: &[VictimCandidate]) -> Cl
         instances.iter().map(|i| i.id.as_str()).collect();
     for c in candidates {
         if known.insert(&c.instance_id) {
-            all.push(InstanceView {
-                id: c.instance_id.clone(),
-                ..Default::default()
-            });
+            all.push(InstanceView { id: c.instance_id.clone(), ..Default::default() });
         }
     }
     let mut cluster = ClusterState::new(all);
@@ -159,11 +151,7 @@ mod tests {
     ) -> BTreeMap<String, u32> {
         let mut m = BTreeMap::new();
         for c in candidates.iter().filter(|c| !stopped.contains(&c.task_id)) {
-            let az = &instances
-                .iter()
-                .find(|i| i.id == c.instance_id)
-                .unwrap()
-                .attributes["ecs.availability-zone"];
+            let az = &instances.iter().find(|i| i.id == c.instance_id).unwrap().attributes["ecs.availability-zone"];
             *m.entry(az.clone()).or_insert(0) += 1;
         }
         m
@@ -181,12 +169,8 @@ mod tests {
 
     #[test]
     fn victims_keep_azs_balanced() {
-        let instances = [
-            inst("a1", "1a", 3),
-            inst("a2", "1a", 2),
-            inst("b1", "1b", 1),
-            inst("c1", "1c", 2),
-        ];
+        let instances =
+            [inst("a1", "1a", 3), inst("a2", "1a", 2), inst("b1", "1b", 1), inst("c1", "1c", 2)];
         let candidates: Vec<_> = [("a1", 3), ("a2", 2), ("b1", 1), ("c1", 2)]
             .iter()
             .flat_map(|(i, n)| tasks_on(i, *n))
@@ -225,13 +209,8 @@ mod tests {
     #[test]
     fn victims_returns_all_when_count_exceeds_candidates() {
         let candidates = tasks_on("a", 2);
-        let victims = choose_victims(
-            &[inst("a", "z", 2)],
-            &candidates,
-            10,
-            &default_strategies(),
-            0,
-        );
+        let victims =
+            choose_victims(&[inst("a", "z", 2)], &candidates, 10, &default_strategies(), 0);
         assert_eq!(victims.len(), 2);
     }
 
@@ -239,9 +218,7 @@ mod tests {
     fn victims_on_unknown_instances_go_first_under_attribute_spread() {
         let mut candidates = tasks_on("a", 2);
         candidates.extend(tasks_on("gone", 1));
-        let spread_az = [Strategy::Spread(SpreadField::Attribute(
-            "ecs.availability-zone".into(),
-        ))];
+        let spread_az = [Strategy::Spread(SpreadField::Attribute("ecs.availability-zone".into()))];
         let victims = choose_victims(&[inst("a", "z", 2)], &candidates, 1, &spread_az, 0);
         assert_eq!(victims, ["gone-0"]);
     }

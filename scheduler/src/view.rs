@@ -79,10 +79,7 @@ impl ClusterState {
         // Stable: duplicate ids (a caller bug) keep their relative order and are treated as
         // separate instances rather than panicking.
         instances.sort_by(|a, b| a.id.cmp(&b.id));
-        Self {
-            instances,
-            attribute_indexes: RefCell::new(HashMap::new()),
-        }
+        Self { instances, attribute_indexes: RefCell::new(HashMap::new()) }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -98,9 +95,7 @@ impl ClusterState {
     }
 
     pub(crate) fn position(&self, id: &str) -> Option<usize> {
-        self.instances
-            .binary_search_by(|inst| inst.id.as_str().cmp(id))
-            .ok()
+        self.instances.binary_search_by(|inst| inst.id.as_str().cmp(id)).ok()
     }
 
     /// For each instance in `indices`: tasks of `group` on all instances sharing its value of
@@ -127,10 +122,7 @@ impl ClusterState {
             index.by_group.insert(group.to_owned(), counts);
         }
         let counts = &index.by_group[group];
-        indices
-            .iter()
-            .map(|&i| index.value_of[i].map(|v| counts[v]))
-            .collect()
+        indices.iter().map(|&i| index.value_of[i].map(|v| counts[v])).collect()
     }
 
     fn index_attribute(&self, name: &str) -> AttributeIndex {
@@ -144,11 +136,7 @@ impl ClusterState {
                 Some(*ids.entry(value.as_str()).or_insert(next))
             })
             .collect();
-        AttributeIndex {
-            value_of,
-            by_group: HashMap::new(),
-            values: ids.len(),
-        }
+        AttributeIndex { value_of, by_group: HashMap::new(), values: ids.len() }
     }
 
     /// Record that `task` now runs on instance `i`.
@@ -176,10 +164,7 @@ impl ClusterState {
     /// Make sure instance `i` counts at least `n` tasks of `group` (the victim pass uses this
     /// when the caller's counts lag behind the candidate list).
     pub(crate) fn ensure_group_count(&mut self, i: usize, group: &str, n: u32) {
-        let entry = self.instances[i]
-            .tasks_by_group
-            .entry(group.to_owned())
-            .or_insert(0);
+        let entry = self.instances[i].tasks_by_group.entry(group.to_owned()).or_insert(0);
         *entry = (*entry).max(n);
         // Counts changed outside add/remove: drop cached aggregates for this group.
         for index in self.attribute_indexes.get_mut().values_mut() {
@@ -231,14 +216,8 @@ mod tests {
             inst("b", Some("1a"), 1),
             inst("c", None, 5),
         ]);
-        assert_eq!(
-            c.attribute_loads("az", "service:web", &[0, 2]),
-            [Some(3), None]
-        );
-        let task = TaskRequest {
-            group: "service:web".into(),
-            ..Default::default()
-        };
+        assert_eq!(c.attribute_loads("az", "service:web", &[0, 2]), [Some(3), None]);
+        let task = TaskRequest { group: "service:web".into(), ..Default::default() };
         c.add_task(1, &task);
         assert_eq!(c.attribute_loads("az", "service:web", &[0]), [Some(4)]);
         c.remove_task(0, "service:web", 0, 0);
@@ -253,12 +232,7 @@ mod tests {
         a.remaining_cpu = 1024;
         a.remaining_memory = 2048;
         let mut c = ClusterState::new([a]);
-        let task = TaskRequest {
-            group: "g".into(),
-            cpu: 256,
-            memory: 512,
-            static_ports: vec![80],
-        };
+        let task = TaskRequest { group: "g".into(), cpu: 256, memory: 512, static_ports: vec![80] };
         c.add_task(0, &task);
         let a = c.get(0);
         assert_eq!((a.remaining_cpu, a.remaining_memory), (768, 1536));

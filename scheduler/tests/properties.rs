@@ -27,8 +27,8 @@ fn instance() -> impl PropStrategy<Value = InstanceView> {
         proptest::collection::btree_set(proptest::sample::select(PORTS.to_vec()), 0..3),
         proptest::collection::btree_map(proptest::sample::select(GROUPS.to_vec()), 0u32..4, 0..3),
     )
-        .prop_map(
-            |(active, agent_connected, az, cpu, memory, used_ports, groups)| InstanceView {
+        .prop_map(|(active, agent_connected, az, cpu, memory, used_ports, groups)| {
+            InstanceView {
                 id: String::new(),
                 active,
                 agent_connected,
@@ -40,8 +40,8 @@ fn instance() -> impl PropStrategy<Value = InstanceView> {
                 remaining_memory: memory,
                 used_ports,
                 tasks_by_group: groups.into_iter().map(|(g, n)| (g.to_owned(), n)).collect(),
-            },
-        )
+            }
+        })
 }
 
 fn cluster() -> impl PropStrategy<Value = Vec<InstanceView>> {
@@ -71,9 +71,7 @@ fn task() -> impl PropStrategy<Value = TaskRequest> {
 fn strategy_list() -> impl PropStrategy<Value = Vec<Strategy>> {
     let one = prop_oneof![
         Just(Strategy::Spread(SpreadField::InstanceId)),
-        Just(Strategy::Spread(SpreadField::Attribute(
-            "ecs.availability-zone".into()
-        ))),
+        Just(Strategy::Spread(SpreadField::Attribute("ecs.availability-zone".into()))),
         Just(Strategy::Binpack(BinpackField::Cpu)),
         Just(Strategy::Binpack(BinpackField::Memory)),
         Just(Strategy::Random),

@@ -22,7 +22,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
 }
 
 /// `../shared/fixtures` beside the checkout, if present.
@@ -32,7 +35,9 @@ pub fn fixtures_dir() -> Option<PathBuf> {
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// The `berth` binary, built from the current sources once per test process.
@@ -41,7 +46,14 @@ pub fn berth_bin() -> &'static Path {
     BIN.get_or_init(|| {
         let release = std::env::var("BERTH_TEST_RELEASE").is_ok_and(|v| v == "1");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(workspace_root()).args(["build", "-q", "-p", "berth-cli", "--bin", "berth"]);
+        cmd.current_dir(workspace_root()).args([
+            "build",
+            "-q",
+            "-p",
+            "berth-cli",
+            "--bin",
+            "berth",
+        ]);
         if release {
             cmd.arg("--release");
         }
@@ -70,7 +82,9 @@ pub fn require_docker(test: &str) -> bool {
     if std::env::var("BERTH_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
         panic!("{test}: BERTH_REQUIRE_DOCKER=1 but no Docker daemon answers `docker info`");
     }
-    eprintln!("SKIP {test}: no Docker daemon answers `docker info` (set BERTH_REQUIRE_DOCKER=1 to make this an error)");
+    eprintln!(
+        "SKIP {test}: no Docker daemon answers `docker info` (set BERTH_REQUIRE_DOCKER=1 to make this an error)"
+    );
     false
 }
 
@@ -82,7 +96,11 @@ pub fn ensure_images() {
             .arg(workspace_root().join("scripts/build-images.sh"))
             .output()
             .expect("running scripts/build-images.sh");
-        assert!(out.status.success(), "build-images.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "build-images.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
 }
 
@@ -99,12 +117,16 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// HTTP status code of `GET /` on 127.0.0.1:port, if it answers.
 pub fn http_status(port: u16) -> Option<u16> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
     let mut buf = Vec::new();
@@ -208,15 +230,24 @@ impl Drop for Dev {
 }
 
 pub fn berth(endpoint: &str, args: &[&str]) -> Output {
-    Command::new(berth_bin()).args(["--endpoint", endpoint]).args(args).output().expect("running berth")
+    Command::new(berth_bin())
+        .args(["--endpoint", endpoint])
+        .args(args)
+        .output()
+        .expect("running berth")
 }
 
 pub fn berth_json(endpoint: &str, args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(berth_bin()).args(["--endpoint", endpoint, "-o", "json"]).args(args).output().map_err(|e| e.to_string())?;
+    let out = Command::new(berth_bin())
+        .args(["--endpoint", endpoint, "-o", "json"])
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Ids of Docker containers (all states) carrying a label `key=value`.
@@ -225,7 +256,11 @@ pub fn docker_containers_with_label(key: &str, value: &str) -> Vec<String> {
         .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label={key}={value}")])
         .output()
         .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|s| !s.is_empty()).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Host ports of a task's network bindings.

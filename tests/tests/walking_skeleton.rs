@@ -21,7 +21,11 @@ fn wait_running(dev: &Dev, service: &str, n: usize, timeout: Duration) -> Vec<Va
     wait_until(&format!("{n} RUNNING tasks with host ports in service {service}"), timeout, || {
         let tasks = running_service_tasks(dev, service);
         let all_bound = tasks.iter().all(|t| !host_ports(t).is_empty());
-        let pending = dev.json(&["task", "list", "--service", service]).as_array().map(|a| a.len()).unwrap_or(0);
+        let pending = dev
+            .json(&["task", "list", "--service", service])
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or(0);
         (tasks.len() == n && pending == n && all_bound).then_some(tasks)
     })
 }
@@ -38,26 +42,33 @@ fn nginx_service_runs_heals_scales_in_and_survives_restart() {
     ensure_images();
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start(dir.path(), &[]);
-    let instance = dev.json(&["instance", "list"])[0]["ec2InstanceId"].as_str().unwrap().to_string();
+    let instance =
+        dev.json(&["instance", "list"])[0]["ec2InstanceId"].as_str().unwrap().to_string();
 
     // Register the real ECS task definition; awslogs is accepted with a warning.
-    let file = fixtures.join("taskdefs/aws-samples__aws-containers-task-definitions__nginx-ec2.json");
+    let file =
+        fixtures.join("taskdefs/aws-samples__aws-containers-task-definitions__nginx-ec2.json");
     let out = dev.berth(&["-o", "json", "taskdef", "register", file.to_str().unwrap()]);
     assert!(out.status.success(), "register failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("awslogs"), "expected an awslogs warning");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("awslogs"),
+        "expected an awslogs warning"
+    );
     let td: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(td["family"], "nginx");
     assert_eq!(td["revision"], 1);
     assert_eq!(td["status"], "ACTIVE");
 
     // A service of 3: three RUNNING tasks on three distinct dynamic host ports, each answering.
-    let svc = dev.json(&["service", "create", "nginx", "--taskdef", "nginx", "--desired-count", "3"]);
+    let svc =
+        dev.json(&["service", "create", "nginx", "--taskdef", "nginx", "--desired-count", "3"]);
     assert_eq!(svc["desiredCount"], 3);
     let tasks = wait_running(&dev, "nginx", 3, Duration::from_secs(90));
     let ports: BTreeSet<u16> = tasks.iter().flat_map(host_ports).collect();
     assert_eq!(ports.len(), 3, "three distinct host ports: {ports:?}");
     for p in &ports {
-        let status = wait_until(&format!("HTTP on port {p}"), Duration::from_secs(15), || http_status(*p));
+        let status =
+            wait_until(&format!("HTTP on port {p}"), Duration::from_secs(15), || http_status(*p));
         assert_eq!(status, 200, "port {p}");
     }
     let described = dev.json(&["service", "describe", "nginx"]);
@@ -67,10 +78,14 @@ fn nginx_service_runs_heals_scales_in_and_survives_restart() {
     let victim = task_id(&tasks[0]);
     let ids = docker_containers_with_label("berth.task-id", &victim);
     assert_eq!(ids.len(), 1, "one container for task {victim}");
-    assert!(std::process::Command::new("docker").args(["kill", &ids[0]]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("docker").args(["kill", &ids[0]]).status().unwrap().success()
+    );
     let replaced = wait_until("the killed task is replaced", Duration::from_secs(30), || {
         let now = running_service_tasks(&dev, "nginx");
-        (now.len() == 3 && now.iter().all(|t| task_id(t) != victim && !host_ports(t).is_empty()) || now.len() == 3 && !now.iter().any(|t| task_id(t) == victim)).then_some(now)
+        (now.len() == 3 && now.iter().all(|t| task_id(t) != victim && !host_ports(t).is_empty())
+            || now.len() == 3 && !now.iter().any(|t| task_id(t) == victim))
+        .then_some(now)
     });
     assert!(replaced.iter().all(|t| task_id(t) != victim));
     let stopped = dev.json(&["task", "describe", &victim]);
@@ -79,15 +94,22 @@ fn nginx_service_runs_heals_scales_in_and_survives_restart() {
     assert_eq!(stopped["containers"][0]["exitCode"], 137);
 
     // Scale in to 1: two tasks STOPPED and their containers gone.
-    let before: Vec<String> = wait_running(&dev, "nginx", 3, Duration::from_secs(30)).iter().map(task_id).collect();
+    let before: Vec<String> =
+        wait_running(&dev, "nginx", 3, Duration::from_secs(30)).iter().map(task_id).collect();
     dev.json(&["service", "update", "nginx", "--desired-count", "1"]);
     let survivors = wait_running(&dev, "nginx", 1, Duration::from_secs(60));
     let survivor = task_id(&survivors[0]);
     for id in before.iter().filter(|id| **id != survivor) {
-        wait_until(&format!("task {id} STOPPED with its containers removed"), Duration::from_secs(60), || {
-            let t = dev.json(&["task", "describe", id]);
-            (t["lastStatus"] == "STOPPED" && docker_containers_with_label("berth.task-id", id).is_empty()).then_some(())
-        });
+        wait_until(
+            &format!("task {id} STOPPED with its containers removed"),
+            Duration::from_secs(60),
+            || {
+                let t = dev.json(&["task", "describe", id]);
+                (t["lastStatus"] == "STOPPED"
+                    && docker_containers_with_label("berth.task-id", id).is_empty())
+                .then_some(())
+            },
+        );
         let t = dev.json(&["task", "describe", id]);
         assert_eq!(t["stopCode"], "ServiceSchedulerInitiated");
     }
@@ -107,8 +129,16 @@ fn nginx_service_runs_heals_scales_in_and_survives_restart() {
     wait_until("agent reports the adopted task", Duration::from_secs(30), || {
         dev.json(&["instance", "describe", &instance])["agentConnected"].as_bool().filter(|c| *c)
     });
-    assert_eq!(docker_containers_with_label("berth.task-id", &survivor), survivor_containers, "adopted, not recreated");
-    assert_eq!(docker_containers_with_label("berth.instance-id", &instance).len(), 1, "no duplicate containers");
+    assert_eq!(
+        docker_containers_with_label("berth.task-id", &survivor),
+        survivor_containers,
+        "adopted, not recreated"
+    );
+    assert_eq!(
+        docker_containers_with_label("berth.instance-id", &instance).len(),
+        1,
+        "no duplicate containers"
+    );
     let port = host_ports(&after[0])[0];
     assert_eq!(http_status(port), Some(200));
 

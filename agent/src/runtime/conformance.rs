@@ -34,15 +34,8 @@ async fn conformance(rt: &dyn ContainerRuntime, instance: &str) {
 
     // Images: the test image is present; an unknown one is absent and cannot be pulled here.
     assert!(rt.image_present(TEST_IMAGE).await.expect("image_present"));
-    assert!(
-        !rt.image_present("berth-test/absent:0")
-            .await
-            .expect("image_present absent")
-    );
-    assert!(matches!(
-        rt.pull_image("berth-test/absent:0").await,
-        Err(RuntimeError::Pull { .. })
-    ));
+    assert!(!rt.image_present("berth-test/absent:0").await.expect("image_present absent"));
+    assert!(matches!(rt.pull_image("berth-test/absent:0").await, Err(RuntimeError::Pull { .. })));
 
     // Create → Created, with labels; a second create with the same name conflicts.
     let long = spec(instance, "long", &["sleep", "3600"]);
@@ -51,40 +44,26 @@ async fn conformance(rt: &dyn ContainerRuntime, instance: &str) {
     assert_eq!(info.state, ContainerState::Created);
     assert_eq!(info.name, long.name);
     assert_eq!(info.label(LABEL_INSTANCE_ID), Some(instance));
-    assert!(matches!(
-        rt.create(&long).await,
-        Err(RuntimeError::Conflict(_))
-    ));
+    assert!(matches!(rt.create(&long).await, Err(RuntimeError::Conflict(_))));
 
     // Start → Running with a dynamic host port read back from inspect.
     rt.start(&id).await.expect("start");
     let info = rt.inspect(&id).await.expect("inspect running");
     assert_eq!(info.state, ContainerState::Running);
-    let bound = info
-        .ports
-        .iter()
-        .find(|p| p.container_port == 80)
-        .expect("port 80 bound");
+    let bound = info.ports.iter().find(|p| p.container_port == 80).expect("port 80 bound");
     assert_ne!(bound.host_port, 0);
 
     // List by label finds it, and only this instance's containers.
     let listed = rt.list(LABEL_INSTANCE_ID, instance).await.expect("list");
     assert_eq!(listed.iter().filter(|c| c.id == id).count(), 1);
-    assert!(
-        listed
-            .iter()
-            .all(|c| c.label(LABEL_INSTANCE_ID) == Some(instance))
-    );
+    assert!(listed.iter().all(|c| c.label(LABEL_INSTANCE_ID) == Some(instance)));
 
     // A container that exits by itself reports its exit code.
     let exits = spec(instance, "exit3", &["sh", "-c", "exit 3"]);
     let exit_id = rt.create(&exits).await.expect("create exit3");
     rt.start(&exit_id).await.expect("start exit3");
     let exited = wait_for(Duration::from_secs(20), "exit3 to exit", || async {
-        rt.inspect(&exit_id)
-            .await
-            .ok()
-            .filter(|i| i.state == ContainerState::Exited)
+        rt.inspect(&exit_id).await.ok().filter(|i| i.state == ContainerState::Exited)
     })
     .await;
     assert_eq!(exited.exit_code, Some(3));
@@ -94,25 +73,15 @@ async fn conformance(rt: &dyn ContainerRuntime, instance: &str) {
     let stopped = rt.inspect(&id).await.expect("inspect stopped");
     assert_eq!(stopped.state, ContainerState::Exited);
     assert!(stopped.exit_code.is_some());
-    rt.stop(&id, Duration::from_secs(1))
-        .await
-        .expect("stop of a stopped container succeeds");
+    rt.stop(&id, Duration::from_secs(1)).await.expect("stop of a stopped container succeeds");
 
     // Remove; removing again succeeds; inspect then says NotFound.
     for cid in [&id, &exit_id] {
         rt.remove(cid).await.expect("remove");
         rt.remove(cid).await.expect("remove again");
-        assert!(matches!(
-            rt.inspect(cid).await,
-            Err(RuntimeError::NotFound(_))
-        ));
+        assert!(matches!(rt.inspect(cid).await, Err(RuntimeError::NotFound(_))));
     }
-    assert!(
-        rt.list(LABEL_INSTANCE_ID, instance)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(rt.list(LABEL_INSTANCE_ID, instance).await.expect("list").is_empty());
 }
 
 #[tokio::test]

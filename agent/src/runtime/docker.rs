@@ -52,9 +52,7 @@ impl DockerRuntime {
                 bollard::API_DEFAULT_VERSION,
             )
         } else {
-            return Err(RuntimeError::Unavailable(format!(
-                "unsupported docker host {host}"
-            )));
+            return Err(RuntimeError::Unavailable(format!("unsupported docker host {host}")));
         }
         .map_err(|e| RuntimeError::Unavailable(format!("{host}: {e}")))?;
         let docker = docker
@@ -72,14 +70,12 @@ impl DockerRuntime {
 
 fn map_err(context: &str, e: BollardError) -> RuntimeError {
     match e {
-        BollardError::DockerResponseServerError {
-            status_code: 404,
-            message,
-        } => RuntimeError::NotFound(format!("{context}: {message}")),
-        BollardError::DockerResponseServerError {
-            status_code: 409,
-            message,
-        } => RuntimeError::Conflict(format!("{context}: {message}")),
+        BollardError::DockerResponseServerError { status_code: 404, message } => {
+            RuntimeError::NotFound(format!("{context}: {message}"))
+        }
+        BollardError::DockerResponseServerError { status_code: 409, message } => {
+            RuntimeError::Conflict(format!("{context}: {message}"))
+        }
         BollardError::DockerResponseServerError { message, .. } => {
             RuntimeError::Engine(format!("{context}: {message}"))
         }
@@ -116,11 +112,8 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             }
         }
     }
-    let labels: HashMap<String, String> = spec
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let labels: HashMap<String, String> =
+        spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: spec.entrypoint.clone(),
@@ -156,29 +149,21 @@ fn parse_port_key(key: &str) -> Option<(u16, String)> {
 #[async_trait]
 impl ContainerRuntime for DockerRuntime {
     async fn version(&self) -> Result<String, RuntimeError> {
-        let v = self
-            .docker
-            .version()
-            .await
-            .map_err(|e| map_err("version", e))?;
+        let v = self.docker.version().await.map_err(|e| map_err("version", e))?;
         Ok(v.version.unwrap_or_default())
     }
 
     async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(true),
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(false),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
             Err(e) => Err(map_err("inspect image", e)),
         }
     }
 
     async fn pull_image(&self, image: &str) -> Result<(), RuntimeError> {
         // `from_image` with the tag inside the reference: the engine splits `repo:tag` itself.
-        let opts = CreateImageOptionsBuilder::default()
-            .from_image(image)
-            .build();
+        let opts = CreateImageOptionsBuilder::default().from_image(image).build();
         let mut stream = Box::pin(self.docker.create_image(Some(opts), None, None));
         while let Some(item) = stream.next().await {
             if let Err(e) = item {
@@ -192,9 +177,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
-        let opts = CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
+        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
         let resp = self
             .docker
             .create_container(Some(opts), create_body(spec))
@@ -204,10 +187,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(|e| map_err(&format!("start {id}"), e))
+        self.docker.start_container(id, None).await.map_err(|e| map_err(&format!("start {id}"), e))
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
@@ -247,11 +227,7 @@ impl ContainerRuntime for DockerRuntime {
                     container_port,
                     host_port,
                     protocol: protocol.clone(),
-                    host_ip: if host_ip.is_empty() {
-                        "0.0.0.0".to_string()
-                    } else {
-                        host_ip
-                    },
+                    host_ip: if host_ip.is_empty() { "0.0.0.0".to_string() } else { host_ip },
                 });
             }
         }
@@ -259,19 +235,11 @@ impl ContainerRuntime for DockerRuntime {
         ports.dedup();
         Ok(ContainerInfo {
             id: r.id.unwrap_or_else(|| id.to_string()),
-            name: r
-                .name
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string(),
+            name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
             image: config.image.unwrap_or_default(),
             labels: config.labels.unwrap_or_default().into_iter().collect(),
             state,
-            exit_code: if state == ContainerState::Exited {
-                st.exit_code
-            } else {
-                None
-            },
+            exit_code: if state == ContainerState::Exited { st.exit_code } else { None },
             ports,
             error: st.error.filter(|e| !e.is_empty()),
         })
@@ -283,9 +251,7 @@ impl ContainerRuntime for DockerRuntime {
         match self.docker.stop_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             // 304: already stopped.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
             Err(e) => Err(map_err(&format!("stop {id}"), e)),
         }
     }
@@ -294,9 +260,7 @@ impl ContainerRuntime for DockerRuntime {
         let opts = RemoveContainerOptionsBuilder::default().v(true).build();
         match self.docker.remove_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
             Err(e) => Err(map_err(&format!("remove {id}"), e)),
         }
     }
@@ -304,15 +268,8 @@ impl ContainerRuntime for DockerRuntime {
     async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), vec![format!("{key}={value}")]);
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| map_err("list", e))?;
+        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|e| map_err("list", e))?;
         Ok(list
             .into_iter()
             .filter_map(|c| {
@@ -334,11 +291,7 @@ impl ContainerRuntime for DockerRuntime {
                         .trim_start_matches('/')
                         .to_string(),
                     image: c.image.unwrap_or_default(),
-                    labels: c
-                        .labels
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect::<BTreeMap<_, _>>(),
+                    labels: c.labels.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
                     state,
                     exit_code: None,
                     ports: Vec::new(),

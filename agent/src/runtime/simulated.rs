@@ -162,10 +162,7 @@ impl ContainerRuntime for SimulatedRuntime {
             return Err(RuntimeError::NotFound(format!("image {}", spec.image)));
         }
         if st.containers.values().any(|c| c.name == spec.name) {
-            return Err(RuntimeError::Conflict(format!(
-                "name {} is in use",
-                spec.name
-            )));
+            return Err(RuntimeError::Conflict(format!("name {} is in use", spec.name)));
         }
         st.next_id += 1;
         st.creates += 1;
@@ -239,20 +236,12 @@ impl ContainerRuntime for SimulatedRuntime {
 
     async fn stop(&self, id: &str, _timeout: Duration) -> Result<(), RuntimeError> {
         let mut st = self.lock();
-        let SimState {
-            containers,
-            ignores_sigterm,
-            ..
-        } = &mut *st;
+        let SimState { containers, ignores_sigterm, .. } = &mut *st;
         let c = find_mut(containers, id)
             .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
         if c.state == ContainerState::Running {
             // SIGTERM ends the process with 143; one that ignores it is SIGKILLed (137).
-            c.exit_code = Some(if ignores_sigterm.contains(&c.name) {
-                137
-            } else {
-                143
-            });
+            c.exit_code = Some(if ignores_sigterm.contains(&c.name) { 137 } else { 143 });
             c.state = ContainerState::Exited;
             c.ports.clear();
         }

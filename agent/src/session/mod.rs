@@ -51,12 +51,7 @@ pub struct SessionState {
 
 impl SessionState {
     pub fn new(instance_id: String, docker_version: String) -> Self {
-        SessionState {
-            instance_id,
-            supervisor: None,
-            docker_version,
-            heartbeat_seq: 0,
-        }
+        SessionState { instance_id, supervisor: None, docker_version, heartbeat_seq: 0 }
     }
 }
 
@@ -137,11 +132,9 @@ pub async fn run_session(
 
     let (tx, rx) = mpsc::channel::<pb::AgentMessage>(OUTBOUND_QUEUE);
     let register = register::register_message(cfg, &state.instance_id, &state.docker_version);
-    tx.send(pb::AgentMessage {
-        msg: Some(agent_message::Msg::Register(register)),
-    })
-    .await
-    .map_err(|_| cerr("outbound stream closed".into()))?;
+    tx.send(pb::AgentMessage { msg: Some(agent_message::Msg::Register(register)) })
+        .await
+        .map_err(|_| cerr("outbound stream closed".into()))?;
     let mut inbound = client
         .session(ReceiverStream::new(rx))
         .await
@@ -184,9 +177,7 @@ pub async fn run_session(
             }
         };
         for m in out {
-            tx.send(m)
-                .await
-                .map_err(|_| cerr("outbound stream closed".into()))?;
+            tx.send(m).await.map_err(|_| cerr("outbound stream closed".into()))?;
         }
     }
 }
@@ -236,11 +227,7 @@ async fn handle_inbound(
                 return Ok(Vec::new());
             };
             while rx.try_recv().is_ok() {}
-            Ok(sup
-                .latest_reports()
-                .iter()
-                .filter_map(report_message)
-                .collect())
+            Ok(sup.latest_reports().iter().filter_map(report_message).collect())
         }
         Some(controller_message::Msg::Assignments(a)) => {
             match state.supervisor.as_mut() {

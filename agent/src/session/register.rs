@@ -33,10 +33,7 @@ pub fn attributes(cfg: &AgentConfig) -> HashMap<String, String> {
 
 /// CPU units: cores × 1024.
 pub fn host_cpu_units() -> i64 {
-    std::thread::available_parallelism()
-        .map(|n| n.get() as i64)
-        .unwrap_or(1)
-        * 1024
+    std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1) * 1024
 }
 
 /// Total memory MiB from /proc/meminfo (0 if unreadable).
@@ -85,19 +82,13 @@ pub fn read_instance_id(data_dir: &Path) -> Result<String, AgentError> {
     match std::fs::read_to_string(&path) {
         Ok(s) => Ok(s.trim().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(source) => Err(AgentError::DataDir {
-            path: path.display().to_string(),
-            source,
-        }),
+        Err(source) => Err(AgentError::DataDir { path: path.display().to_string(), source }),
     }
 }
 
 /// Stores the instance id durably: write a temp file, fsync, rename, fsync the directory.
 pub fn write_instance_id(data_dir: &Path, id: &str) -> Result<(), AgentError> {
-    let err = |source| AgentError::DataDir {
-        path: data_dir.display().to_string(),
-        source,
-    };
+    let err = |source| AgentError::DataDir { path: data_dir.display().to_string(), source };
     std::fs::create_dir_all(data_dir).map_err(err)?;
     let tmp = data_dir.join(format!("{INSTANCE_ID_FILE}.tmp"));
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
@@ -105,9 +96,7 @@ pub fn write_instance_id(data_dir: &Path, id: &str) -> Result<(), AgentError> {
     f.write_all(b"\n").map_err(err)?;
     f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, data_dir.join(INSTANCE_ID_FILE)).map_err(err)?;
-    std::fs::File::open(data_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)?;
+    std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(err)?;
     Ok(())
 }
 
@@ -125,10 +114,7 @@ mod tests {
             ..Default::default()
         };
         let a = attributes(&cfg);
-        assert_eq!(
-            a.get("ecs.availability-zone").map(String::as_str),
-            Some("az-2")
-        );
+        assert_eq!(a.get("ecs.availability-zone").map(String::as_str), Some("az-2"));
         assert_eq!(a.get("team").map(String::as_str), Some("x"));
         assert_eq!(a.get("ecs.os-type").map(String::as_str), Some("linux"));
     }

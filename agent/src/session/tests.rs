@@ -93,20 +93,14 @@ impl AgentDispatch for FakeController {
                         controller_message::Msg::Registered(registered),
                         controller_message::Msg::Assignments(pb::Assignments { full: true, tasks }),
                     ] {
-                        if tx
-                            .send(Ok(pb::ControllerMessage { msg: Some(m) }))
-                            .await
-                            .is_err()
-                        {
+                        if tx.send(Ok(pb::ControllerMessage { msg: Some(m) })).await.is_err() {
                             return;
                         }
                     }
                 }
             }
         });
-        Ok(tonic::Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(tonic::Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }
 
@@ -115,10 +109,7 @@ async fn serve(fake: FakeController) -> String {
         Ok(l) => l,
         Err(e) => panic!("bind: {e}"),
     };
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(AgentDispatchServer::new(fake))
@@ -184,44 +175,27 @@ async fn agent_registers_persists_id_runs_assignment_and_resends_reports_after_r
     }));
 
     // Registers first, with resources and attributes.
-    let reg = wait_for(WAIT, "register", || async {
-        fake.registers().first().cloned()
-    })
-    .await;
-    assert!(matches!(
-        fake.received().first(),
-        Some(agent_message::Msg::Register(_))
-    ));
+    let reg = wait_for(WAIT, "register", || async { fake.registers().first().cloned() }).await;
+    assert!(matches!(fake.received().first(), Some(agent_message::Msg::Register(_))));
     assert_eq!(reg.cluster, "c1");
     assert_eq!(reg.instance_id, "");
     assert_eq!((reg.cpu, reg.memory), (2048, 4096));
     assert_eq!(reg.attributes.get("zone").map(String::as_str), Some("z1"));
-    assert_eq!(
-        reg.attributes.get("ecs.os-type").map(String::as_str),
-        Some("linux")
-    );
+    assert_eq!(reg.attributes.get("ecs.os-type").map(String::as_str), Some("linux"));
     assert!(reg.reserved_ports.contains(&51678));
 
     // Persists the id, runs the assigned task, reports RUNNING; heartbeats flow.
     let path = dir.path().join("instance-id");
     wait_for(WAIT, "instance id file", || async {
-        std::fs::read_to_string(&path)
-            .ok()
-            .filter(|s| s.trim() == "inst-1")
-            .map(|_| ())
+        std::fs::read_to_string(&path).ok().filter(|s| s.trim() == "inst-1").map(|_| ())
     })
     .await;
     wait_for(WAIT, "RUNNING report", || async {
-        fake.reports()
-            .into_iter()
-            .find(|r| r.task_id == "abc" && r.last_status == "RUNNING")
+        fake.reports().into_iter().find(|r| r.task_id == "abc" && r.last_status == "RUNNING")
     })
     .await;
     wait_for(WAIT, "heartbeat", || async {
-        fake.received()
-            .iter()
-            .any(|m| matches!(m, agent_message::Msg::Heartbeat(_)))
-            .then_some(())
+        fake.received().iter().any(|m| matches!(m, agent_message::Msg::Heartbeat(_))).then_some(())
     })
     .await;
 
@@ -229,10 +203,7 @@ async fn agent_registers_persists_id_runs_assignment_and_resends_reports_after_r
     let before = fake.reports().len();
     fake.disconnect_all();
     wait_for(WAIT, "re-registration with the stored id", || async {
-        fake.registers()
-            .get(1)
-            .filter(|r| r.instance_id == "inst-1")
-            .map(|_| ())
+        fake.registers().get(1).filter(|r| r.instance_id == "inst-1").map(|_| ())
     })
     .await;
     wait_for(WAIT, "report re-sent", || async {
@@ -248,9 +219,5 @@ async fn agent_registers_persists_id_runs_assignment_and_resends_reports_after_r
     let _ = stop_tx.send(());
     let r = tokio::time::timeout(WAIT, run).await;
     assert!(matches!(r, Ok(Ok(Ok(())))), "{r:?}");
-    assert!(
-        rt.containers()
-            .iter()
-            .all(|c| c.state == crate::runtime::ContainerState::Running)
-    );
+    assert!(rt.containers().iter().all(|c| c.state == crate::runtime::ContainerState::Running));
 }

@@ -27,16 +27,9 @@ pub enum Phase {
     /// All essential containers run.
     Running,
     /// Stopping every container; `reached_running` keeps the reported status honest.
-    Stopping {
-        stop_code: Option<String>,
-        reason: Option<String>,
-        reached_running: bool,
-    },
+    Stopping { stop_code: Option<String>, reason: Option<String>, reached_running: bool },
     /// Every container stopped; the STOPPED report is final.
-    Stopped {
-        stop_code: Option<String>,
-        reason: Option<String>,
-    },
+    Stopped { stop_code: Option<String>, reason: Option<String> },
 }
 
 /// One step for the worker to execute.
@@ -125,13 +118,10 @@ fn essential_exited(
     by_name: &HashMap<&str, &ContainerInfo>,
     require_present: bool,
 ) -> bool {
-    plan.containers
-        .iter()
-        .filter(|c| c.essential)
-        .any(|c| match by_name.get(c.name.as_str()) {
-            Some(info) => info.state == ContainerState::Exited,
-            None => require_present,
-        })
+    plan.containers.iter().filter(|c| c.essential).any(|c| match by_name.get(c.name.as_str()) {
+        Some(info) => info.state == ContainerState::Exited,
+        None => require_present,
+    })
 }
 
 fn next(v: &View<'_>, phase: &Phase) -> Next {
@@ -176,15 +166,9 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
                 }
             }
             let all_essential_run = plan.containers.iter().filter(|c| c.essential).all(|c| {
-                by_name
-                    .get(c.name.as_str())
-                    .is_some_and(|i| i.state == ContainerState::Running)
+                by_name.get(c.name.as_str()).is_some_and(|i| i.state == ContainerState::Running)
             });
-            if all_essential_run {
-                Next::Phase(Phase::Running)
-            } else {
-                Next::Step(Step::Wait)
-            }
+            if all_essential_run { Next::Phase(Phase::Running) } else { Next::Step(Step::Wait) }
         }
         Phase::Running => match v.plan {
             Some(plan) if essential_exited(plan, &by_name, true) => Next::Phase(Phase::Stopping {
@@ -194,9 +178,7 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
             }),
             _ => Next::Step(Step::Wait),
         },
-        Phase::Stopping {
-            stop_code, reason, ..
-        } => {
+        Phase::Stopping { stop_code, reason, .. } => {
             let running: Vec<(String, Duration)> = v
                 .observed
                 .iter()
@@ -204,10 +186,7 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
                 .map(|c| (c.id.clone(), stop_timeout_of(c)))
                 .collect();
             if running.is_empty() {
-                Next::Phase(Phase::Stopped {
-                    stop_code: stop_code.clone(),
-                    reason: reason.clone(),
-                })
+                Next::Phase(Phase::Stopped { stop_code: stop_code.clone(), reason: reason.clone() })
             } else {
                 Next::Step(Step::Stop(running))
             }
@@ -218,9 +197,7 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
             } else if v.observed.is_empty() {
                 Next::Step(Step::Finished)
             } else {
-                Next::Step(Step::Remove(
-                    v.observed.iter().map(|c| c.id.clone()).collect(),
-                ))
+                Next::Step(Step::Remove(v.observed.iter().map(|c| c.id.clone()).collect()))
             }
         }
     }
@@ -239,10 +216,7 @@ pub fn last_status(phase: &Phase) -> &'static str {
     match phase {
         Phase::Starting => "PENDING",
         Phase::Running => "RUNNING",
-        Phase::Stopping {
-            reached_running: true,
-            ..
-        } => "RUNNING",
+        Phase::Stopping { reached_running: true, .. } => "RUNNING",
         Phase::Stopping { .. } => "PENDING",
         Phase::Stopped { .. } => "STOPPED",
     }
@@ -289,10 +263,7 @@ pub fn build_report(
             .iter()
             .map(|c| report_of(&c.name, by_name.get(c.name.as_str()).copied()))
             .collect(),
-        None => by_name
-            .iter()
-            .map(|(name, info)| report_of(name, Some(info)))
-            .collect(),
+        None => by_name.iter().map(|(name, info)| report_of(name, Some(info))).collect(),
     };
     let (stop_code, stopped_reason) = match phase {
         Phase::Stopped { stop_code, reason } => (stop_code.clone(), reason.clone()),

@@ -23,17 +23,11 @@ pub struct ImagePreparer {
 
 impl ImagePreparer {
     fn was_pulled(&self, image: &str) -> bool {
-        self.pulled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(image)
+        self.pulled.lock().unwrap_or_else(|e| e.into_inner()).contains(image)
     }
 
     fn mark_pulled(&self, image: &str) {
-        self.pulled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(image.to_string());
+        self.pulled.lock().unwrap_or_else(|e| e.into_inner()).insert(image.to_string());
     }
 
     /// Returns the `CannotPullContainerError: …` reason when the image cannot be had.
@@ -44,10 +38,7 @@ impl ImagePreparer {
         behavior: PullBehavior,
     ) -> Result<(), String> {
         let cached = || async {
-            runtime
-                .image_present(image)
-                .await
-                .map_err(|e| format!("CannotPullContainerError: {e}"))
+            runtime.image_present(image).await.map_err(|e| format!("CannotPullContainerError: {e}"))
         };
         let pull = || async {
             let r = runtime.pull_image(image).await;

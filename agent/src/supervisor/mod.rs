@@ -70,30 +70,18 @@ impl ReportBoard {
     }
 
     pub fn latest(&self) -> Vec<TaskStatusReport> {
-        let mut v: Vec<_> = self
-            .latest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let mut v: Vec<_> =
+            self.latest.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         v.sort_by(|a, b| a.task_id.cmp(&b.task_id));
         v
     }
 
     pub fn get(&self, task_id: &str) -> Option<TaskStatusReport> {
-        self.latest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(task_id)
-            .cloned()
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).get(task_id).cloned()
     }
 
     fn forget(&self, task_id: &str) {
-        self.latest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(task_id);
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).remove(task_id);
     }
 }
 
@@ -126,22 +114,11 @@ impl Supervisor {
             observer,
             images: Arc::new(images::ImagePreparer::default()),
             pull_behavior: cfg.pull_behavior,
-            reports: Arc::new(ReportBoard {
-                latest: Mutex::new(HashMap::new()),
-                tx,
-            }),
+            reports: Arc::new(ReportBoard { latest: Mutex::new(HashMap::new()), tx }),
             clock,
             task_cleanup_wait: cfg.task_cleanup_wait,
         });
-        (
-            Supervisor {
-                cfg,
-                ctx,
-                tasks: HashMap::new(),
-                observer_handle,
-            },
-            rx,
-        )
+        (Supervisor { cfg, ctx, tasks: HashMap::new(), observer_handle }, rx)
     }
 
     pub fn instance_id(&self) -> &str {
@@ -176,9 +153,7 @@ impl Supervisor {
             if entry.handle.is_finished() {
                 forget.push(id.clone());
             } else {
-                entry
-                    .desired_tx
-                    .send_modify(|d| d.desired = Desired::Stopped);
+                entry.desired_tx.send_modify(|d| d.desired = Desired::Stopped);
             }
         }
         for id in forget {
@@ -206,11 +181,7 @@ impl Supervisor {
             Ok((task, _)) => (task.stop_code.clone(), task.stopped_reason.clone()),
             Err(_) => (None, None),
         };
-        let state = DesiredState {
-            desired,
-            stop_code,
-            stopped_reason,
-        };
+        let state = DesiredState { desired, stop_code, stopped_reason };
         if let Some(entry) = self.tasks.get_mut(&a.task_id) {
             if a.version < entry.version {
                 tracing::debug!(task_id = %a.task_id, version = a.version, have = entry.version, "stale assignment ignored");
@@ -250,12 +221,7 @@ impl Supervisor {
                 )
             }
         };
-        let init = WorkerInit {
-            task_id: a.task_id.clone(),
-            plan,
-            phase,
-            silent: false,
-        };
+        let init = WorkerInit { task_id: a.task_id.clone(), plan, phase, silent: false };
         self.spawn_worker(init, a.version, state);
     }
 
@@ -263,14 +229,7 @@ impl Supervisor {
         let task_id = init.task_id.clone();
         let (desired_tx, desired_rx) = watch::channel(state);
         let handle = tokio::spawn(worker::run(self.ctx.clone(), init, desired_rx));
-        self.tasks.insert(
-            task_id,
-            TaskEntry {
-                version,
-                desired_tx,
-                handle,
-            },
-        );
+        self.tasks.insert(task_id, TaskEntry { version, desired_tx, handle });
     }
 
     async fn sweep_orphans(&mut self) {
@@ -287,25 +246,13 @@ impl Supervisor {
                 return;
             }
         };
-        let orphans: Vec<String> = snap
-            .by_task
-            .keys()
-            .filter(|id| !self.tasks.contains_key(*id))
-            .cloned()
-            .collect();
+        let orphans: Vec<String> =
+            snap.by_task.keys().filter(|id| !self.tasks.contains_key(*id)).cloned().collect();
         for id in orphans {
             tracing::info!(task_id = %id, "stopping and removing containers of an unassigned task");
-            let init = WorkerInit {
-                task_id: id,
-                plan: None,
-                phase: Phase::Starting,
-                silent: true,
-            };
-            let state = DesiredState {
-                desired: Desired::Stopped,
-                stop_code: None,
-                stopped_reason: None,
-            };
+            let init = WorkerInit { task_id: id, plan: None, phase: Phase::Starting, silent: true };
+            let state =
+                DesiredState { desired: Desired::Stopped, stop_code: None, stopped_reason: None };
             self.spawn_worker(init, 0, state);
         }
     }

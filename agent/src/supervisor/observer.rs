@@ -77,10 +77,7 @@ impl ObserverHandle {
     }
 
     async fn wait_for(rx: &mut watch::Receiver<Arc<Snapshot>>, min: u64) -> Option<Arc<Snapshot>> {
-        rx.wait_for(|s| s.generation >= min)
-            .await
-            .ok()
-            .map(|s| s.clone())
+        rx.wait_for(|s| s.generation >= min).await.ok().map(|s| s.clone())
     }
 }
 
@@ -93,11 +90,7 @@ pub fn spawn(
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let started = Arc::new(AtomicU64::new(0));
     let poke = Arc::new(Notify::new());
-    let handle = ObserverHandle {
-        started: started.clone(),
-        poke: poke.clone(),
-        rx,
-    };
+    let handle = ObserverHandle { started: started.clone(), poke: poke.clone(), rx };
     let join = tokio::spawn(async move {
         // Inspected details by container id, reused while the listed state is unchanged.
         let mut cache: HashMap<String, ContainerInfo> = HashMap::new();
@@ -105,13 +98,7 @@ pub fn spawn(
             let generation = started.fetch_add(1, Ordering::SeqCst) + 1;
             match poll(runtime.as_ref(), &instance_id, &mut cache).await {
                 Ok(by_task) => {
-                    if tx
-                        .send(Arc::new(Snapshot {
-                            generation,
-                            by_task,
-                        }))
-                        .is_err()
-                    {
+                    if tx.send(Arc::new(Snapshot { generation, by_task })).is_err() {
                         return;
                     }
                 }

@@ -58,9 +58,7 @@ pub fn plan_task(
     let network_mode = match def.network_mode() {
         m @ ("bridge" | "host" | "none") => m.to_string(),
         other => {
-            return Err(format!(
-                "network mode {other} is not supported on this host"
-            ));
+            return Err(format!("network mode {other} is not supported on this host"));
         }
     };
     if def.container_definitions.is_empty() {
@@ -73,44 +71,20 @@ pub fn plan_task(
         .map(|c| PlannedContainer {
             name: c.name.clone(),
             essential: c.is_essential(),
-            spec: container_spec(
-                task_id,
-                version,
-                def,
-                c,
-                &network_mode,
-                placement,
-                &mut warnings,
-            ),
+            spec: container_spec(task_id, version, def, c, &network_mode, placement, &mut warnings),
         })
         .collect();
-    Ok(TaskPlan {
-        task_id: task_id.to_string(),
-        containers,
-        warnings,
-    })
+    Ok(TaskPlan { task_id: task_id.to_string(), containers, warnings })
 }
 
 /// `berth-<family>-<rev>-<container>-<first 12 of task id>`.
 pub fn container_name(def: &TaskDefinition, container: &str, task_id: &str) -> String {
     let short: String = task_id.chars().take(12).collect();
-    let raw = format!(
-        "berth-{}-{}-{}-{}",
-        def.family,
-        def.revision.unwrap_or(0),
-        container,
-        short
-    );
+    let raw = format!("berth-{}-{}-{}-{}", def.family, def.revision.unwrap_or(0), container, short);
     // Docker names allow [a-zA-Z0-9_.-]; family and container names already fit, but never
     // hand the engine a name it rejects.
     raw.chars()
-        .map(|ch| {
-            if ch.is_ascii_alphanumeric() || "_.-".contains(ch) {
-                ch
-            } else {
-                '-'
-            }
-        })
+        .map(|ch| if ch.is_ascii_alphanumeric() || "_.-".contains(ch) { ch } else { '-' })
         .collect()
 }
 
@@ -135,28 +109,18 @@ fn container_spec(
     labels.insert(LABEL_INSTANCE_ID.into(), placement.instance_id.clone());
     labels.insert(LABEL_CLUSTER.into(), placement.cluster.clone());
     labels.insert(LABEL_TASK_VERSION.into(), version.to_string());
-    labels.insert(
-        LABEL_STOP_TIMEOUT.into(),
-        stop_timeout.as_secs().to_string(),
-    );
+    labels.insert(LABEL_STOP_TIMEOUT.into(), stop_timeout.as_secs().to_string());
 
     let env = c
         .environment
         .iter()
         .flatten()
         .filter_map(|kv| {
-            Some(format!(
-                "{}={}",
-                kv.name.as_deref()?,
-                kv.value.as_deref().unwrap_or("")
-            ))
+            Some(format!("{}={}", kv.name.as_deref()?, kv.value.as_deref().unwrap_or("")))
         })
         .collect();
     if c.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
-        warnings.push(format!(
-            "container {}: secrets are not supported yet; ignored",
-            c.name
-        ));
+        warnings.push(format!("container {}: secrets are not supported yet; ignored", c.name));
     }
     if let Some(lc) = &c.log_configuration
         && lc.log_driver != "json-file"
@@ -169,27 +133,15 @@ fn container_spec(
 
     let mut port_mappings = Vec::new();
     for pm in c.port_mappings.iter().flatten() {
-        let Some(cp) = pm
-            .container_port
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p > 0)
+        let Some(cp) = pm.container_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0)
         else {
-            warnings.push(format!(
-                "container {}: port mapping without a valid containerPort",
-                c.name
-            ));
+            warnings
+                .push(format!("container {}: port mapping without a valid containerPort", c.name));
             continue;
         };
-        let host_port = pm
-            .host_port
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p > 0);
+        let host_port = pm.host_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
         let protocol = pm.protocol.as_deref().unwrap_or("tcp").to_ascii_lowercase();
-        port_mappings.push(PortMappingSpec {
-            container_port: cp,
-            host_port,
-            protocol,
-        });
+        port_mappings.push(PortMappingSpec { container_port: cp, host_port, protocol });
     }
 
     ContainerSpec {
@@ -246,10 +198,7 @@ mod tests {
 
     #[test]
     fn spec_translates_resources_ports_env_and_labels() {
-        let p = Placement {
-            instance_id: "i-1".into(),
-            cluster: "c".into(),
-        };
+        let p = Placement { instance_id: "i-1".into(), cluster: "c".into() };
         let plan = plan_task("0123456789abcdef0123", 7, &def(), &p).expect("plan");
         let s = &plan.containers[0].spec;
         assert_eq!(s.name, "berth-web-3-app-0123456789ab");
@@ -258,14 +207,8 @@ mod tests {
         assert_eq!(s.memory_reservation_bytes, Some(32 * MIB));
         assert_eq!(s.env, vec!["A=b".to_string()]);
         assert_eq!(s.port_mappings[0].host_port, None);
-        assert_eq!(
-            s.labels.get(LABEL_TASK_VERSION).map(String::as_str),
-            Some("7")
-        );
-        assert_eq!(
-            s.labels.get(LABEL_STOP_TIMEOUT).map(String::as_str),
-            Some("30")
-        );
+        assert_eq!(s.labels.get(LABEL_TASK_VERSION).map(String::as_str), Some("7"));
+        assert_eq!(s.labels.get(LABEL_STOP_TIMEOUT).map(String::as_str), Some("30"));
         assert_eq!(s.network_mode, "bridge");
     }
 
@@ -273,10 +216,7 @@ mod tests {
     fn awsvpc_network_mode_is_rejected() {
         let mut d = def();
         d.network_mode = Some("awsvpc".into());
-        let p = Placement {
-            instance_id: "i".into(),
-            cluster: "c".into(),
-        };
+        let p = Placement { instance_id: "i".into(), cluster: "c".into() };
         assert!(plan_task("t", 1, &d, &p).is_err());
     }
 }

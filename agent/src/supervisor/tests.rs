@@ -94,8 +94,7 @@ fn web_def() -> TaskDefinition {
 async fn running_task_reports_running_with_dynamic_host_port() {
     let rt = sim();
     let mut sup = supervisor(Arc::new(rt.clone()), "i-run", PullBehavior::PreferCached);
-    sup.apply(true, &[assignment("t1", 1, "RUNNING", &web_def())])
-        .await;
+    sup.apply(true, &[assignment("t1", 1, "RUNNING", &web_def())]).await;
     let r = wait_status(&sup, "t1", "RUNNING").await;
     let web = &r.containers[0];
     assert_eq!(web.name, "web");
@@ -106,77 +105,48 @@ async fn running_task_reports_running_with_dynamic_host_port() {
     assert!(web.network_bindings[0].host_port >= crate::runtime::simulated::FIRST_DYNAMIC_PORT);
     assert!(r.pull_started_at.is_some() && r.pull_stopped_at.is_some());
     let names: Vec<String> = rt.containers().iter().map(|c| c.name.clone()).collect();
-    assert!(
-        names.contains(&"berth-web-1-web-t1".to_string()),
-        "{names:?}"
-    );
+    assert!(names.contains(&"berth-web-1-web-t1".to_string()), "{names:?}");
 }
 
 #[tokio::test]
 async fn essential_exit_stops_task_with_exit_codes() {
     let rt = sim();
     let mut sup = supervisor(Arc::new(rt.clone()), "i-exit", PullBehavior::PreferCached);
-    sup.apply(true, &[assignment("t2", 1, "RUNNING", &web_def())])
-        .await;
+    sup.apply(true, &[assignment("t2", 1, "RUNNING", &web_def())]).await;
     wait_status(&sup, "t2", "RUNNING").await;
     assert!(rt.exit_container("berth-web-1-web-t2", 3));
     let r = wait_status(&sup, "t2", "STOPPED").await;
     assert_eq!(r.stop_code.as_deref(), Some("EssentialContainerExited"));
-    assert_eq!(
-        r.stopped_reason.as_deref(),
-        Some("Essential container in task exited")
-    );
+    assert_eq!(r.stopped_reason.as_deref(), Some("Essential container in task exited"));
     assert_eq!(r.containers[0].exit_code, Some(3));
     assert_eq!(r.containers[1].last_status, "STOPPED");
-    assert_eq!(
-        r.containers[1].exit_code,
-        Some(143),
-        "the other container was stopped"
-    );
-    assert!(
-        rt.containers()
-            .iter()
-            .all(|c| c.state != ContainerState::Running)
-    );
+    assert_eq!(r.containers[1].exit_code, Some(143), "the other container was stopped");
+    assert!(rt.containers().iter().all(|c| c.state != ContainerState::Running));
 }
 
 #[tokio::test]
 async fn desired_stopped_stops_and_removes_containers() {
     let rt = sim();
     let mut sup = supervisor(Arc::new(rt.clone()), "i-stop", PullBehavior::PreferCached);
-    sup.apply(true, &[assignment("t3", 1, "RUNNING", &web_def())])
-        .await;
+    sup.apply(true, &[assignment("t3", 1, "RUNNING", &web_def())]).await;
     wait_status(&sup, "t3", "RUNNING").await;
-    sup.apply(false, &[assignment("t3", 2, "STOPPED", &web_def())])
-        .await;
+    sup.apply(false, &[assignment("t3", 2, "STOPPED", &web_def())]).await;
     let r = wait_status(&sup, "t3", "STOPPED").await;
     assert!(r.containers.iter().all(|c| c.exit_code == Some(143)));
-    wait_for(WAIT, "containers removed", || async {
-        rt.containers().is_empty().then_some(())
-    })
-    .await;
+    wait_for(WAIT, "containers removed", || async { rt.containers().is_empty().then_some(()) })
+        .await;
 }
 
 #[tokio::test]
 async fn stale_assignment_version_is_ignored() {
     let rt = sim();
     let mut sup = supervisor(Arc::new(rt.clone()), "i-stale", PullBehavior::PreferCached);
-    sup.apply(true, &[assignment("t4", 5, "RUNNING", &web_def())])
-        .await;
+    sup.apply(true, &[assignment("t4", 5, "RUNNING", &web_def())]).await;
     wait_status(&sup, "t4", "RUNNING").await;
-    sup.apply(false, &[assignment("t4", 4, "STOPPED", &web_def())])
-        .await;
-    sup.apply(false, &[assignment("t4", 5, "RUNNING", &web_def())])
-        .await;
-    assert_eq!(
-        sup.report("t4").map(|r| r.last_status),
-        Some("RUNNING".into())
-    );
-    assert!(
-        rt.containers()
-            .iter()
-            .all(|c| c.state == ContainerState::Running)
-    );
+    sup.apply(false, &[assignment("t4", 4, "STOPPED", &web_def())]).await;
+    sup.apply(false, &[assignment("t4", 5, "RUNNING", &web_def())]).await;
+    assert_eq!(sup.report("t4").map(|r| r.last_status), Some("RUNNING".into()));
+    assert!(rt.containers().iter().all(|c| c.state == ContainerState::Running));
 }
 
 #[tokio::test]
@@ -185,14 +155,12 @@ async fn restarted_supervisor_adopts_running_containers_without_duplicates() {
     let def = web_def();
     {
         let mut sup = supervisor(Arc::new(rt.clone()), "i-adopt", PullBehavior::PreferCached);
-        sup.apply(true, &[assignment("t5", 1, "RUNNING", &def)])
-            .await;
+        sup.apply(true, &[assignment("t5", 1, "RUNNING", &def)]).await;
         wait_status(&sup, "t5", "RUNNING").await;
     } // dropped: workers stop, containers stay
     assert_eq!(rt.create_count(), 2);
     let mut sup = supervisor(Arc::new(rt.clone()), "i-adopt", PullBehavior::PreferCached);
-    sup.apply(true, &[assignment("t5", 1, "RUNNING", &def)])
-        .await;
+    sup.apply(true, &[assignment("t5", 1, "RUNNING", &def)]).await;
     let r = wait_status(&sup, "t5", "RUNNING").await;
     assert_eq!(rt.create_count(), 2, "no container was created again");
     assert_eq!(rt.containers().len(), 2);
@@ -204,33 +172,25 @@ async fn full_assignment_removes_unassigned_tasks_and_ignores_other_instances() 
     let rt = sim();
     let def = web_def();
     let mut other = supervisor(Arc::new(rt.clone()), "i-other", PullBehavior::PreferCached);
-    other
-        .apply(true, &[assignment("t6", 1, "RUNNING", &def)])
-        .await;
+    other.apply(true, &[assignment("t6", 1, "RUNNING", &def)]).await;
     wait_status(&other, "t6", "RUNNING").await;
     {
         let mut sup = supervisor(Arc::new(rt.clone()), "i-mine", PullBehavior::PreferCached);
-        sup.apply(true, &[assignment("t7", 1, "RUNNING", &def)])
-            .await;
+        sup.apply(true, &[assignment("t7", 1, "RUNNING", &def)]).await;
         wait_status(&sup, "t7", "RUNNING").await;
     }
     // Restarted agent whose full set no longer holds t7: its containers go, t6's stay.
     let mut sup = supervisor(Arc::new(rt.clone()), "i-mine", PullBehavior::PreferCached);
     sup.apply(true, &[]).await;
     let of_task = |t: &str, cs: &[ContainerInfo]| {
-        cs.iter()
-            .filter(|c| c.label(LABEL_TASK_ID) == Some(t))
-            .count()
+        cs.iter().filter(|c| c.label(LABEL_TASK_ID) == Some(t)).count()
     };
     wait_for(WAIT, "t7 containers removed", || async {
         (of_task("t7", &rt.containers()) == 0).then_some(())
     })
     .await;
     assert_eq!(of_task("t6", &rt.containers()), 2);
-    assert!(
-        sup.report("t7").is_none(),
-        "orphans are cleaned up silently"
-    );
+    assert!(sup.report("t7").is_none(), "orphans are cleaned up silently");
 }
 
 #[tokio::test]
@@ -242,26 +202,17 @@ async fn bad_assignment_json_reports_task_failed_to_start() {
     sup.apply(true, &[a]).await;
     let r = wait_status(&sup, "t8", "STOPPED").await;
     assert_eq!(r.stop_code.as_deref(), Some("TaskFailedToStart"));
-    assert!(
-        r.stopped_reason
-            .unwrap_or_default()
-            .contains("task definition JSON")
-    );
+    assert!(r.stopped_reason.unwrap_or_default().contains("task definition JSON"));
 }
 
 #[tokio::test]
 async fn missing_image_fails_task_with_cannot_pull_error() {
     let rt = SimulatedRuntime::new(); // nothing cached, nothing in the registry
     let mut sup = supervisor(Arc::new(rt.clone()), "i-pull", PullBehavior::Default);
-    sup.apply(true, &[assignment("t9", 1, "RUNNING", &web_def())])
-        .await;
+    sup.apply(true, &[assignment("t9", 1, "RUNNING", &web_def())]).await;
     let r = wait_status(&sup, "t9", "STOPPED").await;
     assert_eq!(r.stop_code.as_deref(), Some("TaskFailedToStart"));
-    assert!(
-        r.stopped_reason
-            .unwrap_or_default()
-            .starts_with("CannotPullContainerError:")
-    );
+    assert!(r.stopped_reason.unwrap_or_default().starts_with("CannotPullContainerError:"));
     assert_eq!(rt.create_count(), 0);
 }
 
@@ -270,14 +221,9 @@ async fn create_failure_reports_cannot_create_container_error() {
     let rt = sim();
     rt.fail_creates(Some("disk full"));
     let mut sup = supervisor(Arc::new(rt.clone()), "i-create", PullBehavior::PreferCached);
-    sup.apply(true, &[assignment("t10", 1, "RUNNING", &web_def())])
-        .await;
+    sup.apply(true, &[assignment("t10", 1, "RUNNING", &web_def())]).await;
     let r = wait_status(&sup, "t10", "STOPPED").await;
-    assert!(
-        r.stopped_reason
-            .unwrap_or_default()
-            .starts_with("CannotCreateContainerError:")
-    );
+    assert!(r.stopped_reason.unwrap_or_default().starts_with("CannotCreateContainerError:"));
 }
 
 #[tokio::test]
@@ -288,59 +234,28 @@ async fn pull_behaviours_follow_ecs_image_pull_behavior() {
     rt.add_registry_image("remote:1");
 
     // default: pull fails → falls back to the cached image.
-    assert!(
-        prep.prepare(&rt, "cached:1", PullBehavior::Default)
-            .await
-            .is_ok()
-    );
+    assert!(prep.prepare(&rt, "cached:1", PullBehavior::Default).await.is_ok());
     assert_eq!(rt.pull_count("cached:1"), 1);
     // always: pull fails → fails.
-    assert!(
-        prep.prepare(&rt, "cached:1", PullBehavior::Always)
-            .await
-            .is_err()
-    );
+    assert!(prep.prepare(&rt, "cached:1", PullBehavior::Always).await.is_err());
     // prefer-cached: cached → no pull.
-    assert!(
-        prep.prepare(&rt, "cached:1", PullBehavior::PreferCached)
-            .await
-            .is_ok()
-    );
+    assert!(prep.prepare(&rt, "cached:1", PullBehavior::PreferCached).await.is_ok());
     assert_eq!(rt.pull_count("cached:1"), 2);
     // prefer-cached: absent → pull.
-    assert!(
-        prep.prepare(&rt, "remote:1", PullBehavior::PreferCached)
-            .await
-            .is_ok()
-    );
+    assert!(prep.prepare(&rt, "remote:1", PullBehavior::PreferCached).await.is_ok());
     assert_eq!(rt.pull_count("remote:1"), 1);
     // once: pulled by this agent and cached → no pull; removed → pulled again.
-    assert!(
-        prep.prepare(&rt, "remote:1", PullBehavior::Once)
-            .await
-            .is_ok()
-    );
+    assert!(prep.prepare(&rt, "remote:1", PullBehavior::Once).await.is_ok());
     assert_eq!(rt.pull_count("remote:1"), 1);
     rt.remove_cached_image("remote:1");
-    assert!(
-        prep.prepare(&rt, "remote:1", PullBehavior::Once)
-            .await
-            .is_ok()
-    );
+    assert!(prep.prepare(&rt, "remote:1", PullBehavior::Once).await.is_ok());
     assert_eq!(rt.pull_count("remote:1"), 2);
     // always: pulls every time.
-    assert!(
-        prep.prepare(&rt, "remote:1", PullBehavior::Always)
-            .await
-            .is_ok()
-    );
+    assert!(prep.prepare(&rt, "remote:1", PullBehavior::Always).await.is_ok());
     assert_eq!(rt.pull_count("remote:1"), 3);
     // prefer-cached / default with neither cache nor registry → CannotPullContainerError.
-    let e = prep
-        .prepare(&rt, "nowhere:1", PullBehavior::PreferCached)
-        .await
-        .err()
-        .unwrap_or_default();
+    let e =
+        prep.prepare(&rt, "nowhere:1", PullBehavior::PreferCached).await.err().unwrap_or_default();
     assert!(e.starts_with("CannotPullContainerError:"), "{e}");
 }
 
@@ -360,17 +275,10 @@ fn unique_task(prefix: &str) -> String {
 impl DockerCase {
     async fn new(prefix: &str) -> Option<DockerCase> {
         let rt = docker_with_test_image().await?;
-        Some(DockerCase {
-            rt,
-            instance: unique_id(prefix),
-        })
+        Some(DockerCase { rt, instance: unique_id(prefix) })
     }
     fn supervisor(&self) -> Supervisor {
-        supervisor(
-            Arc::new(self.rt.clone()),
-            &self.instance,
-            PullBehavior::PreferCached,
-        )
+        supervisor(Arc::new(self.rt.clone()), &self.instance, PullBehavior::PreferCached)
     }
     async fn cleanup(self) {
         remove_instance_containers(&self.rt, &self.instance).await;
@@ -385,8 +293,7 @@ async fn docker_essential_container_exit_3_stops_task_with_exit_code_3() {
     let mut sup = case.supervisor();
     let task = unique_task("exit3");
     let def = taskdef(vec![container("main", &["sh", "-c", "exit 3"], true)]);
-    sup.apply(true, &[assignment(&task, 1, "RUNNING", &def)])
-        .await;
+    sup.apply(true, &[assignment(&task, 1, "RUNNING", &def)]).await;
     let r = wait_status(&sup, &task, "STOPPED").await;
     assert_eq!(r.stop_code.as_deref(), Some("EssentialContainerExited"));
     assert_eq!(r.containers[0].exit_code, Some(3));
@@ -396,12 +303,8 @@ async fn docker_essential_container_exit_3_stops_task_with_exit_code_3() {
 
 async fn http_get(port: u16) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .ok()?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.ok()?;
     buf.starts_with("HTTP/1.").then_some(buf)
@@ -422,19 +325,13 @@ async fn docker_httpd_dynamic_host_port_answers_http() {
     }]);
     web.stop_timeout = Some(1); // httpd as PID 1 has no SIGTERM handler
     let def = taskdef(vec![web]);
-    sup.apply(true, &[assignment(&task, 1, "RUNNING", &def)])
-        .await;
+    sup.apply(true, &[assignment(&task, 1, "RUNNING", &def)]).await;
     let r = wait_status(&sup, &task, "RUNNING").await;
-    let port = r.containers[0]
-        .network_bindings
-        .first()
-        .map(|b| b.host_port)
-        .unwrap_or(0);
+    let port = r.containers[0].network_bindings.first().map(|b| b.host_port).unwrap_or(0);
     assert_ne!(port, 0, "a real host port was reported: {r:?}");
     let body = wait_for(WAIT, "httpd to answer", || http_get(port)).await;
     assert!(body.contains("berth ok"), "{body}");
-    sup.apply(false, &[assignment(&task, 2, "STOPPED", &def)])
-        .await;
+    sup.apply(false, &[assignment(&task, 2, "STOPPED", &def)]).await;
     wait_status(&sup, &task, "STOPPED").await;
     drop(sup);
     case.cleanup().await;
@@ -448,19 +345,14 @@ async fn docker_stop_timeout_kills_sigterm_ignoring_container_and_removes_it() {
     let mut sup = case.supervisor();
     // `sh` as PID 1 with a TERM trap that does nothing: only SIGKILL ends it.
     let task = unique_task("sigkill");
-    let mut c = container(
-        "stubborn",
-        &["sh", "-c", "trap '' TERM; while true; do sleep 1; done"],
-        true,
-    );
+    let mut c =
+        container("stubborn", &["sh", "-c", "trap '' TERM; while true; do sleep 1; done"], true);
     c.stop_timeout = Some(2);
     let def = taskdef(vec![c]);
-    sup.apply(true, &[assignment(&task, 1, "RUNNING", &def)])
-        .await;
+    sup.apply(true, &[assignment(&task, 1, "RUNNING", &def)]).await;
     wait_status(&sup, &task, "RUNNING").await;
     let started = std::time::Instant::now();
-    sup.apply(false, &[assignment(&task, 2, "STOPPED", &def)])
-        .await;
+    sup.apply(false, &[assignment(&task, 2, "STOPPED", &def)]).await;
     let r = wait_status(&sup, &task, "STOPPED").await;
     assert_eq!(r.containers[0].exit_code, Some(137), "killed: {r:?}");
     assert!(started.elapsed() >= Duration::from_secs(2));

@@ -63,12 +63,7 @@ pub async fn run(
     init: WorkerInit,
     mut desired_rx: watch::Receiver<DesiredState>,
 ) {
-    let WorkerInit {
-        task_id,
-        plan,
-        mut phase,
-        silent,
-    } = init;
+    let WorkerInit { task_id, plan, mut phase, silent } = init;
     if let Some(plan) = &plan {
         for w in &plan.warnings {
             tracing::warn!(task_id = %task_id, "{w}");
@@ -107,9 +102,7 @@ pub async fn run(
             phase = p;
         }
         // The STOPPED report is final: once sent, removal must not rewrite it.
-        let report_final = last_report
-            .as_ref()
-            .is_some_and(|r| r.last_status == "STOPPED");
+        let report_final = last_report.as_ref().is_some_and(|r| r.last_status == "STOPPED");
         if !silent && !report_final {
             let r =
                 decide::build_report(&task_id, &phase, plan.as_ref(), snap.task(&task_id), &times);
@@ -142,17 +135,12 @@ pub async fn run(
                     times.pull_started_at = Some(ctx.clock.now());
                     continue; // report PENDING with pullStartedAt before the (slow) pull
                 }
-                let Some(image) = plan
-                    .as_ref()
-                    .and_then(|p| p.containers.get(i))
-                    .map(|c| c.spec.image.clone())
+                let Some(image) =
+                    plan.as_ref().and_then(|p| p.containers.get(i)).map(|c| c.spec.image.clone())
                 else {
                     return;
                 };
-                let r = ctx
-                    .images
-                    .prepare(ctx.runtime.as_ref(), &image, ctx.pull_behavior)
-                    .await;
+                let r = ctx.images.prepare(ctx.runtime.as_ref(), &image, ctx.pull_behavior).await;
                 times.pull_stopped_at = Some(ctx.clock.now());
                 match r {
                     Ok(()) => {
@@ -169,10 +157,7 @@ pub async fn run(
                 continue;
             }
             Step::Create(i) => {
-                let Some(spec) = plan
-                    .as_ref()
-                    .and_then(|p| p.containers.get(i))
-                    .map(|c| &c.spec)
+                let Some(spec) = plan.as_ref().and_then(|p| p.containers.get(i)).map(|c| &c.spec)
                 else {
                     return;
                 };

@@ -21,14 +21,21 @@ pub enum ClusterCmd {
 
 pub async fn run(cmd: ClusterCmd, api: &mut Api, out: Format) -> anyhow::Result<()> {
     let reply = match cmd {
-        ClusterCmd::Create { name } => client::object(api.grpc().create_cluster(ClusterRef { cluster: name }).await)?,
+        ClusterCmd::Create { name } => {
+            client::object(api.grpc().create_cluster(ClusterRef { cluster: name }).await)?
+        }
         ClusterCmd::Describe { name } => {
             client::object(api.grpc().describe_cluster(ClusterRef { cluster: name }).await)?
         }
-        ClusterCmd::Delete { name } => client::object(api.grpc().delete_cluster(ClusterRef { cluster: name }).await)?,
+        ClusterCmd::Delete { name } => {
+            client::object(api.grpc().delete_cluster(ClusterRef { cluster: name }).await)?
+        }
         ClusterCmd::List => {
             let items = client::list(api.grpc().list_clusters(ListClustersRequest {}).await)?;
-            print!("{}", output::show_list::<Cluster>(out, &items, "cluster", output::clusters_table)?);
+            print!(
+                "{}",
+                output::show_list::<Cluster>(out, &items, "cluster", output::clusters_table)?
+            );
             return Ok(());
         }
     };

@@ -26,14 +26,31 @@ pub async fn run(cmd: InstanceCmd, api: &mut Api, out: Format) -> anyhow::Result
     let cluster = api.cluster.clone();
     match cmd {
         InstanceCmd::List { status } => {
-            let req = ListInstancesRequest { cluster, status: status.unwrap_or_default().to_uppercase() };
+            let req =
+                ListInstancesRequest { cluster, status: status.unwrap_or_default().to_uppercase() };
             let items = client::list(api.grpc().list_container_instances(req).await)?;
-            print!("{}", output::show_list::<ContainerInstance>(out, &items, "container instance", output::instances_table)?);
+            print!(
+                "{}",
+                output::show_list::<ContainerInstance>(
+                    out,
+                    &items,
+                    "container instance",
+                    output::instances_table
+                )?
+            );
         }
         InstanceCmd::Describe { id } => {
             let req = InstanceRef { cluster, container_instance: id };
             let json = client::object(api.grpc().describe_container_instance(req).await)?;
-            print!("{}", output::show::<ContainerInstance>(out, &json, "container instance", output::instance_detail)?);
+            print!(
+                "{}",
+                output::show::<ContainerInstance>(
+                    out,
+                    &json,
+                    "container instance",
+                    output::instance_detail
+                )?
+            );
         }
     }
     Ok(())

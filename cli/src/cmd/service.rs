@@ -9,7 +9,10 @@ use crate::client::{self, Api};
 use crate::error::CliError;
 use crate::output::{self, Format};
 use berth_proto::model::{RUNNING, Service, Task};
-use berth_proto::v1::{CreateServiceRequest, DeleteServiceRequest, ListServicesRequest, ListTasksRequest, ServiceRef, UpdateServiceRequest};
+use berth_proto::v1::{
+    CreateServiceRequest, DeleteServiceRequest, ListServicesRequest, ListTasksRequest, ServiceRef,
+    UpdateServiceRequest,
+};
 use clap::{ArgGroup, Subcommand};
 use std::time::{Duration, Instant};
 
@@ -67,7 +70,12 @@ pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<
     let cluster = api.cluster.clone();
     let json = match cmd {
         ServiceCmd::Create { name, taskdef, desired_count } => {
-            let req = CreateServiceRequest { cluster, service_name: name, task_definition: taskdef, desired_count };
+            let req = CreateServiceRequest {
+                cluster,
+                service_name: name,
+                task_definition: taskdef,
+                desired_count,
+            };
             client::object(api.grpc().create_service(req).await)?
         }
         ServiceCmd::Update { name, desired_count, taskdef } => {
@@ -80,12 +88,16 @@ pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<
             client::object(api.grpc().update_service(req).await)?
         }
         ServiceCmd::Describe { name } => describe(api, &name).await?,
-        ServiceCmd::Delete { name, force } => {
-            client::object(api.grpc().delete_service(DeleteServiceRequest { cluster, service: name, force }).await)?
-        }
+        ServiceCmd::Delete { name, force } => client::object(
+            api.grpc().delete_service(DeleteServiceRequest { cluster, service: name, force }).await,
+        )?,
         ServiceCmd::List => {
-            let items = client::list(api.grpc().list_services(ListServicesRequest { cluster }).await)?;
-            print!("{}", output::show_list::<Service>(out, &items, "service", output::services_table)?);
+            let items =
+                client::list(api.grpc().list_services(ListServicesRequest { cluster }).await)?;
+            print!(
+                "{}",
+                output::show_list::<Service>(out, &items, "service", output::services_table)?
+            );
             return Ok(());
         }
         ServiceCmd::WaitRunning { name, count, timeout, with_ports } => {
@@ -105,7 +117,8 @@ async fn describe(api: &mut Api, name: &str) -> Result<String, CliError> {
 
 /// True when `task` counts toward `wait-running`.
 fn counts(task: &Task, with_ports: bool) -> bool {
-    task.last_status == RUNNING && (!with_ports || task.containers.iter().any(|c| !c.network_bindings.is_empty()))
+    task.last_status == RUNNING
+        && (!with_ports || task.containers.iter().any(|c| !c.network_bindings.is_empty()))
 }
 
 async fn wait_running(
@@ -135,7 +148,8 @@ async fn wait_running(
         };
         match list_tasks(api, req).await {
             Ok(tasks) => {
-                let ready: Vec<Listed> = tasks.into_iter().filter(|l| counts(&l.task, with_ports)).collect();
+                let ready: Vec<Listed> =
+                    tasks.into_iter().filter(|l| counts(&l.task, with_ports)).collect();
                 if last_seen != Some(ready.len()) {
                     eprintln!("{what}: {}/{want} tasks running", ready.len());
                     last_seen = Some(ready.len());
@@ -145,7 +159,9 @@ async fn wait_running(
                 }
             }
             // A controller electing a leader answers Unavailable for a moment; keep waiting.
-            Err(CliError::Server { code: tonic::Code::Unavailable, message }) => eprintln!("{what}: {message}"),
+            Err(CliError::Server { code: tonic::Code::Unavailable, message }) => {
+                eprintln!("{what}: {message}")
+            }
             Err(e) => return Err(e),
         }
         if Instant::now() + WAIT_POLL_INTERVAL > deadline {
@@ -156,7 +172,13 @@ async fn wait_running(
 }
 
 /// The timeout error, with the service's latest event (often the reason: "unable to place…").
-async fn timeout_error(api: &mut Api, name: &str, want: usize, seen: usize, timeout: Duration) -> CliError {
+async fn timeout_error(
+    api: &mut Api,
+    name: &str,
+    want: usize,
+    seen: usize,
+    timeout: Duration,
+) -> CliError {
     let mut detail = format!("{seen}/{want} tasks running");
     if let Ok(json) = describe(api, name).await
         && let Ok(s) = output::parse::<Service>(&json, "service")
@@ -172,7 +194,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?} (examples: 90s, 2m, 500ms)"))?;
+    let n: u64 =
+        num.parse().map_err(|_| format!("invalid duration {s:?} (examples: 90s, 2m, 500ms)"))?;
     match unit {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
@@ -203,7 +226,11 @@ mod tests {
         let bound = Task {
             last_status: RUNNING.into(),
             containers: vec![Container {
-                network_bindings: vec![NetworkBinding { host_port: 32768, container_port: 8080, ..Default::default() }],
+                network_bindings: vec![NetworkBinding {
+                    host_port: 32768,
+                    container_port: 8080,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
             ..Default::default()

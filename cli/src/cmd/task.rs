@@ -87,7 +87,10 @@ pub struct Listed {
     pub json: Value,
 }
 
-pub async fn list_tasks(api: &mut Api, req: ListTasksRequest) -> Result<Vec<Listed>, crate::error::CliError> {
+pub async fn list_tasks(
+    api: &mut Api,
+    req: ListTasksRequest,
+) -> Result<Vec<Listed>, crate::error::CliError> {
     let items = client::list(api.grpc().list_tasks(req).await)?;
     items
         .iter()
@@ -99,7 +102,9 @@ pub async fn list_tasks(api: &mut Api, req: ListTasksRequest) -> Result<Vec<List
 pub fn render_tasks(out: Format, tasks: &[Listed]) -> Result<String, crate::error::CliError> {
     match out {
         Format::Json => output::pretty(&tasks.iter().map(|l| &l.json).collect::<Vec<_>>()),
-        Format::Table => Ok(output::tasks_table(&tasks.iter().map(|l| l.task.clone()).collect::<Vec<_>>())),
+        Format::Table => {
+            Ok(output::tasks_table(&tasks.iter().map(|l| l.task.clone()).collect::<Vec<_>>()))
+        }
     }
 }
 
@@ -117,7 +122,10 @@ pub async fn run(cmd: TaskCmd, api: &mut Api, out: Format) -> anyhow::Result<()>
             let json = client::object(api.grpc().run_task(req).await)?;
             let resp: RunTaskResponse = output::parse(&json, "RunTask response")?;
             match out {
-                Format::Json => print!("{}", output::pretty(&output::parse::<Value>(&json, "RunTask response")?)?),
+                Format::Json => print!(
+                    "{}",
+                    output::pretty(&output::parse::<Value>(&json, "RunTask response")?)?
+                ),
                 Format::Table => {
                     print!("{}", output::tasks_table(&resp.tasks));
                     if !resp.failures.is_empty() {
@@ -141,7 +149,8 @@ pub async fn run(cmd: TaskCmd, api: &mut Api, out: Format) -> anyhow::Result<()>
             print!("{}", render_tasks(out, &tasks)?);
         }
         TaskCmd::Describe { id } => {
-            let json = client::object(api.grpc().describe_task(TaskRef { cluster, task: id }).await)?;
+            let json =
+                client::object(api.grpc().describe_task(TaskRef { cluster, task: id }).await)?;
             print!("{}", output::show::<Task>(out, &json, "task", output::task_detail)?);
         }
         TaskCmd::Stop { id, reason } => {
@@ -156,7 +165,8 @@ pub async fn run(cmd: TaskCmd, api: &mut Api, out: Format) -> anyhow::Result<()>
                 desired_status: RUNNING.into(),
                 ..Default::default()
             };
-            let tasks: Vec<Task> = list_tasks(api, req).await?.into_iter().map(|l| l.task).collect();
+            let tasks: Vec<Task> =
+                list_tasks(api, req).await?.into_iter().map(|l| l.task).collect();
             let urls = task_urls(&tasks, host.as_deref());
             match out {
                 Format::Json => print!("{}", output::pretty(&urls)?),
@@ -218,7 +228,14 @@ mod tests {
     #[test]
     fn urls_cover_running_tcp_bindings_only() {
         let tasks = [
-            task("RUNNING", vec![(Some("0.0.0.0"), 32768, "tcp"), (Some("::"), 32768, "tcp"), (None, 5353, "udp")]),
+            task(
+                "RUNNING",
+                vec![
+                    (Some("0.0.0.0"), 32768, "tcp"),
+                    (Some("::"), 32768, "tcp"),
+                    (None, 5353, "udp"),
+                ],
+            ),
             task("PENDING", vec![(Some("0.0.0.0"), 32769, "tcp")]),
             task("RUNNING", vec![(Some("10.0.0.5"), 32770, "tcp"), (Some("::"), 32771, "tcp")]),
         ];

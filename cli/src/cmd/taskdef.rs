@@ -8,7 +8,9 @@ use crate::client::{self, Api};
 use crate::error::CliError;
 use crate::output::{self, Format};
 use berth_proto::model::TaskDefinition;
-use berth_proto::v1::{ListTaskDefinitionsRequest, RegisterTaskDefinitionRequest, TaskDefinitionRef};
+use berth_proto::v1::{
+    ListTaskDefinitionsRequest, RegisterTaskDefinitionRequest, TaskDefinitionRef,
+};
 use clap::{Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -64,24 +66,46 @@ impl TaskdefStatus {
 pub async fn run(cmd: TaskdefCmd, api: &mut Api, out: Format) -> anyhow::Result<()> {
     let json = match cmd {
         TaskdefCmd::Register { file, family } => {
-            let document = std::fs::read_to_string(&file).map_err(|source| CliError::ReadFile { path: file, source })?;
-            let req =
-                RegisterTaskDefinitionRequest { cluster: api.cluster.clone(), document, family: family.unwrap_or_default() };
+            let document = std::fs::read_to_string(&file)
+                .map_err(|source| CliError::ReadFile { path: file, source })?;
+            let req = RegisterTaskDefinitionRequest {
+                cluster: api.cluster.clone(),
+                document,
+                family: family.unwrap_or_default(),
+            };
             client::object(api.grpc().register_task_definition(req).await)?
         }
-        TaskdefCmd::Describe { taskdef } => {
-            client::object(api.grpc().describe_task_definition(TaskDefinitionRef { task_definition: taskdef }).await)?
-        }
-        TaskdefCmd::Deregister { taskdef } => {
-            client::object(api.grpc().deregister_task_definition(TaskDefinitionRef { task_definition: taskdef }).await)?
-        }
+        TaskdefCmd::Describe { taskdef } => client::object(
+            api.grpc()
+                .describe_task_definition(TaskDefinitionRef { task_definition: taskdef })
+                .await,
+        )?,
+        TaskdefCmd::Deregister { taskdef } => client::object(
+            api.grpc()
+                .deregister_task_definition(TaskDefinitionRef { task_definition: taskdef })
+                .await,
+        )?,
         TaskdefCmd::List { family, status } => {
-            let req = ListTaskDefinitionsRequest { family: family.unwrap_or_default(), status: status.as_str().into() };
+            let req = ListTaskDefinitionsRequest {
+                family: family.unwrap_or_default(),
+                status: status.as_str().into(),
+            };
             let items = client::list(api.grpc().list_task_definitions(req).await)?;
-            print!("{}", output::show_list::<TaskDefinition>(out, &items, "task definition", output::taskdefs_table)?);
+            print!(
+                "{}",
+                output::show_list::<TaskDefinition>(
+                    out,
+                    &items,
+                    "task definition",
+                    output::taskdefs_table
+                )?
+            );
             return Ok(());
         }
     };
-    print!("{}", output::show::<TaskDefinition>(out, &json, "task definition", output::taskdef_detail)?);
+    print!(
+        "{}",
+        output::show::<TaskDefinition>(out, &json, "task definition", output::taskdef_detail)?
+    );
     Ok(())
 }

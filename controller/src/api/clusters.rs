@@ -1,6 +1,6 @@
 //! CreateCluster, DescribeClusters, DeleteCluster, ListClusters.
 
-use super::{object, Api};
+use super::{Api, object};
 use crate::error::{Error, Result};
 use crate::store::{Command, Rejection};
 use berth_proto::model::{arn_tail, is_valid_name};
@@ -19,13 +19,16 @@ fn name_of(r: &v1::ClusterRef) -> Result<String> {
 
 pub async fn create(api: &Api, r: v1::ClusterRef) -> Result<Response<v1::ObjectReply>> {
     let name = name_of(&r)?;
-    api.proposer.propose(&Command::CreateCluster { name: name.clone(), now: api.clock.now() }).await?;
+    api.proposer
+        .propose(&Command::CreateCluster { name: name.clone(), now: api.clock.now() })
+        .await?;
     describe(api, v1::ClusterRef { cluster: name })
 }
 
 pub fn describe(api: &Api, r: v1::ClusterRef) -> Result<Response<v1::ObjectReply>> {
     let name = name_of(&r)?;
-    let view = api.shared.read().cluster_view(&name).ok_or_else(|| Rejection::cluster_not_found(&name))?;
+    let view =
+        api.shared.read().cluster_view(&name).ok_or_else(|| Rejection::cluster_not_found(&name))?;
     object(&view, vec![])
 }
 
@@ -37,7 +40,11 @@ pub async fn delete(api: &Api, r: v1::ClusterRef) -> Result<Response<v1::ObjectR
 
 pub fn list(api: &Api) -> Result<Response<v1::ListReply>> {
     let st = api.shared.read();
-    let views: Vec<_> = st.clusters.values().filter(|c| c.status == "ACTIVE").filter_map(|c| st.cluster_view(&c.name)).collect();
+    let views: Vec<_> = st
+        .clusters
+        .values()
+        .filter(|c| c.status == "ACTIVE")
+        .filter_map(|c| st.cluster_view(&c.name))
+        .collect();
     super::list_reply(views)
 }
-

@@ -1,6 +1,6 @@
 //! DescribeContainerInstances, ListContainerInstances.
 
-use super::{cluster_name, list_reply, object, Api};
+use super::{Api, cluster_name, list_reply, object};
 use crate::error::{Error, Result};
 use crate::store::{RejectKind, Rejection};
 use berth_proto::model::arn_tail;
@@ -16,15 +16,34 @@ pub fn describe(api: &Api, r: v1::InstanceRef) -> Result<Response<v1::ObjectRepl
         .get(id)
         .filter(|rec| rec.cluster == cluster)
         .and_then(|_| st.instance_view(id))
-        .ok_or_else(|| Rejection::new(RejectKind::NotFound, "InvalidParameterException", format!("The referenced container instance was not found: {id}.")))?;
+        .ok_or_else(|| {
+            Rejection::new(
+                RejectKind::NotFound,
+                "InvalidParameterException",
+                format!("The referenced container instance was not found: {id}."),
+            )
+        })?;
     object(&view, vec![])
 }
 
 pub fn list(api: &Api, r: v1::ListInstancesRequest) -> Result<Response<v1::ListReply>> {
     let cluster = cluster_name(api, &r.cluster)?;
     let status = r.status.to_uppercase();
-    if !["", "ACTIVE", "DRAINING", "INACTIVE", "REGISTERING", "DEREGISTERING", "REGISTRATION_FAILED"].contains(&status.as_str()) {
-        return Err(Error::invalid(format!("status '{}' is invalid: expected ACTIVE, DRAINING, INACTIVE, REGISTERING, DEREGISTERING or REGISTRATION_FAILED.", r.status)));
+    if ![
+        "",
+        "ACTIVE",
+        "DRAINING",
+        "INACTIVE",
+        "REGISTERING",
+        "DEREGISTERING",
+        "REGISTRATION_FAILED",
+    ]
+    .contains(&status.as_str())
+    {
+        return Err(Error::invalid(format!(
+            "status '{}' is invalid: expected ACTIVE, DRAINING, INACTIVE, REGISTERING, DEREGISTERING or REGISTRATION_FAILED.",
+            r.status
+        )));
     }
     let st = api.shared.read();
     let views: Vec<_> = st

@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::propose::Proposer;
 use crate::store::{Rejection, SharedState};
-use berth_proto::model::{is_valid_name, DEFAULT_CLUSTER};
+use berth_proto::model::{DEFAULT_CLUSTER, is_valid_name};
 use berth_proto::v1::{self, berth_server::Berth};
 use serde::Serialize;
 use std::sync::Arc;
@@ -39,7 +39,9 @@ impl Api {
 pub(crate) fn cluster_name(api: &Api, given: &str) -> Result<String> {
     let name = if given.is_empty() { DEFAULT_CLUSTER } else { berth_proto::model::arn_tail(given) };
     if !is_valid_name(name) {
-        return Err(Error::invalid(format!("cluster '{name}' is invalid: up to 255 letters, numbers, hyphens, and underscores are allowed.")));
+        return Err(Error::invalid(format!(
+            "cluster '{name}' is invalid: up to 255 letters, numbers, hyphens, and underscores are allowed."
+        )));
     }
     if !api.shared.read().cluster_is_active(name) {
         return Err(Rejection::cluster_not_found(name).into());
@@ -47,15 +49,23 @@ pub(crate) fn cluster_name(api: &Api, given: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
-pub(crate) fn object<T: Serialize>(value: &T, warnings: Vec<String>) -> Result<Response<v1::ObjectReply>> {
-    let json = serde_json::to_string(value).map_err(|e| Error::Storage(format!("encoding reply: {e}")))?;
+pub(crate) fn object<T: Serialize>(
+    value: &T,
+    warnings: Vec<String>,
+) -> Result<Response<v1::ObjectReply>> {
+    let json =
+        serde_json::to_string(value).map_err(|e| Error::Storage(format!("encoding reply: {e}")))?;
     Ok(Response::new(v1::ObjectReply { json, warnings }))
 }
 
-pub(crate) fn list_reply<T: Serialize>(items: impl IntoIterator<Item = T>) -> Result<Response<v1::ListReply>> {
+pub(crate) fn list_reply<T: Serialize>(
+    items: impl IntoIterator<Item = T>,
+) -> Result<Response<v1::ListReply>> {
     let items = items
         .into_iter()
-        .map(|i| serde_json::to_string(&i).map_err(|e| Error::Storage(format!("encoding reply: {e}"))))
+        .map(|i| {
+            serde_json::to_string(&i).map_err(|e| Error::Storage(format!("encoding reply: {e}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(Response::new(v1::ListReply { items }))
 }
@@ -76,16 +86,28 @@ impl Berth for Api {
     async fn list_clusters(&self, _r: Request<v1::ListClustersRequest>) -> R<v1::ListReply> {
         Ok(clusters::list(self)?)
     }
-    async fn register_task_definition(&self, r: Request<v1::RegisterTaskDefinitionRequest>) -> R<v1::ObjectReply> {
+    async fn register_task_definition(
+        &self,
+        r: Request<v1::RegisterTaskDefinitionRequest>,
+    ) -> R<v1::ObjectReply> {
         Ok(taskdefs::register(self, r.into_inner()).await?)
     }
-    async fn describe_task_definition(&self, r: Request<v1::TaskDefinitionRef>) -> R<v1::ObjectReply> {
+    async fn describe_task_definition(
+        &self,
+        r: Request<v1::TaskDefinitionRef>,
+    ) -> R<v1::ObjectReply> {
         Ok(taskdefs::describe(self, r.into_inner())?)
     }
-    async fn list_task_definitions(&self, r: Request<v1::ListTaskDefinitionsRequest>) -> R<v1::ListReply> {
+    async fn list_task_definitions(
+        &self,
+        r: Request<v1::ListTaskDefinitionsRequest>,
+    ) -> R<v1::ListReply> {
         Ok(taskdefs::list(self, r.into_inner())?)
     }
-    async fn deregister_task_definition(&self, r: Request<v1::TaskDefinitionRef>) -> R<v1::ObjectReply> {
+    async fn deregister_task_definition(
+        &self,
+        r: Request<v1::TaskDefinitionRef>,
+    ) -> R<v1::ObjectReply> {
         Ok(taskdefs::deregister(self, r.into_inner()).await?)
     }
     async fn create_service(&self, r: Request<v1::CreateServiceRequest>) -> R<v1::ObjectReply> {
@@ -118,7 +140,10 @@ impl Berth for Api {
     async fn describe_container_instance(&self, r: Request<v1::InstanceRef>) -> R<v1::ObjectReply> {
         Ok(instances::describe(self, r.into_inner())?)
     }
-    async fn list_container_instances(&self, r: Request<v1::ListInstancesRequest>) -> R<v1::ListReply> {
+    async fn list_container_instances(
+        &self,
+        r: Request<v1::ListInstancesRequest>,
+    ) -> R<v1::ListReply> {
         Ok(instances::list(self, r.into_inner())?)
     }
 }

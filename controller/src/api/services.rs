@@ -1,7 +1,7 @@
 //! CreateService, UpdateService, DescribeServices, ListServices, DeleteService.
 //! The reconciler (orchestrator) does the starting and stopping; these only change the spec.
 
-use super::{cluster_name, list_reply, object, Api};
+use super::{Api, cluster_name, list_reply, object};
 use crate::error::{Error, Result};
 use crate::store::command::{CreateService, UpdateService};
 use crate::store::{Command, Rejection};
@@ -26,7 +26,9 @@ fn service_name(given: &str) -> Result<String> {
 
 fn taskdef_arn(api: &Api, reference: &str) -> Result<String> {
     if reference.is_empty() {
-        return Err(Error::invalid("taskDefinition is required: give FAMILY, FAMILY:REVISION or an ARN."));
+        return Err(Error::invalid(
+            "taskDefinition is required: give FAMILY, FAMILY:REVISION or an ARN.",
+        ));
     }
     let st = api.shared.read();
     let def = st.resolve_taskdef(reference)?;
@@ -38,7 +40,9 @@ fn taskdef_arn(api: &Api, reference: &str) -> Result<String> {
 
 fn check_count(n: i64) -> Result<()> {
     if !(0..=5000).contains(&n) {
-        return Err(Error::invalid(format!("desiredCount {n} is invalid: it must be between 0 and 5000.")));
+        return Err(Error::invalid(format!(
+            "desiredCount {n} is invalid: it must be between 0 and 5000."
+        )));
     }
     Ok(())
 }
@@ -67,7 +71,11 @@ pub async fn update(api: &Api, r: v1::UpdateServiceRequest) -> Result<Response<v
     if let Some(n) = r.desired_count {
         check_count(n)?;
     }
-    let arn = if r.task_definition.is_empty() { None } else { Some(taskdef_arn(api, &r.task_definition)?) };
+    let arn = if r.task_definition.is_empty() {
+        None
+    } else {
+        Some(taskdef_arn(api, &r.task_definition)?)
+    };
     api.proposer
         .propose(&Command::UpdateService(UpdateService {
             cluster: cluster.clone(),
@@ -84,7 +92,11 @@ pub async fn update(api: &Api, r: v1::UpdateServiceRequest) -> Result<Response<v
 pub fn describe(api: &Api, r: v1::ServiceRef) -> Result<Response<v1::ObjectReply>> {
     let cluster = cluster_name(api, &r.cluster)?;
     let name = service_name(&r.service)?;
-    let view = api.shared.read().service_view(&cluster, &name).ok_or_else(|| Rejection::service_not_found(&name))?;
+    let view = api
+        .shared
+        .read()
+        .service_view(&cluster, &name)
+        .ok_or_else(|| Rejection::service_not_found(&name))?;
     object(&view, vec![])
 }
 
@@ -95,7 +107,9 @@ pub fn list(api: &Api, r: v1::ListServicesRequest) -> Result<Response<v1::ListRe
     let views: Vec<_> = st
         .services
         .values()
-        .filter(|s| s.status == "ACTIVE" && crate::store::state::cluster_of_arn(&s.cluster_arn) == cluster)
+        .filter(|s| {
+            s.status == "ACTIVE" && crate::store::state::cluster_of_arn(&s.cluster_arn) == cluster
+        })
         .filter_map(|s| st.service_view(&cluster, &s.service_name))
         .collect();
     list_reply(views)
@@ -105,9 +119,15 @@ pub async fn delete(api: &Api, r: v1::DeleteServiceRequest) -> Result<Response<v
     let cluster = cluster_name(api, &r.cluster)?;
     let name = service_name(&r.service)?;
     api.proposer
-        .propose(&Command::DeleteService { cluster: cluster.clone(), name: name.clone(), force: r.force, now: api.clock.now() })
+        .propose(&Command::DeleteService {
+            cluster: cluster.clone(),
+            name: name.clone(),
+            force: r.force,
+            now: api.clock.now(),
+        })
         .await?;
     let st = api.shared.read();
-    let view = st.service_view(&cluster, &name).ok_or_else(|| Rejection::service_not_found(&name))?;
+    let view =
+        st.service_view(&cluster, &name).ok_or_else(|| Rejection::service_not_found(&name))?;
     object(&view, vec![])
 }

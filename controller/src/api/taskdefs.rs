@@ -1,19 +1,29 @@
 //! RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions, DeregisterTaskDefinition.
 
-use super::{list_reply, object, Api};
+use super::{Api, list_reply, object};
 use crate::error::{Error, Result};
 use crate::store::{Command, Rejection};
 use berth_proto::v1;
 use tonic::Response;
 
-pub async fn register(api: &Api, r: v1::RegisterTaskDefinitionRequest) -> Result<Response<v1::ObjectReply>> {
+pub async fn register(
+    api: &Api,
+    r: v1::RegisterTaskDefinitionRequest,
+) -> Result<Response<v1::ObjectReply>> {
     let family = (!r.family.is_empty()).then_some(r.family.as_str());
     let reg = berth_proto::taskdef::parse_registration(&r.document, family)?;
     let applied = api
         .proposer
-        .propose(&Command::RegisterTaskDefinition { definition: reg.definition, now: api.clock.now() })
+        .propose(&Command::RegisterTaskDefinition {
+            definition: reg.definition,
+            now: api.clock.now(),
+        })
         .await?;
-    let id = applied.ids.first().cloned().ok_or_else(|| Error::Storage("register returned no revision".into()))?;
+    let id = applied
+        .ids
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::Storage("register returned no revision".into()))?;
     let st = api.shared.read();
     let def = st.resolve_taskdef(&id)?;
     object(def, reg.warnings)
@@ -28,7 +38,10 @@ pub fn describe(api: &Api, r: v1::TaskDefinitionRef) -> Result<Response<v1::Obje
 pub fn list(api: &Api, r: v1::ListTaskDefinitionsRequest) -> Result<Response<v1::ListReply>> {
     let status = if r.status.is_empty() { "ACTIVE".to_string() } else { r.status.to_uppercase() };
     if !["ACTIVE", "INACTIVE", "ALL"].contains(&status.as_str()) {
-        return Err(Error::invalid(format!("status '{}' is invalid: expected ACTIVE, INACTIVE or ALL.", r.status)));
+        return Err(Error::invalid(format!(
+            "status '{}' is invalid: expected ACTIVE, INACTIVE or ALL.",
+            r.status
+        )));
     }
     let st = api.shared.read();
     let defs: Vec<_> = st
@@ -50,11 +63,18 @@ pub async fn deregister(api: &Api, r: v1::TaskDefinitionRef) -> Result<Response<
         ))
         .into());
     };
-    let revision: u32 = rev
-        .parse()
-        .map_err(|_| Rejection::client(format!("Invalid revision '{rev}' in '{}': expected a positive integer.", r.task_definition)))?;
+    let revision: u32 = rev.parse().map_err(|_| {
+        Rejection::client(format!(
+            "Invalid revision '{rev}' in '{}': expected a positive integer.",
+            r.task_definition
+        ))
+    })?;
     api.proposer
-        .propose(&Command::DeregisterTaskDefinition { family: family.to_string(), revision, now: api.clock.now() })
+        .propose(&Command::DeregisterTaskDefinition {
+            family: family.to_string(),
+            revision,
+            now: api.clock.now(),
+        })
         .await?;
     describe(api, v1::TaskDefinitionRef { task_definition: format!("{family}:{revision}") })
 }

@@ -1,12 +1,12 @@
 //! RunTask, StopTask, DescribeTasks, ListTasks.
 
-use super::{cluster_name, list_reply, object, Api};
+use super::{Api, cluster_name, list_reply, object};
 use crate::clock::new_id;
 use crate::error::{Error, Result};
-use crate::orchestrator::placement::{plan_launch, Launch};
+use crate::orchestrator::placement::{Launch, plan_launch};
 use crate::store::command::StopTasks;
 use crate::store::{Command, RejectKind, Rejection};
-use berth_proto::model::{arn_tail, Failure, RunTaskResponse, Task, RUNNING, STOPPED};
+use berth_proto::model::{Failure, RUNNING, RunTaskResponse, STOPPED, Task, arn_tail};
 use berth_proto::v1;
 use tonic::Response;
 
@@ -17,21 +17,31 @@ pub async fn run(api: &Api, r: v1::RunTaskRequest) -> Result<Response<v1::Object
     let cluster = cluster_name(api, &r.cluster)?;
     let count = if r.count == 0 { 1 } else { r.count };
     if !(1..=MAX_RUN_TASK_COUNT).contains(&count) {
-        return Err(Error::invalid(format!("count {count} is invalid: it must be between 1 and {MAX_RUN_TASK_COUNT}.")));
+        return Err(Error::invalid(format!(
+            "count {count} is invalid: it must be between 1 and {MAX_RUN_TASK_COUNT}."
+        )));
     }
     if r.started_by.len() > 128 {
-        return Err(Error::invalid("startedBy is invalid: up to 128 letters, numbers, hyphens, slashes and underscores are allowed."));
+        return Err(Error::invalid(
+            "startedBy is invalid: up to 128 letters, numbers, hyphens, slashes and underscores are allowed.",
+        ));
     }
     let now = api.clock.now();
     let plan = {
         let st = api.shared.read();
         let def = st.resolve_taskdef(&r.task_definition)?.clone();
         if def.status.as_deref() != Some("ACTIVE") {
-            return Err(Rejection::client(format!("TaskDefinition is inactive: {}.", r.task_definition)).into());
+            return Err(Rejection::client(format!(
+                "TaskDefinition is inactive: {}.",
+                r.task_definition
+            ))
+            .into());
         }
-        let group = if r.group.is_empty() { format!("family:{}", def.family) } else { r.group.clone() };
+        let group =
+            if r.group.is_empty() { format!("family:{}", def.family) } else { r.group.clone() };
         let started_by = (!r.started_by.is_empty()).then(|| r.started_by.clone());
-        let launch = Launch { cluster: &cluster, def: &def, count: count as usize, group, started_by };
+        let launch =
+            Launch { cluster: &cluster, def: &def, count: count as usize, group, started_by };
         plan_launch(&st, &launch, now, rand::random(), &mut new_id)
     };
     let mut failures = plan.failures;
@@ -43,7 +53,9 @@ pub async fn run(api: &Api, r: v1::RunTaskRequest) -> Result<Response<v1::Object
         failures.extend(applied.rejected.iter().map(|_| Failure {
             arn: None,
             reason: "RESOURCE:CONFLICT".into(),
-            detail: Some("The chosen container instance was taken by a concurrent placement; retry.".into()),
+            detail: Some(
+                "The chosen container instance was taken by a concurrent placement; retry.".into(),
+            ),
         }));
     }
     object(&RunTaskResponse { tasks, failures }, vec![])
@@ -57,7 +69,14 @@ fn find_task(api: &Api, cluster: &str, task: &str) -> Result<Task> {
         .get(id)
         .filter(|t| crate::store::state::cluster_of_arn(&t.cluster_arn) == cluster)
         .cloned()
-        .ok_or_else(|| Rejection::new(RejectKind::NotFound, "InvalidParameterException", format!("The referenced task was not found: {id}.")).into())
+        .ok_or_else(|| {
+            Rejection::new(
+                RejectKind::NotFound,
+                "InvalidParameterException",
+                format!("The referenced task was not found: {id}."),
+            )
+            .into()
+        })
 }
 
 pub async fn stop(api: &Api, r: v1::StopTaskRequest) -> Result<Response<v1::ObjectReply>> {
@@ -85,12 +104,23 @@ pub fn describe(api: &Api, r: v1::TaskRef) -> Result<Response<v1::ObjectReply>> 
 
 pub fn list(api: &Api, r: v1::ListTasksRequest) -> Result<Response<v1::ListReply>> {
     let cluster = cluster_name(api, &r.cluster)?;
-    let desired = if r.desired_status.is_empty() { RUNNING.to_string() } else { r.desired_status.to_uppercase() };
+    let desired = if r.desired_status.is_empty() {
+        RUNNING.to_string()
+    } else {
+        r.desired_status.to_uppercase()
+    };
     if desired != RUNNING && desired != STOPPED && desired != "PENDING" {
-        return Err(Error::invalid(format!("desiredStatus '{}' is invalid: expected RUNNING, PENDING or STOPPED.", r.desired_status)));
+        return Err(Error::invalid(format!(
+            "desiredStatus '{}' is invalid: expected RUNNING, PENDING or STOPPED.",
+            r.desired_status
+        )));
     }
     let st = api.shared.read();
-    if !r.service_name.is_empty() && !st.services.contains_key(&crate::store::State::service_key(&cluster, arn_tail(&r.service_name))) {
+    if !r.service_name.is_empty()
+        && !st
+            .services
+            .contains_key(&crate::store::State::service_key(&cluster, arn_tail(&r.service_name)))
+    {
         return Err(Rejection::service_not_found(arn_tail(&r.service_name)).into());
     }
     let instance = arn_tail(&r.container_instance);
@@ -99,8 +129,13 @@ pub fn list(api: &Api, r: v1::ListTasksRequest) -> Result<Response<v1::ListReply
         .values()
         .filter(|t| crate::store::state::cluster_of_arn(&t.cluster_arn) == cluster)
         .filter(|t| t.desired_status == desired)
-        .filter(|t| r.service_name.is_empty() || t.service_name() == Some(arn_tail(&r.service_name)))
-        .filter(|t| r.family.is_empty() || st.taskdef_by_arn(&t.task_definition_arn).is_some_and(|d| d.family == r.family))
+        .filter(|t| {
+            r.service_name.is_empty() || t.service_name() == Some(arn_tail(&r.service_name))
+        })
+        .filter(|t| {
+            r.family.is_empty()
+                || st.taskdef_by_arn(&t.task_definition_arn).is_some_and(|d| d.family == r.family)
+        })
         .filter(|t| instance.is_empty() || t.instance_id() == Some(instance))
         .collect();
     tasks.sort_by_key(|t| (t.created_at, t.task_arn.clone()));

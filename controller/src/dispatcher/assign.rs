@@ -7,7 +7,10 @@ use berth_proto::v1;
 use std::collections::HashMap;
 
 /// Tasks placed on the instance that the agent still has to run or stop.
-pub fn tasks_for<'a>(state: &'a State, instance_id: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
+pub fn tasks_for<'a>(
+    state: &'a State,
+    instance_id: &'a str,
+) -> impl Iterator<Item = &'a Task> + 'a {
     state.tasks.values().filter(move |t| t.instance_id() == Some(instance_id) && !t.is_stopped())
 }
 
@@ -35,7 +38,11 @@ pub fn full(state: &State, instance_id: &str, sent: &mut HashMap<String, u64>) -
 }
 
 /// Tasks whose version changed since `sent` (new ones included); forgets tasks that are done.
-pub fn changes(state: &State, instance_id: &str, sent: &mut HashMap<String, u64>) -> Option<v1::Assignments> {
+pub fn changes(
+    state: &State,
+    instance_id: &str,
+    sent: &mut HashMap<String, u64>,
+) -> Option<v1::Assignments> {
     let mut tasks = vec![];
     let mut live = std::collections::HashSet::new();
     for t in tasks_for(state, instance_id) {

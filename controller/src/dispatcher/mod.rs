@@ -51,14 +51,18 @@ impl Dispatcher {
 impl AgentDispatch for Dispatcher {
     type SessionStream = ReceiverStream<Result<v1::ControllerMessage, Status>>;
 
-    async fn session(&self, request: Request<Streaming<v1::AgentMessage>>) -> Result<Response<Self::SessionStream>, Status> {
+    async fn session(
+        &self,
+        request: Request<Streaming<v1::AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
         let mut inbound = request.into_inner();
-        let first = inbound
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("the agent closed the session before registering"))?;
+        let first = inbound.message().await?.ok_or_else(|| {
+            Status::invalid_argument("the agent closed the session before registering")
+        })?;
         let Some(v1::agent_message::Msg::Register(reg)) = first.msg else {
-            return Err(Status::invalid_argument("the first message of a session must be RegisterAgent"));
+            return Err(Status::invalid_argument(
+                "the first message of a session must be RegisterAgent",
+            ));
         };
         let registered = session::register(self, reg).await?;
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);

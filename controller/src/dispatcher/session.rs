@@ -1,11 +1,11 @@
 //! One agent session: registration, then a loop that forwards the agent's messages up (as Raft
 //! commands) and assignment changes down, until either side goes away.
 
-use super::{assign, Dispatcher};
+use super::{Dispatcher, assign};
 use crate::clock::new_id;
-use crate::store::command::RegisterInstance;
 use crate::store::Command;
-use berth_proto::model::{Attribute, TaskStatusReport, VersionInfo, DEFAULT_CLUSTER};
+use crate::store::command::RegisterInstance;
+use berth_proto::model::{Attribute, DEFAULT_CLUSTER, TaskStatusReport, VersionInfo};
 use berth_proto::v1::{self, agent_message::Msg, controller_message::Msg as Out};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -20,38 +20,57 @@ pub struct Registered {
 }
 
 fn valid_attribute_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 128 && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_/\\.".contains(c))
+    !n.is_empty()
+        && n.len() <= 128
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_/\\.".contains(c))
 }
 
 fn valid_attribute_value(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 128 && v.trim() == v && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_/\\.@: ".contains(c))
+    !v.is_empty()
+        && v.len() <= 128
+        && v.trim() == v
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_/\\.@: ".contains(c))
 }
 
 /// Validate the agent's registration and propose it.
 pub async fn register(d: &Dispatcher, reg: v1::RegisterAgent) -> Result<Registered, Status> {
-    let cluster = if reg.cluster.is_empty() { DEFAULT_CLUSTER.to_string() } else { reg.cluster.clone() };
+    let cluster =
+        if reg.cluster.is_empty() { DEFAULT_CLUSTER.to_string() } else { reg.cluster.clone() };
     let instance_id = if reg.instance_id.is_empty() { new_id() } else { reg.instance_id.clone() };
     if instance_id.len() != 32 || !instance_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Status::invalid_argument(format!("instance_id '{instance_id}' is invalid: expected 32 hex characters")));
+        return Err(Status::invalid_argument(format!(
+            "instance_id '{instance_id}' is invalid: expected 32 hex characters"
+        )));
     }
     if reg.cpu <= 0 || reg.memory <= 0 {
-        return Err(Status::invalid_argument(format!("cpu ({}) and memory ({}) must be positive", reg.cpu, reg.memory)));
+        return Err(Status::invalid_argument(format!(
+            "cpu ({}) and memory ({}) must be positive",
+            reg.cpu, reg.memory
+        )));
     }
     if reg.attributes.len() > MAX_ATTRIBUTES {
-        return Err(Status::invalid_argument(format!("too many attributes ({}; at most {MAX_ATTRIBUTES})", reg.attributes.len())));
+        return Err(Status::invalid_argument(format!(
+            "too many attributes ({}; at most {MAX_ATTRIBUTES})",
+            reg.attributes.len()
+        )));
     }
     let mut attributes = vec![];
     for (k, v) in &reg.attributes {
         if !valid_attribute_name(k) {
-            return Err(Status::invalid_argument(format!("attribute name '{k}' is invalid: 1-128 of letters, digits, - _ / \\ .")));
+            return Err(Status::invalid_argument(format!(
+                "attribute name '{k}' is invalid: 1-128 of letters, digits, - _ / \\ ."
+            )));
         }
         if !valid_attribute_value(v) {
-            return Err(Status::invalid_argument(format!("attribute '{k}' value '{v}' is invalid: 1-128 of letters, digits, - _ / \\ . @ : space, no leading or trailing space")));
+            return Err(Status::invalid_argument(format!(
+                "attribute '{k}' value '{v}' is invalid: 1-128 of letters, digits, - _ / \\ . @ : space, no leading or trailing space"
+            )));
         }
         attributes.push(Attribute { name: k.clone(), value: Some(v.clone()) });
     }
     attributes.sort_by(|a, b| a.name.cmp(&b.name));
-    let ports: Vec<u16> = reg.reserved_ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect();
+    let ports: Vec<u16> =
+        reg.reserved_ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect();
     let cmd = Command::RegisterInstance(RegisterInstance {
         cluster: cluster.clone(),
         instance_id: instance_id.clone(),
@@ -80,7 +99,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(d: Dispatcher, reg: Registered, generation: u64, tx: mpsc::Sender<Result<v1::ControllerMessage, Status>>) -> Self {
+    pub fn new(
+        d: Dispatcher,
+        reg: Registered,
+        generation: u64,
+        tx: mpsc::Sender<Result<v1::ControllerMessage, Status>>,
+    ) -> Self {
         Session { d, reg, generation, tx }
     }
 
@@ -133,7 +157,11 @@ impl Session {
         }
         reader.abort();
         if self.is_current() && !*self.d.shutdown.borrow() {
-            let cmd = Command::SetAgentConnected { instance_id: id.clone(), connected: false, now: self.d.clock.now() };
+            let cmd = Command::SetAgentConnected {
+                instance_id: id.clone(),
+                connected: false,
+                now: self.d.clock.now(),
+            };
             if let Err(e) = self.d.proposer.propose(&cmd).await {
                 tracing::warn!(instance = %id, error = %e, "could not record the agent's disconnection");
             }
@@ -143,7 +171,9 @@ impl Session {
 
     async fn handle(&self, m: v1::AgentMessage) -> bool {
         match m.msg {
-            Some(Msg::Heartbeat(h)) => self.send(Out::HeartbeatAck(v1::HeartbeatAck { seq: h.seq })).await,
+            Some(Msg::Heartbeat(h)) => {
+                self.send(Out::HeartbeatAck(v1::HeartbeatAck { seq: h.seq })).await
+            }
             Some(Msg::TaskStatus(ts)) => {
                 let report: TaskStatusReport = match serde_json::from_str(&ts.json) {
                     Ok(r) => r,
@@ -152,7 +182,11 @@ impl Session {
                         return true;
                     }
                 };
-                let cmd = Command::ReportTaskStatus { instance_id: self.reg.instance_id.clone(), report, now: self.d.clock.now() };
+                let cmd = Command::ReportTaskStatus {
+                    instance_id: self.reg.instance_id.clone(),
+                    report,
+                    now: self.d.clock.now(),
+                };
                 if let Err(e) = self.d.proposer.propose(&cmd).await {
                     tracing::warn!(instance = %self.reg.instance_id, task = %ts.task_id, error = %e, "task report not recorded");
                 }

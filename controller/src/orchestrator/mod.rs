@@ -10,13 +10,13 @@
 pub mod placement;
 pub mod reconciler;
 
-use crate::clock::{new_id, Clock};
+use crate::clock::{Clock, new_id};
 use crate::error::Result;
 use crate::propose::Proposer;
 use crate::store::command::{ServiceProgress, StopTasks};
 use crate::store::{Command, SharedState, State};
-use berth_proto::model::{Service, RUNNING};
-use placement::{plan_launch, Launch};
+use berth_proto::model::{RUNNING, Service};
+use placement::{Launch, plan_launch};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -50,11 +50,20 @@ pub struct Orchestrator {
 }
 
 impl Orchestrator {
-    pub fn new(proposer: Proposer, shared: SharedState, clock: Arc<dyn Clock>, config: OrchestratorConfig) -> Self {
+    pub fn new(
+        proposer: Proposer,
+        shared: SharedState,
+        clock: Arc<dyn Clock>,
+        config: OrchestratorConfig,
+    ) -> Self {
         Orchestrator { proposer, shared, clock, config }
     }
 
-    pub async fn run(self, mut applied: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    pub async fn run(
+        self,
+        mut applied: watch::Receiver<u64>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -83,14 +92,23 @@ impl Orchestrator {
     pub async fn pass(&self) -> Result<()> {
         let services: Vec<Service> = {
             let st = self.shared.read();
-            st.services.values().filter(|s| s.status == "ACTIVE" || s.status == "DRAINING").cloned().collect()
+            st.services
+                .values()
+                .filter(|s| s.status == "ACTIVE" || s.status == "DRAINING")
+                .cloned()
+                .collect()
         };
         for svc in services {
             self.reconcile_service(&svc).await?;
         }
         let retention = self.config.stopped_task_retention.as_millis() as i64;
         let cutoff = self.clock.now().plus_millis(-retention);
-        let stale = self.shared.read().tasks.values().any(|t| t.is_stopped() && t.stopped_at.is_some_and(|s| s < cutoff));
+        let stale = self
+            .shared
+            .read()
+            .tasks
+            .values()
+            .any(|t| t.is_stopped() && t.stopped_at.is_some_and(|s| s < cutoff));
         if stale {
             self.proposer.propose(&Command::PurgeStoppedTasks { stopped_before: cutoff }).await?;
         }
@@ -104,11 +122,19 @@ impl Orchestrator {
         let (decision, primary, victims) = {
             let st = self.shared.read();
             // Re-read: the service may have changed since the list was taken.
-            let Some(svc) = st.services.get(&State::service_key(&cluster, &name)) else { return Ok(()) };
+            let Some(svc) = st.services.get(&State::service_key(&cluster, &name)) else {
+                return Ok(());
+            };
             let d = reconciler::decide(&st, svc);
             let primary = svc.deployments.iter().find(|d| d.status == "PRIMARY").cloned();
             let victims = if d.stop_surplus > 0 {
-                choose_surplus(&st, &cluster, &name, primary.as_ref().map(|p| p.id.as_str()), d.stop_surplus)
+                choose_surplus(
+                    &st,
+                    &cluster,
+                    &name,
+                    primary.as_ref().map(|p| p.id.as_str()),
+                    d.stop_surplus,
+                )
             } else {
                 vec![]
             };
@@ -129,16 +155,25 @@ impl Orchestrator {
                 }))
                 .await?;
             if !applied.ids.is_empty() {
-                events.push(format!("{} has stopped {} running tasks: {}.", reconciler::prefix(&name), applied.ids.len(), task_list(&applied.ids)));
+                events.push(format!(
+                    "{} has stopped {} running tasks: {}.",
+                    reconciler::prefix(&name),
+                    applied.ids.len(),
+                    task_list(&applied.ids)
+                ));
             }
         }
-        if decision.start > 0 {
-            if let Some(p) = &primary {
-                events.extend(self.start_tasks(&cluster, &name, p, decision.start, now).await?);
-            }
+        if decision.start > 0
+            && let Some(p) = &primary
+        {
+            events.extend(self.start_tasks(&cluster, &name, p, decision.start, now).await?);
         }
         let rollouts = match (&primary, decision.complete_primary) {
-            (Some(p), true) => vec![(p.id.clone(), "COMPLETED".to_string(), format!("ECS deployment {} completed.", p.id))],
+            (Some(p), true) => vec![(
+                p.id.clone(),
+                "COMPLETED".to_string(),
+                format!("ECS deployment {} completed.", p.id),
+            )],
             _ => vec![],
         };
         // Identical consecutive messages are suppressed, as ECS does.
@@ -147,7 +182,11 @@ impl Orchestrator {
         if events.len() == 1 && last.as_ref() == events.first() {
             events.clear();
         }
-        if events.is_empty() && rollouts.is_empty() && decision.drained_deployments.is_empty() && !decision.deactivate {
+        if events.is_empty()
+            && rollouts.is_empty()
+            && decision.drained_deployments.is_empty()
+            && !decision.deactivate
+        {
             return Ok(());
         }
         self.proposer
@@ -165,18 +204,39 @@ impl Orchestrator {
     }
 
     /// Place and start `count` tasks of the PRIMARY deployment; returns the events to record.
-    async fn start_tasks(&self, cluster: &str, name: &str, primary: &berth_proto::model::Deployment, count: usize, now: berth_proto::model::Timestamp) -> Result<Vec<String>> {
+    async fn start_tasks(
+        &self,
+        cluster: &str,
+        name: &str,
+        primary: &berth_proto::model::Deployment,
+        count: usize,
+        now: berth_proto::model::Timestamp,
+    ) -> Result<Vec<String>> {
         let plan = {
             let st = self.shared.read();
-            let Some(def) = st.taskdef_by_arn(&primary.task_definition).cloned() else { return Ok(vec![]) };
-            let launch = Launch { cluster, def: &def, count, group: format!("service:{name}"), started_by: Some(primary.id.clone()) };
+            let Some(def) = st.taskdef_by_arn(&primary.task_definition).cloned() else {
+                return Ok(vec![]);
+            };
+            let launch = Launch {
+                cluster,
+                def: &def,
+                count,
+                group: format!("service:{name}"),
+                started_by: Some(primary.id.clone()),
+            };
             plan_launch(&st, &launch, now, rand::random(), &mut new_id)
         };
         let mut events = vec![];
         if !plan.tasks.is_empty() {
-            let applied = self.proposer.propose(&Command::StartTasks { tasks: plan.tasks, now }).await?;
+            let applied =
+                self.proposer.propose(&Command::StartTasks { tasks: plan.tasks, now }).await?;
             if !applied.ids.is_empty() {
-                events.push(format!("{} has started {} tasks: {}.", reconciler::prefix(name), applied.ids.len(), task_list(&applied.ids)));
+                events.push(format!(
+                    "{} has started {} tasks: {}.",
+                    reconciler::prefix(name),
+                    applied.ids.len(),
+                    task_list(&applied.ids)
+                ));
             }
         }
         if !plan.failures.is_empty() {
@@ -192,7 +252,13 @@ fn task_list(ids: &[String]) -> String {
 }
 
 /// Pick surplus tasks of the PRIMARY deployment to stop, by the scheduler's scale-in rules.
-fn choose_surplus(st: &State, cluster: &str, name: &str, primary: Option<&str>, count: usize) -> Vec<String> {
+fn choose_surplus(
+    st: &State,
+    cluster: &str,
+    name: &str,
+    primary: Option<&str>,
+    count: usize,
+) -> Vec<String> {
     let views = placement::instance_views(st, cluster);
     let candidates: Vec<berth_scheduler::VictimCandidate> = st
         .service_tasks(cluster, name)
@@ -200,13 +266,20 @@ fn choose_surplus(st: &State, cluster: &str, name: &str, primary: Option<&str>, 
         .map(|t| {
             let r = st.task_reservation(t);
             berth_scheduler::VictimCandidate {
-            task_id: t.id().to_string(),
-            cpu: r.cpu,
-            memory: r.memory,
-            instance_id: t.instance_id().unwrap_or_default().to_string(),
-            group: t.group.clone().unwrap_or_default(),
-            started: t.last_status == RUNNING,
-        }})
+                task_id: t.id().to_string(),
+                cpu: r.cpu,
+                memory: r.memory,
+                instance_id: t.instance_id().unwrap_or_default().to_string(),
+                group: t.group.clone().unwrap_or_default(),
+                started: t.last_status == RUNNING,
+            }
+        })
         .collect();
-    berth_scheduler::choose_victims(&views, &candidates, count, &berth_scheduler::default_strategies(), 0)
+    berth_scheduler::choose_victims(
+        &views,
+        &candidates,
+        count,
+        &berth_scheduler::default_strategies(),
+        0,
+    )
 }

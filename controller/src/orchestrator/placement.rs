@@ -3,7 +3,9 @@
 //! RunTask and by the service reconciler, so both place by the same rules.
 
 use crate::store::State;
-use berth_proto::model::{Container, Failure, Task, TaskDefinition, TaskOverride, Timestamp, PENDING, RUNNING};
+use berth_proto::model::{
+    Container, Failure, PENDING, RUNNING, Task, TaskDefinition, TaskOverride, Timestamp,
+};
 use berth_scheduler::{InstanceView, TaskRequest};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +25,11 @@ pub fn instance_views(state: &State, cluster: &str) -> Vec<InstanceView> {
                 id: ci.id().to_string(),
                 active: ci.status == "ACTIVE",
                 agent_connected: ci.agent_connected,
-                attributes: ci.attributes.iter().map(|a| (a.name.clone(), a.value.clone().unwrap_or_default())).collect(),
+                attributes: ci
+                    .attributes
+                    .iter()
+                    .map(|a| (a.name.clone(), a.value.clone().unwrap_or_default()))
+                    .collect(),
                 remaining_cpu: rem.cpu,
                 remaining_memory: rem.memory,
                 used_ports: rem.used_ports.into_iter().collect::<BTreeSet<u16>>(),
@@ -52,7 +58,13 @@ pub struct LaunchPlan {
 
 /// Plan a launch. `new_id` supplies task ids (random in production, fixed in tests); `seed` feeds
 /// the scheduler's tie-breaking.
-pub fn plan_launch(state: &State, launch: &Launch<'_>, now: Timestamp, seed: u64, new_id: &mut dyn FnMut() -> String) -> LaunchPlan {
+pub fn plan_launch(
+    state: &State,
+    launch: &Launch<'_>,
+    now: Timestamp,
+    seed: u64,
+    new_id: &mut dyn FnMut() -> String,
+) -> LaunchPlan {
     let views = instance_views(state, launch.cluster);
     let request = TaskRequest {
         group: launch.group.clone(),
@@ -61,7 +73,8 @@ pub fn plan_launch(state: &State, launch: &Launch<'_>, now: Timestamp, seed: u64
         static_ports: launch.def.static_host_ports(),
     };
     let requests = vec![request; launch.count];
-    let plan = berth_scheduler::place(&views, &requests, &berth_scheduler::default_strategies(), seed);
+    let plan =
+        berth_scheduler::place(&views, &requests, &berth_scheduler::default_strategies(), seed);
     let tasks = plan
         .placements
         .iter()
@@ -73,8 +86,12 @@ pub fn plan_launch(state: &State, launch: &Launch<'_>, now: Timestamp, seed: u64
         .iter()
         .map(|f| {
             let detail = match &f.closest {
-                Some((id, lacked)) => format!("The closest matching container-instance {id} {lacked}."),
-                None if views.is_empty() => "No container instances were found in your cluster.".to_string(),
+                Some((id, lacked)) => {
+                    format!("The closest matching container-instance {id} {lacked}.")
+                }
+                None if views.is_empty() => {
+                    "No container instances were found in your cluster.".to_string()
+                }
                 None => "No container instance met all of its requirements.".to_string(),
             };
             failure_detail.get_or_insert_with(|| detail.clone());
@@ -85,7 +102,13 @@ pub fn plan_launch(state: &State, launch: &Launch<'_>, now: Timestamp, seed: u64
 }
 
 /// A new task, PENDING on `instance_id`, with one PENDING container per container definition.
-pub fn new_task(state: &State, launch: &Launch<'_>, instance_id: &str, id: &str, now: Timestamp) -> Task {
+pub fn new_task(
+    state: &State,
+    launch: &Launch<'_>,
+    instance_id: &str,
+    id: &str,
+    now: Timestamp,
+) -> Task {
     let scope = &state.scope;
     let task_arn = scope.task(launch.cluster, id);
     let def = launch.def;

@@ -12,7 +12,7 @@
 //! * reaching steady state completes the PRIMARY deployment and records the ECS events.
 
 use crate::store::State;
-use berth_proto::model::{Service, Task, PENDING, RUNNING};
+use berth_proto::model::{PENDING, RUNNING, Service, Task};
 
 /// What to do for one service.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -41,7 +41,8 @@ pub fn prefix(name: &str) -> String {
 pub fn decide(state: &State, svc: &Service) -> ServiceDecision {
     let cluster = crate::store::state::cluster_of_arn(&svc.cluster_arn);
     let name = svc.service_name.as_str();
-    let live: Vec<&Task> = state.service_tasks(cluster, name).filter(|t| t.desired_status == RUNNING).collect();
+    let live: Vec<&Task> =
+        state.service_tasks(cluster, name).filter(|t| t.desired_status == RUNNING).collect();
     let mut d = ServiceDecision::default();
 
     if svc.status == "DRAINING" {
@@ -52,9 +53,11 @@ pub fn decide(state: &State, svc: &Service) -> ServiceDecision {
     if svc.status != "ACTIVE" {
         return d;
     }
-    let Some(primary) = svc.deployments.iter().find(|x| x.status == "PRIMARY") else { return d };
+    let Some(primary) = svc.deployments.iter().find(|x| x.status == "PRIMARY") else {
+        return d;
+    };
     let is_primary = |t: &&Task| -> bool { t.started_by.as_deref() == Some(primary.id.as_str()) };
-    let (new, old): (Vec<&Task>, Vec<&Task>) = live.iter().copied().partition(|t| is_primary(&t));
+    let (new, old): (Vec<&Task>, Vec<&Task>) = live.iter().copied().partition(|t| is_primary(t));
     let desired = svc.desired_count.max(0) as usize;
     let cfg = &svc.deployment_configuration;
     let upper = (desired as i64 * cfg.maximum_percent).div_euclid(100).max(0) as usize;
@@ -63,7 +66,8 @@ pub fn decide(state: &State, svc: &Service) -> ServiceDecision {
 
     if new.len() < desired {
         let missing = desired - new.len();
-        d.start = if old.is_empty() { missing } else { missing.min(upper.saturating_sub(live.len())) };
+        d.start =
+            if old.is_empty() { missing } else { missing.min(upper.saturating_sub(live.len())) };
     } else if new.len() > desired {
         d.stop_surplus = new.len() - desired;
     }
@@ -71,7 +75,12 @@ pub fn decide(state: &State, svc: &Service) -> ServiceDecision {
         // Old tasks that never ran can go at once; running ones only above the healthy minimum.
         d.stop.extend(old.iter().filter(|t| t.last_status != RUNNING).map(|t| t.id().to_string()));
         let can_stop = running.saturating_sub(lower);
-        d.stop.extend(old.iter().filter(|t| t.last_status == RUNNING).take(can_stop).map(|t| t.id().to_string()));
+        d.stop.extend(
+            old.iter()
+                .filter(|t| t.last_status == RUNNING)
+                .take(can_stop)
+                .map(|t| t.id().to_string()),
+        );
         let pending = live.iter().any(|t| t.last_status == PENDING);
         if d.start == 0 && d.stop.is_empty() && !pending && new.len() < desired {
             d.events.push(format!(
@@ -81,7 +90,11 @@ pub fn decide(state: &State, svc: &Service) -> ServiceDecision {
         }
     }
     for dep in &svc.deployments {
-        if dep.status != "PRIMARY" && !state.service_tasks(cluster, name).any(|t| t.started_by.as_deref() == Some(dep.id.as_str())) {
+        if dep.status != "PRIMARY"
+            && !state
+                .service_tasks(cluster, name)
+                .any(|t| t.started_by.as_deref() == Some(dep.id.as_str()))
+        {
             d.drained_deployments.push(dep.id.clone());
         }
     }
@@ -93,7 +106,11 @@ pub fn decide(state: &State, svc: &Service) -> ServiceDecision {
         && state.service_tasks(cluster, name).all(|t| t.desired_status == RUNNING);
     if steady && primary.rollout_state.as_deref() == Some("IN_PROGRESS") {
         d.complete_primary = true;
-        d.events.push(format!("{} (deployment {}) deployment completed.", prefix(name), primary.id));
+        d.events.push(format!(
+            "{} (deployment {}) deployment completed.",
+            prefix(name),
+            primary.id
+        ));
         d.events.push(format!("{} has reached a steady state.", prefix(name)));
     }
     d
@@ -102,9 +119,9 @@ pub fn decide(state: &State, svc: &Service) -> ServiceDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Command;
     use crate::store::apply::apply;
     use crate::store::command::*;
-    use crate::store::Command;
     use berth_proto::model::*;
 
     fn def(family: &str) -> TaskDefinition {
@@ -126,7 +143,11 @@ mod tests {
     fn setup(desired: i64, running: usize) -> State {
         let mut st = State::default();
         for f in ["web", "web"] {
-            apply(&mut st, Command::RegisterTaskDefinition { definition: def(f), now: Timestamp(1) }).unwrap();
+            apply(
+                &mut st,
+                Command::RegisterTaskDefinition { definition: def(f), now: Timestamp(1) },
+            )
+            .unwrap();
         }
         apply(
             &mut st,
@@ -173,7 +194,8 @@ mod tests {
                 started_by: Some(deployment.into()),
             };
             let id = format!("{:032x}", base + i + 1);
-            let mut t = crate::orchestrator::placement::new_task(st, &launch, "i1", &id, Timestamp(3));
+            let mut t =
+                crate::orchestrator::placement::new_task(st, &launch, "i1", &id, Timestamp(3));
             t.last_status = status.into();
             tasks.push(t);
         }
@@ -217,7 +239,11 @@ mod tests {
         let st = setup(2, 2);
         let d = decide(&st, &svc(&st));
         assert!(d.complete_primary);
-        assert!(d.events.iter().any(|e| e == "(service web) has reached a steady state."), "{:?}", d.events);
+        assert!(
+            d.events.iter().any(|e| e == "(service web) has reached a steady state."),
+            "{:?}",
+            d.events
+        );
     }
 
     #[test]
@@ -259,7 +285,16 @@ mod tests {
     #[test]
     fn draining_service_stops_everything_then_deactivates() {
         let mut st = setup(2, 2);
-        apply(&mut st, Command::DeleteService { cluster: "default".into(), name: "web".into(), force: true, now: Timestamp(5) }).unwrap();
+        apply(
+            &mut st,
+            Command::DeleteService {
+                cluster: "default".into(),
+                name: "web".into(),
+                force: true,
+                now: Timestamp(5),
+            },
+        )
+        .unwrap();
         let d = decide(&st, &svc(&st));
         assert_eq!(d.stop.len(), 2);
         assert!(!d.deactivate);

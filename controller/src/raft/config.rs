@@ -71,9 +71,7 @@ impl RaftConfig {
         if self.snapshot_threshold == 0 {
             return bad("snapshot_threshold must be at least 1".into());
         }
-        self.to_raft_config(0)
-            .validate()
-            .map_err(|e| RaftError::InvalidConfig(e.to_string()))
+        self.to_raft_config(0).validate().map_err(|e| RaftError::InvalidConfig(e.to_string()))
     }
 
     /// The raft-rs config, starting from `applied` (the index of the restored snapshot).
@@ -103,31 +101,15 @@ mod tests {
 
     #[test]
     fn validate_rejects_zero_id_duplicate_peers_and_bad_ticks() {
-        let zero = RaftConfig {
-            id: 0,
-            ..Default::default()
-        };
+        let zero = RaftConfig { id: 0, ..Default::default() };
         assert!(zero.validate().is_err());
-        let dup = RaftConfig {
-            peers: vec![1, 2, 2],
-            ..Default::default()
-        };
+        let dup = RaftConfig { peers: vec![1, 2, 2], ..Default::default() };
         assert!(dup.validate().is_err());
-        let missing_self = RaftConfig {
-            peers: vec![2, 3],
-            ..Default::default()
-        };
+        let missing_self = RaftConfig { peers: vec![2, 3], ..Default::default() };
         assert!(missing_self.validate().is_err());
-        let ticks = RaftConfig {
-            heartbeat_tick: 10,
-            election_tick: 10,
-            ..Default::default()
-        };
+        let ticks = RaftConfig { heartbeat_tick: 10, election_tick: 10, ..Default::default() };
         assert!(ticks.validate().is_err());
-        let snap = RaftConfig {
-            snapshot_threshold: 0,
-            ..Default::default()
-        };
+        let snap = RaftConfig { snapshot_threshold: 0, ..Default::default() };
         assert!(snap.validate().is_err());
     }
 }

@@ -39,8 +39,7 @@ fn index_key(index: u64) -> [u8; 8] {
 }
 
 fn encode(what: &'static str, msg: &impl protobuf::Message) -> Result<Vec<u8>, RaftError> {
-    msg.write_to_bytes()
-        .map_err(|source| RaftError::Encode { what, source })
+    msg.write_to_bytes().map_err(|source| RaftError::Encode { what, source })
 }
 
 fn decode<M: protobuf::Message>(what: &'static str, bytes: &[u8]) -> Result<M, RaftError> {
@@ -90,12 +89,10 @@ impl LogStore {
             Some(pair) => {
                 let (key, _) = pair?;
                 let bytes: [u8; 8] =
-                    key.as_slice()
-                        .try_into()
-                        .map_err(|_| RaftError::CorruptLog {
-                            index: 0,
-                            message: format!("log key of {} bytes, want 8", key.len()),
-                        })?;
+                    key.as_slice().try_into().map_err(|_| RaftError::CorruptLog {
+                        index: 0,
+                        message: format!("log key of {} bytes, want 8", key.len()),
+                    })?;
                 Some(u64::from_be_bytes(bytes))
             }
             None => None,
@@ -107,12 +104,7 @@ impl LogStore {
             snapshot_term: snap_meta.term,
             last_index: last_in_log.unwrap_or(0).max(snap_meta.index),
         };
-        Ok(Self {
-            backend,
-            staged: meta.clone(),
-            meta,
-            batch: WriteBatch::new(),
-        })
+        Ok(Self { backend, staged: meta.clone(), meta, batch: WriteBatch::new() })
     }
 
     /// True once the node has a membership (bootstrap, or a snapshot from a leader).
@@ -143,11 +135,7 @@ impl LogStore {
 
     /// Stages the bootstrap membership of a fresh log.
     pub fn initialize(&mut self, conf_state: ConfState) -> Result<(), RaftError> {
-        self.batch.put(
-            META_TREE,
-            CONF_STATE_KEY,
-            encode("conf state", &conf_state)?,
-        );
+        self.batch.put(META_TREE, CONF_STATE_KEY, encode("conf state", &conf_state)?);
         self.staged.conf_state = conf_state;
         Ok(())
     }
@@ -167,12 +155,10 @@ impl LogStore {
             });
         }
         if first.index <= self.staged.last_index {
-            self.batch
-                .delete_range(LOG_TREE, KeyRange::from(index_key(first.index)));
+            self.batch.delete_range(LOG_TREE, KeyRange::from(index_key(first.index)));
         }
         for entry in entries {
-            self.batch
-                .put(LOG_TREE, index_key(entry.index), encode("entry", entry)?);
+            self.batch.put(LOG_TREE, index_key(entry.index), encode("entry", entry)?);
         }
         self.staged.last_index = last.index;
         Ok(())
@@ -180,11 +166,7 @@ impl LogStore {
 
     /// Stages the hard state (term, vote, commit).
     pub fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), RaftError> {
-        self.batch.put(
-            META_TREE,
-            HARD_STATE_KEY,
-            encode("hard state", &hard_state)?,
-        );
+        self.batch.put(META_TREE, HARD_STATE_KEY, encode("hard state", &hard_state)?);
         self.staged.hard_state = hard_state;
         Ok(())
     }
@@ -231,10 +213,8 @@ impl LogStore {
                 message: format!("snapshot beyond last log index {}", self.staged.last_index),
             });
         }
-        self.batch.delete_range(
-            LOG_TREE,
-            KeyRange::between(index_key(0), index_key(meta.index + 1)),
-        );
+        self.batch
+            .delete_range(LOG_TREE, KeyRange::between(index_key(0), index_key(meta.index + 1)));
         self.stage_snapshot(snapshot)?;
         if self.staged.hard_state.commit < meta.index {
             self.set_commit(meta.index)?;
@@ -244,18 +224,9 @@ impl LogStore {
 
     fn stage_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
         let meta = snapshot.get_metadata();
-        self.batch
-            .put(SNAPSHOT_TREE, SNAPSHOT_KEY, encode("snapshot", snapshot)?);
-        self.batch.put(
-            META_TREE,
-            SNAPSHOT_META_KEY,
-            encode("snapshot metadata", meta)?,
-        );
-        self.batch.put(
-            META_TREE,
-            CONF_STATE_KEY,
-            encode("conf state", meta.get_conf_state())?,
-        );
+        self.batch.put(SNAPSHOT_TREE, SNAPSHOT_KEY, encode("snapshot", snapshot)?);
+        self.batch.put(META_TREE, SNAPSHOT_META_KEY, encode("snapshot metadata", meta)?);
+        self.batch.put(META_TREE, CONF_STATE_KEY, encode("conf state", meta.get_conf_state())?);
         self.staged.snapshot_index = meta.index;
         self.staged.snapshot_term = meta.term;
         self.staged.conf_state = meta.get_conf_state().clone();
@@ -316,10 +287,7 @@ impl LogStore {
 
 impl Storage for LogStore {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        Ok(RaftState::new(
-            self.meta.hard_state.clone(),
-            self.meta.conf_state.clone(),
-        ))
+        Ok(RaftState::new(self.meta.hard_state.clone(), self.meta.conf_state.clone()))
     }
 
     fn entries(
@@ -336,8 +304,7 @@ impl Storage for LogStore {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
         let max_size = max_size.into().filter(|m| *m != raft::NO_LIMIT);
-        self.read_entries(low, high, max_size)
-            .map_err(to_raft_error)
+        self.read_entries(low, high, max_size).map_err(to_raft_error)
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
@@ -350,13 +317,8 @@ impl Storage for LogStore {
         if idx > self.meta.last_index {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
-        let entries = self
-            .read_entries(idx, idx + 1, None)
-            .map_err(to_raft_error)?;
-        entries
-            .first()
-            .map(|e| e.term)
-            .ok_or(raft::Error::Store(StorageError::Unavailable))
+        let entries = self.read_entries(idx, idx + 1, None).map_err(to_raft_error)?;
+        entries.first().map(|e| e.term).ok_or(raft::Error::Store(StorageError::Unavailable))
     }
 
     fn first_index(&self) -> raft::Result<u64> {
@@ -371,9 +333,7 @@ impl Storage for LogStore {
         match self.latest_snapshot().map_err(to_raft_error)? {
             Some(snap) if snap.get_metadata().index >= request_index => Ok(snap),
             // Raft retries later; the node snapshots again at its next threshold.
-            _ => Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable,
-            )),
+            _ => Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)),
         }
     }
 }
@@ -384,12 +344,7 @@ mod tests {
     use crate::storage::MemBackend;
 
     fn entry(index: u64, term: u64, payload: &[u8]) -> Entry {
-        Entry {
-            index,
-            term,
-            data: payload.to_vec().into(),
-            ..Default::default()
-        }
+        Entry { index, term, data: payload.to_vec().into(), ..Default::default() }
     }
 
     fn store_with(entries: &[Entry]) -> LogStore {
@@ -428,16 +383,10 @@ mod tests {
     #[test]
     fn append_then_read_entries_terms_and_bounds() {
         let s = store_with(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 2, b"c")]);
-        assert_eq!(
-            (s.first_index().expect("f"), s.last_index().expect("l")),
-            (1, 3)
-        );
+        assert_eq!((s.first_index().expect("f"), s.last_index().expect("l")), (1, 3));
         assert_eq!(terms(&s, 1, 4), vec![1, 1, 2]);
         assert_eq!(s.term(3).expect("term"), 2);
-        assert!(matches!(
-            s.term(4),
-            Err(raft::Error::Store(StorageError::Unavailable))
-        ));
+        assert!(matches!(s.term(4), Err(raft::Error::Store(StorageError::Unavailable))));
     }
 
     #[test]
@@ -447,9 +396,7 @@ mod tests {
         s.commit(true).expect("commit");
         assert_eq!(s.last_index().expect("last"), 2);
         assert_eq!(terms(&s, 1, 3), vec![1, 2]);
-        let e = s
-            .entries(2, 3, None, GetEntriesContext::empty(false))
-            .expect("e");
+        let e = s.entries(2, 3, None, GetEntriesContext::empty(false)).expect("e");
         assert_eq!(&e[0].data[..], b"B");
     }
 
@@ -460,10 +407,8 @@ mod tests {
             s.append(&[entry(3, 1, b"gap")]),
             Err(RaftError::LogAppendOutOfRange { append_from: 3, .. })
         ));
-        s.append(&[entry(2, 1, b"b"), entry(3, 1, b"c")])
-            .expect("append");
-        s.save_snapshot_and_compact(&snapshot_at(2, 1, b"s"))
-            .expect("snap");
+        s.append(&[entry(2, 1, b"b"), entry(3, 1, b"c")]).expect("append");
+        s.save_snapshot_and_compact(&snapshot_at(2, 1, b"s")).expect("snap");
         s.commit(true).expect("commit");
         assert!(matches!(
             s.append(&[entry(2, 1, b"old")]),
@@ -488,16 +433,12 @@ mod tests {
             entry(3, 2, b"c"),
             entry(4, 2, b"d"),
         ]);
-        s.save_snapshot_and_compact(&snapshot_at(3, 2, b"state@3"))
-            .expect("snap");
+        s.save_snapshot_and_compact(&snapshot_at(3, 2, b"state@3")).expect("snap");
         s.commit(true).expect("commit");
         assert_eq!(s.first_index().expect("first"), 4);
         assert_eq!(s.last_index().expect("last"), 4);
         assert_eq!(s.term(3).expect("term of first_index-1"), 2);
-        assert!(matches!(
-            s.term(2),
-            Err(raft::Error::Store(StorageError::Compacted))
-        ));
+        assert!(matches!(s.term(2), Err(raft::Error::Store(StorageError::Compacted))));
         assert!(matches!(
             s.entries(3, 5, None, GetEntriesContext::empty(false)),
             Err(raft::Error::Store(StorageError::Compacted))
@@ -515,9 +456,7 @@ mod tests {
         let s = store_with(&[entry(1, 1, &big), entry(2, 1, &big), entry(3, 1, &big)]);
         let one = u64::from(entry(1, 1, &big).compute_size());
         let get = |max: u64| {
-            s.entries(1, 4, max, GetEntriesContext::empty(false))
-                .expect("entries")
-                .len()
+            s.entries(1, 4, max, GetEntriesContext::empty(false)).expect("entries").len()
         };
         assert_eq!(get(1), 1, "at least one entry even if it is too big");
         assert_eq!(get(2 * one), 2);
@@ -529,13 +468,9 @@ mod tests {
     #[test]
     fn received_snapshot_replaces_log_and_sets_commit() {
         let mut s = store_with(&[entry(1, 1, b"a"), entry(2, 1, b"b")]);
-        s.apply_snapshot(&snapshot_at(10, 3, b"leader-state"))
-            .expect("apply");
+        s.apply_snapshot(&snapshot_at(10, 3, b"leader-state")).expect("apply");
         s.commit(true).expect("commit");
-        assert_eq!(
-            (s.first_index().expect("f"), s.last_index().expect("l")),
-            (11, 10)
-        );
+        assert_eq!((s.first_index().expect("f"), s.last_index().expect("l")), (11, 10));
         assert_eq!(s.term(10).expect("term"), 3);
         assert_eq!(s.hard_state().commit, 10);
         assert!(s.is_initialized());
@@ -546,25 +481,15 @@ mod tests {
         let backend: Arc<dyn KvBackend> = Arc::new(MemBackend::new());
         {
             let mut s = LogStore::open(backend.clone()).expect("open");
-            s.initialize(ConfState::from((vec![1], vec![])))
-                .expect("init");
-            s.append(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c")])
-                .expect("append");
-            s.save_snapshot_and_compact(&snapshot_at(1, 1, b"s"))
-                .expect("snap");
-            let hs = HardState {
-                term: 1,
-                commit: 3,
-                ..Default::default()
-            };
+            s.initialize(ConfState::from((vec![1], vec![]))).expect("init");
+            s.append(&[entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c")]).expect("append");
+            s.save_snapshot_and_compact(&snapshot_at(1, 1, b"s")).expect("snap");
+            let hs = HardState { term: 1, commit: 3, ..Default::default() };
             s.set_hard_state(hs).expect("hs");
             s.commit(true).expect("commit");
         }
         let s = LogStore::open(backend).expect("reopen");
-        assert_eq!(
-            (s.first_index().expect("f"), s.last_index().expect("l")),
-            (2, 3)
-        );
+        assert_eq!((s.first_index().expect("f"), s.last_index().expect("l")), (2, 3));
         assert_eq!(s.hard_state().commit, 3);
         assert_eq!(s.snapshot_index(), 1);
         assert_eq!(terms(&s, 2, 4), vec![1, 1]);

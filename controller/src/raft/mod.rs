@@ -92,22 +92,12 @@ pub enum RaftError {
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
     #[error("cannot decode {what}: {source}")]
-    Decode {
-        what: &'static str,
-        source: protobuf::ProtobufError,
-    },
+    Decode { what: &'static str, source: protobuf::ProtobufError },
     #[error("cannot encode {what}: {source}")]
-    Encode {
-        what: &'static str,
-        source: protobuf::ProtobufError,
-    },
+    Encode { what: &'static str, source: protobuf::ProtobufError },
     /// Appending at `append_from` would leave a hole or overwrite compacted entries.
     #[error("log append at {append_from} outside [{first_index}, {}]", last_index + 1)]
-    LogAppendOutOfRange {
-        append_from: u64,
-        first_index: u64,
-        last_index: u64,
-    },
+    LogAppendOutOfRange { append_from: u64, first_index: u64, last_index: u64 },
     /// The stored log is not what the metadata says (missing or misnumbered entry).
     #[error("raft log corrupt at index {index}: {message}")]
     CorruptLog { index: u64, message: String },

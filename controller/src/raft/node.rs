@@ -44,10 +44,7 @@ type ProposalReply = oneshot::Sender<Result<Vec<u8>, RaftError>>;
 type ProposalId = [u8; 16];
 
 enum Input {
-    Propose {
-        command: Vec<u8>,
-        reply: ProposalReply,
-    },
+    Propose { command: Vec<u8>, reply: ProposalReply },
     Step(Box<Message>),
     Tick,
     Shutdown(oneshot::Sender<()>),
@@ -100,16 +97,12 @@ impl RaftHandle {
     /// Hands an inbound raft message (from a transport) to the node. Never waits: a full
     /// inbox drops the message, which raft tolerates.
     pub fn step(&self, msg: Message) -> Result<(), RaftError> {
-        self.inputs
-            .try_send(Input::Step(Box::new(msg)))
-            .map_err(|_| RaftError::Stopped)
+        self.inputs.try_send(Input::Step(Box::new(msg))).map_err(|_| RaftError::Stopped)
     }
 
     /// One logical clock tick. Sent by the ticker in production, by hand in tests.
     pub fn tick(&self) -> Result<(), RaftError> {
-        self.inputs
-            .try_send(Input::Tick)
-            .map_err(|_| RaftError::Stopped)
+        self.inputs.try_send(Input::Tick).map_err(|_| RaftError::Stopped)
     }
 
     /// Stops the node after the inputs already queued: snapshots the state machine, flushes,
@@ -177,12 +170,8 @@ impl<S: StateMachine> RaftNode<S> {
         let role = role_of(&raw);
         let (role_tx, role_rx) = watch::channel(role);
         let (applied_tx, applied_rx) = watch::channel(applied);
-        let handle = RaftHandle {
-            id: config.id,
-            inputs: tx.clone(),
-            role: role_rx,
-            applied: applied_rx,
-        };
+        let handle =
+            RaftHandle { id: config.id, inputs: tx.clone(), role: role_rx, applied: applied_rx };
         let node = Self {
             config,
             raw,
@@ -219,10 +208,7 @@ impl<S: StateMachine> RaftNode<S> {
         backend: Arc<dyn KvBackend>,
         state_machine: S,
     ) -> Result<RaftHandle, RaftError> {
-        let config = RaftConfig {
-            peers: vec![config.id],
-            ..config
-        };
+        let config = RaftConfig { peers: vec![config.id], ..config };
         let id = config.id;
         let (node, handle) = Self::new(config, backend, state_machine, Arc::new(NoPeers))?;
         tokio::spawn(async move {
@@ -422,12 +408,7 @@ impl<S: StateMachine> RaftNode<S> {
         let store = self.raw.mut_store();
         store.save_snapshot_and_compact(&snapshot)?;
         store.commit(true)?;
-        tracing::debug!(
-            id = self.config.id,
-            index,
-            term,
-            "state machine snapshot stored"
-        );
+        tracing::debug!(id = self.config.id, index, term, "state machine snapshot stored");
         Ok(())
     }
 
@@ -461,9 +442,7 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let entries =
             store.entries(first, last + 1, None, raft::GetEntriesContext::empty(false))?;
-        Ok(entries
-            .iter()
-            .any(|e| e.get_entry_type() != EntryType::EntryNormal))
+        Ok(entries.iter().any(|e| e.get_entry_type() != EntryType::EntryNormal))
     }
 }
 
@@ -473,10 +452,7 @@ struct NoPeers;
 impl RaftTransport for NoPeers {
     fn send(&self, msgs: Vec<Message>) {
         if !msgs.is_empty() {
-            tracing::warn!(
-                count = msgs.len(),
-                "single-node raft dropped messages to peers"
-            );
+            tracing::warn!(count = msgs.len(), "single-node raft dropped messages to peers");
         }
     }
 }
@@ -492,11 +468,7 @@ fn known_leader(raw: &RawNode<LogStore>) -> Option<u64> {
 
 fn role_of(raw: &RawNode<LogStore>) -> RoleState {
     RoleState {
-        role: if raw.raft.state == StateRole::Leader {
-            Role::Leader
-        } else {
-            Role::Follower
-        },
+        role: if raw.raft.state == StateRole::Leader { Role::Leader } else { Role::Follower },
         term: raw.raft.term,
         leader_id: known_leader(raw),
     }

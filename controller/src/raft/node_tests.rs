@@ -43,11 +43,7 @@ impl RaftTransport for NoPeers {
 }
 
 fn single_config(snapshot_threshold: u64) -> RaftConfig {
-    RaftConfig {
-        tick_interval: None,
-        snapshot_threshold,
-        ..RaftConfig::default()
-    }
+    RaftConfig { tick_interval: None, snapshot_threshold, ..RaftConfig::default() }
 }
 
 async fn wait_leader(handle: &RaftHandle) {
@@ -68,23 +64,14 @@ async fn wait_applied(handle: &RaftHandle, index: u64) {
 
 fn parse_index(response: &[u8]) -> u64 {
     let text = std::str::from_utf8(response).expect("utf8");
-    text.split(':')
-        .next()
-        .and_then(|i| i.parse().ok())
-        .expect("index:command")
+    text.split(':').next().and_then(|i| i.parse().ok()).expect("index:command")
 }
 
 async fn propose_all(handle: &RaftHandle, names: impl Iterator<Item = String>) -> Vec<u64> {
     let mut indices = Vec::new();
     for name in names {
-        let resp = handle
-            .propose(name.clone().into_bytes())
-            .await
-            .expect("propose");
-        assert!(
-            resp.ends_with(name.as_bytes()),
-            "response names the command"
-        );
+        let resp = handle.propose(name.clone().into_bytes()).await.expect("propose");
+        assert!(resp.ends_with(name.as_bytes()), "response names the command");
         indices.push(parse_index(&resp));
     }
     indices
@@ -105,10 +92,7 @@ async fn fresh_single_node_becomes_leader_and_answers_each_proposal() {
     let indices = propose_all(&handle, (0..10).map(|i| format!("cmd-{i}"))).await;
     assert!(indices.windows(2).all(|w| w[1] == w[0] + 1), "{indices:?}");
     let applied: Vec<String> = sm.entries().into_iter().map(|(_, c)| c).collect();
-    assert_eq!(
-        applied,
-        (0..10).map(|i| format!("cmd-{i}")).collect::<Vec<_>>()
-    );
+    assert_eq!(applied, (0..10).map(|i| format!("cmd-{i}")).collect::<Vec<_>>());
     handle.shutdown().await.expect("shutdown");
     task.await.expect("join").expect("clean stop");
 }
@@ -147,20 +131,12 @@ async fn concurrent_proposals_all_complete_with_their_own_response() {
 fn start_on_sled(
     dir: &std::path::Path,
     threshold: u64,
-) -> (
-    RaftHandle,
-    tokio::task::JoinHandle<Result<(), RaftError>>,
-    RecordingMachine,
-) {
+) -> (RaftHandle, tokio::task::JoinHandle<Result<(), RaftError>>, RecordingMachine) {
     let backend: Arc<dyn KvBackend> = Arc::new(SledBackend::open(dir).expect("open sled"));
     let sm = RecordingMachine::default();
-    let (handle, task) = RaftNode::spawn(
-        single_config(threshold),
-        backend,
-        sm.clone(),
-        Arc::new(NoPeers),
-    )
-    .expect("spawn");
+    let (handle, task) =
+        RaftNode::spawn(single_config(threshold), backend, sm.clone(), Arc::new(NoPeers))
+            .expect("spawn");
     (handle, task, sm)
 }
 
@@ -178,10 +154,7 @@ async fn clean_restart_restores_state_from_snapshot_and_continues_indexing() {
     wait_leader(&handle).await;
     assert_eq!(sm.entries(), before, "state identical after restart");
     let next = propose_all(&handle, std::iter::once("after".to_string())).await;
-    assert!(
-        next[0] > *first.last().expect("proposed"),
-        "indices continue after the old log"
-    );
+    assert!(next[0] > *first.last().expect("proposed"), "indices continue after the old log");
     assert_eq!(sm.entries().len(), before.len() + 1);
     handle.shutdown().await.expect("shutdown");
     task.await.expect("join").expect("clean stop");
@@ -205,11 +178,7 @@ async fn crash_restart_replays_log_after_last_snapshot() {
     let (handle, task, sm) = start_on_sled(dir.path(), 5);
     wait_leader(&handle).await;
     wait_applied(&handle, *first.last().expect("proposed")).await;
-    assert_eq!(
-        sm.entries(),
-        before,
-        "acknowledged commands survive a crash"
-    );
+    assert_eq!(sm.entries(), before, "acknowledged commands survive a crash");
     let next = propose_all(&handle, std::iter::once("after-crash".to_string())).await;
     assert!(next[0] > *first.last().expect("proposed"));
     handle.shutdown().await.expect("shutdown");
@@ -247,11 +216,7 @@ impl Cluster {
             handles.push(handle);
             machines.push(sm);
         }
-        Self {
-            network,
-            handles,
-            machines,
-        }
+        Self { network, handles, machines }
     }
 
     /// Ticks the nodes in `tickers` until one of the cluster is leader; returns its position.
@@ -270,10 +235,7 @@ impl Cluster {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "no leader before deadline: {:?}",
-                self.handles
-                    .iter()
-                    .map(|h| *h.role().borrow())
-                    .collect::<Vec<_>>()
+                self.handles.iter().map(|h| *h.role().borrow()).collect::<Vec<_>>()
             );
             // A clone of the handle's receiver inherits its "seen" mark; reset it, or
             // `changed()` returns at once and the ticks outrun the messages.
@@ -332,18 +294,11 @@ async fn isolated_leader_is_replaced_and_the_majority_keeps_committing() {
     // Nodes 2 and 3 tick (a follower only grants votes once its own election timeout passed,
     // check_quorum); the isolated node 1 ticks too and must step down.
     let new_leader = cluster.elect_among(&[1, 2], &[0, 1, 2]).await;
-    let idx = propose_all(
-        &cluster.handles[new_leader],
-        std::iter::once("after".to_string()),
-    )
-    .await;
+    let idx = propose_all(&cluster.handles[new_leader], std::iter::once("after".to_string())).await;
     let other = if new_leader == 1 { 2 } else { 1 };
     wait_applied(&cluster.handles[other], idx[0]).await;
     assert_eq!(
-        cluster.machines[other]
-            .entries()
-            .last()
-            .map(|(_, c)| c.clone()),
+        cluster.machines[other].entries().last().map(|(_, c)| c.clone()),
         Some("after".to_string())
     );
     let mut old = cluster.handles[0].role();

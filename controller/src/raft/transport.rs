@@ -40,10 +40,7 @@ impl MemNetwork {
 
     /// The transport node `from` sends with. Messages to unregistered nodes are dropped.
     pub fn transport(&self, from: u64) -> MemTransport {
-        MemTransport {
-            from,
-            network: self.clone(),
-        }
+        MemTransport { from, network: self.clone() }
     }
 
     /// Routes messages addressed to `id` to `handle`.

@@ -10,19 +10,13 @@ struct Fixture {
 }
 
 fn mem_fixture() -> Fixture {
-    Fixture {
-        backend: Box::new(MemBackend::new()),
-        _dir: None,
-    }
+    Fixture { backend: Box::new(MemBackend::new()), _dir: None }
 }
 
 fn sled_fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = SledBackend::open(dir.path()).expect("open sled");
-    Fixture {
-        backend: Box::new(backend),
-        _dir: Some(dir),
-    }
+    Fixture { backend: Box::new(backend), _dir: Some(dir) }
 }
 
 fn put(b: &dyn KvBackend, tree: &str, key: &[u8], value: &[u8]) {
@@ -32,10 +26,7 @@ fn put(b: &dyn KvBackend, tree: &str, key: &[u8], value: &[u8]) {
 }
 
 fn scan(b: &dyn KvBackend, tree: &str, range: KeyRange) -> Vec<KvPair> {
-    b.scan(tree, range)
-        .expect("scan")
-        .collect::<Result<Vec<_>, KvError>>()
-        .expect("scan items")
+    b.scan(tree, range).expect("scan").collect::<Result<Vec<_>, KvError>>().expect("scan items")
 }
 
 fn keys(pairs: &[KvPair]) -> Vec<Vec<u8>> {
@@ -65,28 +56,18 @@ pub(super) fn scan_is_ordered_by_bytes_and_bounded(b: &dyn KvBackend) {
         put(b, "t", &i.to_be_bytes(), b"x");
     }
     let all = scan(b, "t", KeyRange::all());
-    let expected: Vec<Vec<u8>> = [1u64, 2, 5, 256, 300]
-        .iter()
-        .map(|i| i.to_be_bytes().to_vec())
-        .collect();
+    let expected: Vec<Vec<u8>> =
+        [1u64, 2, 5, 256, 300].iter().map(|i| i.to_be_bytes().to_vec()).collect();
     assert_eq!(keys(&all), expected);
 
-    let mid = scan(
-        b,
-        "t",
-        KeyRange::between(2u64.to_be_bytes(), 256u64.to_be_bytes()),
-    );
+    let mid = scan(b, "t", KeyRange::between(2u64.to_be_bytes(), 256u64.to_be_bytes()));
     assert_eq!(keys(&mid), expected[1..3].to_vec());
 
     let tail = scan(b, "t", KeyRange::from(256u64.to_be_bytes()));
     assert_eq!(keys(&tail), expected[3..].to_vec());
 
-    let last = b
-        .scan("t", KeyRange::all())
-        .expect("scan")
-        .next_back()
-        .expect("non-empty")
-        .expect("item");
+    let last =
+        b.scan("t", KeyRange::all()).expect("scan").next_back().expect("non-empty").expect("item");
     assert_eq!(last.0, 300u64.to_be_bytes().to_vec());
 }
 
@@ -116,20 +97,11 @@ pub(super) fn delete_range_removes_exactly_the_half_open_range(b: &dyn KvBackend
     }
     put(b, "other", &3u64.to_be_bytes(), b"kept");
     let mut batch = WriteBatch::new();
-    batch.delete_range(
-        "t",
-        KeyRange::between(2u64.to_be_bytes(), 5u64.to_be_bytes()),
-    );
+    batch.delete_range("t", KeyRange::between(2u64.to_be_bytes(), 5u64.to_be_bytes()));
     b.write(batch).expect("write");
-    let left: Vec<Vec<u8>> = [1u64, 5, 6]
-        .iter()
-        .map(|i| i.to_be_bytes().to_vec())
-        .collect();
+    let left: Vec<Vec<u8>> = [1u64, 5, 6].iter().map(|i| i.to_be_bytes().to_vec()).collect();
     assert_eq!(keys(&scan(b, "t", KeyRange::all())), left);
-    assert_eq!(
-        b.get("other", &3u64.to_be_bytes()).expect("get"),
-        Some(b"kept".to_vec())
-    );
+    assert_eq!(b.get("other", &3u64.to_be_bytes()).expect("get"), Some(b"kept".to_vec()));
 }
 
 pub(super) fn delete_range_sees_earlier_puts_of_the_same_batch(b: &dyn KvBackend) {
@@ -139,10 +111,7 @@ pub(super) fn delete_range_sees_earlier_puts_of_the_same_batch(b: &dyn KvBackend
     batch.delete_range("t", KeyRange::from(b"b".to_vec()));
     batch.put("t", b"d".to_vec(), b"after".to_vec());
     b.write(batch).expect("write");
-    assert_eq!(
-        scan(b, "t", KeyRange::all()),
-        vec![(b"d".to_vec(), b"after".to_vec())]
-    );
+    assert_eq!(scan(b, "t", KeyRange::all()), vec![(b"d".to_vec(), b"after".to_vec())]);
 }
 
 pub(super) fn empty_batch_and_flush_succeed(b: &dyn KvBackend) {

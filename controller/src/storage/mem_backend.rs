@@ -39,10 +39,9 @@ impl KvBackend for MemBackend {
         let trees = self.trees.read().map_err(|_| poisoned("scan", tree))?;
         // Copy out under the lock: a fake can afford it, and the iterator then owns its data.
         let pairs: Vec<_> = match trees.get(tree) {
-            Some(t) if !range.is_empty() => t
-                .range(range)
-                .map(|(k, v)| Ok((k.clone(), v.clone())))
-                .collect(),
+            Some(t) if !range.is_empty() => {
+                t.range(range).map(|(k, v)| Ok((k.clone(), v.clone()))).collect()
+            }
             _ => Vec::new(),
         };
         Ok(Box::new(pairs.into_iter()))

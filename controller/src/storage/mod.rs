@@ -34,11 +34,7 @@ pub enum KvError {
     Open { path: String, message: String },
     /// A read, write or flush failed inside the backend.
     #[error("storage {op} failed on tree {tree:?}: {message}")]
-    Backend {
-        op: &'static str,
-        tree: String,
-        message: String,
-    },
+    Backend { op: &'static str, tree: String, message: String },
 }
 
 /// A half-open or open key range over one tree, in byte order.
@@ -51,26 +47,17 @@ pub struct KeyRange {
 impl KeyRange {
     /// Every key of the tree.
     pub fn all() -> Self {
-        Self {
-            start: Bound::Unbounded,
-            end: Bound::Unbounded,
-        }
+        Self { start: Bound::Unbounded, end: Bound::Unbounded }
     }
 
     /// Keys `>= start`.
     pub fn from(start: impl Into<Vec<u8>>) -> Self {
-        Self {
-            start: Bound::Included(start.into()),
-            end: Bound::Unbounded,
-        }
+        Self { start: Bound::Included(start.into()), end: Bound::Unbounded }
     }
 
     /// Keys in `[start, end)`.
     pub fn between(start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) -> Self {
-        Self {
-            start: Bound::Included(start.into()),
-            end: Bound::Excluded(end.into()),
-        }
+        Self { start: Bound::Included(start.into()), end: Bound::Excluded(end.into()) }
     }
 
     /// True if `key` falls inside the range.
@@ -142,25 +129,15 @@ impl WriteBatch {
     }
 
     pub fn put(&mut self, tree: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(WriteOp::Put {
-            tree: tree.to_owned(),
-            key: key.into(),
-            value: value.into(),
-        });
+        self.ops.push(WriteOp::Put { tree: tree.to_owned(), key: key.into(), value: value.into() });
     }
 
     pub fn delete(&mut self, tree: &str, key: impl Into<Vec<u8>>) {
-        self.ops.push(WriteOp::Delete {
-            tree: tree.to_owned(),
-            key: key.into(),
-        });
+        self.ops.push(WriteOp::Delete { tree: tree.to_owned(), key: key.into() });
     }
 
     pub fn delete_range(&mut self, tree: &str, range: KeyRange) {
-        self.ops.push(WriteOp::DeleteRange {
-            tree: tree.to_owned(),
-            range,
-        });
+        self.ops.push(WriteOp::DeleteRange { tree: tree.to_owned(), range });
     }
 
     /// Moves every op of `other` to the end of this batch.

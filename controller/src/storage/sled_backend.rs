@@ -27,28 +27,18 @@ impl std::fmt::Debug for SledBackend {
 }
 
 fn backend_err(op: &'static str, tree: &str, e: impl std::fmt::Display) -> KvError {
-    KvError::Backend {
-        op,
-        tree: tree.to_owned(),
-        message: e.to_string(),
-    }
+    KvError::Backend { op, tree: tree.to_owned(), message: e.to_string() }
 }
 
 impl SledBackend {
     /// Opens (or creates) the database in `dir`. Fails if another process holds it.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, KvError> {
         let dir = dir.as_ref();
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| KvError::Open {
-                path: dir.display().to_string(),
-                message: e.to_string(),
-            })?;
-        Ok(Self {
-            db,
-            trees: RwLock::new(HashMap::new()),
-        })
+        let db = sled::Config::new().path(dir).open().map_err(|e| KvError::Open {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(Self { db, trees: RwLock::new(HashMap::new()) })
     }
 
     fn tree(&self, name: &str) -> Result<sled::Tree, KvError> {
@@ -61,10 +51,7 @@ impl SledBackend {
                 return Ok(t.clone());
             }
         }
-        let tree = self
-            .db
-            .open_tree(name)
-            .map_err(|e| backend_err("open_tree", name, e))?;
+        let tree = self.db.open_tree(name).map_err(|e| backend_err("open_tree", name, e))?;
         let mut trees = self
             .trees
             .write()
@@ -95,9 +82,7 @@ enum ResolvedOp<'a> {
 impl KvBackend for SledBackend {
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         let t = self.tree(tree)?;
-        t.get(key)
-            .map(|v| v.map(|iv| iv.to_vec()))
-            .map_err(|e| backend_err("get", tree, e))
+        t.get(key).map(|v| v.map(|iv| iv.to_vec())).map_err(|e| backend_err("get", tree, e))
     }
 
     fn scan(&self, tree: &str, range: KeyRange) -> Result<KvIter, KvError> {
@@ -107,8 +92,7 @@ impl KvBackend for SledBackend {
         let t = self.tree(tree)?;
         let name = tree.to_owned();
         let iter = t.range(range).map(move |r| {
-            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(|e| backend_err("scan", &name, e))
+            r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| backend_err("scan", &name, e))
         });
         Ok(Box::new(iter))
     }
@@ -140,10 +124,7 @@ impl KvBackend for SledBackend {
                 }
             }
         }
-        let trees = names
-            .iter()
-            .map(|n| self.tree(n))
-            .collect::<Result<Vec<_>, _>>()?;
+        let trees = names.iter().map(|n| self.tree(n)).collect::<Result<Vec<_>, _>>()?;
 
         let result = trees.as_slice().transaction(|views| {
             for (pos, op) in resolved.iter().enumerate() {
@@ -179,9 +160,6 @@ impl KvBackend for SledBackend {
     }
 
     fn flush(&self) -> Result<(), KvError> {
-        self.db
-            .flush()
-            .map(|_| ())
-            .map_err(|e| backend_err("flush", "*", e))
+        self.db.flush().map(|_| ()).map_err(|e| backend_err("flush", "*", e))
     }
 }

@@ -2,14 +2,14 @@
 //! command), all-or-nothing (a rejected command changes nothing), and every changed object's
 //! `version` grows.
 
+use super::RejectKind;
+use super::Rejection;
 use super::command::*;
 use super::query::{Reservation, reserved_ports};
-use super::state::{ClusterRecord, Family, InstanceRecord, State, cluster_of_arn};
-use super::Rejection;
-use super::RejectKind;
+use super::state::{ClusterRecord, InstanceRecord, State, cluster_of_arn};
 use berth_proto::model::{
-    self, status_rank, Container, ContainerInstance, Deployment, Resource, Service, ServiceEvent, Task,
-    TaskStatusReport, Timestamp, RUNNING, STOPPED,
+    self, Container, ContainerInstance, Deployment, RUNNING, Resource, STOPPED, Service,
+    ServiceEvent, Task, TaskStatusReport, Timestamp, status_rank,
 };
 use serde::{Deserialize, Serialize};
 
@@ -29,13 +29,19 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
     match cmd {
         Command::CreateCluster { name, now } => create_cluster(state, name, now),
         Command::DeleteCluster { name } => delete_cluster(state, &name),
-        Command::RegisterTaskDefinition { definition, now } => register_taskdef(state, definition, now),
+        Command::RegisterTaskDefinition { definition, now } => {
+            register_taskdef(state, definition, now)
+        }
         Command::DeregisterTaskDefinition { family, revision, now } => {
             let def = state
                 .families
                 .get_mut(&family)
                 .and_then(|f| f.revisions.get_mut(&revision))
-                .ok_or_else(|| Rejection::client(format!("The specified task definition {family}:{revision} does not exist.")))?;
+                .ok_or_else(|| {
+                    Rejection::client(format!(
+                        "The specified task definition {family}:{revision} does not exist."
+                    ))
+                })?;
             if def.status.as_deref() != Some("INACTIVE") {
                 def.status = Some("INACTIVE".into());
                 def.deregistered_at = Some(now);
@@ -44,10 +50,13 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
         }
         Command::RegisterInstance(r) => register_instance(state, r),
         Command::SetAgentConnected { instance_id, connected, now: _ } => {
-            let rec = state
-                .instances
-                .get_mut(&instance_id)
-                .ok_or_else(|| Rejection::new(RejectKind::NotFound, "ClientException", format!("Container instance {instance_id} not found.")))?;
+            let rec = state.instances.get_mut(&instance_id).ok_or_else(|| {
+                Rejection::new(
+                    RejectKind::NotFound,
+                    "ClientException",
+                    format!("Container instance {instance_id} not found."),
+                )
+            })?;
             if rec.instance.agent_connected != connected {
                 rec.instance.agent_connected = connected;
                 rec.instance.version += 1;
@@ -56,21 +65,34 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
         }
         Command::CreateService(c) => create_service(state, c),
         Command::UpdateService(u) => update_service(state, u),
-        Command::DeleteService { cluster, name, force, now } => delete_service(state, &cluster, &name, force, now),
+        Command::DeleteService { cluster, name, force, now } => {
+            delete_service(state, &cluster, &name, force, now)
+        }
         Command::StartTasks { tasks, now: _ } => start_tasks(state, tasks),
         Command::StopTasks(s) => stop_tasks(state, s),
-        Command::ReportTaskStatus { instance_id, report, now } => report_status(state, &instance_id, report, now),
+        Command::ReportTaskStatus { instance_id, report, now } => {
+            report_status(state, &instance_id, report, now)
+        }
         Command::ServiceProgress(p) => service_progress(state, p),
         Command::PurgeStoppedTasks { stopped_before } => {
             let before = state.tasks.len();
-            state.tasks.retain(|_, t| !(t.is_stopped() && t.stopped_at.is_some_and(|s| s < stopped_before)));
-            Ok(Applied { ids: vec![(before - state.tasks.len()).to_string()], ..Default::default() })
+            state.tasks.retain(|_, t| {
+                !(t.is_stopped() && t.stopped_at.is_some_and(|s| s < stopped_before))
+            });
+            Ok(Applied {
+                ids: vec![(before - state.tasks.len()).to_string()],
+                ..Default::default()
+            })
         }
     }
 }
 
 fn require_cluster(state: &State, cluster: &str) -> Result<(), Rejection> {
-    if state.cluster_is_active(cluster) { Ok(()) } else { Err(Rejection::cluster_not_found(cluster)) }
+    if state.cluster_is_active(cluster) {
+        Ok(())
+    } else {
+        Err(Rejection::cluster_not_found(cluster))
+    }
 }
 
 fn create_cluster(state: &mut State, name: String, now: Timestamp) -> ApplyResult {
@@ -80,7 +102,11 @@ fn create_cluster(state: &mut State, name: String, now: Timestamp) -> ApplyResul
         )));
     }
     // ECS CreateCluster is idempotent for an existing ACTIVE cluster.
-    let rec = state.clusters.entry(name.clone()).or_insert(ClusterRecord { name: name.clone(), status: "ACTIVE".into(), created_at: now });
+    let rec = state.clusters.entry(name.clone()).or_insert(ClusterRecord {
+        name: name.clone(),
+        status: "ACTIVE".into(),
+        created_at: now,
+    });
     if rec.status != "ACTIVE" {
         rec.status = "ACTIVE".into();
         rec.created_at = now;
@@ -90,18 +116,34 @@ fn create_cluster(state: &mut State, name: String, now: Timestamp) -> ApplyResul
 
 fn delete_cluster(state: &mut State, name: &str) -> ApplyResult {
     require_cluster(state, name)?;
-    let has_instances = state.instances.values().any(|r| r.cluster == name && r.instance.status != "INACTIVE");
+    let has_instances =
+        state.instances.values().any(|r| r.cluster == name && r.instance.status != "INACTIVE");
     if has_instances {
-        return Err(Rejection::new(RejectKind::FailedPrecondition, "ClusterContainsContainerInstancesException",
-            format!("The cluster {name} cannot be deleted while container instances are active or draining.")));
+        return Err(Rejection::new(
+            RejectKind::FailedPrecondition,
+            "ClusterContainsContainerInstancesException",
+            format!(
+                "The cluster {name} cannot be deleted while container instances are active or draining."
+            ),
+        ));
     }
-    if state.services.values().any(|s| cluster_of_arn(&s.cluster_arn) == name && s.status != "INACTIVE") {
-        return Err(Rejection::new(RejectKind::FailedPrecondition, "ClusterContainsServicesException",
-            format!("The cluster {name} cannot be deleted while services are active.")));
+    if state
+        .services
+        .values()
+        .any(|s| cluster_of_arn(&s.cluster_arn) == name && s.status != "INACTIVE")
+    {
+        return Err(Rejection::new(
+            RejectKind::FailedPrecondition,
+            "ClusterContainsServicesException",
+            format!("The cluster {name} cannot be deleted while services are active."),
+        ));
     }
     if state.tasks.values().any(|t| cluster_of_arn(&t.cluster_arn) == name && !t.is_stopped()) {
-        return Err(Rejection::new(RejectKind::FailedPrecondition, "ClusterContainsTasksException",
-            format!("The cluster {name} cannot be deleted while tasks are active.")));
+        return Err(Rejection::new(
+            RejectKind::FailedPrecondition,
+            "ClusterContainsTasksException",
+            format!("The cluster {name} cannot be deleted while tasks are active."),
+        ));
     }
     if let Some(c) = state.clusters.get_mut(name) {
         c.status = "INACTIVE".into();
@@ -109,11 +151,18 @@ fn delete_cluster(state: &mut State, name: &str) -> ApplyResult {
     Ok(Applied { ids: vec![name.to_string()], ..Default::default() })
 }
 
-fn register_taskdef(state: &mut State, mut def: model::TaskDefinition, now: Timestamp) -> ApplyResult {
+fn register_taskdef(
+    state: &mut State,
+    mut def: model::TaskDefinition,
+    now: Timestamp,
+) -> ApplyResult {
     if !model::is_valid_name(&def.family) {
-        return Err(Rejection::client(format!("family '{}' is invalid: up to 255 letters, numbers, hyphens, and underscores are allowed.", def.family)));
+        return Err(Rejection::client(format!(
+            "family '{}' is invalid: up to 255 letters, numbers, hyphens, and underscores are allowed.",
+            def.family
+        )));
     }
-    let family = state.families.entry(def.family.clone()).or_insert_with(Family::default);
+    let family = state.families.entry(def.family.clone()).or_default();
     family.last_revision += 1;
     let rev = family.last_revision;
     def.revision = Some(rev);
@@ -135,7 +184,10 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
     let registered = vec![
         Resource::integer("CPU", r.cpu),
         Resource::integer("MEMORY", r.memory),
-        Resource::string_set("PORTS", reserved_ports(&r.reserved_ports).iter().map(|p| p.to_string()).collect()),
+        Resource::string_set(
+            "PORTS",
+            reserved_ports(&r.reserved_ports).iter().map(|p| p.to_string()).collect(),
+        ),
         Resource::string_set("PORTS_UDP", vec![]),
     ];
     match state.instances.get_mut(&r.instance_id) {
@@ -153,7 +205,8 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
         }
         Some(rec) => {
             return Err(Rejection::invalid(format!(
-                "Container instance {} is registered in cluster {}, not {}.", r.instance_id, rec.cluster, r.cluster
+                "Container instance {} is registered in cluster {}, not {}.",
+                r.instance_id, rec.cluster, r.cluster
             )));
         }
         None => {
@@ -170,7 +223,9 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
                 hostname: r.hostname,
                 ..Default::default()
             };
-            state.instances.insert(r.instance_id.clone(), InstanceRecord { cluster: r.cluster, instance: ci });
+            state
+                .instances
+                .insert(r.instance_id.clone(), InstanceRecord { cluster: r.cluster, instance: ci });
         }
     }
     Ok(Applied { ids: vec![r.instance_id], ..Default::default() })
@@ -192,7 +247,9 @@ fn new_deployment(id: &str, taskdef: &str, desired: i64, now: Timestamp) -> Depl
 }
 
 fn active_taskdef<'a>(state: &'a State, arn: &str) -> Result<&'a model::TaskDefinition, Rejection> {
-    let def = state.taskdef_by_arn(arn).ok_or_else(|| Rejection::client(format!("TaskDefinition not found: {arn}.")))?;
+    let def = state
+        .taskdef_by_arn(arn)
+        .ok_or_else(|| Rejection::client(format!("TaskDefinition not found: {arn}.")))?;
     if def.status.as_deref() != Some("ACTIVE") {
         return Err(Rejection::client(format!("TaskDefinition is inactive: {arn}.")));
     }
@@ -202,18 +259,30 @@ fn active_taskdef<'a>(state: &'a State, arn: &str) -> Result<&'a model::TaskDefi
 fn create_service(state: &mut State, c: CreateService) -> ApplyResult {
     require_cluster(state, &c.cluster)?;
     if !model::is_valid_name(&c.name) {
-        return Err(Rejection::invalid(format!("serviceName '{}' is invalid: up to 255 letters, numbers, hyphens, and underscores are allowed.", c.name)));
+        return Err(Rejection::invalid(format!(
+            "serviceName '{}' is invalid: up to 255 letters, numbers, hyphens, and underscores are allowed.",
+            c.name
+        )));
     }
     if c.desired_count < 0 {
-        return Err(Rejection::invalid(format!("desiredCount {} is invalid: it must be 0 or greater.", c.desired_count)));
+        return Err(Rejection::invalid(format!(
+            "desiredCount {} is invalid: it must be 0 or greater.",
+            c.desired_count
+        )));
     }
     active_taskdef(state, &c.task_definition_arn)?;
     let key = State::service_key(&c.cluster, &c.name);
-    if let Some(s) = state.services.get(&key) {
-        if s.status != "INACTIVE" {
-            return Err(Rejection::new(RejectKind::AlreadyExists, "InvalidParameterException",
-                format!("Creation of service was not idempotent: service {} already exists in cluster {} ({}).", c.name, c.cluster, s.status)));
-        }
+    if let Some(s) = state.services.get(&key)
+        && s.status != "INACTIVE"
+    {
+        return Err(Rejection::new(
+            RejectKind::AlreadyExists,
+            "InvalidParameterException",
+            format!(
+                "Creation of service was not idempotent: service {} already exists in cluster {} ({}).",
+                c.name, c.cluster, s.status
+            ),
+        ));
     }
     let svc = Service {
         service_arn: state.scope.service(&c.cluster, &c.name),
@@ -224,7 +293,12 @@ fn create_service(state: &mut State, c: CreateService) -> ApplyResult {
         status: "ACTIVE".into(),
         launch_type: "EC2".into(),
         scheduling_strategy: "REPLICA".into(),
-        deployments: vec![new_deployment(&c.deployment_id, &c.task_definition_arn, c.desired_count, c.now)],
+        deployments: vec![new_deployment(
+            &c.deployment_id,
+            &c.task_definition_arn,
+            c.desired_count,
+            c.now,
+        )],
         created_at: c.now,
         version: 1,
         ..Default::default()
@@ -233,11 +307,22 @@ fn create_service(state: &mut State, c: CreateService) -> ApplyResult {
     Ok(Applied { ids: vec![key], ..Default::default() })
 }
 
-fn active_service<'a>(state: &'a mut State, cluster: &str, name: &str) -> Result<&'a mut Service, Rejection> {
+fn active_service<'a>(
+    state: &'a mut State,
+    cluster: &str,
+    name: &str,
+) -> Result<&'a mut Service, Rejection> {
     require_cluster(state, cluster)?;
-    let svc = state.services.get_mut(&State::service_key(cluster, name)).ok_or_else(|| Rejection::service_not_found(name))?;
+    let svc = state
+        .services
+        .get_mut(&State::service_key(cluster, name))
+        .ok_or_else(|| Rejection::service_not_found(name))?;
     if svc.status != "ACTIVE" {
-        return Err(Rejection::new(RejectKind::FailedPrecondition, "ServiceNotActiveException", format!("Service was not ACTIVE: {name} is {}.", svc.status)));
+        return Err(Rejection::new(
+            RejectKind::FailedPrecondition,
+            "ServiceNotActiveException",
+            format!("Service was not ACTIVE: {name} is {}.", svc.status),
+        ));
     }
     Ok(svc)
 }
@@ -246,10 +331,12 @@ fn update_service(state: &mut State, u: UpdateService) -> ApplyResult {
     if let Some(arn) = &u.task_definition_arn {
         active_taskdef(state, arn)?;
     }
-    if let Some(d) = u.desired_count {
-        if d < 0 {
-            return Err(Rejection::invalid(format!("desiredCount {d} is invalid: it must be 0 or greater.")));
-        }
+    if let Some(d) = u.desired_count
+        && d < 0
+    {
+        return Err(Rejection::invalid(format!(
+            "desiredCount {d} is invalid: it must be 0 or greater."
+        )));
     }
     let svc = active_service(state, &u.cluster, &u.name)?;
     if let Some(d) = u.desired_count {
@@ -259,27 +346,39 @@ fn update_service(state: &mut State, u: UpdateService) -> ApplyResult {
             p.updated_at = u.now;
         }
     }
-    if let Some(arn) = u.task_definition_arn {
-        if arn != svc.task_definition {
-            for d in &mut svc.deployments {
-                if d.status == "PRIMARY" {
-                    d.status = "ACTIVE".into();
-                    d.updated_at = u.now;
-                }
+    if let Some(arn) = u.task_definition_arn
+        && arn != svc.task_definition
+    {
+        for d in &mut svc.deployments {
+            if d.status == "PRIMARY" {
+                d.status = "ACTIVE".into();
+                d.updated_at = u.now;
             }
-            svc.deployments.insert(0, new_deployment(&u.deployment_id, &arn, svc.desired_count, u.now));
-            svc.task_definition = arn;
         }
+        svc.deployments.insert(0, new_deployment(&u.deployment_id, &arn, svc.desired_count, u.now));
+        svc.task_definition = arn;
     }
     svc.version += 1;
     Ok(Applied { ids: vec![State::service_key(&u.cluster, &u.name)], ..Default::default() })
 }
 
-fn delete_service(state: &mut State, cluster: &str, name: &str, force: bool, now: Timestamp) -> ApplyResult {
+fn delete_service(
+    state: &mut State,
+    cluster: &str,
+    name: &str,
+    force: bool,
+    now: Timestamp,
+) -> ApplyResult {
     let svc = active_service(state, cluster, name)?;
     if svc.desired_count > 0 && !force {
-        return Err(Rejection::new(RejectKind::FailedPrecondition, "InvalidParameterException",
-            format!("The service {name} cannot be deleted while desiredCount is {}: scale it to 0 first, or use --force.", svc.desired_count)));
+        return Err(Rejection::new(
+            RejectKind::FailedPrecondition,
+            "InvalidParameterException",
+            format!(
+                "The service {name} cannot be deleted while desiredCount is {}: scale it to 0 first, or use --force.",
+                svc.desired_count
+            ),
+        ));
     }
     svc.desired_count = 0;
     svc.status = "DRAINING".into();
@@ -316,11 +415,17 @@ fn start_tasks(state: &mut State, tasks: Vec<Task>) -> ApplyResult {
 
 fn stop_tasks(state: &mut State, s: StopTasks) -> ApplyResult {
     if let Some(missing) = s.task_ids.iter().find(|id| !state.tasks.contains_key(*id)) {
-        return Err(Rejection::new(RejectKind::NotFound, "InvalidParameterException", format!("The referenced task was not found: {missing}.")));
+        return Err(Rejection::new(
+            RejectKind::NotFound,
+            "InvalidParameterException",
+            format!("The referenced task was not found: {missing}."),
+        ));
     }
     let mut out = Applied::default();
     for id in &s.task_ids {
-        let Some(task) = state.tasks.get_mut(id) else { continue };
+        let Some(task) = state.tasks.get_mut(id) else {
+            continue;
+        };
         if task.desired_status == STOPPED {
             continue; // already stopping: the first reason stays
         }
@@ -341,12 +446,20 @@ fn stop_tasks(state: &mut State, s: StopTasks) -> ApplyResult {
 
 /// Fold an agent's report into the task. Statuses only move forward; a stale or repeated report
 /// changes nothing (and bumps no version).
-fn report_status(state: &mut State, instance_id: &str, report: TaskStatusReport, now: Timestamp) -> ApplyResult {
+fn report_status(
+    state: &mut State,
+    instance_id: &str,
+    report: TaskStatusReport,
+    now: Timestamp,
+) -> ApplyResult {
     let Some(task) = state.tasks.get_mut(&report.task_id) else {
         return Ok(Applied::default());
     };
     if task.instance_id() != Some(instance_id) {
-        return Err(Rejection::invalid(format!("Task {} is not assigned to container instance {instance_id}.", report.task_id)));
+        return Err(Rejection::invalid(format!(
+            "Task {} is not assigned to container instance {instance_id}.",
+            report.task_id
+        )));
     }
     let before = task.clone();
     if status_rank(&report.last_status) >= status_rank(&task.last_status) {

@@ -10,25 +10,56 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "camelCase")]
+#[allow(clippy::large_enum_variant)] // commands are encoded immediately; size does not matter
 pub enum Command {
-    CreateCluster { name: String, now: Timestamp },
-    DeleteCluster { name: String },
-    RegisterTaskDefinition { definition: TaskDefinition, now: Timestamp },
-    DeregisterTaskDefinition { family: String, revision: u32, now: Timestamp },
+    CreateCluster {
+        name: String,
+        now: Timestamp,
+    },
+    DeleteCluster {
+        name: String,
+    },
+    RegisterTaskDefinition {
+        definition: TaskDefinition,
+        now: Timestamp,
+    },
+    DeregisterTaskDefinition {
+        family: String,
+        revision: u32,
+        now: Timestamp,
+    },
     RegisterInstance(RegisterInstance),
-    SetAgentConnected { instance_id: String, connected: bool, now: Timestamp },
+    SetAgentConnected {
+        instance_id: String,
+        connected: bool,
+        now: Timestamp,
+    },
     CreateService(CreateService),
     UpdateService(UpdateService),
-    DeleteService { cluster: String, name: String, force: bool, now: Timestamp },
+    DeleteService {
+        cluster: String,
+        name: String,
+        force: bool,
+        now: Timestamp,
+    },
     /// Place new tasks (already fully formed by the proposer, including their instance). Apply
     /// re-checks each instance's remaining resources and rejects a task that no longer fits.
-    StartTasks { tasks: Vec<Task>, now: Timestamp },
+    StartTasks {
+        tasks: Vec<Task>,
+        now: Timestamp,
+    },
     StopTasks(StopTasks),
-    ReportTaskStatus { instance_id: String, report: TaskStatusReport, now: Timestamp },
+    ReportTaskStatus {
+        instance_id: String,
+        report: TaskStatusReport,
+        now: Timestamp,
+    },
     /// Service events (scheduler messages) and deployment rollout changes.
     ServiceProgress(ServiceProgress),
     /// Forget STOPPED tasks that stopped before `stopped_before` (ECS keeps them ≥ 1 hour).
-    PurgeStoppedTasks { stopped_before: Timestamp },
+    PurgeStoppedTasks {
+        stopped_before: Timestamp,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

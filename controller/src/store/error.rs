@@ -37,9 +37,17 @@ impl Rejection {
         Self::new(RejectKind::InvalidParameter, "ClientException", message)
     }
     pub fn cluster_not_found(name: &str) -> Self {
-        Self::new(RejectKind::ClusterNotFound, "ClusterNotFoundException", format!("Cluster not found: {name}."))
+        Self::new(
+            RejectKind::ClusterNotFound,
+            "ClusterNotFoundException",
+            format!("Cluster not found: {name}."),
+        )
     }
     pub fn service_not_found(name: &str) -> Self {
-        Self::new(RejectKind::ServiceNotFound, "ServiceNotFoundException", format!("Service not found: {name}."))
+        Self::new(
+            RejectKind::ServiceNotFound,
+            "ServiceNotFoundException",
+            format!("Service not found: {name}."),
+        )
     }
 }

@@ -54,7 +54,11 @@ impl Store {
 /// Decode a proposer's response bytes.
 pub fn decode_result(bytes: &[u8]) -> ApplyResult {
     serde_json::from_slice(bytes).unwrap_or_else(|e| {
-        Err(Rejection::new(RejectKind::FailedPrecondition, "ServerException", format!("undecodable apply result: {e}")))
+        Err(Rejection::new(
+            RejectKind::FailedPrecondition,
+            "ServerException",
+            format!("undecodable apply result: {e}"),
+        ))
     })
 }
 
@@ -71,7 +75,11 @@ impl crate::raft::StateMachine for Store {
             }
             Err(e) => {
                 self.shared.write().applied_index = index;
-                Err(Rejection::new(RejectKind::InvalidParameter, "ServerException", format!("undecodable command at index {index}: {e}")))
+                Err(Rejection::new(
+                    RejectKind::InvalidParameter,
+                    "ServerException",
+                    format!("undecodable command at index {index}: {e}"),
+                ))
             }
         };
         serde_json::to_vec(&result).unwrap_or_default()
@@ -84,7 +92,9 @@ impl crate::raft::StateMachine for Store {
     fn restore(&mut self, data: &[u8]) {
         match serde_json::from_slice::<State>(data) {
             Ok(s) => *self.shared.write() = s,
-            Err(e) => tracing::error!(error = %e, "snapshot data does not decode; keeping the current state"),
+            Err(e) => {
+                tracing::error!(error = %e, "snapshot data does not decode; keeping the current state")
+            }
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Read-side views of the state: the ECS objects as the API returns them, with derived fields
 //! (counts, remaining resources) computed from the tasks. Pure functions of `&State`.
 
-use super::state::{State, cluster_of_arn};
 use super::Rejection;
+use super::state::{State, cluster_of_arn};
 use berth_proto::model::{
-    Cluster, ContainerInstance, Resource, Service, Task, TaskDefinition, ALWAYS_RESERVED_PORTS,
-    PENDING, RUNNING,
+    ALWAYS_RESERVED_PORTS, Cluster, ContainerInstance, PENDING, RUNNING, Resource, Service, Task,
+    TaskDefinition,
 };
 use std::collections::BTreeSet;
 
@@ -19,7 +19,11 @@ pub struct Reservation {
 
 impl Reservation {
     pub fn of(def: &TaskDefinition) -> Reservation {
-        Reservation { cpu: def.reserved_cpu(), memory: def.reserved_memory(), ports: def.static_host_ports() }
+        Reservation {
+            cpu: def.reserved_cpu(),
+            memory: def.reserved_memory(),
+            ports: def.static_host_ports(),
+        }
     }
 }
 
@@ -37,8 +41,13 @@ impl State {
     }
 
     /// Tasks placed on an instance that still hold resources.
-    pub fn tasks_on_instance<'a>(&'a self, instance_id: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
-        self.tasks.values().filter(move |t| t.instance_id() == Some(instance_id) && t.holds_resources())
+    pub fn tasks_on_instance<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> impl Iterator<Item = &'a Task> + 'a {
+        self.tasks
+            .values()
+            .filter(move |t| t.instance_id() == Some(instance_id) && t.holds_resources())
     }
 
     pub fn remaining(&self, instance: &ContainerInstance) -> Remaining {
@@ -81,14 +90,20 @@ impl State {
         Some(ci)
     }
 
-    pub fn instances_in<'a>(&'a self, cluster: &'a str) -> impl Iterator<Item = &'a ContainerInstance> + 'a {
+    pub fn instances_in<'a>(
+        &'a self,
+        cluster: &'a str,
+    ) -> impl Iterator<Item = &'a ContainerInstance> + 'a {
         self.instances.values().filter(move |r| r.cluster == cluster).map(|r| &r.instance)
     }
 
     pub fn cluster_view(&self, name: &str) -> Option<Cluster> {
         let rec = self.clusters.get(name)?;
-        let tasks: Vec<&Task> =
-            self.tasks.values().filter(|t| cluster_of_arn(&t.cluster_arn) == name && !t.is_stopped()).collect();
+        let tasks: Vec<&Task> = self
+            .tasks
+            .values()
+            .filter(|t| cluster_of_arn(&t.cluster_arn) == name && !t.is_stopped())
+            .collect();
         Some(Cluster {
             cluster_arn: self.scope.cluster(name),
             cluster_name: rec.name.clone(),
@@ -108,9 +123,15 @@ impl State {
     }
 
     /// Non-stopped tasks of a service (`group` = `service:NAME`) in a cluster.
-    pub fn service_tasks<'a>(&'a self, cluster: &'a str, name: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
+    pub fn service_tasks<'a>(
+        &'a self,
+        cluster: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Task> + 'a {
         self.tasks.values().filter(move |t| {
-            t.service_name() == Some(name) && cluster_of_arn(&t.cluster_arn) == cluster && !t.is_stopped()
+            t.service_name() == Some(name)
+                && cluster_of_arn(&t.cluster_arn) == cluster
+                && !t.is_stopped()
         })
     }
 
@@ -120,12 +141,15 @@ impl State {
         let tasks: Vec<&Task> = self.service_tasks(cluster, name).collect();
         let counts = |pred: &dyn Fn(&Task) -> bool| tasks.iter().filter(|t| pred(t)).count() as i64;
         svc.running_count = counts(&|t| t.last_status == RUNNING);
-        svc.pending_count = counts(&|t| t.last_status == PENDING || t.last_status == "PROVISIONING");
+        svc.pending_count =
+            counts(&|t| t.last_status == PENDING || t.last_status == "PROVISIONING");
         for d in &mut svc.deployments {
             let id = d.id.clone();
-            d.running_count = counts(&|t| t.last_status == RUNNING && t.started_by.as_deref() == Some(&id));
+            d.running_count =
+                counts(&|t| t.last_status == RUNNING && t.started_by.as_deref() == Some(&id));
             d.pending_count = counts(&|t| {
-                (t.last_status == PENDING || t.last_status == "PROVISIONING") && t.started_by.as_deref() == Some(&id)
+                (t.last_status == PENDING || t.last_status == "PROVISIONING")
+                    && t.started_by.as_deref() == Some(&id)
             });
         }
         let n = svc.events.len();
@@ -138,7 +162,11 @@ impl State {
 
     /// Resolve `family`, `family:revision` or an ARN. `family` alone → latest ACTIVE revision.
     pub fn resolve_taskdef(&self, reference: &str) -> Result<&TaskDefinition, Rejection> {
-        let not_found = || Rejection::client(format!("Unable to describe task definition: {reference} does not exist."));
+        let not_found = || {
+            Rejection::client(format!(
+                "Unable to describe task definition: {reference} does not exist."
+            ))
+        };
         let tail = if reference.starts_with("arn:") {
             reference.rsplit('/').next().unwrap_or(reference)
         } else {
@@ -154,7 +182,9 @@ impl State {
             None => self
                 .families
                 .get(tail)
-                .and_then(|f| f.revisions.values().rev().find(|d| d.status.as_deref() == Some("ACTIVE")))
+                .and_then(|f| {
+                    f.revisions.values().rev().find(|d| d.status.as_deref() == Some("ACTIVE"))
+                })
                 .ok_or_else(not_found),
         }
     }

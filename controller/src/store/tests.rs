@@ -1,8 +1,8 @@
 //! State machine tests: determinism, all-or-nothing rejections, forward-only task status.
 
+use super::State;
 use super::apply::apply;
 use super::command::*;
-use super::State;
 use berth_proto::model::*;
 
 fn def(family: &str, cpu: i64, mem: i64, host_port: Option<i64>) -> TaskDefinition {
@@ -13,7 +13,11 @@ fn def(family: &str, cpu: i64, mem: i64, host_port: Option<i64>) -> TaskDefiniti
             image: "berth/httpd:1".into(),
             cpu: Some(cpu),
             memory: Some(mem),
-            port_mappings: Some(vec![PortMapping { container_port: Some(8080), host_port, ..Default::default() }]),
+            port_mappings: Some(vec![PortMapping {
+                container_port: Some(8080),
+                host_port,
+                ..Default::default()
+            }]),
             ..Default::default()
         }],
         ..Default::default()
@@ -24,7 +28,10 @@ fn instance(id: &str, cpu: i64, mem: i64) -> Command {
     Command::RegisterInstance(RegisterInstance {
         cluster: "default".into(),
         instance_id: id.into(),
-        attributes: vec![Attribute { name: "ecs.availability-zone".into(), value: Some("a".into()) }],
+        attributes: vec![Attribute {
+            name: "ecs.availability-zone".into(),
+            value: Some("a".into()),
+        }],
         cpu,
         memory: mem,
         reserved_ports: vec![],
@@ -48,7 +55,14 @@ fn task(st: &State, id: &str, instance: &str, arn: &str) -> Task {
 
 fn setup() -> (State, String) {
     let mut st = State::default();
-    apply(&mut st, Command::RegisterTaskDefinition { definition: def("web", 512, 256, Some(8080)), now: Timestamp(2) }).unwrap();
+    apply(
+        &mut st,
+        Command::RegisterTaskDefinition {
+            definition: def("web", 512, 256, Some(8080)),
+            now: Timestamp(2),
+        },
+    )
+    .unwrap();
     apply(&mut st, instance("i1", 1024, 1024)).unwrap();
     let arn = st.resolve_taskdef("web").unwrap().task_definition_arn.clone().unwrap();
     (st, arn)
@@ -57,9 +71,21 @@ fn setup() -> (State, String) {
 #[test]
 fn revisions_increase_and_are_never_reused() {
     let (mut st, _) = setup();
-    apply(&mut st, Command::RegisterTaskDefinition { definition: def("web", 1, 1, None), now: Timestamp(3) }).unwrap();
-    apply(&mut st, Command::DeregisterTaskDefinition { family: "web".into(), revision: 2, now: Timestamp(4) }).unwrap();
-    apply(&mut st, Command::RegisterTaskDefinition { definition: def("web", 1, 1, None), now: Timestamp(5) }).unwrap();
+    apply(
+        &mut st,
+        Command::RegisterTaskDefinition { definition: def("web", 1, 1, None), now: Timestamp(3) },
+    )
+    .unwrap();
+    apply(
+        &mut st,
+        Command::DeregisterTaskDefinition { family: "web".into(), revision: 2, now: Timestamp(4) },
+    )
+    .unwrap();
+    apply(
+        &mut st,
+        Command::RegisterTaskDefinition { definition: def("web", 1, 1, None), now: Timestamp(5) },
+    )
+    .unwrap();
     let revs: Vec<u32> = st.families["web"].revisions.keys().copied().collect();
     assert_eq!(revs, vec![1, 2, 3]);
     assert_eq!(st.resolve_taskdef("web").unwrap().revision, Some(3));
@@ -88,7 +114,12 @@ fn rejected_stop_changes_nothing() {
     let before = st.clone();
     let err = apply(
         &mut st,
-        Command::StopTasks(StopTasks { task_ids: vec!["a".repeat(32), "missing".into()], stop_code: "UserInitiated".into(), reason: "x".into(), now: Timestamp(7) }),
+        Command::StopTasks(StopTasks {
+            task_ids: vec!["a".repeat(32), "missing".into()],
+            stop_code: "UserInitiated".into(),
+            reason: "x".into(),
+            now: Timestamp(7),
+        }),
     )
     .unwrap_err();
     assert!(err.message.contains("missing"), "{}", err.message);
@@ -104,12 +135,23 @@ fn task_status_only_moves_forward_and_stale_reports_change_nothing() {
     let report = |status: &str, exit: Option<i64>| TaskStatusReport {
         task_id: id.clone(),
         last_status: status.into(),
-        containers: vec![ContainerReport { name: "web".into(), last_status: status.into(), exit_code: exit, ..Default::default() }],
+        containers: vec![ContainerReport {
+            name: "web".into(),
+            last_status: status.into(),
+            exit_code: exit,
+            ..Default::default()
+        }],
         stop_code: exit.map(|_| "EssentialContainerExited".into()),
         stopped_reason: exit.map(|_| "Essential container in task exited".into()),
         ..Default::default()
     };
-    let rep = |st: &mut State, r, now| apply(st, Command::ReportTaskStatus { instance_id: "i1".into(), report: r, now: Timestamp(now) }).unwrap();
+    let rep = |st: &mut State, r, now| {
+        apply(
+            st,
+            Command::ReportTaskStatus { instance_id: "i1".into(), report: r, now: Timestamp(now) },
+        )
+        .unwrap()
+    };
     rep(&mut st, report("RUNNING", None), 10);
     let v = st.tasks[&id].version;
     rep(&mut st, report("RUNNING", None), 11); // repeated: no change, no version bump
@@ -132,8 +174,18 @@ fn report_from_another_instance_is_refused() {
     let id = "d".repeat(32);
     let t = task(&st, &id, "i1", &arn);
     apply(&mut st, Command::StartTasks { tasks: vec![t], now: Timestamp(6) }).unwrap();
-    let r = TaskStatusReport { task_id: id.clone(), last_status: "STOPPED".into(), ..Default::default() };
-    assert!(apply(&mut st, Command::ReportTaskStatus { instance_id: "i2".into(), report: r, now: Timestamp(7) }).is_err());
+    let r = TaskStatusReport {
+        task_id: id.clone(),
+        last_status: "STOPPED".into(),
+        ..Default::default()
+    };
+    assert!(
+        apply(
+            &mut st,
+            Command::ReportTaskStatus { instance_id: "i2".into(), report: r, now: Timestamp(7) }
+        )
+        .is_err()
+    );
     assert_eq!(st.tasks[&id].last_status, "PENDING");
 }
 
@@ -147,19 +199,39 @@ fn applying_the_same_log_gives_the_same_state() {
 #[test]
 fn service_names_are_unique_while_active_and_delete_needs_zero_or_force() {
     let (mut st, arn) = setup();
-    let create = |name: &str| Command::CreateService(CreateService {
-        cluster: "default".into(),
-        name: name.into(),
-        task_definition_arn: arn.clone(),
-        desired_count: 2,
-        deployment_id: "ecs-svc/1".into(),
-        now: Timestamp(3),
-    });
+    let create = |name: &str| {
+        Command::CreateService(CreateService {
+            cluster: "default".into(),
+            name: name.into(),
+            task_definition_arn: arn.clone(),
+            desired_count: 2,
+            deployment_id: "ecs-svc/1".into(),
+            now: Timestamp(3),
+        })
+    };
     apply(&mut st, create("web")).unwrap();
     let dup = apply(&mut st, create("web")).unwrap_err();
     assert!(dup.message.contains("already exists"), "{}", dup.message);
-    let no_force = apply(&mut st, Command::DeleteService { cluster: "default".into(), name: "web".into(), force: false, now: Timestamp(4) }).unwrap_err();
+    let no_force = apply(
+        &mut st,
+        Command::DeleteService {
+            cluster: "default".into(),
+            name: "web".into(),
+            force: false,
+            now: Timestamp(4),
+        },
+    )
+    .unwrap_err();
     assert!(no_force.message.contains("desiredCount"), "{}", no_force.message);
-    apply(&mut st, Command::DeleteService { cluster: "default".into(), name: "web".into(), force: true, now: Timestamp(4) }).unwrap();
+    apply(
+        &mut st,
+        Command::DeleteService {
+            cluster: "default".into(),
+            name: "web".into(),
+            force: true,
+            now: Timestamp(4),
+        },
+    )
+    .unwrap();
     assert_eq!(st.services["default/web"].status, "DRAINING");
 }

@@ -46,7 +46,9 @@ pub fn arn_tail(s: &str) -> &str {
 
 /// True for a valid ECS name: 1..=255 of `[A-Za-z0-9_-]`.
 pub fn is_valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Formats 16 random bytes (chosen by the proposer) as a 32-hex-character id.

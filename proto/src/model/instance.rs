@@ -88,10 +88,20 @@ pub struct Resource {
 
 impl Resource {
     pub fn integer(name: &str, v: i64) -> Resource {
-        Resource { name: name.into(), kind: "INTEGER".into(), integer_value: Some(v), string_set_value: None }
+        Resource {
+            name: name.into(),
+            kind: "INTEGER".into(),
+            integer_value: Some(v),
+            string_set_value: None,
+        }
     }
     pub fn string_set(name: &str, v: Vec<String>) -> Resource {
-        Resource { name: name.into(), kind: "STRINGSET".into(), integer_value: None, string_set_value: Some(v) }
+        Resource {
+            name: name.into(),
+            kind: "STRINGSET".into(),
+            integer_value: None,
+            string_set_value: Some(v),
+        }
     }
 }
 

@@ -54,7 +54,11 @@ pub struct DeploymentConfiguration {
 
 impl Default for DeploymentConfiguration {
     fn default() -> Self {
-        DeploymentConfiguration { maximum_percent: 200, minimum_healthy_percent: 100, deployment_circuit_breaker: None }
+        DeploymentConfiguration {
+            maximum_percent: 200,
+            minimum_healthy_percent: 100,
+            deployment_circuit_breaker: None,
+        }
     }
 }
 

@@ -136,7 +136,9 @@ fn apply_family_override(
     family_override: Option<&str>,
     warnings: &mut Vec<String>,
 ) {
-    let Some(family) = family_override else { return };
+    let Some(family) = family_override else {
+        return;
+    };
     match object.get("family") {
         Some(Value::String(f)) if f == family => {}
         Some(old) => {

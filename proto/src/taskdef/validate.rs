@@ -69,7 +69,9 @@ fn without_placeholders(name: &str) -> (String, bool) {
     let mut rest = name;
     let mut found = false;
     while let Some(start) = rest.find("${") {
-        let Some(len) = rest[start..].find('}') else { break };
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
         out.push_str(&rest[..start]);
         out.push('x');
         rest = &rest[start + len + 1..];

@@ -33,10 +33,7 @@ impl RankStrategy for BinpackField {
         _: &mut SeededRng,
     ) -> Vec<i64> {
         let need = self.amount(task.cpu, task.memory);
-        candidates
-            .iter()
-            .map(|&i| self.remaining(cluster.get(i)).saturating_sub(need))
-            .collect()
+        candidates.iter().map(|&i| self.remaining(cluster.get(i)).saturating_sub(need)).collect()
     }
 
     fn score_victims(
@@ -73,35 +70,17 @@ mod tests {
     #[test]
     fn binpack_scores_remaining_after_placement() {
         let c = ClusterState::new([inst("a", 1000, 10), inst("b", 300, 5000)]);
-        let task = TaskRequest {
-            cpu: 200,
-            memory: 5,
-            ..Default::default()
-        };
+        let task = TaskRequest { cpu: 200, memory: 5, ..Default::default() };
         let mut rng = SeededRng::new(0);
-        assert_eq!(
-            BinpackField::Cpu.score_placement(&c, &task, &[0, 1], &mut rng),
-            [800, 100]
-        );
-        assert_eq!(
-            BinpackField::Memory.score_placement(&c, &task, &[0, 1], &mut rng),
-            [5, 4995]
-        );
+        assert_eq!(BinpackField::Cpu.score_placement(&c, &task, &[0, 1], &mut rng), [800, 100]);
+        assert_eq!(BinpackField::Memory.score_placement(&c, &task, &[0, 1], &mut rng), [5, 4995]);
     }
 
     #[test]
     fn binpack_victims_prefer_instance_left_most_free() {
         let c = ClusterState::new([inst("a", 1000, 0), inst("b", 300, 0)]);
-        let v = |instance| Victim {
-            instance,
-            group: "g",
-            cpu: 100,
-            memory: 0,
-        };
+        let v = |instance| Victim { instance, group: "g", cpu: 100, memory: 0 };
         let mut rng = SeededRng::new(0);
-        assert_eq!(
-            BinpackField::Cpu.score_victims(&c, &[v(0), v(1)], &mut rng),
-            [-1100, -400]
-        );
+        assert_eq!(BinpackField::Cpu.score_victims(&c, &[v(0), v(1)], &mut rng), [-1100, -400]);
     }
 }

@@ -60,9 +60,7 @@ pub enum BinpackField {
 /// for standalone RunTask too (see the decisions list in ECS-NOTES).
 pub fn default_strategies() -> Vec<Strategy> {
     vec![
-        Strategy::Spread(SpreadField::Attribute(
-            AVAILABILITY_ZONE_ATTRIBUTE.to_owned(),
-        )),
+        Strategy::Spread(SpreadField::Attribute(AVAILABILITY_ZONE_ATTRIBUTE.to_owned())),
         Strategy::Spread(SpreadField::InstanceId),
     ]
 }
@@ -86,9 +84,7 @@ impl Strategy {
     /// `binpack(cpu)`, `binpack(memory)` or `random`. Type names and keyword fields are
     /// case-insensitive; attribute names are kept as written. Surrounding spaces are ignored.
     pub fn parse(text: &str) -> Result<Self, SchedulerError> {
-        let malformed = || SchedulerError::MalformedStrategy {
-            input: text.to_owned(),
-        };
+        let malformed = || SchedulerError::MalformedStrategy { input: text.to_owned() };
         let trimmed = text.trim();
         match trimmed.split_once('(') {
             None => {
@@ -129,9 +125,7 @@ impl Strategy {
                 if !prefix.eq_ignore_ascii_case("attribute") || name.trim().is_empty() {
                     return Err(invalid());
                 }
-                Ok(Strategy::Spread(SpreadField::Attribute(
-                    name.trim().to_owned(),
-                )))
+                Ok(Strategy::Spread(SpreadField::Attribute(name.trim().to_owned())))
             }
             "binpack" => {
                 let field = field.ok_or(SchedulerError::MissingStrategyField {
@@ -156,12 +150,8 @@ impl Strategy {
                     expected: "no field",
                 }),
             },
-            "" => Err(SchedulerError::MalformedStrategy {
-                input: kind.to_owned(),
-            }),
-            _ => Err(SchedulerError::UnknownStrategyType {
-                kind: kind.to_owned(),
-            }),
+            "" => Err(SchedulerError::MalformedStrategy { input: kind.to_owned() }),
+            _ => Err(SchedulerError::UnknownStrategyType { kind: kind.to_owned() }),
         }
     }
 
@@ -296,10 +286,7 @@ mod tests {
             Strategy::parse("spread(attribute:Stack)").unwrap(),
             Strategy::Spread(SpreadField::Attribute("Stack".into()))
         );
-        assert_eq!(
-            Strategy::from_parts("random", Some("")).unwrap(),
-            Strategy::Random
-        );
+        assert_eq!(Strategy::from_parts("random", Some("")).unwrap(), Strategy::Random);
     }
 
     #[test]
@@ -340,30 +327,15 @@ mod tests {
             Strategy::parse("random)"),
             Err(SchedulerError::MalformedStrategy { .. })
         ));
-        assert!(matches!(
-            Strategy::parse(""),
-            Err(SchedulerError::MalformedStrategy { .. })
-        ));
+        assert!(matches!(Strategy::parse(""), Err(SchedulerError::MalformedStrategy { .. })));
         let msg = Strategy::parse("binpack(gpu)").unwrap_err().to_string();
-        assert!(
-            msg.contains("gpu") && msg.contains("cpu or memory"),
-            "{msg}"
-        );
+        assert!(msg.contains("gpu") && msg.contains("cpu or memory"), "{msg}");
     }
 
     #[test]
     fn default_strategies_spread_by_zone_then_instance() {
-        let text: Vec<String> = default_strategies()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(
-            text,
-            [
-                "spread(attribute:ecs.availability-zone)",
-                "spread(instanceId)"
-            ]
-        );
+        let text: Vec<String> = default_strategies().iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["spread(attribute:ecs.availability-zone)", "spread(instanceId)"]);
     }
 
     #[test]

@@ -35,10 +35,7 @@ impl RankStrategy for SpreadField {
         _: &mut SeededRng,
     ) -> Vec<i64> {
         let loads = self.loads(cluster, &task.group, candidates);
-        loads
-            .into_iter()
-            .map(|load| load.unwrap_or(i64::MAX))
-            .collect()
+        loads.into_iter().map(|load| load.unwrap_or(i64::MAX)).collect()
     }
 
     fn score_victims(
@@ -82,10 +79,7 @@ mod tests {
             inst("b", Some("1b"), 0),
             inst("c", None, 1),
         ]);
-        let task = TaskRequest {
-            group: "service:web".into(),
-            ..Default::default()
-        };
+        let task = TaskRequest { group: "service:web".into(), ..Default::default() };
         let mut rng = SeededRng::new(0);
         let by_host = SpreadField::InstanceId.score_placement(&c, &task, &[0, 1, 2], &mut rng);
         assert_eq!(by_host, [2, 0, 1]);
@@ -101,12 +95,7 @@ mod tests {
             inst("b", Some("1b"), 1),
             inst("c", None, 1),
         ]);
-        let v = |instance| Victim {
-            instance,
-            group: "service:web",
-            cpu: 0,
-            memory: 0,
-        };
+        let v = |instance| Victim { instance, group: "service:web", cpu: 0, memory: 0 };
         let mut rng = SeededRng::new(0);
         let scores =
             SpreadField::Attribute("az".into()).score_victims(&c, &[v(0), v(1), v(2)], &mut rng);

@@ -11,7 +11,7 @@
 //!
 //! Later issues add suites (and anchors such as etcd and Docker Swarm, run side by side).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use berth_agent::{Agent, AgentConfig, PullBehavior};
 use berth_controller::{Controller, ControllerConfig, RunningController};
 use berth_proto::v1::{self, berth_client::BerthClient};
@@ -28,7 +28,11 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<
 }
 
 async fn controller(dir: &std::path::Path) -> Result<RunningController> {
-    let config = ControllerConfig { data_dir: dir.to_path_buf(), listen: "127.0.0.1:0".parse()?, ..Default::default() };
+    let config = ControllerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse()?,
+        ..Default::default()
+    };
     let c = Controller::start(config).await?;
     c.wait_leader(Duration::from_secs(10)).await?;
     Ok(c)
@@ -62,7 +66,11 @@ async fn api_write(args: &[String]) -> Result<()> {
             let mut lat = vec![];
             while Instant::now() < deadline {
                 let t = Instant::now();
-                api.register_task_definition(v1::RegisterTaskDefinitionRequest { document: WEB.into(), ..Default::default() }).await?;
+                api.register_task_definition(v1::RegisterTaskDefinitionRequest {
+                    document: WEB.into(),
+                    ..Default::default()
+                })
+                .await?;
                 lat.push(t.elapsed());
             }
             anyhow::Ok(lat)
@@ -87,9 +95,17 @@ async fn api_write(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-async fn count_tasks(api: &mut BerthClient<tonic::transport::Channel>, desired: &str, last: &str) -> Result<usize> {
+async fn count_tasks(
+    api: &mut BerthClient<tonic::transport::Channel>,
+    desired: &str,
+    last: &str,
+) -> Result<usize> {
     let list = api
-        .list_tasks(v1::ListTasksRequest { service_name: "bench".into(), desired_status: desired.into(), ..Default::default() })
+        .list_tasks(v1::ListTasksRequest {
+            service_name: "bench".into(),
+            desired_status: desired.into(),
+            ..Default::default()
+        })
         .await?
         .into_inner();
     let mut n = 0;
@@ -102,7 +118,11 @@ async fn count_tasks(api: &mut BerthClient<tonic::transport::Channel>, desired: 
     Ok(n)
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Result<bool>) -> Result<Duration> {
+async fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut f: impl AsyncFnMut() -> Result<bool>,
+) -> Result<Duration> {
     let start = Instant::now();
     while !f().await? {
         if start.elapsed() > timeout {
@@ -132,10 +152,20 @@ async fn service_start(args: &[String]) -> Result<()> {
     }));
     let mut api = BerthClient::connect(endpoint).await?;
     wait_for("the agent to register", Duration::from_secs(30), async || {
-        Ok(!api.clone().list_container_instances(v1::ListInstancesRequest::default()).await?.into_inner().items.is_empty())
+        Ok(!api
+            .clone()
+            .list_container_instances(v1::ListInstancesRequest::default())
+            .await?
+            .into_inner()
+            .items
+            .is_empty())
     })
     .await?;
-    api.register_task_definition(v1::RegisterTaskDefinitionRequest { document: WEB.into(), ..Default::default() }).await?;
+    api.register_task_definition(v1::RegisterTaskDefinitionRequest {
+        document: WEB.into(),
+        ..Default::default()
+    })
+    .await?;
     let start = Instant::now();
     api.create_service(v1::CreateServiceRequest {
         service_name: "bench".into(),
@@ -144,13 +174,37 @@ async fn service_start(args: &[String]) -> Result<()> {
         ..Default::default()
     })
     .await?;
-    let up = wait_for("all tasks RUNNING", Duration::from_secs(300), async || Ok(count_tasks(&mut api.clone(), "RUNNING", "RUNNING").await? == tasks)).await?;
+    let up = wait_for("all tasks RUNNING", Duration::from_secs(300), async || {
+        Ok(count_tasks(&mut api.clone(), "RUNNING", "RUNNING").await? == tasks)
+    })
+    .await?;
     let _ = start;
-    println!("BENCH service-start tasks={tasks} seconds={:.2} tasks_per_sec={:.1}", up.as_secs_f64(), tasks as f64 / up.as_secs_f64());
-    api.update_service(v1::UpdateServiceRequest { service: "bench".into(), desired_count: Some(0), ..Default::default() }).await?;
-    let down = wait_for("all tasks STOPPED", Duration::from_secs(300), async || Ok(count_tasks(&mut api.clone(), "STOPPED", "STOPPED").await? == tasks)).await?;
-    println!("BENCH service-stop tasks={tasks} seconds={:.2} tasks_per_sec={:.1}", down.as_secs_f64(), tasks as f64 / down.as_secs_f64());
-    api.delete_service(v1::DeleteServiceRequest { service: "bench".into(), force: true, ..Default::default() }).await?;
+    println!(
+        "BENCH service-start tasks={tasks} seconds={:.2} tasks_per_sec={:.1}",
+        up.as_secs_f64(),
+        tasks as f64 / up.as_secs_f64()
+    );
+    api.update_service(v1::UpdateServiceRequest {
+        service: "bench".into(),
+        desired_count: Some(0),
+        ..Default::default()
+    })
+    .await?;
+    let down = wait_for("all tasks STOPPED", Duration::from_secs(300), async || {
+        Ok(count_tasks(&mut api.clone(), "STOPPED", "STOPPED").await? == tasks)
+    })
+    .await?;
+    println!(
+        "BENCH service-stop tasks={tasks} seconds={:.2} tasks_per_sec={:.1}",
+        down.as_secs_f64(),
+        tasks as f64 / down.as_secs_f64()
+    );
+    api.delete_service(v1::DeleteServiceRequest {
+        service: "bench".into(),
+        force: true,
+        ..Default::default()
+    })
+    .await?;
     let _ = stop_tx.send(());
     agent_task.await??;
     c.stop().await?;
@@ -165,8 +219,12 @@ async fn main() -> Result<()> {
     };
     match suite.as_str() {
         "list" => {
-            println!("api-write      [--clients N] [--seconds S]   RegisterTaskDefinition throughput and latency");
-            println!("service-start  [--tasks N]                    time to RUNNING / STOPPED for N Docker containers");
+            println!(
+                "api-write      [--clients N] [--seconds S]   RegisterTaskDefinition throughput and latency"
+            );
+            println!(
+                "service-start  [--tasks N]                    time to RUNNING / STOPPED for N Docker containers"
+            );
             Ok(())
         }
         "api-write" => api_write(&args).await,
