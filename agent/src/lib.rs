@@ -30,7 +30,6 @@ pub mod supervisor;
 pub use agent::Agent;
 pub use config::{AgentConfig, PullBehavior};
 
-use berth_proto::model::Timestamp;
 
 /// The one error type of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -45,24 +44,7 @@ pub enum AgentError {
     Controller { endpoint: String, message: String, leader_hint: Option<String> },
 }
 
-/// Wall clock for report timestamps, injected so tests can fix time.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> Timestamp;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Timestamp(ms)
-    }
-}
+pub use berth_proto::model::{Clock, SystemClock};
 
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -25,4 +25,4 @@ pub use report::*;
 pub use service::*;
 pub use task::*;
 pub use taskdef::*;
-pub use time::Timestamp;
+pub use time::{Clock, SystemClock, Timestamp};

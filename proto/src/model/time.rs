@@ -40,3 +40,23 @@ mod tests {
         assert_eq!(serde_json::from_str::<Timestamp>(&s).unwrap(), t);
     }
 }
+
+/// Injected time: proposers stamp commands and agents stamp reports with `Clock::now()`, so
+/// state machines never read a clock and tests can fix time.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp(ms)
+    }
+}
