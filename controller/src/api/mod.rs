@@ -8,6 +8,7 @@
 
 mod clusters;
 mod instances;
+pub mod members;
 mod services;
 mod taskdefs;
 mod tasks;
@@ -145,5 +146,17 @@ impl Berth for Api {
         r: Request<v1::ListInstancesRequest>,
     ) -> R<v1::ListReply> {
         Ok(instances::list(self, r.into_inner())?)
+    }
+    async fn list_members(&self, _r: Request<v1::ListMembersRequest>) -> R<v1::ListReply> {
+        Err(Status::unimplemented("membership comes with the replicated control plane"))
+    }
+    async fn add_member(&self, _r: Request<v1::AddMemberRequest>) -> R<v1::ObjectReply> {
+        Err(Status::unimplemented("membership comes with the replicated control plane"))
+    }
+    async fn remove_member(&self, _r: Request<v1::RemoveMemberRequest>) -> R<v1::ObjectReply> {
+        Err(Status::unimplemented("membership comes with the replicated control plane"))
+    }
+    async fn get_status(&self, _r: Request<v1::StatusRequest>) -> R<v1::ObjectReply> {
+        Ok(members::status(self)?)
     }
 }
