@@ -11,7 +11,25 @@ use crate::error::CliError;
 use berth_proto::v1::berth_client::BerthClient;
 use berth_proto::v1::{ListReply, ObjectReply};
 use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+
+/// Adds `x-berth-consistency: stale` to every request when the user asked for stale reads.
+#[derive(Clone, Copy)]
+pub struct Consistency {
+    stale: bool,
+}
+
+impl tonic::service::Interceptor for Consistency {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if self.stale {
+            req.metadata_mut().insert("x-berth-consistency", tonic::metadata::MetadataValue::from_static("stale"));
+        }
+        Ok(req)
+    }
+}
+
+type Client = BerthClient<InterceptedService<Channel, Consistency>>;
 
 /// How long to wait for one endpoint to accept a connection before trying the next. Local and
 /// LAN controllers answer in milliseconds; a few seconds covers a loaded machine without making
@@ -20,19 +38,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A connected client plus the cluster every request is about.
 pub struct Api {
-    client: BerthClient<Channel>,
+    client: Client,
     endpoint: String,
     pub cluster: String,
 }
 
 impl Api {
-    pub async fn connect(endpoints: &[String], cluster: &str) -> Result<Api, CliError> {
+    pub async fn connect(endpoints: &[String], cluster: &str, stale: bool) -> Result<Api, CliError> {
         let mut attempts = Vec::new();
         for raw in endpoints.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             let url = with_scheme(raw);
             match try_connect(&url).await {
                 Ok(channel) => {
-                    let client = BerthClient::new(channel)
+                    let client = BerthClient::with_interceptor(channel, Consistency { stale })
                         .max_decoding_message_size(berth_proto::MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(berth_proto::MAX_MESSAGE_BYTES);
                     return Ok(Api { client, endpoint: url, cluster: cluster.to_string() });
@@ -52,7 +70,7 @@ impl Api {
     }
 
     /// The generated client, for one call.
-    pub fn grpc(&mut self) -> &mut BerthClient<Channel> {
+    pub fn grpc(&mut self) -> &mut Client {
         &mut self.client
     }
 }
@@ -110,7 +128,7 @@ mod tests {
     async fn unreachable_endpoints_are_all_named() {
         // Port 1 on loopback: nothing listens there, the connection is refused at once.
         let eps = vec!["127.0.0.1:1".to_string(), "http://127.0.0.1:2".to_string()];
-        let err = Api::connect(&eps, "default").await.err().expect("must fail");
+        let err = Api::connect(&eps, "default", false).await.err().expect("must fail");
         let text = err.to_string();
         assert!(text.contains("http://127.0.0.1:1 ("), "{text}");
         assert!(text.contains("http://127.0.0.1:2 ("), "{text}");

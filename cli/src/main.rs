@@ -43,6 +43,10 @@ pub struct Cli {
     /// Output format: human tables, or the ECS API JSON shapes (pretty-printed).
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// Answer reads from the connected controller's local state, without asking the leader
+    /// (faster, possibly stale). Reads are linearizable by default.
+    #[arg(long, global = true, env = "BERTH_STALE")]
+    stale: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +70,9 @@ enum Command {
     /// List and describe container instances.
     #[command(subcommand)]
     Instance(cmd::instance::InstanceCmd),
+    /// Operate the controllers: Raft members, status.
+    #[command(subcommand)]
+    Operator(cmd::operator::OperatorCmd),
 }
 
 #[tokio::main]
@@ -89,7 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         other => other,
     };
-    let mut api = client::Api::connect(&cli.endpoint, &cli.cluster).await?;
+    let mut api = client::Api::connect(&cli.endpoint, &cli.cluster, cli.stale).await?;
     let out = cli.output;
     let result = match command {
         Command::Dev(_) => unreachable!("dispatched above"),
@@ -98,6 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(c) => cmd::service::run(c, &mut api, out).await,
         Command::Task(c) => cmd::task::run(c, &mut api, out).await,
         Command::Instance(c) => cmd::instance::run(c, &mut api, out).await,
+        Command::Operator(c) => cmd::operator::run(c, &mut api, out).await,
     };
     result.map_err(|e| name_endpoint(e, api.endpoint()))
 }
@@ -172,6 +180,11 @@ mod tests {
             "task urls --service web",
             "instance list",
             "instance describe abc",
+            "operator members list",
+            "operator members add 4 --peer-address 127.0.0.1:7711 --client-address http://127.0.0.1:7710",
+            "operator members remove 4",
+            "operator status",
+            "--stale task list",
             "-o json --cluster prod --endpoint http://a:1,http://b:2 task list",
             "task list -o json",
         ] {

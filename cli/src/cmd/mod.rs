@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod instance;
+pub mod operator;
 pub mod service;
 pub mod task;
 pub mod taskdef;

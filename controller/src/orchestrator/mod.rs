@@ -59,32 +59,50 @@ impl Orchestrator {
         Orchestrator { proposer, shared, clock, config }
     }
 
+    /// Runs until shutdown: idle while a follower; while leader, a pass on every state change
+    /// (debounced) and at least every `interval`. Losing leadership stops the passes at once;
+    /// all progress is in the store, so the next leader continues from there.
     pub async fn run(
         self,
         mut applied: watch::Receiver<u64>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
-        let mut ticker = tokio::time::interval(self.config.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut role = self.proposer.raft().role();
         loop {
-            tokio::select! {
-                _ = shutdown.changed() => return Ok(()),
-                _ = ticker.tick() => {}
-                r = applied.changed() => {
-                    if r.is_err() { return Ok(()); }
-                    tokio::time::sleep(self.config.debounce).await;
-                    applied.borrow_and_update();
+            while !role.borrow_and_update().is_leader() {
+                tokio::select! {
+                    _ = shutdown.changed() => return Ok(()),
+                    r = role.changed() => if r.is_err() { return Ok(()) },
+                }
+                if *shutdown.borrow() {
+                    return Ok(());
                 }
             }
-            if *shutdown.borrow() {
-                return Ok(());
+            tracing::info!("leader: service reconciler started");
+            let mut ticker = tokio::time::interval(self.config.interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return Ok(()),
+                    r = role.changed() => {
+                        if r.is_err() { return Ok(()); }
+                        if !role.borrow_and_update().is_leader() { break; }
+                    }
+                    _ = ticker.tick() => {}
+                    r = applied.changed() => {
+                        if r.is_err() { return Ok(()); }
+                        tokio::time::sleep(self.config.debounce).await;
+                        applied.borrow_and_update();
+                    }
+                }
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
+                if let Err(e) = self.pass().await {
+                    tracing::warn!(error = %e, "reconciler pass failed; retrying on the next pass");
+                }
             }
-            if !self.proposer.raft().is_leader() {
-                continue;
-            }
-            if let Err(e) = self.pass().await {
-                tracing::warn!(error = %e, "reconciler pass failed; retrying on the next pass");
-            }
+            tracing::info!("no longer leader: service reconciler stopped");
         }
     }
 

@@ -1,0 +1,93 @@
+//! `berth operator members list|add|remove` and `berth operator status`: the controllers' Raft
+//! group. Replies are `berth_proto::model::Member` / `ControllerStatus` objects.
+
+use crate::client::{self, Api};
+use crate::output::{self, Fields, Format, Table};
+use berth_proto::model::{ControllerStatus, Member};
+use berth_proto::v1::{AddMemberRequest, ListMembersRequest, RemoveMemberRequest, StatusRequest};
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCmd {
+    /// List, add and remove controllers of the Raft group.
+    #[command(subcommand)]
+    Members(MembersCmd),
+    /// The answering controller's view: role, leader, term, applied index, state digest.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCmd {
+    /// List the controllers of the group.
+    List,
+    /// Add a controller (started with `berth-controller --join`); returns once it is a member.
+    Add {
+        /// Raft node id of the new controller (unique, > 0).
+        node_id: u64,
+        /// host:port of its peer listener (`--peer-listen`).
+        #[arg(long)]
+        peer_address: String,
+        /// http://host:port of its client API (`--listen`).
+        #[arg(long, default_value = "")]
+        client_address: String,
+    },
+    /// Remove a controller from the group.
+    Remove {
+        /// Raft node id to remove.
+        node_id: u64,
+    },
+}
+
+fn members_table(members: &[Member]) -> String {
+    let mut t = Table::new(&["ID", "PEER ADDRESS", "CLIENT ADDRESS", "ROLE", "LEADER"]);
+    for m in members {
+        t.row(vec![
+            m.node_id.to_string(),
+            m.peer_address.clone(),
+            m.client_address.clone().unwrap_or_default(),
+            m.role.clone(),
+            if m.is_leader { "yes".into() } else { String::new() },
+        ]);
+    }
+    t.render()
+}
+
+fn member_detail(m: &Member) -> String {
+    members_table(std::slice::from_ref(m))
+}
+
+fn status_detail(s: &ControllerStatus) -> String {
+    let mut f = Fields::default();
+    f.add("Node", s.node_id.to_string())
+        .add("Role", s.role.clone())
+        .add("Leader", s.leader_id.map(|l| l.to_string()).unwrap_or_default())
+        .add("Term", s.term.to_string())
+        .add("Applied", s.applied_index.to_string())
+        .add("Digest", s.state_digest.clone());
+    f.render()
+}
+
+pub async fn run(cmd: OperatorCmd, api: &mut Api, out: Format) -> anyhow::Result<()> {
+    let text = match cmd {
+        OperatorCmd::Members(MembersCmd::List) => {
+            let items = client::list(api.grpc().list_members(ListMembersRequest {}).await)?;
+            output::show_list::<Member>(out, &items, "member", members_table)?
+        }
+        OperatorCmd::Members(MembersCmd::Add { node_id, peer_address, client_address }) => {
+            let req = AddMemberRequest { node_id, peer_address, client_address };
+            let json = client::object(api.grpc().add_member(req).await)?;
+            output::show::<Member>(out, &json, "member", member_detail)?
+        }
+        OperatorCmd::Members(MembersCmd::Remove { node_id }) => {
+            let json =
+                client::object(api.grpc().remove_member(RemoveMemberRequest { node_id }).await)?;
+            output::show::<Member>(out, &json, "member", member_detail)?
+        }
+        OperatorCmd::Status => {
+            let json = client::object(api.grpc().get_status(StatusRequest {}).await)?;
+            output::show::<ControllerStatus>(out, &json, "status", status_detail)?
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
