@@ -16,6 +16,13 @@ pub enum Error {
     NotLeader { leader: Option<u64> },
     #[error("raft: {0}")]
     Raft(String),
+    /// Retryable: no leader, leadership lost, a forward failed, a timeout, shutting down. When
+    /// `outcome_unknown`, the write may or may not have been applied (retry only idempotent ones).
+    #[error("{message}")]
+    Unavailable { message: String, outcome_unknown: bool, leader: Option<u64> },
+    /// A membership change that cannot be made (already a member, last voter, …).
+    #[error("{0}")]
+    Membership(String),
     #[error("storage: {0}")]
     Storage(String),
     #[error("{0}")]
@@ -29,6 +36,25 @@ pub enum Error {
 impl Error {
     pub fn invalid(msg: impl Into<String>) -> Error {
         Error::Rejected(Rejection::invalid(msg))
+    }
+}
+
+impl From<crate::raft::RaftError> for Error {
+    fn from(e: crate::raft::RaftError) -> Error {
+        use crate::raft::RaftError as R;
+        match e {
+            R::NotLeader { leader } => Error::NotLeader { leader },
+            R::InvalidMembership(m) => Error::Membership(m),
+            e if e.is_unavailable() => Error::Unavailable {
+                outcome_unknown: matches!(e, R::LeadershipLost { .. } | R::ForwardFailed { .. }),
+                leader: match &e {
+                    R::ForwardFailed { leader, .. } => Some(*leader),
+                    _ => None,
+                },
+                message: e.to_string(),
+            },
+            other => Error::Raft(other.to_string()),
+        }
     }
 }
 
@@ -52,12 +78,25 @@ impl From<Error> for tonic::Status {
             Error::TaskDef(t) => {
                 (Code::InvalidArgument, t.ecs_error_type().to_string(), t.to_string())
             }
-            Error::NotLeader { .. } => (Code::Unavailable, "ServerException".into(), e.to_string()),
+            Error::NotLeader { .. } | Error::Unavailable { .. } => {
+                (Code::Unavailable, "ServerException".into(), e.to_string())
+            }
+            Error::Membership(m) => (Code::FailedPrecondition, "InvalidParameterException".into(), m.clone()),
             _ => (Code::Internal, "ServerException".into(), e.to_string()),
         };
         let mut status = tonic::Status::new(code, format!("{ecs_type}: {msg}"));
         if let Ok(v) = ecs_type.parse() {
             status.metadata_mut().insert("x-berth-error-type", v);
+        }
+        let leader = match &e {
+            Error::NotLeader { leader } | Error::Unavailable { leader, .. } => *leader,
+            _ => None,
+        };
+        if let Some(Ok(v)) = leader.map(|l| l.to_string().parse()) {
+            status.metadata_mut().insert("x-berth-leader-id", v);
+        }
+        if let Error::Unavailable { outcome_unknown: true, .. } = &e {
+            status.metadata_mut().insert("x-berth-outcome", tonic::metadata::MetadataValue::from_static("unknown"));
         }
         status
     }

@@ -23,6 +23,7 @@ pub mod clock;
 pub mod dispatcher;
 pub mod error;
 pub mod orchestrator;
+pub mod peer;
 pub mod propose;
 pub mod raft;
 pub mod server;

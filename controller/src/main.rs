@@ -1,5 +1,8 @@
-//! `berth-controller`: one controller process (a Raft group of one for now).
+//! `berth-controller`: one controller process. Without `--initial-cluster` and `--join` it is
+//! a Raft group of one; otherwise a member of a replicated group (see `server.rs`). SIGTERM or
+//! SIGINT stops it gracefully, handing leadership to another member first.
 
+use berth_controller::server::parse_initial_cluster;
 use berth_controller::{Controller, ControllerConfig};
 use clap::Parser;
 use std::net::SocketAddr;
@@ -9,14 +12,33 @@ use std::path::PathBuf;
 #[command(name = "berth-controller", version, about = "Berth control plane")]
 struct Args {
     /// Raft node id of this controller.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "BERTH_NODE_ID")]
     node_id: u64,
     /// Where the Raft log, snapshots and state live.
-    #[arg(long, default_value = "berth-data")]
+    #[arg(long, default_value = "berth-data", env = "BERTH_DATA_DIR")]
     data_dir: PathBuf,
     /// gRPC listen address (client API and agent sessions).
-    #[arg(long, default_value = "127.0.0.1:7600")]
+    #[arg(long, default_value = "127.0.0.1:7600", env = "BERTH_LISTEN")]
     listen: SocketAddr,
+    /// Listen address of the Raft peer service (replicated groups).
+    #[arg(long, env = "BERTH_PEER_LISTEN")]
+    peer_listen: Option<SocketAddr>,
+    /// Peer addresses of the initial members, `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT` (the same
+    /// on every initial member). With --join: the peer addresses of the existing members.
+    #[arg(long, env = "BERTH_INITIAL_CLUSTER")]
+    initial_cluster: Option<String>,
+    /// Start empty and wait to be added with `berth operator members add`.
+    #[arg(long, env = "BERTH_JOIN")]
+    join: bool,
+    /// Client API address announced to the other members (default: http://<listen>).
+    #[arg(long, env = "BERTH_ADVERTISE_CLIENT")]
+    advertise_client: Option<String>,
+    /// Applied entries between two snapshots (each compacts the Raft log).
+    #[arg(long, default_value_t = 1000, env = "BERTH_SNAPSHOT_THRESHOLD")]
+    snapshot_threshold: u64,
+    /// Raft tick interval in milliseconds (election timeout: 10 ticks; heartbeat: 3).
+    #[arg(long, default_value_t = 100, env = "BERTH_TICK_MS")]
+    tick_ms: u64,
     /// Region used in ARNs.
     #[arg(long, default_value = "local", env = "BERTH_REGION")]
     region: String,
@@ -39,6 +61,15 @@ async fn main() -> anyhow::Result<()> {
     config.scope.account = args.account;
     config.raft.id = args.node_id;
     config.raft.peers = vec![args.node_id];
+    config.raft.snapshot_threshold = args.snapshot_threshold;
+    config.raft.tick_interval = Some(std::time::Duration::from_millis(args.tick_ms.max(1)));
+    config.peer_listen = args.peer_listen;
+    config.initial_cluster = match &args.initial_cluster {
+        Some(text) => parse_initial_cluster(text)?,
+        None => Default::default(),
+    };
+    config.join = args.join;
+    config.advertise_client = args.advertise_client;
     let running = Controller::start(config).await?;
     shutdown_signal().await;
     tracing::info!("shutting down");

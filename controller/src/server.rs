@@ -1,18 +1,32 @@
 //! Wiring: storage → raft → store, the gRPC services (client API and agent dispatch) on one
 //! listener, and the leader-only orchestrator. `Controller::start` returns once the listener is
 //! bound; `RunningController::stop` shuts everything down in order and joins every task.
+//!
+//! Two shapes, chosen by the config:
+//! * a group of one (no `initial_cluster`, no `join`: `berth dev`): `RaftNode::start_single`,
+//!   no peer listener;
+//! * a member of a replicated group: the gRPC transport (`peer::GrpcTransport`), the
+//!   `RaftPeer` service on its own listener (`peer_listen`), and a proposer that forwards to
+//!   the leader (`peer::PeerForwarder`). Fresh storage bootstraps from `initial_cluster` (every
+//!   initial member with the same list); a restarted member ignores the list's membership
+//!   (its data dir wins) but still takes peer addresses from it for ids its book lacks. With
+//!   `join`, the node starts empty and waits to be added (`AddMember` on the leader);
+//!   `initial_cluster` then lists the peer addresses of the existing members, which it needs
+//!   to answer the leader before its first snapshot arrives.
 
 use crate::api::Api;
 use crate::clock::{Clock, SystemClock};
 use crate::dispatcher::Dispatcher;
 use crate::error::{Error, Result};
 use crate::orchestrator::{Orchestrator, OrchestratorConfig};
+use crate::peer::{GrpcTransport, PeerAddresses, PeerForwarder, follow_address_book};
 use crate::propose::Proposer;
 use crate::raft::{RaftConfig, RaftHandle, RaftNode};
 use crate::storage::SledBackend;
 use crate::store::{SharedState, State, Store};
 use berth_proto::model::ArnScope;
 use berth_proto::v1::{agent_dispatch_server::AgentDispatchServer, berth_server::BerthServer};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,8 +38,46 @@ pub struct ControllerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub scope: ArnScope,
+    /// Raft knobs: `raft.id` is the node id, `raft.snapshot_threshold` the compaction
+    /// threshold, `raft.tick_interval` the tick. `peers`, `addresses` and `client_address`
+    /// are derived from the fields below when the controller starts.
     pub raft: RaftConfig,
     pub orchestrator: OrchestratorConfig,
+    /// Listen address of the `RaftPeer` service (required in a replicated group).
+    pub peer_listen: Option<SocketAddr>,
+    /// Node id → peer `host:port` of the initial members (or, with `join`, of the existing
+    /// members). Empty and `join == false`: a group of one.
+    pub initial_cluster: BTreeMap<u64, String>,
+    /// Start empty and wait to be added to an existing group.
+    pub join: bool,
+    /// Client API address announced to the group (`http://host:port`); defaults to
+    /// `http://<bound listen address>`.
+    pub advertise_client: Option<String>,
+}
+
+/// How long `RunningController::stop` waits for another member to take over leadership.
+pub const LEADERSHIP_TRANSFER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Parses `1=host:port,2=host:port` (the `--initial-cluster` syntax).
+pub fn parse_initial_cluster(text: &str) -> Result<BTreeMap<u64, String>> {
+    let mut out = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, address) = part
+            .split_once('=')
+            .ok_or_else(|| Error::Config(format!("'{part}' is not ID=HOST:PORT")))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| Error::Config(format!("'{id}' in '{part}' is not a node id")))?;
+        let address = address.trim();
+        if id == 0 || address.is_empty() {
+            return Err(Error::Config(format!("'{part}': id must be non-zero, address non-empty")));
+        }
+        if out.insert(id, address.to_string()).is_some() {
+            return Err(Error::Config(format!("node id {id} appears twice")));
+        }
+    }
+    Ok(out)
 }
 
 impl Default for ControllerConfig {
@@ -36,6 +88,10 @@ impl Default for ControllerConfig {
             scope: ArnScope::default(),
             raft: RaftConfig::default(),
             orchestrator: OrchestratorConfig::default(),
+            peer_listen: None,
+            initial_cluster: BTreeMap::new(),
+            join: false,
+            advertise_client: None,
         }
     }
 }
@@ -45,8 +101,45 @@ impl ControllerConfig {
         if self.scope.region.is_empty() || self.scope.account.is_empty() {
             return Err(Error::Config("region and account must not be empty".into()));
         }
-        self.raft.validate().map_err(|e| Error::Config(e.to_string()))?;
+        self.effective_raft(None).validate().map_err(|e| Error::Config(e.to_string()))?;
+        if !self.is_replicated() {
+            return Ok(());
+        }
+        if self.peer_listen.is_none() {
+            return Err(Error::Config(
+                "a replicated controller needs a peer listen address".into(),
+            ));
+        }
+        let id = self.raft.id;
+        // A fresh joiner needs the existing members' addresses to answer the leader before its
+        // first snapshot; a restarted one has them in its data dir, so none are required here.
+        if !self.join && !self.initial_cluster.contains_key(&id) {
+            return Err(Error::Config(format!("the initial cluster does not list node {id}")));
+        }
         Ok(())
+    }
+
+    /// The Raft config this controller runs with: membership and addresses derived from
+    /// `initial_cluster` / `join` (a group of one: just this node).
+    pub fn effective_raft(&self, client_addr: Option<SocketAddr>) -> RaftConfig {
+        if !self.is_replicated() {
+            return RaftConfig { peers: vec![self.raft.id], ..self.raft.clone() };
+        }
+        let peers =
+            if self.join { Vec::new() } else { self.initial_cluster.keys().copied().collect() };
+        let client_address =
+            self.advertise_client.clone().or_else(|| client_addr.map(|a| format!("http://{a}")));
+        RaftConfig {
+            peers,
+            addresses: self.initial_cluster.clone(),
+            client_address,
+            ..self.raft.clone()
+        }
+    }
+
+    /// True unless this is a group of one.
+    pub fn is_replicated(&self) -> bool {
+        self.join || !self.initial_cluster.is_empty()
     }
 }
 
@@ -54,11 +147,21 @@ pub struct Controller;
 
 pub struct RunningController {
     pub addr: SocketAddr,
+    /// Bound address of the peer listener (replicated groups only).
+    pub peer_addr: Option<SocketAddr>,
     pub raft: RaftHandle,
     pub shared: SharedState,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<()>>,
     orchestrator: JoinHandle<Result<()>>,
+    peer: Option<PeerTasks>,
+}
+
+/// The tasks of a replicated member, stopped after Raft.
+struct PeerTasks {
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<Result<()>>,
+    raft: JoinHandle<std::result::Result<(), crate::raft::RaftError>>,
 }
 
 impl Controller {
@@ -79,10 +182,17 @@ impl Controller {
         );
         let shared = SharedState::new(State::new(config.scope.clone()));
         let store = Store::new(shared.clone());
-        let raft = RaftNode::start_single(config.raft.clone(), backend, store)
-            .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
-        let proposer = Proposer::new(raft.clone());
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let (raft, proposer, peer_addr, peer) = if config.is_replicated() {
+            let member = start_member(&config, addr, backend, store).await?;
+            (member.raft, member.proposer, Some(member.peer_addr), Some(member.tasks))
+        } else {
+            let raft = RaftNode::start_single(config.raft.clone(), backend, store)
+                .await
+                .map_err(|e| Error::Raft(e.to_string()))?;
+            (raft.clone(), Proposer::new(raft), None, None)
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
         let api = Api::new(proposer.clone(), shared.clone(), clock.clone());
@@ -93,8 +203,6 @@ impl Controller {
             raft.applied(),
             shutdown_rx.clone(),
         );
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let addr = listener.local_addr()?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let mut stop = shutdown_rx.clone();
         let max = berth_proto::MAX_MESSAGE_BYTES;
@@ -116,12 +224,77 @@ impl Controller {
                 .await
                 .map_err(Error::from)
         });
-        let orchestrator =
-            Orchestrator::new(proposer, shared.clone(), clock, config.orchestrator.clone());
+        // The reconciler proposes only while it leads: a deposed leader must not forward
+        // decisions taken on a stale view to its successor (no double-started tasks).
+        let orchestrator = Orchestrator::new(
+            Proposer::new(raft.clone()),
+            shared.clone(),
+            clock,
+            config.orchestrator.clone(),
+        );
+        drop(proposer);
         let orchestrator = tokio::spawn(orchestrator.run(raft.applied(), shutdown_rx));
-        tracing::info!(%addr, data_dir = %config.data_dir.display(), "controller serving");
-        Ok(RunningController { addr, raft, shared, shutdown: shutdown_tx, server, orchestrator })
+        tracing::info!(%addr, ?peer_addr, data_dir = %config.data_dir.display(), "controller serving");
+        Ok(RunningController {
+            addr,
+            peer_addr,
+            raft,
+            shared,
+            shutdown: shutdown_tx,
+            server,
+            orchestrator,
+            peer,
+        })
     }
+}
+
+struct Member {
+    raft: RaftHandle,
+    proposer: Proposer,
+    peer_addr: SocketAddr,
+    tasks: PeerTasks,
+}
+
+/// Starts a member of a replicated group: gRPC transport, Raft node, peer listener.
+async fn start_member(
+    config: &ControllerConfig,
+    client_addr: SocketAddr,
+    backend: Arc<SledBackend>,
+    store: Store,
+) -> Result<Member> {
+    let id = config.raft.id;
+    let peer_listen = config.peer_listen.ok_or_else(|| Error::Config("no peer listen".into()))?;
+    let peer_listener = tokio::net::TcpListener::bind(peer_listen).await?;
+    let peer_addr = peer_listener.local_addr()?;
+    let raft_config = config.effective_raft(Some(client_addr));
+    let addresses = PeerAddresses::default();
+    addresses.set_all(
+        config.initial_cluster.iter().map(|(k, v)| (*k, v.clone())).collect::<HashMap<_, _>>(),
+    );
+    let transport = Arc::new(GrpcTransport::new(id, addresses.clone()));
+    let (node, raft) = RaftNode::new(raft_config, backend, store, transport.clone())
+        .map_err(|e| Error::Raft(e.to_string()))?;
+    transport.attach(raft.clone());
+    let raft_task = tokio::spawn(node.run(std::future::pending()));
+    tokio::spawn(follow_address_book(raft.clone(), addresses.clone()));
+    let (peer_tx, mut peer_rx) = watch::channel(false);
+    let peer_raft = raft.clone();
+    let server = tokio::spawn(async move {
+        crate::peer::serve(peer_listener, peer_raft, async move {
+            let _ = peer_rx.wait_for(|s| *s).await;
+        })
+        .await
+        .map_err(Error::from)
+    });
+    let proposer =
+        Proposer::with_forwarder(raft.clone(), Arc::new(PeerForwarder::new(id, addresses)));
+    tracing::info!(id, %peer_addr, join = config.join, "raft member started");
+    Ok(Member {
+        raft,
+        proposer,
+        peer_addr,
+        tasks: PeerTasks { shutdown: peer_tx, server, raft: raft_task },
+    })
 }
 
 impl RunningController {
@@ -137,15 +310,61 @@ impl RunningController {
         Ok(())
     }
 
-    /// Stop serving, stop the loops, then stop Raft (which snapshots and flushes).
+    /// Hand leadership to the most caught-up other voter (if leading; bounded by
+    /// [`LEADERSHIP_TRANSFER_WAIT`]), stop serving, stop the loops, then stop Raft (which
+    /// snapshots and flushes) and finally the peer listener.
     pub async fn stop(self) -> Result<()> {
+        if self.peer.is_some() {
+            match self.raft.transfer_leadership(LEADERSHIP_TRANSFER_WAIT).await {
+                Ok(leader) => tracing::info!(id = self.raft.id(), ?leader, "stopping"),
+                Err(e) => tracing::warn!(error = %e, "leadership transfer failed"),
+            }
+        }
         let _ = self.shutdown.send(true);
         let server = self.server.await.map_err(|e| Error::Raft(format!("server task: {e}")))?;
         let orch =
             self.orchestrator.await.map_err(|e| Error::Raft(format!("orchestrator task: {e}")))?;
         self.raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
+        if let Some(peer) = self.peer {
+            let raft = peer.raft.await.map_err(|e| Error::Raft(format!("raft task: {e}")))?;
+            let _ = peer.shutdown.send(true);
+            let served = peer.server.await.map_err(|e| Error::Raft(format!("peer task: {e}")))?;
+            raft.map_err(|e| Error::Raft(e.to_string()))?;
+            served?;
+        }
         server?;
         orch?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_cluster_parses_and_rejects_bad_entries() {
+        let m = parse_initial_cluster("1=a:1, 2=b:2,3=c:3").expect("parse");
+        assert_eq!(m.get(&2).map(String::as_str), Some("b:2"));
+        assert_eq!(m.len(), 3);
+        assert!(parse_initial_cluster("1=a:1,1=b:2").is_err());
+        assert!(parse_initial_cluster("x=a:1").is_err());
+        assert!(parse_initial_cluster("0=a:1").is_err());
+        assert!(parse_initial_cluster("1a:1").is_err());
+    }
+
+    #[test]
+    fn replicated_config_needs_peer_listen_and_its_own_id() {
+        let mut c = ControllerConfig {
+            initial_cluster: parse_initial_cluster("1=a:1,2=b:2").expect("parse"),
+            ..ControllerConfig::default()
+        };
+        assert!(c.validate().is_err(), "no peer listen");
+        c.peer_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        c.validate().expect("valid");
+        c.raft.id = 3;
+        assert!(c.validate().is_err(), "id 3 not listed");
+        c.join = true;
+        c.validate().expect("a joiner need not be listed");
     }
 }

@@ -13,6 +13,8 @@
 //!
 //! The bench binary (`src/bin/bench.rs`) shares this harness.
 
+pub mod cluster;
+
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -181,6 +181,12 @@ impl Supervisor {
             Ok((task, _)) => (task.stop_code.clone(), task.stopped_reason.clone()),
             Err(_) => (None, None),
         };
+        // A task the controller already saw running is never started again: a fresh worker
+        // (e.g. after an agent restart) adopts its containers, and a container that is gone
+        // counts as an essential container that exited (ECS never re-runs a task's containers).
+        let already_ran = parsed.as_ref().is_ok_and(|(task, _)| {
+            task.last_status == "RUNNING"
+        });
         let state = DesiredState { desired, stop_code, stopped_reason };
         if let Some(entry) = self.tasks.get_mut(&a.task_id) {
             if a.version < entry.version {
@@ -203,6 +209,7 @@ impl Supervisor {
             spec::plan_task(&a.task_id, a.version, &def, &placement)
                 .map_err(|e| format!("CannotCreateContainerError: {e}"))
         }) {
+            Ok(plan) if already_ran => (Some(plan), Phase::Running),
             Ok(plan) => (Some(plan), Phase::Starting),
             Err(reason) => {
                 tracing::warn!(task_id = %a.task_id, %reason, "cannot run assignment");

@@ -55,8 +55,19 @@ pub fn plan_task(
     def: &TaskDefinition,
     placement: &Placement,
 ) -> Result<TaskPlan, String> {
+    let mut warnings = Vec::new();
     let network_mode = match def.network_mode() {
         m @ ("bridge" | "host" | "none") => m.to_string(),
+        // Until Berth gives awsvpc tasks their own network namespace (a later issue), they run on
+        // the Docker bridge: hostPort (absent or equal to containerPort in awsvpc) becomes a
+        // dynamic host port, so two such tasks never collide. The register warning says so.
+        "awsvpc" => {
+            warnings.push(
+                "networkMode awsvpc runs on the Docker bridge with dynamic host ports on this host"
+                    .to_string(),
+            );
+            "bridge".to_string()
+        }
         other => {
             return Err(format!("network mode {other} is not supported on this host"));
         }
@@ -64,14 +75,21 @@ pub fn plan_task(
     if def.container_definitions.is_empty() {
         return Err("task definition has no containers".to_string());
     }
-    let mut warnings = Vec::new();
+    let awsvpc = def.network_mode() == "awsvpc";
     let containers = def
         .container_definitions
         .iter()
         .map(|c| PlannedContainer {
             name: c.name.clone(),
             essential: c.is_essential(),
-            spec: container_spec(task_id, version, def, c, &network_mode, placement, &mut warnings),
+            spec: {
+                let mut spec =
+                    container_spec(task_id, version, def, c, &network_mode, placement, &mut warnings);
+                if awsvpc {
+                    spec.port_mappings.iter_mut().for_each(|p| p.host_port = None);
+                }
+                spec
+            },
         })
         .collect();
     Ok(TaskPlan { task_id: task_id.to_string(), containers, warnings })
@@ -213,9 +231,23 @@ mod tests {
     }
 
     #[test]
-    fn awsvpc_network_mode_is_rejected() {
+    fn awsvpc_runs_on_the_bridge_with_dynamic_host_ports() {
         let mut d = def();
         d.network_mode = Some("awsvpc".into());
+        if let Some(pm) = d.container_definitions[0].port_mappings.as_mut() {
+            pm.iter_mut().for_each(|p| p.host_port = p.container_port);
+        }
+        let p = Placement { instance_id: "i".into(), cluster: "c".into() };
+        let plan = plan_task("t", 1, &d, &p).expect("awsvpc plans");
+        let s = &plan.containers[0].spec;
+        assert_eq!(s.network_mode, "bridge");
+        assert!(s.port_mappings.iter().all(|p| p.host_port.is_none()));
+    }
+
+    #[test]
+    fn unknown_network_mode_is_rejected() {
+        let mut d = def();
+        d.network_mode = Some("nat".into());
         let p = Placement { instance_id: "i".into(), cluster: "c".into() };
         assert!(plan_task("t", 1, &d, &p).is_err());
     }

@@ -168,6 +168,32 @@ async fn restarted_supervisor_adopts_running_containers_without_duplicates() {
 }
 
 #[tokio::test]
+async fn a_task_that_ran_is_never_started_again_when_its_containers_are_gone() {
+    let rt = sim();
+    let def = web_def();
+    {
+        let mut sup = supervisor(Arc::new(rt.clone()), "i-gone", PullBehavior::PreferCached);
+        sup.apply(true, &[assignment("t9", 1, "RUNNING", &def)]).await;
+        wait_status(&sup, "t9", "RUNNING").await;
+    } // the agent stops; its containers stay
+    let created = rt.create_count();
+    for c in rt.containers() {
+        rt.exit_container(&c.id, 137);
+        rt.remove(&c.id).await.expect("remove");
+    } // someone removes them (docker rm -f) while no agent runs
+    let mut ran = assignment("t9", 2, "RUNNING", &def);
+    let mut task: Task = serde_json::from_str(&ran.task_json).expect("task json");
+    task.last_status = "RUNNING".into();
+    ran.task_json = serde_json::to_string(&task).expect("encode");
+    let mut sup = supervisor(Arc::new(rt.clone()), "i-gone", PullBehavior::PreferCached);
+    sup.apply(true, &[ran]).await;
+    let r = wait_status(&sup, "t9", "STOPPED").await;
+    assert_eq!(r.stop_code.as_deref(), Some("EssentialContainerExited"));
+    assert_eq!(rt.create_count(), created, "no container was created again");
+    assert!(rt.containers().is_empty());
+}
+
+#[tokio::test]
 async fn full_assignment_removes_unassigned_tasks_and_ignores_other_instances() {
     let rt = sim();
     let def = web_def();

@@ -34,7 +34,20 @@ impl Api {
     pub fn new(proposer: Proposer, shared: SharedState, clock: Arc<dyn Clock>) -> Self {
         Api { proposer, shared, clock }
     }
+
+    /// Reads are linearizable (ReadIndex through the leader, then wait until this node applied
+    /// that far) unless the request carries `x-berth-consistency: stale`.
+    async fn consistent<T>(&self, r: &Request<T>) -> std::result::Result<(), Status> {
+        let stale = r.metadata().get(CONSISTENCY_HEADER).and_then(|v| v.to_str().ok()) == Some("stale");
+        if !stale {
+            self.proposer.raft().read_barrier().await.map_err(Error::from)?;
+        }
+        Ok(())
+    }
 }
+
+/// Request metadata selecting the read consistency (`stale` for a local read).
+pub const CONSISTENCY_HEADER: &str = "x-berth-consistency";
 
 /// The cluster a request names (`default` when empty), checked to exist.
 pub(crate) fn cluster_name(api: &Api, given: &str) -> Result<String> {
@@ -79,12 +92,14 @@ impl Berth for Api {
         Ok(clusters::create(self, r.into_inner()).await?)
     }
     async fn describe_cluster(&self, r: Request<v1::ClusterRef>) -> R<v1::ObjectReply> {
+        self.consistent(&r).await?;
         Ok(clusters::describe(self, r.into_inner())?)
     }
     async fn delete_cluster(&self, r: Request<v1::ClusterRef>) -> R<v1::ObjectReply> {
         Ok(clusters::delete(self, r.into_inner()).await?)
     }
-    async fn list_clusters(&self, _r: Request<v1::ListClustersRequest>) -> R<v1::ListReply> {
+    async fn list_clusters(&self, r: Request<v1::ListClustersRequest>) -> R<v1::ListReply> {
+        self.consistent(&r).await?;
         Ok(clusters::list(self)?)
     }
     async fn register_task_definition(
@@ -97,12 +112,14 @@ impl Berth for Api {
         &self,
         r: Request<v1::TaskDefinitionRef>,
     ) -> R<v1::ObjectReply> {
+        self.consistent(&r).await?;
         Ok(taskdefs::describe(self, r.into_inner())?)
     }
     async fn list_task_definitions(
         &self,
         r: Request<v1::ListTaskDefinitionsRequest>,
     ) -> R<v1::ListReply> {
+        self.consistent(&r).await?;
         Ok(taskdefs::list(self, r.into_inner())?)
     }
     async fn deregister_task_definition(
@@ -118,9 +135,11 @@ impl Berth for Api {
         Ok(services::update(self, r.into_inner()).await?)
     }
     async fn describe_service(&self, r: Request<v1::ServiceRef>) -> R<v1::ObjectReply> {
+        self.consistent(&r).await?;
         Ok(services::describe(self, r.into_inner())?)
     }
     async fn list_services(&self, r: Request<v1::ListServicesRequest>) -> R<v1::ListReply> {
+        self.consistent(&r).await?;
         Ok(services::list(self, r.into_inner())?)
     }
     async fn delete_service(&self, r: Request<v1::DeleteServiceRequest>) -> R<v1::ObjectReply> {
@@ -133,28 +152,32 @@ impl Berth for Api {
         Ok(tasks::stop(self, r.into_inner()).await?)
     }
     async fn describe_task(&self, r: Request<v1::TaskRef>) -> R<v1::ObjectReply> {
+        self.consistent(&r).await?;
         Ok(tasks::describe(self, r.into_inner())?)
     }
     async fn list_tasks(&self, r: Request<v1::ListTasksRequest>) -> R<v1::ListReply> {
+        self.consistent(&r).await?;
         Ok(tasks::list(self, r.into_inner())?)
     }
     async fn describe_container_instance(&self, r: Request<v1::InstanceRef>) -> R<v1::ObjectReply> {
+        self.consistent(&r).await?;
         Ok(instances::describe(self, r.into_inner())?)
     }
     async fn list_container_instances(
         &self,
         r: Request<v1::ListInstancesRequest>,
     ) -> R<v1::ListReply> {
+        self.consistent(&r).await?;
         Ok(instances::list(self, r.into_inner())?)
     }
     async fn list_members(&self, _r: Request<v1::ListMembersRequest>) -> R<v1::ListReply> {
-        Err(Status::unimplemented("membership comes with the replicated control plane"))
+        Ok(members::list(self)?)
     }
-    async fn add_member(&self, _r: Request<v1::AddMemberRequest>) -> R<v1::ObjectReply> {
-        Err(Status::unimplemented("membership comes with the replicated control plane"))
+    async fn add_member(&self, r: Request<v1::AddMemberRequest>) -> R<v1::ObjectReply> {
+        Ok(members::add(self, r.into_inner()).await?)
     }
-    async fn remove_member(&self, _r: Request<v1::RemoveMemberRequest>) -> R<v1::ObjectReply> {
-        Err(Status::unimplemented("membership comes with the replicated control plane"))
+    async fn remove_member(&self, r: Request<v1::RemoveMemberRequest>) -> R<v1::ObjectReply> {
+        Ok(members::remove(self, r.into_inner()).await?)
     }
     async fn get_status(&self, _r: Request<v1::StatusRequest>) -> R<v1::ObjectReply> {
         Ok(members::status(self)?)

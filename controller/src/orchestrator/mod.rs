@@ -143,7 +143,7 @@ impl Orchestrator {
             let Some(svc) = st.services.get(&State::service_key(&cluster, &name)) else {
                 return Ok(());
             };
-            let d = reconciler::decide(&st, svc);
+            let d = reconciler::decide(&st, svc, now);
             let primary = svc.deployments.iter().find(|d| d.status == "PRIMARY").cloned();
             let victims = if d.stop_surplus > 0 {
                 choose_surplus(

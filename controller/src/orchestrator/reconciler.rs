@@ -12,7 +12,23 @@
 //! * reaching steady state completes the PRIMARY deployment and records the ECS events.
 
 use crate::store::State;
-use berth_proto::model::{PENDING, RUNNING, Service, Task};
+use berth_proto::model::{PENDING, RUNNING, Service, Task, Timestamp};
+
+/// Longest delay between launches of a service whose tasks keep failing (ECS: 15 minutes).
+pub const MAX_LAUNCH_DELAY_MILLIS: i64 = 15 * 60 * 1000;
+
+/// ECS-style throttling of failing launches (ECS-NOTES §3.6): after `failures` consecutive
+/// failed launches the next one waits 0 s (first failure), then 1 s, 2 s, 4 s … up to 15 min.
+pub fn launch_delay_millis(failures: u32) -> i64 {
+    if failures < 2 {
+        return 0;
+    }
+    1000i64.saturating_mul(1i64 << (failures - 2).min(20)).min(MAX_LAUNCH_DELAY_MILLIS)
+}
+
+/// From this many consecutive failed launches on, the service records ECS's
+/// "is unable to consistently start tasks successfully." event.
+pub const IMPAIRED_AFTER_FAILURES: u32 = 3;
 
 /// What to do for one service.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -31,6 +47,8 @@ pub struct ServiceDecision {
     pub drained_deployments: Vec<String>,
     /// A DRAINING service with no task left.
     pub deactivate: bool,
+    /// Launches are held back until this time (failing launches are throttled).
+    pub throttled_until: Option<Timestamp>,
 }
 
 /// The event prefix ECS uses: `(service NAME)`.
@@ -38,7 +56,7 @@ pub fn prefix(name: &str) -> String {
     format!("(service {name})")
 }
 
-pub fn decide(state: &State, svc: &Service) -> ServiceDecision {
+pub fn decide(state: &State, svc: &Service, now: Timestamp) -> ServiceDecision {
     let cluster = crate::store::state::cluster_of_arn(&svc.cluster_arn);
     let name = svc.service_name.as_str();
     let live: Vec<&Task> =
@@ -70,6 +88,17 @@ pub fn decide(state: &State, svc: &Service) -> ServiceDecision {
             if old.is_empty() { missing } else { missing.min(upper.saturating_sub(live.len())) };
     } else if new.len() > desired {
         d.stop_surplus = new.len() - desired;
+    }
+    if d.start > 0 {
+        let (failures, last_stop) = state.launch_failures(cluster, name, &primary.id);
+        let until = last_stop.map(|t| t.plus_millis(launch_delay_millis(failures)));
+        if let Some(until) = until.filter(|u| *u > now) {
+            d.start = 0;
+            d.throttled_until = Some(until);
+        }
+        if failures >= IMPAIRED_AFTER_FAILURES {
+            d.events.push(format!("{} is unable to consistently start tasks successfully.", prefix(name)));
+        }
     }
     if !old.is_empty() {
         // Old tasks that never ran can go at once; running ones only above the healthy minimum.
@@ -228,16 +257,16 @@ mod tests {
     #[test]
     fn replaces_missing_tasks_and_stops_surplus() {
         let st = setup(3, 1);
-        assert_eq!(decide(&st, &svc(&st)).start, 2);
+        assert_eq!(decide(&st, &svc(&st), Timestamp(10)).start, 2);
         let st = setup(1, 3);
-        let d = decide(&st, &svc(&st));
+        let d = decide(&st, &svc(&st), Timestamp(10));
         assert_eq!((d.start, d.stop_surplus), (0, 2));
     }
 
     #[test]
     fn steady_state_completes_the_primary_deployment_once() {
         let st = setup(2, 2);
-        let d = decide(&st, &svc(&st));
+        let d = decide(&st, &svc(&st), Timestamp(10));
         assert!(d.complete_primary);
         assert!(
             d.events.iter().any(|e| e == "(service web) has reached a steady state."),
@@ -251,13 +280,13 @@ mod tests {
         // desired 4, max 200 → up to 8 tasks: 4 new may start before any old stops.
         let mut st = setup(4, 4);
         new_revision(&mut st, 100, 200);
-        let d = decide(&st, &svc(&st));
+        let d = decide(&st, &svc(&st), Timestamp(10));
         assert_eq!(d.start, 4);
         assert!(d.stop.is_empty(), "min 100: no old task may stop before new ones run");
         // desired 3, max 125 → floor(3.75) = 3: no extra task can start.
         let mut st = setup(3, 3);
         new_revision(&mut st, 50, 125);
-        let d = decide(&st, &svc(&st));
+        let d = decide(&st, &svc(&st), Timestamp(10));
         assert_eq!(d.start, 0);
         // min 50 → ceil(1.5) = 2 must stay running: one old task may stop.
         assert_eq!(d.stop.len(), 1);
@@ -267,7 +296,7 @@ mod tests {
     fn min_100_max_100_records_the_ecs_deployment_configuration_event() {
         let mut st = setup(1, 1);
         new_revision(&mut st, 100, 100);
-        let d = decide(&st, &svc(&st));
+        let d = decide(&st, &svc(&st), Timestamp(10));
         assert_eq!((d.start, d.stop.len()), (0, 0));
         assert!(d.events.iter().any(|e| e.contains("was unable to stop or start tasks during a deployment because of the service deployment configuration")), "{:?}", d.events);
     }
@@ -277,9 +306,34 @@ mod tests {
         let mut st = setup(2, 2);
         new_revision(&mut st, 100, 200);
         add_tasks(&mut st, "d2", "web:2", 2, RUNNING);
-        let d = decide(&st, &svc(&st));
+        let d = decide(&st, &svc(&st), Timestamp(10));
         assert_eq!(d.stop.len(), 2, "4 running, lower bound 2: both old tasks may stop");
         assert_eq!(d.start, 0);
+    }
+
+    #[test]
+    fn failing_launches_are_throttled_with_growing_delay() {
+        assert_eq!(launch_delay_millis(1), 0);
+        assert_eq!(launch_delay_millis(2), 1000);
+        assert_eq!(launch_delay_millis(5), 8000);
+        assert_eq!(launch_delay_millis(40), MAX_LAUNCH_DELAY_MILLIS);
+        let mut st = setup(1, 0);
+        add_tasks(&mut st, "d1", "web:1", 4, STOPPED);
+        for (i, t) in st.tasks.values_mut().enumerate() {
+            t.stop_code = Some("EssentialContainerExited".into());
+            t.stopped_at = Some(Timestamp(1000 * (i as i64 + 1)));
+        }
+        // 4 quick failures, the newest at t=4 s: the next launch waits 4 s, until t=8 s.
+        let d = decide(&st, &svc(&st), Timestamp(5000));
+        assert_eq!(d.start, 0);
+        assert_eq!(d.throttled_until, Some(Timestamp(8000)));
+        assert!(d.events.iter().any(|e| e == "(service web) is unable to consistently start tasks successfully."));
+        assert_eq!(st.service_view("default", "web").unwrap().deployments[0].failed_tasks, 4);
+        assert_eq!(decide(&st, &svc(&st), Timestamp(8000)).start, 1);
+        // A task stopped by the scheduler ends the streak.
+        let newest = st.tasks.values_mut().max_by_key(|t| t.stopped_at).unwrap();
+        newest.stop_code = Some("ServiceSchedulerInitiated".into());
+        assert_eq!(decide(&st, &svc(&st), Timestamp(5000)).start, 1);
     }
 
     #[test]
@@ -295,12 +349,12 @@ mod tests {
             },
         )
         .unwrap();
-        let d = decide(&st, &svc(&st));
+        let d = decide(&st, &svc(&st), Timestamp(10));
         assert_eq!(d.stop.len(), 2);
         assert!(!d.deactivate);
         for t in st.tasks.values_mut() {
             t.last_status = STOPPED.into();
         }
-        assert!(decide(&st, &svc(&st)).deactivate);
+        assert!(decide(&st, &svc(&st), Timestamp(10)).deactivate);
     }
 }

@@ -1,5 +1,6 @@
 //! [`RaftConfig`]: the knobs of one controller's Raft node, with `Default` and `validate()`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::RaftError;
@@ -26,6 +27,12 @@ pub struct RaftConfig {
     pub max_size_per_msg: u64,
     /// Append messages in flight to one follower before waiting for acks.
     pub max_inflight_msgs: usize,
+    /// Peer (Raft) addresses known from configuration (`--initial-cluster`): the bootstrap
+    /// address book of a fresh group, and hints for ids the replicated book does not know.
+    pub addresses: BTreeMap<u64, String>,
+    /// This node's client API address (`http://host:port`), announced to the group so that
+    /// `members list` and leader hints can name it.
+    pub client_address: Option<String>,
 }
 
 impl Default for RaftConfig {
@@ -39,6 +46,8 @@ impl Default for RaftConfig {
             snapshot_threshold: 1000,
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 256,
+            addresses: BTreeMap::new(),
+            client_address: None,
         }
     }
 }
@@ -72,6 +81,13 @@ impl RaftConfig {
             return bad("snapshot_threshold must be at least 1".into());
         }
         self.to_raft_config(0).validate().map_err(|e| RaftError::InvalidConfig(e.to_string()))
+    }
+
+    /// How long to wait for a leader to show up: two election timeouts (with ticks driven by
+    /// hand, as if a tick were 100 ms).
+    pub fn leader_wait(&self) -> Duration {
+        let tick = self.tick_interval.unwrap_or(Duration::from_millis(100));
+        tick * (2 * self.election_tick as u32)
     }
 
     /// The raft-rs config, starting from `applied` (the index of the restored snapshot).

@@ -68,6 +68,9 @@ pub struct LogStore {
     /// State including staged writes; becomes `meta` at commit.
     staged: LogMeta,
     batch: WriteBatch,
+    /// Set when raft asked for a snapshot the stored one cannot serve (it predates the
+    /// recipient's membership); the node takes a fresh one ([`LogStore::take_snapshot_request`]).
+    snapshot_requested: std::sync::atomic::AtomicBool,
 }
 
 impl LogStore {
@@ -104,7 +107,13 @@ impl LogStore {
             snapshot_term: snap_meta.term,
             last_index: last_in_log.unwrap_or(0).max(snap_meta.index),
         };
-        Ok(Self { backend, staged: meta.clone(), meta, batch: WriteBatch::new() })
+        Ok(Self {
+            backend,
+            staged: meta.clone(),
+            meta,
+            batch: WriteBatch::new(),
+            snapshot_requested: Default::default(),
+        })
     }
 
     /// True once the node has a membership (bootstrap, or a snapshot from a leader).
@@ -131,6 +140,11 @@ impl LogStore {
             Some(b) => Ok(Some(decode("snapshot", &b)?)),
             None => Ok(None),
         }
+    }
+
+    /// True (once) if raft needed a newer snapshot than the stored one since the last call.
+    pub fn take_snapshot_request(&self) -> bool {
+        self.snapshot_requested.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stages the bootstrap membership of a fresh log.
@@ -329,13 +343,30 @@ impl Storage for LogStore {
         Ok(self.meta.last_index)
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         match self.latest_snapshot().map_err(to_raft_error)? {
-            Some(snap) if snap.get_metadata().index >= request_index => Ok(snap),
-            // Raft retries later; the node snapshots again at its next threshold.
-            _ => Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)),
+            // A recipient missing from the snapshot's membership would refuse it (a member
+            // added after the snapshot was taken).
+            Some(snap)
+                if snap.get_metadata().index >= request_index
+                    && conf_contains(snap.get_metadata().get_conf_state(), to) =>
+            {
+                Ok(snap)
+            }
+            // Raft retries later; the node takes a fresh snapshot after this Ready.
+            _ => {
+                self.snapshot_requested.store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+            }
         }
     }
+}
+
+fn conf_contains(cs: &ConfState, id: u64) -> bool {
+    cs.voters.contains(&id)
+        || cs.learners.contains(&id)
+        || cs.voters_outgoing.contains(&id)
+        || cs.learners_next.contains(&id)
 }
 
 #[cfg(test)]
@@ -445,7 +476,16 @@ mod tests {
         ));
         assert_eq!(terms(&s, 4, 5), vec![2]);
         assert!(s.hard_state().commit >= 3);
-        let snap = s.snapshot(0, 2).expect("snapshot");
+        let snap = s.snapshot(0, 1).expect("snapshot");
+        assert!(!s.take_snapshot_request());
+        assert!(
+            matches!(
+                s.snapshot(0, 2),
+                Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+            ),
+            "node 2 is not in the snapshot's membership"
+        );
+        assert!(s.take_snapshot_request(), "a fresh snapshot is requested");
         assert_eq!(&snap.data[..], b"state@3");
         assert_eq!(s.conf_state().voters, vec![1]);
     }

@@ -16,7 +16,11 @@
 //! * `config.rs`    — [`RaftConfig`]: ids, ticks, snapshot threshold; `validate()`.
 //! * `log_store.rs` — [`LogStore`]: `raft::Storage` over a [`KvBackend`] (entries, hard state,
 //!   conf state, latest snapshot), staged writes committed as one batch.
-//! * `node.rs`      — [`RaftNode`] (the loop) and [`RaftHandle`] (the cloneable client side).
+//! * `node.rs`      — [`RaftNode`], the Ready loop; `node_membership.rs` — its membership,
+//!   ReadIndex and leadership-transfer parts.
+//! * `handle.rs`    — [`RaftHandle`], the cloneable client side (propose, read barrier,
+//!   members, transfer, transport feedback).
+//! * `members.rs`   — the replicated address book and the snapshot data envelope.
 //! * `transport.rs` — [`RaftTransport`] and the in-memory [`MemNetwork`] used by tests.
 //!
 //! The state machine is the caller's ([`StateMachine`], implemented in `store/`); this module
@@ -25,16 +29,21 @@
 //! as messages).
 
 mod config;
+mod handle;
 mod log_store;
+mod members;
 mod node;
+mod node_membership;
 mod transport;
 
 #[cfg(test)]
 mod node_tests;
 
 pub use config::RaftConfig;
+pub use handle::RaftHandle;
 pub use log_store::LogStore;
-pub use node::{RaftHandle, RaftNode};
+pub use members::{AddressBook, MemberAddress, MemberChange, MembershipView};
+pub use node::{BOOTSTRAP_INDEX, RaftNode};
 pub use transport::{MemNetwork, MemTransport, RaftTransport};
 
 use crate::storage::KvError;
@@ -72,6 +81,23 @@ impl RoleState {
     }
 }
 
+impl RaftError {
+    /// True for errors a client should retry later or elsewhere (gRPC `Unavailable`): no
+    /// leader, leadership lost, forwarding failed, timeouts, stopping. For `LeadershipLost`
+    /// and `ForwardFailed` the command may or may not have been applied.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            RaftError::NotLeader { .. }
+                | RaftError::LeadershipLost { .. }
+                | RaftError::ForwardFailed { .. }
+                | RaftError::Timeout { .. }
+                | RaftError::Stopped
+                | RaftError::MembershipChangePending
+        )
+    }
+}
+
 /// Every error of the Raft layer.
 #[derive(Debug, thiserror::Error)]
 pub enum RaftError {
@@ -101,6 +127,21 @@ pub enum RaftError {
     /// The stored log is not what the metadata says (missing or misnumbered entry).
     #[error("raft log corrupt at index {index}: {message}")]
     CorruptLog { index: u64, message: String },
+    /// A membership change that cannot be made (already a member, not a member, last voter).
+    #[error("membership change refused: {0}")]
+    InvalidMembership(String),
+    /// Another membership change is still being applied; retry after it.
+    #[error("another membership change is pending")]
+    MembershipChangePending,
+    /// No answer in time (no leader reachable for a read index, or an apply wait).
+    #[error("timed out waiting for {what}")]
+    Timeout { what: &'static str },
+    /// A proposal forwarded to leader `leader` failed in transit; its outcome is unknown.
+    #[error("forwarding to leader {leader} failed: {message}")]
+    ForwardFailed { leader: u64, message: String },
+    /// Snapshot data that does not decode.
+    #[error("corrupt snapshot: {0}")]
+    CorruptSnapshot(String),
     /// A snapshot older than the one already stored.
     #[error("snapshot at {index} is older than stored snapshot at {stored}")]
     SnapshotOutOfDate { index: u64, stored: u64 },

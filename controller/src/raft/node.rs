@@ -1,30 +1,36 @@
-//! [`RaftNode`]: the one task that owns the `RawNode`, and [`RaftHandle`], its cloneable client.
+//! [`RaftNode`]: the one task that owns the `RawNode` (its client is [`RaftHandle`]).
 //!
 //! Loop (RUST-STACK §8): wait for an input, drain up to [`MAX_INPUTS_PER_READY`] more, then
 //! handle one Ready:
 //! 1. send `messages` (leader appends/heartbeats: they don't depend on local state);
-//! 2. install a received snapshot (log store + `StateMachine::restore`);
+//! 2. install a received snapshot (log store + `StateMachine::restore` + address book);
 //! 3. stage entries + hard state, write them as ONE batch and flush (one fsync per Ready);
 //! 4. only then send `persisted_messages` (votes, append acks);
-//! 5. apply committed entries in order, answering proposers; `advance`; repeat for the
-//!    `LightReady`; `advance_apply`;
+//! 5. answer read-index waiters; apply committed entries in order, answering proposers;
+//!    `advance`; repeat for the `LightReady`; `advance_apply`;
 //! 6. snapshot the state machine every `snapshot_threshold` applied entries and compact.
 //!
 //! A proposal is answered only from step 5, i.e. after its entry is committed, durable on a
-//! quorum (including here) and applied.
+//! quorum (including here) and applied. Membership changes, reads and leadership transfer are
+//! in `node_membership.rs` (same type, second `impl` block).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Snapshot};
+use raft::eraftpb::{ConfState, Entry, EntryType, Snapshot};
 use raft::prelude::Message;
 use raft::{RawNode, StateRole, Storage};
 use slog::Drain as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::handle::{IndexReply, Input, ProposalReply, RaftHandle};
 use super::log_store::LogStore;
+use super::members::{
+    ANNOUNCE_CONTEXT, AddressBook, MemberAddress, MembershipView, decode_envelope, encode_envelope,
+};
 use super::{RaftConfig, RaftError, RaftTransport, Role, RoleState, StateMachine};
 use crate::storage::KvBackend;
 
@@ -38,108 +44,51 @@ pub const INPUT_CHANNEL_CAPACITY: usize = 4096;
 /// first proposal in a batch and the size of one write batch.
 pub const MAX_INPUTS_PER_READY: usize = 1024;
 
-type ProposalReply = oneshot::Sender<Result<Vec<u8>, RaftError>>;
+/// Index and term of the snapshot every initial member of a fresh group starts from. It holds
+/// the initial membership and address book, so a member that joins later is always caught up
+/// by a snapshot (there is no log entry before it that it could miss).
+pub const BOOTSTRAP_INDEX: u64 = 1;
 
 /// Proposal id carried in the entry context, matching an applied entry to its waiter.
-type ProposalId = [u8; 16];
-
-enum Input {
-    Propose { command: Vec<u8>, reply: ProposalReply },
-    Step(Box<Message>),
-    Tick,
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// Client side of a [`RaftNode`]; cheap to clone.
-#[derive(Clone)]
-pub struct RaftHandle {
-    id: u64,
-    inputs: mpsc::Sender<Input>,
-    role: watch::Receiver<RoleState>,
-    applied: watch::Receiver<u64>,
-}
-
-impl RaftHandle {
-    /// This node's id.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Proposes `command`; resolves after it is committed, durable and applied, with the state
-    /// machine's response. `NotLeader` on a follower; `LeadershipLost` if the outcome is unknown.
-    pub async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, RaftError> {
-        let (reply, response) = oneshot::channel();
-        self.inputs
-            .send(Input::Propose { command, reply })
-            .await
-            .map_err(|_| RaftError::Stopped)?;
-        response.await.map_err(|_| RaftError::Stopped)?
-    }
-
-    pub fn is_leader(&self) -> bool {
-        self.role.borrow().is_leader()
-    }
-
-    pub fn leader_id(&self) -> Option<u64> {
-        self.role.borrow().leader_id
-    }
-
-    /// Role and term, updated after every Ready; leader-only loops start and stop on it.
-    pub fn role(&self) -> watch::Receiver<RoleState> {
-        self.role.clone()
-    }
-
-    /// Index of the last applied entry; wakes waiters whenever the state changed.
-    pub fn applied(&self) -> watch::Receiver<u64> {
-        self.applied.clone()
-    }
-
-    /// Hands an inbound raft message (from a transport) to the node. Never waits: a full
-    /// inbox drops the message, which raft tolerates.
-    pub fn step(&self, msg: Message) -> Result<(), RaftError> {
-        self.inputs.try_send(Input::Step(Box::new(msg))).map_err(|_| RaftError::Stopped)
-    }
-
-    /// One logical clock tick. Sent by the ticker in production, by hand in tests.
-    pub fn tick(&self) -> Result<(), RaftError> {
-        self.inputs.try_send(Input::Tick).map_err(|_| RaftError::Stopped)
-    }
-
-    /// Stops the node after the inputs already queued: snapshots the state machine, flushes,
-    /// and releases the storage. Returns once the node has stopped (at once if it already had).
-    pub async fn shutdown(&self) -> Result<(), RaftError> {
-        let (done, stopped) = oneshot::channel();
-        if self.inputs.send(Input::Shutdown(done)).await.is_err() {
-            return Ok(());
-        }
-        // The loop drops `done` without sending if it fails; either way it has stopped.
-        let _ = stopped.await;
-        Ok(())
-    }
-}
+pub(super) type ProposalId = [u8; 16];
 
 /// The Raft node: owns the `RawNode`, the state machine and the pending proposals.
 pub struct RaftNode<S: StateMachine> {
-    config: RaftConfig,
-    raw: RawNode<LogStore>,
-    state_machine: S,
+    pub(super) config: RaftConfig,
+    pub(super) raw: RawNode<LogStore>,
+    pub(super) state_machine: S,
     transport: Arc<dyn RaftTransport>,
     inputs: mpsc::Receiver<Input>,
     /// For the ticker: does not keep the channel open on its own.
     weak_inputs: mpsc::WeakSender<Input>,
     role_tx: watch::Sender<RoleState>,
     applied_tx: watch::Sender<u64>,
-    pending: HashMap<ProposalId, ProposalReply>,
+    members_tx: watch::Sender<MembershipView>,
+    pub(super) pending: HashMap<ProposalId, ProposalReply>,
+    /// The one membership change in flight, proposed here.
+    pub(super) pending_conf: Option<(ProposalId, IndexReply)>,
+    /// Read requests received since the last Ready: they share one ReadIndex round.
+    pub(super) read_batch: Vec<IndexReply>,
+    /// ReadIndex rounds in flight, by request context.
+    pub(super) read_waiters: HashMap<u64, Vec<IndexReply>>,
+    pub(super) read_seq: u64,
     /// Membership as of `applied` (the log store keeps the one as of its snapshot).
-    conf_state: ConfState,
-    applied: u64,
+    pub(super) conf_state: ConfState,
+    /// Address book as of `applied`.
+    pub(super) book: AddressBook,
+    pub(super) applied: u64,
+    pub(super) ticks: u64,
+    snapshots_installed: Arc<AtomicU64>,
+    last_term: u64,
     stop_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl<S: StateMachine> RaftNode<S> {
     /// Opens the log in `backend`, restores `state_machine` from the latest snapshot, and
     /// builds the node; raft replays committed entries after the snapshot on its first Ready.
-    /// A fresh single-voter group campaigns at once.
+    /// Fresh storage with `peers` is bootstrapped from a snapshot at [`BOOTSTRAP_INDEX`]
+    /// holding that membership and `config.addresses`. A fresh single-voter group campaigns
+    /// at once.
     pub fn new(
         config: RaftConfig,
         backend: Arc<dyn KvBackend>,
@@ -149,12 +98,27 @@ impl<S: StateMachine> RaftNode<S> {
         config.validate()?;
         let mut store = LogStore::open(backend)?;
         if !store.is_initialized() && !config.peers.is_empty() {
-            store.initialize(ConfState::from((config.peers.clone(), Vec::new())))?;
+            let book: AddressBook = config
+                .addresses
+                .iter()
+                .filter(|(id, _)| config.peers.contains(id))
+                .map(|(id, peer)| (*id, MemberAddress { peer: peer.clone(), client: None }))
+                .collect();
+            let mut snapshot = Snapshot::default();
+            let meta = snapshot.mut_metadata();
+            meta.index = BOOTSTRAP_INDEX;
+            meta.term = 1;
+            meta.set_conf_state(ConfState::from((config.peers.clone(), Vec::new())));
+            snapshot.data = encode_envelope(&book, &state_machine.snapshot()).into();
+            store.apply_snapshot(&snapshot)?;
             store.commit(true)?;
         }
         let applied = store.snapshot_index();
+        let mut book = AddressBook::new();
         if let Some(snapshot) = store.latest_snapshot()? {
-            state_machine.restore(&snapshot.data);
+            let (snap_book, state) = decode_envelope(&snapshot.data)?;
+            state_machine.restore(state);
+            book = snap_book;
         }
         let conf_state = store.conf_state().clone();
         let sole_voter = conf_state.voters == [config.id] && conf_state.learners.is_empty();
@@ -170,9 +134,18 @@ impl<S: StateMachine> RaftNode<S> {
         let role = role_of(&raw);
         let (role_tx, role_rx) = watch::channel(role);
         let (applied_tx, applied_rx) = watch::channel(applied);
-        let handle =
-            RaftHandle { id: config.id, inputs: tx.clone(), role: role_rx, applied: applied_rx };
-        let node = Self {
+        let (members_tx, members_rx) = watch::channel(MembershipView::default());
+        let snapshots_installed = Arc::new(AtomicU64::new(0));
+        let handle = RaftHandle {
+            id: config.id,
+            inputs: tx.clone(),
+            role: role_rx,
+            applied: applied_rx,
+            members: members_rx,
+            snapshots_installed: snapshots_installed.clone(),
+            leader_wait: config.leader_wait(),
+        };
+        let mut node = Self {
             config,
             raw,
             state_machine,
@@ -181,11 +154,22 @@ impl<S: StateMachine> RaftNode<S> {
             weak_inputs: tx.downgrade(),
             role_tx,
             applied_tx,
+            members_tx,
             pending: HashMap::new(),
+            pending_conf: None,
+            read_batch: Vec::new(),
+            read_waiters: HashMap::new(),
+            read_seq: 0,
             conf_state,
+            book,
             applied,
+            ticks: 0,
+            snapshots_installed,
+            last_term: role.term,
             stop_waiters: Vec::new(),
         };
+        node.fill_address_hints();
+        node.publish();
         Ok((node, handle))
     }
 
@@ -263,8 +247,12 @@ impl<S: StateMachine> RaftNode<S> {
                     Err(_) => break,
                 }
             }
+            self.start_read_round();
             self.on_ready()?;
-            if self.applied >= self.raw.store().snapshot_index() + self.config.snapshot_threshold {
+            if self.raw.store().take_snapshot_request()
+                || self.applied
+                    >= self.raw.store().snapshot_index() + self.config.snapshot_threshold
+            {
                 self.take_snapshot()?;
             }
             self.publish();
@@ -278,6 +266,10 @@ impl<S: StateMachine> RaftNode<S> {
         match input {
             Input::Tick => {
                 self.raw.tick();
+                self.ticks += 1;
+                if self.ticks.is_multiple_of(self.config.election_tick as u64) {
+                    self.announce_client_address();
+                }
             }
             Input::Step(msg) => {
                 if let Err(e) = self.raw.step(*msg) {
@@ -285,6 +277,17 @@ impl<S: StateMachine> RaftNode<S> {
                 }
             }
             Input::Propose { command, reply } => self.propose(command, reply),
+            Input::ChangeMembership { change, reply } => self.change_membership(change, reply),
+            Input::ReadIndex { reply } => self.read_batch.push(reply),
+            Input::TransferLeader { reply } => {
+                let _ = reply.send(self.transfer_leader());
+            }
+            Input::ReportSnapshot { to, ok } => {
+                let status =
+                    if ok { raft::SnapshotStatus::Finish } else { raft::SnapshotStatus::Failure };
+                self.raw.report_snapshot(to, status);
+            }
+            Input::Unreachable(to) => self.raw.report_unreachable(to),
             Input::Shutdown(done) => self.stop_waiters.push(done),
         }
     }
@@ -319,10 +322,15 @@ impl<S: StateMachine> RaftNode<S> {
 
         if !ready.snapshot().is_empty() {
             let snapshot = ready.snapshot().clone();
+            let (book, state) = decode_envelope(&snapshot.data)?;
             self.raw.mut_store().apply_snapshot(&snapshot)?;
-            self.state_machine.restore(&snapshot.data);
+            self.state_machine.restore(state);
+            self.book = book;
+            self.fill_address_hints();
             self.applied = snapshot.get_metadata().index;
             self.conf_state = snapshot.get_metadata().get_conf_state().clone();
+            self.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(id = self.config.id, index = self.applied, "installed snapshot");
         }
         let store = self.raw.mut_store();
         store.append(ready.entries())?;
@@ -333,6 +341,7 @@ impl<S: StateMachine> RaftNode<S> {
         store.commit(true)?;
 
         self.transport.send(ready.take_persisted_messages());
+        self.answer_reads(ready.take_read_states());
         self.apply_committed(ready.take_committed_entries())?;
 
         let mut light = self.raw.advance(ready);
@@ -359,37 +368,24 @@ impl<S: StateMachine> RaftNode<S> {
                     if entry.data.is_empty() && entry.context.is_empty() {
                         continue;
                     }
+                    if entry.context[..] == *ANNOUNCE_CONTEXT {
+                        self.apply_announcement(&entry);
+                        continue;
+                    }
                     let response = self.state_machine.apply(entry.index, &entry.data);
                     let waiter = ProposalId::try_from(&entry.context[..])
                         .ok()
                         .and_then(|id| self.pending.remove(&id));
                     if let Some(reply) = waiter {
-                        let _ = reply.send(Ok(response));
+                        let _ = reply.send(Ok((response, entry.index)));
                     }
                 }
-                EntryType::EntryConfChange => {
-                    let cc: ConfChange = decode_entry("conf change", &entry)?;
-                    let result = self.raw.apply_conf_change(&cc);
-                    self.record_conf_change(entry.index, result);
-                }
-                EntryType::EntryConfChangeV2 => {
-                    let cc: ConfChangeV2 = decode_entry("conf change v2", &entry)?;
-                    let result = self.raw.apply_conf_change(&cc);
-                    self.record_conf_change(entry.index, result);
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    self.apply_conf_change_entry(&entry)?;
                 }
             }
         }
         Ok(())
-    }
-
-    fn record_conf_change(&mut self, index: u64, result: raft::Result<ConfState>) {
-        match result {
-            Ok(cs) => self.conf_state = cs,
-            // Deterministic on every replica: the change is rejected everywhere alike.
-            Err(e) => {
-                tracing::warn!(id = self.config.id, index, error = %e, "conf change rejected")
-            }
-        }
     }
 
     /// Snapshots the state machine at `applied`, stores it and compacts the log up to it.
@@ -404,7 +400,7 @@ impl<S: StateMachine> RaftNode<S> {
         meta.index = index;
         meta.term = term;
         meta.set_conf_state(self.conf_state.clone());
-        snapshot.data = self.state_machine.snapshot().into();
+        snapshot.data = encode_envelope(&self.book, &self.state_machine.snapshot()).into();
         let store = self.raw.mut_store();
         store.save_snapshot_and_compact(&snapshot)?;
         store.commit(true)?;
@@ -412,12 +408,24 @@ impl<S: StateMachine> RaftNode<S> {
         Ok(())
     }
 
-    /// Publishes role and applied index; fails proposals whose leader stepped down.
+    /// Publishes role, applied index and membership; fails proposals whose leader stepped
+    /// down and reads of an older term.
     fn publish(&mut self) {
         let role = role_of(&self.raw);
-        if !role.is_leader() && !self.pending.is_empty() {
+        if !role.is_leader() {
             for (_, reply) in self.pending.drain() {
                 let _ = reply.send(Err(RaftError::LeadershipLost { term: role.term }));
+            }
+            if let Some((_, reply)) = self.pending_conf.take() {
+                let _ = reply.send(Err(RaftError::LeadershipLost { term: role.term }));
+            }
+        }
+        if role.term != self.last_term {
+            self.last_term = role.term;
+            for (_, waiters) in self.read_waiters.drain() {
+                for w in waiters {
+                    let _ = w.send(Err(RaftError::NotLeader { leader: role.leader_id }));
+                }
             }
         }
         self.role_tx.send_if_modified(|r| {
@@ -431,6 +439,26 @@ impl<S: StateMachine> RaftNode<S> {
             *a = applied;
             changed
         });
+        let view = MembershipView {
+            voters: self.conf_state.voters.clone(),
+            learners: self.conf_state.learners.clone(),
+            addresses: self.book.clone(),
+        };
+        self.members_tx.send_if_modified(|v| {
+            let changed = *v != view;
+            *v = view;
+            changed
+        });
+    }
+
+    /// Peer addresses from the config fill the gaps of the replicated book (a restarted member
+    /// may be given addresses the log never carried; the book wins where both know a node).
+    fn fill_address_hints(&mut self) {
+        for (id, peer) in &self.config.addresses {
+            self.book
+                .entry(*id)
+                .or_insert_with(|| MemberAddress { peer: peer.clone(), client: None });
+        }
     }
 
     /// True if the log after the snapshot holds a membership change, which a restarted sole
@@ -457,11 +485,7 @@ impl RaftTransport for NoPeers {
     }
 }
 
-fn decode_entry<M: protobuf::Message>(what: &'static str, entry: &Entry) -> Result<M, RaftError> {
-    M::parse_from_bytes(&entry.data).map_err(|source| RaftError::Decode { what, source })
-}
-
-fn known_leader(raw: &RawNode<LogStore>) -> Option<u64> {
+pub(super) fn known_leader(raw: &RawNode<LogStore>) -> Option<u64> {
     let id = raw.raft.leader_id;
     (id != raft::INVALID_ID).then_some(id)
 }

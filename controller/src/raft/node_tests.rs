@@ -316,3 +316,51 @@ async fn isolated_leader_is_replaced_and_the_majority_keeps_committing() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn partitioned_leader_acknowledges_nothing_and_catches_up_after_heal() {
+    let cluster = Cluster::start(&[1, 2, 3]);
+    assert_eq!(cluster.elect(&[0]).await, 0);
+    propose_all(&cluster.handles[0], std::iter::once("before".to_string())).await;
+    cluster.network.isolate(1);
+    let old = cluster.handles[0].clone();
+    let lost = tokio::spawn(async move { old.propose(b"lost".to_vec()).await });
+    let new_leader = cluster.elect_among(&[1, 2], &[0, 1, 2]).await;
+    let idx = propose_all(&cluster.handles[new_leader], std::iter::once("after".to_string())).await;
+    // The isolated leader steps down (check_quorum); its proposal is never acknowledged.
+    let mut role = cluster.handles[0].role();
+    tokio::time::timeout(DEADLINE, async {
+        while role.borrow().is_leader() {
+            cluster.handles[0].tick().expect("tick");
+            let _ = tokio::time::timeout(Duration::from_millis(5), role.changed()).await;
+        }
+    })
+    .await
+    .expect("old leader steps down");
+    let outcome = tokio::time::timeout(DEADLINE, lost).await.expect("answered").expect("join");
+    assert!(matches!(outcome, Err(RaftError::LeadershipLost { .. })), "{outcome:?}");
+
+    cluster.network.heal();
+    tokio::time::timeout(DEADLINE, async {
+        while *cluster.handles[0].applied().borrow() < idx[0] {
+            cluster.handles[new_leader].tick().expect("tick");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("old leader catches up");
+    let expected = cluster.machines[new_leader].entries();
+    assert_eq!(cluster.machines[0].entries(), expected, "same log after heal");
+    assert!(expected.iter().all(|(_, c)| c != "lost"), "unacknowledged write never applied");
+    // A linearizable read through the old leader (now a follower) sees the write.
+    let follower = cluster.handles[0].clone();
+    let read = tokio::spawn(async move { follower.read_barrier().await });
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !read.is_finished() {
+        assert!(tokio::time::Instant::now() < deadline, "read barrier answered");
+        cluster.handles[new_leader].tick().expect("tick");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    read.await.expect("join").expect("read barrier on a follower");
+    cluster.shutdown().await;
+}

@@ -491,6 +491,12 @@ fn report_status(
                 merge_container(c, cr);
             }
         }
+        if task.last_status == STOPPED {
+            // Containers that never started (or were never reported) end with their task.
+            for c in task.containers.iter_mut().filter(|c| c.last_status != STOPPED) {
+                c.last_status = STOPPED.into();
+            }
+        }
         task.health_status = task_health(&task.containers);
     }
     if *task != before {
@@ -517,7 +523,7 @@ fn merge_container(c: &mut Container, cr: &model::ContainerReport) {
     if !cr.network_bindings.is_empty() {
         c.network_bindings = cr.network_bindings.clone();
     }
-    if let Some(h) = &cr.health_status {
+    if let Some(h) = cr.health_status.as_ref().filter(|h| !h.is_empty()) {
         c.health_status = h.clone();
     }
 }

@@ -7,7 +7,12 @@ use berth_proto::model::{
     ALWAYS_RESERVED_PORTS, Cluster, ContainerInstance, PENDING, RUNNING, Resource, Service, Task,
     TaskDefinition,
 };
+use berth_proto::model::Timestamp;
 use std::collections::BTreeSet;
+
+/// A task that stops on its own within this long of reaching RUNNING counts as a failed launch
+/// (for throttling and `failedTasks`), like one that never reached RUNNING.
+pub const QUICK_EXIT_MILLIS: i64 = 10_000;
 
 /// What a task holds on its instance while it is not STOPPED.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -135,6 +140,37 @@ impl State {
         })
     }
 
+    /// Consecutive failed launches of a deployment, newest first: tasks that stopped on their own
+    /// (`EssentialContainerExited`, `TaskFailedToStart`) without reaching RUNNING or within
+    /// [`QUICK_EXIT_MILLIS`] of it. A task that ran longer, or was stopped by the scheduler or a
+    /// user, ends the streak. Returns the count and when the newest of them stopped.
+    pub fn launch_failures(&self, cluster: &str, name: &str, deployment: &str) -> (u32, Option<Timestamp>) {
+        let mut stopped: Vec<&Task> = self
+            .tasks
+            .values()
+            .filter(|t| {
+                t.is_stopped()
+                    && t.service_name() == Some(name)
+                    && t.started_by.as_deref() == Some(deployment)
+                    && cluster_of_arn(&t.cluster_arn) == cluster
+            })
+            .collect();
+        stopped.sort_by_key(|t| std::cmp::Reverse((t.stopped_at, t.created_at)));
+        let mut n = 0;
+        for t in &stopped {
+            let own = matches!(t.stop_code.as_deref(), Some("EssentialContainerExited" | "TaskFailedToStart"));
+            let quick = match (t.started_at, t.stopped_at) {
+                (Some(a), Some(b)) => b.millis() - a.millis() < QUICK_EXIT_MILLIS,
+                _ => true,
+            };
+            if !(own && quick) {
+                break;
+            }
+            n += 1;
+        }
+        (n, stopped.first().filter(|_| n > 0).and_then(|t| t.stopped_at))
+    }
+
     /// The service as DescribeServices shows it, with running/pending counts per deployment.
     pub fn service_view(&self, cluster: &str, name: &str) -> Option<Service> {
         let mut svc = self.services.get(&State::service_key(cluster, name))?.clone();
@@ -145,6 +181,7 @@ impl State {
             counts(&|t| t.last_status == PENDING || t.last_status == "PROVISIONING");
         for d in &mut svc.deployments {
             let id = d.id.clone();
+            d.failed_tasks = i64::from(self.launch_failures(cluster, name, &id).0);
             d.running_count =
                 counts(&|t| t.last_status == RUNNING && t.started_by.as_deref() == Some(&id));
             d.pending_count = counts(&|t| {

@@ -8,13 +8,17 @@
 //! * `service-start` — create a service of `--tasks` real Docker containers (berth/httpd:1, built by
 //!   `scripts/build-images.sh`) on a local agent and time until all are RUNNING, then until all
 //!   are STOPPED after scaling to 0. Needs a Docker daemon.
+//! * `raft`          — 3 `berth-controller` processes against a 3-member etcd
+//!   (`../shared/anchors/etcd-cluster.sh`), both on loopback, same write workload (see
+//!   [`raft`]): write throughput and p99 per client count, then leader-failover time.
 //!
-//! Later issues add suites (and anchors such as etcd and Docker Swarm, run side by side).
+//! Later issues add suites (and anchors such as Docker Swarm, run side by side).
 
 use anyhow::{Context, Result, bail};
 use berth_agent::{Agent, AgentConfig, PullBehavior};
 use berth_controller::{Controller, ControllerConfig, RunningController};
 use berth_proto::v1::{self, berth_client::BerthClient};
+use berth_tests::cluster::{ControllerCluster, build_controller, client_for};
 use std::time::{Duration, Instant};
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T> {
@@ -211,11 +215,308 @@ async fn service_start(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// raft: 3 Berth controllers vs a 3-member etcd
+
+/// Bytes of payload in one write, on both systems.
+const RAFT_VALUE_BYTES: usize = 256;
+/// Per-call timeout in the write workload: a call slower than this is an error, not a sample.
+const RAFT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per-call timeout of the failover client: it moves to the next member after this.
+const FAILOVER_CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A 256-byte printable value, different per client and sequence number.
+fn raft_value(client: usize, seq: u64) -> String {
+    let head = format!("c{client}-s{seq}-");
+    format!("{head}{}", "x".repeat(RAFT_VALUE_BYTES - head.len()))
+}
+
+/// A Berth write: RegisterTaskDefinition of a one-container document whose only environment
+/// value is the 256-byte payload (one Raft command, acknowledged after a quorum fsync).
+fn berth_document(client: usize, seq: u64) -> String {
+    serde_json::json!({
+        "family": format!("raft-bench-{client}"),
+        "containerDefinitions": [{
+            "name": "app", "image": "berth/httpd:1", "memory": 16,
+            "environment": [{"name": "V", "value": raft_value(client, seq)}]
+        }]
+    })
+    .to_string()
+}
+
+/// The slice of etcd's `etcdserverpb.KV/Put` this bench needs, as prost messages (the
+/// `etcd-client` crate compiles etcd's protos with a system `protoc`, which this machine lacks).
+mod etcd {
+    use tonic::codegen::http::uri::PathAndQuery;
+    use tonic::transport::Channel;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PutRequest {
+        #[prost(bytes = "vec", tag = "1")]
+        pub key: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pub value: Vec<u8>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ResponseHeader {
+        #[prost(uint64, tag = "1")]
+        pub cluster_id: u64,
+        #[prost(uint64, tag = "2")]
+        pub member_id: u64,
+        #[prost(int64, tag = "3")]
+        pub revision: i64,
+        #[prost(uint64, tag = "4")]
+        pub raft_term: u64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PutResponse {
+        #[prost(message, optional, tag = "1")]
+        pub header: Option<ResponseHeader>,
+    }
+
+    #[derive(Clone)]
+    pub struct KvClient(tonic::client::Grpc<Channel>);
+
+    impl KvClient {
+        pub fn new(channel: Channel) -> Self {
+            KvClient(tonic::client::Grpc::new(channel))
+        }
+
+        pub async fn put(&mut self, req: PutRequest) -> Result<PutResponse, tonic::Status> {
+            self.0
+                .ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(format!("etcd not ready: {e}")))?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = PathAndQuery::from_static("/etcdserverpb.KV/Put");
+            Ok(self.0.unary(tonic::Request::new(req), path, codec).await?.into_inner())
+        }
+    }
+}
+
+/// A 3-member etcd started by the shared anchor script; stopped (and its dir removed) on drop.
+struct EtcdAnchor {
+    script: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    endpoints: Vec<String>,
+}
+
+impl EtcdAnchor {
+    fn start(dir: &std::path::Path) -> Result<Self> {
+        let script = berth_tests::workspace_root().join("../shared/anchors/etcd-cluster.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(dir)
+            .output()
+            .with_context(|| format!("running {}", script.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let Some(eps) = stdout.lines().find_map(|l| l.strip_prefix("ENDPOINTS=")) else {
+            bail!(
+                "etcd-cluster.sh start did not print ENDPOINTS=: {}{}",
+                stdout,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let endpoints = eps.split(',').map(|e| format!("http://{}", e.trim())).collect();
+        Ok(EtcdAnchor { script, dir: dir.to_path_buf(), endpoints })
+    }
+}
+
+impl Drop for EtcdAnchor {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+/// Throughput and latencies of one system under one client count.
+struct WriteRun {
+    per_sec: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+fn channel_to(endpoint: &str, timeout: Duration) -> Result<tonic::transport::Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(endpoint.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(timeout)
+        .connect_lazy())
+}
+
+/// Runs `clients` loops for `seconds`, client `i` on endpoint `i % n`, each call made by
+/// `write(channel, client, seq)`; counts acknowledged calls and their latency.
+async fn write_workload<F, Fut>(
+    endpoints: &[String],
+    clients: usize,
+    seconds: f64,
+    write: F,
+) -> Result<WriteRun>
+where
+    F: Fn(tonic::transport::Channel, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+{
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(seconds);
+    let mut handles = vec![];
+    for c in 0..clients {
+        let channel = channel_to(&endpoints[c % endpoints.len()], RAFT_CALL_TIMEOUT)?;
+        let write = write.clone();
+        handles.push(tokio::spawn(async move {
+            let (mut lat, mut errors) = (vec![], 0usize);
+            let mut seq = 0u64;
+            while Instant::now() < deadline {
+                seq += 1;
+                let t = Instant::now();
+                match write(channel.clone(), c, seq).await {
+                    Ok(()) => lat.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let (mut all, mut errors) = (vec![], 0);
+    for h in handles {
+        let (lat, e) = h.await?;
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    Ok(WriteRun { per_sec: all.len() as f64 / elapsed, p99_ms: percentile(&all, 0.99), errors })
+}
+
+async fn berth_writes(endpoints: &[String], clients: usize, seconds: f64) -> Result<WriteRun> {
+    write_workload(endpoints, clients, seconds, |channel, c, seq| async move {
+        let max = berth_proto::MAX_MESSAGE_BYTES;
+        let mut api = BerthClient::new(channel).max_decoding_message_size(max);
+        api.register_task_definition(v1::RegisterTaskDefinitionRequest {
+            document: berth_document(c, seq),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+    })
+    .await
+}
+
+async fn etcd_writes(endpoints: &[String], clients: usize, seconds: f64) -> Result<WriteRun> {
+    write_workload(endpoints, clients, seconds, |channel, c, seq| async move {
+        etcd::KvClient::new(channel)
+            .put(etcd::PutRequest {
+                key: format!("bench/{c}").into_bytes(),
+                value: raft_value(c, seq).into_bytes(),
+            })
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+/// Time from `kill -9` of the leader to the first write acknowledged to a client that tries
+/// the members in turn (each call capped at [`FAILOVER_CALL_TIMEOUT`]).
+async fn failover_trial(cluster: &mut ControllerCluster, trial: usize) -> Result<Duration> {
+    let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+    let apis: Vec<_> =
+        cluster.endpoints().iter().map(|e| client_for(e, FAILOVER_CALL_TIMEOUT)).collect();
+    // Warm the connections, so the measure is the failover, not the first connect.
+    for api in &apis {
+        let _ = api.clone().get_status(v1::StatusRequest {}).await;
+    }
+    let killed = Instant::now();
+    cluster.crash(leader);
+    let mut target = 0;
+    let mut seq = 0;
+    let took = loop {
+        seq += 1;
+        let req = v1::RegisterTaskDefinitionRequest {
+            document: berth_document(1000 + trial, seq),
+            ..Default::default()
+        };
+        if apis[target].clone().register_task_definition(req).await.is_ok() {
+            break killed.elapsed();
+        }
+        target = (target + 1) % apis.len();
+        if killed.elapsed() > Duration::from_secs(60) {
+            bail!("no write acknowledged within 60 s of killing leader {leader}");
+        }
+    };
+    cluster.restart(leader);
+    cluster.wait_converged(Duration::from_secs(60)).await;
+    Ok(took)
+}
+
+async fn raft(args: &[String]) -> Result<()> {
+    let seconds: f64 = arg(args, "--seconds", 20.0)?;
+    let trials: usize = arg(args, "--trials", 5)?;
+    let clients: String = arg(args, "--clients", "1,16,256".to_string())?;
+    let clients: Vec<usize> = clients
+        .split(',')
+        .map(|c| c.trim().parse().with_context(|| format!("--clients {c:?}")))
+        .collect::<Result<_>>()?;
+    let skip_etcd = args.iter().any(|a| a == "--skip-etcd");
+    let bin = tokio::task::spawn_blocking(|| build_controller(!cfg!(debug_assertions))).await?;
+    let dir = tempfile::tempdir()?;
+
+    for (case, &c) in clients.iter().enumerate() {
+        // A fresh group per case: every case starts from an empty state and log.
+        let berth = {
+            let dir = dir.path().join(format!("berth-{case}"));
+            let bin = bin.clone();
+            tokio::task::spawn_blocking(move || ControllerCluster::start_with(bin, &dir, 3, &[]))
+                .await?
+        };
+        berth.wait_leader(Duration::from_secs(30)).await;
+        let b = berth_writes(&berth.endpoints(), c, seconds).await?;
+        drop(berth);
+        let e = if skip_etcd {
+            None
+        } else {
+            let etcd = EtcdAnchor::start(&dir.path().join(format!("etcd-{case}")))?;
+            let run = etcd_writes(&etcd.endpoints, c, seconds).await?;
+            drop(etcd);
+            Some(run)
+        };
+        let (etcd_per_sec, etcd_p99, etcd_errors) =
+            e.as_ref().map(|e| (e.per_sec, e.p99_ms, e.errors)).unwrap_or((0.0, 0.0, 0));
+        let ratio = if etcd_per_sec > 0.0 { b.per_sec / etcd_per_sec } else { 0.0 };
+        println!(
+            "BENCH raft.write clients={c} berth_per_sec={:.0} etcd_per_sec={etcd_per_sec:.0} ratio={ratio:.2} berth_p99_ms={:.2} etcd_p99_ms={etcd_p99:.2} berth_errors={} etcd_errors={etcd_errors}",
+            b.per_sec, b.p99_ms, b.errors
+        );
+    }
+
+    let mut cluster = {
+        let dir = dir.path().join("berth-failover");
+        tokio::task::spawn_blocking(move || ControllerCluster::start_with(bin, &dir, 3, &[]))
+            .await?
+    };
+    let mut times = vec![];
+    for t in 0..trials {
+        times.push(failover_trial(&mut cluster, t).await?);
+    }
+    times.sort();
+    let ms: Vec<String> =
+        times.iter().map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0)).collect();
+    println!(
+        "BENCH raft.failover median_ms={:.0} trials={trials} all_ms={}",
+        percentile(&times, 0.5),
+        ms.join(",")
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(suite) = args.first().cloned() else {
-        bail!("usage: bench SUITE [OPTIONS]; suites: list, api-write, service-start");
+        bail!("usage: bench SUITE [OPTIONS]; suites: list, api-write, service-start, raft");
     };
     match suite.as_str() {
         "list" => {
@@ -225,10 +526,14 @@ async fn main() -> Result<()> {
             println!(
                 "service-start  [--tasks N]                    time to RUNNING / STOPPED for N Docker containers"
             );
+            println!(
+                "raft           [--clients 1,16,256] [--seconds S] [--trials N] [--skip-etcd]   3 Berth controllers vs 3-member etcd: writes/s, p99, failover"
+            );
             Ok(())
         }
         "api-write" => api_write(&args).await,
         "service-start" => service_start(&args).await,
+        "raft" => raft(&args).await,
         other => bail!("unknown suite {other:?}; run `bench list`"),
     }
 }
