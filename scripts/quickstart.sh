@@ -168,6 +168,7 @@ for url in "${urls[@]}"; do
   if [ "$status" = 200 ]; then printf '  %s  200 OK\n' "$url"; else printf '  %s  FAILED (%s)\n' "$url" "$status"; failed=1; fi
 done
 
+INSTANCE_ID=$(cat "$DATA_DIR/agent/instance-id" 2>/dev/null || echo unknown)
 cat <<EOF
 
 Berth is running: berth dev pid $DEV_PID, data in $DATA_DIR, log $DATA_DIR/dev.log.
@@ -179,7 +180,7 @@ Stop it:
   kill $DEV_PID
 Clean up (tasks, then the controller, then its data):
   $BERTH service delete web --force && sleep 10; kill $DEV_PID
-  docker ps -aq --filter label=berth.task-id | xargs -r docker rm -f   # containers Berth left behind
+  docker ps -aq --filter label=berth.instance-id=$INSTANCE_ID | xargs -r docker rm -f   # this agent's leftovers
   rm -rf $DATA_DIR
 EOF
 [ "$failed" -eq 0 ] || die "some URLs did not answer 200 (see $DATA_DIR/dev.log)"

@@ -81,8 +81,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // `{:#}` keeps the context chain on one line.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -126,6 +125,20 @@ fn name_endpoint(e: anyhow::Error, endpoint: &str) -> anyhow::Error {
     }
 }
 
+/// The error and its causes on one line, leaving out a cause whose text the line already holds
+/// (many errors print their source themselves).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 /// Logs of `berth dev` (controller and agent) go to stderr, filtered by `RUST_LOG` (default
 /// `info`). Client commands log nothing: their output is the reply. `try_init` so that a
 /// subscriber installed elsewhere (tests, `dev.rs`) wins instead of panicking.
@@ -148,6 +161,15 @@ mod tests {
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
             .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn error_causes_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::from(error::CliError::ReadFile { path: "/x.json".into(), source: io });
+        assert_eq!(one_line(&e), "cannot read /x.json: No such file");
+        let e = anyhow::anyhow!("inner cause").context("outer");
+        assert_eq!(one_line(&e), "outer: inner cause");
     }
 
     #[test]

@@ -223,10 +223,20 @@ impl Dev {
 }
 
 impl Drop for Dev {
+    /// Kills the process if still running, then removes every container its agent started
+    /// (by the agent's instance id), so tests leave nothing behind on a shared Docker engine.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        let id = std::fs::read_to_string(self.data_dir.join("agent/instance-id")).unwrap_or_default();
+        let id = id.trim();
+        if !id.is_empty() {
+            let ids = docker_containers_with_label("berth.instance-id", id);
+            if !ids.is_empty() {
+                let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
+            }
         }
     }
 }

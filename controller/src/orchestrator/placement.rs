@@ -95,7 +95,9 @@ pub fn plan_launch(
                 None => "No container instance met all of its requirements.".to_string(),
             };
             failure_detail.get_or_insert_with(|| detail.clone());
-            Failure { arn: None, reason: f.reason.to_string(), detail: Some(detail) }
+            // ECS names the closest container instance in `arn`.
+            let arn = f.closest.as_ref().map(|(id, _)| state.scope.container_instance(launch.cluster, id));
+            Failure { arn, reason: f.reason.to_string(), detail: Some(detail) }
         })
         .collect();
     LaunchPlan { tasks, failures, failure_detail }

@@ -36,7 +36,13 @@ impl SledBackend {
         let dir = dir.as_ref();
         let db = sled::Config::new().path(dir).open().map_err(|e| KvError::Open {
             path: dir.display().to_string(),
-            message: e.to_string(),
+            message: match &e {
+                // sled locks its directory; WouldBlock means another process holds it.
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    "the data directory is in use by another process (is another controller or `berth dev` running with it?)".to_string()
+                }
+                other => other.to_string(),
+            },
         })?;
         Ok(Self { db, trees: RwLock::new(HashMap::new()) })
     }

@@ -94,6 +94,11 @@ impl TaskDefinition {
     /// Static host ports (tcp) the task needs on its instance: non-zero `hostPort`s, and in `host`
     /// network mode every `containerPort`.
     pub fn static_host_ports(&self) -> Vec<u16> {
+        // awsvpc tasks get their own address in ECS; on a Berth host they run on the bridge with
+        // dynamic host ports for now, so they reserve none.
+        if self.network_mode() == "awsvpc" {
+            return Vec::new();
+        }
         let host_mode = self.network_mode() == "host";
         let mut ports = Vec::new();
         for c in &self.container_definitions {
