@@ -67,7 +67,7 @@ pub fn status(api: &Api) -> Result<Response<v1::ObjectReply>> {
         role: if role.is_leader() { "leader".into() } else { "follower".into() },
         leader_id: role.leader_id,
         term: role.term,
-        applied_index: applied,
+        applied_index: (*raft.applied().borrow()).max(applied),
         state_digest: digest,
     };
     object(&status, vec![])
