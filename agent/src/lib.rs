@@ -30,7 +30,6 @@ pub mod supervisor;
 pub use agent::Agent;
 pub use config::{AgentConfig, PullBehavior};
 
-
 /// The one error type of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

@@ -23,7 +23,10 @@ pub struct Consistency {
 impl tonic::service::Interceptor for Consistency {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if self.stale {
-            req.metadata_mut().insert("x-berth-consistency", tonic::metadata::MetadataValue::from_static("stale"));
+            req.metadata_mut().insert(
+                "x-berth-consistency",
+                tonic::metadata::MetadataValue::from_static("stale"),
+            );
         }
         Ok(req)
     }
@@ -44,7 +47,11 @@ pub struct Api {
 }
 
 impl Api {
-    pub async fn connect(endpoints: &[String], cluster: &str, stale: bool) -> Result<Api, CliError> {
+    pub async fn connect(
+        endpoints: &[String],
+        cluster: &str,
+        stale: bool,
+    ) -> Result<Api, CliError> {
         let mut attempts = Vec::new();
         for raw in endpoints.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             let url = with_scheme(raw);

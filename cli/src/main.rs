@@ -166,7 +166,8 @@ mod tests {
     #[test]
     fn error_causes_are_not_repeated() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
-        let e = anyhow::Error::from(error::CliError::ReadFile { path: "/x.json".into(), source: io });
+        let e =
+            anyhow::Error::from(error::CliError::ReadFile { path: "/x.json".into(), source: io });
         assert_eq!(one_line(&e), "cannot read /x.json: No such file");
         let e = anyhow::anyhow!("inner cause").context("outer");
         assert_eq!(one_line(&e), "outer: inner cause");

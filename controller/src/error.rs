@@ -81,7 +81,9 @@ impl From<Error> for tonic::Status {
             Error::NotLeader { .. } | Error::Unavailable { .. } => {
                 (Code::Unavailable, "ServerException".into(), e.to_string())
             }
-            Error::Membership(m) => (Code::FailedPrecondition, "InvalidParameterException".into(), m.clone()),
+            Error::Membership(m) => {
+                (Code::FailedPrecondition, "InvalidParameterException".into(), m.clone())
+            }
             _ => (Code::Internal, "ServerException".into(), e.to_string()),
         };
         let mut status = tonic::Status::new(code, format!("{ecs_type}: {msg}"));
@@ -96,7 +98,9 @@ impl From<Error> for tonic::Status {
             status.metadata_mut().insert("x-berth-leader-id", v);
         }
         if let Error::Unavailable { outcome_unknown: true, .. } = &e {
-            status.metadata_mut().insert("x-berth-outcome", tonic::metadata::MetadataValue::from_static("unknown"));
+            status
+                .metadata_mut()
+                .insert("x-berth-outcome", tonic::metadata::MetadataValue::from_static("unknown"));
         }
         status
     }

@@ -230,7 +230,8 @@ impl Drop for Dev {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let id = std::fs::read_to_string(self.data_dir.join("agent/instance-id")).unwrap_or_default();
+        let id =
+            std::fs::read_to_string(self.data_dir.join("agent/instance-id")).unwrap_or_default();
         let id = id.trim();
         if !id.is_empty() {
             let ids = docker_containers_with_label("berth.instance-id", id);

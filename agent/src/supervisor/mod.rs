@@ -184,9 +184,7 @@ impl Supervisor {
         // A task the controller already saw running is never started again: a fresh worker
         // (e.g. after an agent restart) adopts its containers, and a container that is gone
         // counts as an essential container that exited (ECS never re-runs a task's containers).
-        let already_ran = parsed.as_ref().is_ok_and(|(task, _)| {
-            task.last_status == "RUNNING"
-        });
+        let already_ran = parsed.as_ref().is_ok_and(|(task, _)| task.last_status == "RUNNING");
         let state = DesiredState { desired, stop_code, stopped_reason };
         if let Some(entry) = self.tasks.get_mut(&a.task_id) {
             if a.version < entry.version {

@@ -83,8 +83,15 @@ pub fn plan_task(
             name: c.name.clone(),
             essential: c.is_essential(),
             spec: {
-                let mut spec =
-                    container_spec(task_id, version, def, c, &network_mode, placement, &mut warnings);
+                let mut spec = container_spec(
+                    task_id,
+                    version,
+                    def,
+                    c,
+                    &network_mode,
+                    placement,
+                    &mut warnings,
+                );
                 if awsvpc {
                     spec.port_mappings.iter_mut().for_each(|p| p.host_port = None);
                 }

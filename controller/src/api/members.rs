@@ -1,6 +1,6 @@
 //! Controller membership and status: ListMembers, AddMember, RemoveMember, GetStatus.
 
-use super::{list_reply, object, Api};
+use super::{Api, list_reply, object};
 use crate::error::{Error, Result};
 use berth_proto::model::{ControllerStatus, Member};
 use berth_proto::v1;
@@ -59,7 +59,8 @@ pub fn status(api: &Api) -> Result<Response<v1::ObjectReply>> {
     let role = *raft.role().borrow();
     let (applied, digest) = {
         let st = api.shared.read();
-        let bytes = serde_json::to_vec(&*st).map_err(|e| Error::Storage(format!("encoding state: {e}")))?;
+        let bytes =
+            serde_json::to_vec(&*st).map_err(|e| Error::Storage(format!("encoding state: {e}")))?;
         (st.applied_index, state_digest(&bytes))
     };
     let status = ControllerStatus {

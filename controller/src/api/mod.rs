@@ -38,7 +38,8 @@ impl Api {
     /// Reads are linearizable (ReadIndex through the leader, then wait until this node applied
     /// that far) unless the request carries `x-berth-consistency: stale`.
     async fn consistent<T>(&self, r: &Request<T>) -> std::result::Result<(), Status> {
-        let stale = r.metadata().get(CONSISTENCY_HEADER).and_then(|v| v.to_str().ok()) == Some("stale");
+        let stale =
+            r.metadata().get(CONSISTENCY_HEADER).and_then(|v| v.to_str().ok()) == Some("stale");
         if !stale {
             self.proposer.raft().read_barrier().await.map_err(Error::from)?;
         }

@@ -17,6 +17,8 @@ const MAX_ATTRIBUTES: usize = 32;
 pub struct Registered {
     pub instance_id: String,
     pub cluster: String,
+    /// This session's id, recorded with the registration.
+    pub session: String,
 }
 
 fn valid_attribute_name(n: &str) -> bool {
@@ -71,9 +73,11 @@ pub async fn register(d: &Dispatcher, reg: v1::RegisterAgent) -> Result<Register
     attributes.sort_by(|a, b| a.name.cmp(&b.name));
     let ports: Vec<u16> =
         reg.reserved_ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect();
+    let session = new_id();
     let cmd = Command::RegisterInstance(RegisterInstance {
         cluster: cluster.clone(),
         instance_id: instance_id.clone(),
+        session: session.clone(),
         attributes,
         cpu: reg.cpu,
         memory: reg.memory,
@@ -88,7 +92,7 @@ pub async fn register(d: &Dispatcher, reg: v1::RegisterAgent) -> Result<Register
     });
     d.proposer.propose(&cmd).await.map_err(Status::from)?;
     tracing::info!(instance = %instance_id, cluster = %cluster, "agent registered");
-    Ok(Registered { instance_id, cluster })
+    Ok(Registered { instance_id, cluster, session })
 }
 
 pub struct Session {
@@ -159,6 +163,7 @@ impl Session {
         if self.is_current() && !*self.d.shutdown.borrow() {
             let cmd = Command::SetAgentConnected {
                 instance_id: id.clone(),
+                session: self.reg.session.clone(),
                 connected: false,
                 now: self.d.clock.now(),
             };

@@ -96,7 +96,10 @@ pub fn plan_launch(
             };
             failure_detail.get_or_insert_with(|| detail.clone());
             // ECS names the closest container instance in `arn`.
-            let arn = f.closest.as_ref().map(|(id, _)| state.scope.container_instance(launch.cluster, id));
+            let arn = f
+                .closest
+                .as_ref()
+                .map(|(id, _)| state.scope.container_instance(launch.cluster, id));
             Failure { arn, reason: f.reason.to_string(), detail: Some(detail) }
         })
         .collect();

@@ -97,7 +97,10 @@ pub fn decide(state: &State, svc: &Service, now: Timestamp) -> ServiceDecision {
             d.throttled_until = Some(until);
         }
         if failures >= IMPAIRED_AFTER_FAILURES {
-            d.events.push(format!("{} is unable to consistently start tasks successfully.", prefix(name)));
+            d.events.push(format!(
+                "{} is unable to consistently start tasks successfully.",
+                prefix(name)
+            ));
         }
     }
     if !old.is_empty() {
@@ -181,6 +184,7 @@ mod tests {
         apply(
             &mut st,
             Command::RegisterInstance(RegisterInstance {
+                session: "s1".into(),
                 cluster: "default".into(),
                 instance_id: "i1".into(),
                 attributes: vec![],
@@ -327,7 +331,11 @@ mod tests {
         let d = decide(&st, &svc(&st), Timestamp(5000));
         assert_eq!(d.start, 0);
         assert_eq!(d.throttled_until, Some(Timestamp(8000)));
-        assert!(d.events.iter().any(|e| e == "(service web) is unable to consistently start tasks successfully."));
+        assert!(
+            d.events
+                .iter()
+                .any(|e| e == "(service web) is unable to consistently start tasks successfully.")
+        );
         assert_eq!(st.service_view("default", "web").unwrap().deployments[0].failed_tasks, 4);
         assert_eq!(decide(&st, &svc(&st), Timestamp(8000)).start, 1);
         // A task stopped by the scheduler ends the streak.

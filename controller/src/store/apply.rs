@@ -49,7 +49,7 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
             Ok(Applied { ids: vec![format!("{family}:{revision}")], ..Default::default() })
         }
         Command::RegisterInstance(r) => register_instance(state, r),
-        Command::SetAgentConnected { instance_id, connected, now: _ } => {
+        Command::SetAgentConnected { instance_id, session, connected, now: _ } => {
             let rec = state.instances.get_mut(&instance_id).ok_or_else(|| {
                 Rejection::new(
                     RejectKind::NotFound,
@@ -57,7 +57,7 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
                     format!("Container instance {instance_id} not found."),
                 )
             })?;
-            if rec.instance.agent_connected != connected {
+            if rec.session == session && rec.instance.agent_connected != connected {
                 rec.instance.agent_connected = connected;
                 rec.instance.version += 1;
             }
@@ -192,6 +192,7 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
     ];
     match state.instances.get_mut(&r.instance_id) {
         Some(rec) if rec.cluster == r.cluster => {
+            rec.session = r.session;
             let ci = &mut rec.instance;
             ci.attributes = r.attributes;
             ci.registered_resources = registered;
@@ -223,9 +224,10 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
                 hostname: r.hostname,
                 ..Default::default()
             };
-            state
-                .instances
-                .insert(r.instance_id.clone(), InstanceRecord { cluster: r.cluster, instance: ci });
+            state.instances.insert(
+                r.instance_id.clone(),
+                InstanceRecord { cluster: r.cluster, instance: ci, session: r.session },
+            );
         }
     }
     Ok(Applied { ids: vec![r.instance_id], ..Default::default() })

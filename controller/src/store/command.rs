@@ -31,6 +31,8 @@ pub enum Command {
     RegisterInstance(RegisterInstance),
     SetAgentConnected {
         instance_id: String,
+        /// The session whose end this reports (see `InstanceRecord::session`).
+        session: String,
         connected: bool,
         now: Timestamp,
     },
@@ -67,6 +69,9 @@ pub enum Command {
 pub struct RegisterInstance {
     pub cluster: String,
     pub instance_id: String,
+    /// Id of the agent session registering (random, chosen by the controller).
+    #[serde(default)]
+    pub session: String,
     pub attributes: Vec<Attribute>,
     pub cpu: i64,
     pub memory: i64,

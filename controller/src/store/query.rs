@@ -3,11 +3,11 @@
 
 use super::Rejection;
 use super::state::{State, cluster_of_arn};
+use berth_proto::model::Timestamp;
 use berth_proto::model::{
     ALWAYS_RESERVED_PORTS, Cluster, ContainerInstance, PENDING, RUNNING, Resource, Service, Task,
     TaskDefinition,
 };
-use berth_proto::model::Timestamp;
 use std::collections::BTreeSet;
 
 /// A task that stops on its own within this long of reaching RUNNING counts as a failed launch
@@ -144,7 +144,12 @@ impl State {
     /// (`EssentialContainerExited`, `TaskFailedToStart`) without reaching RUNNING or within
     /// [`QUICK_EXIT_MILLIS`] of it. A task that ran longer, or was stopped by the scheduler or a
     /// user, ends the streak. Returns the count and when the newest of them stopped.
-    pub fn launch_failures(&self, cluster: &str, name: &str, deployment: &str) -> (u32, Option<Timestamp>) {
+    pub fn launch_failures(
+        &self,
+        cluster: &str,
+        name: &str,
+        deployment: &str,
+    ) -> (u32, Option<Timestamp>) {
         let mut stopped: Vec<&Task> = self
             .tasks
             .values()
@@ -158,7 +163,10 @@ impl State {
         stopped.sort_by_key(|t| std::cmp::Reverse((t.stopped_at, t.created_at)));
         let mut n = 0;
         for t in &stopped {
-            let own = matches!(t.stop_code.as_deref(), Some("EssentialContainerExited" | "TaskFailedToStart"));
+            let own = matches!(
+                t.stop_code.as_deref(),
+                Some("EssentialContainerExited" | "TaskFailedToStart")
+            );
             let quick = match (t.started_at, t.stopped_at) {
                 (Some(a), Some(b)) => b.millis() - a.millis() < QUICK_EXIT_MILLIS,
                 _ => true,

@@ -44,6 +44,11 @@ pub struct Family {
 pub struct InstanceRecord {
     pub cluster: String,
     pub instance: ContainerInstance,
+    /// The agent session that registered last (chosen by the controller that accepted it). Only
+    /// that session may mark the agent disconnected: an old session ending late on another
+    /// controller changes nothing.
+    #[serde(default)]
+    pub session: String,
 }
 
 impl Default for State {

@@ -26,6 +26,7 @@ fn def(family: &str, cpu: i64, mem: i64, host_port: Option<i64>) -> TaskDefiniti
 
 fn instance(id: &str, cpu: i64, mem: i64) -> Command {
     Command::RegisterInstance(RegisterInstance {
+        session: "s1".into(),
         cluster: "default".into(),
         instance_id: id.into(),
         attributes: vec![Attribute {
@@ -234,4 +235,30 @@ fn service_names_are_unique_while_active_and_delete_needs_zero_or_force() {
     )
     .unwrap();
     assert_eq!(st.services["default/web"].status, "DRAINING");
+}
+
+#[test]
+fn only_the_latest_agent_session_can_mark_it_disconnected() {
+    let (mut st, _) = setup();
+    let mut again = instance("i1", 1024, 1024);
+    if let Command::RegisterInstance(r) = &mut again {
+        r.session = "s2".into();
+    }
+    apply(&mut st, again).unwrap(); // the agent reconnected elsewhere
+    let old_end = Command::SetAgentConnected {
+        instance_id: "i1".into(),
+        session: "s1".into(),
+        connected: false,
+        now: Timestamp(9),
+    };
+    apply(&mut st, old_end).unwrap();
+    assert!(st.instances["i1"].instance.agent_connected, "a stale session's end changes nothing");
+    let end = Command::SetAgentConnected {
+        instance_id: "i1".into(),
+        session: "s2".into(),
+        connected: false,
+        now: Timestamp(10),
+    };
+    apply(&mut st, end).unwrap();
+    assert!(!st.instances["i1"].instance.agent_connected);
 }
