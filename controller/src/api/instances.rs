@@ -2,8 +2,9 @@
 
 use super::{Api, cluster_name, list_reply, object};
 use crate::error::{Error, Result};
-use crate::store::{RejectKind, Rejection};
-use berth_proto::model::arn_tail;
+use crate::store::command::PutAttributes;
+use crate::store::{Command, RejectKind, Rejection};
+use berth_proto::model::{Attribute, arn_tail};
 use berth_proto::v1;
 use tonic::Response;
 
@@ -24,6 +25,54 @@ pub fn describe(api: &Api, r: v1::InstanceRef) -> Result<Response<v1::ObjectRepl
             )
         })?;
     object(&view, vec![])
+}
+
+fn attributes_target(api: &Api, r: &v1::AttributesRequest) -> Result<(String, String)> {
+    let cluster = cluster_name(api, &r.cluster)?;
+    let id = arn_tail(&r.container_instance).to_string();
+    if r.attributes.is_empty() {
+        return Err(Error::invalid("attributes: at least one attribute is required."));
+    }
+    for (k, v) in &r.attributes {
+        if !crate::dispatcher::valid_attribute_name(k) {
+            return Err(Error::invalid(format!(
+                "attribute name '{k}' is invalid: 1-128 letters, digits, hyphens, underscores, periods, slashes or backslashes."
+            )));
+        }
+        if !v.is_empty() && !crate::dispatcher::valid_attribute_value(v) {
+            return Err(Error::invalid(format!(
+                "attribute '{k}' value '{v}' is invalid: 1-128 letters, digits, - _ / \\ . @ : or spaces, without leading or trailing space."
+            )));
+        }
+    }
+    let st = api.shared.read();
+    if st.instances.get(&id).is_none_or(|rec| rec.cluster != cluster) {
+        return Err(Rejection::new(
+            RejectKind::NotFound,
+            "TargetNotFoundException",
+            format!("The specified target {id} could not be found in cluster {cluster}."),
+        )
+        .into());
+    }
+    Ok((cluster, id))
+}
+
+pub async fn put_attributes(api: &Api, r: v1::AttributesRequest) -> Result<Response<v1::ObjectReply>> {
+    let (cluster, id) = attributes_target(api, &r)?;
+    let attributes = r
+        .attributes
+        .iter()
+        .map(|(k, v)| Attribute { name: k.clone(), value: (!v.is_empty()).then(|| v.clone()) })
+        .collect();
+    api.proposer.propose(&Command::PutAttributes(PutAttributes { instance_id: id.clone(), attributes })).await?;
+    describe(api, v1::InstanceRef { cluster, container_instance: id })
+}
+
+pub async fn delete_attributes(api: &Api, r: v1::AttributesRequest) -> Result<Response<v1::ObjectReply>> {
+    let (cluster, id) = attributes_target(api, &r)?;
+    let names = r.attributes.keys().cloned().collect();
+    api.proposer.propose(&Command::DeleteAttributes { instance_id: id.clone(), names }).await?;
+    describe(api, v1::InstanceRef { cluster, container_instance: id })
 }
 
 pub fn list(api: &Api, r: v1::ListInstancesRequest) -> Result<Response<v1::ListReply>> {

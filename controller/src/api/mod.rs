@@ -183,4 +183,10 @@ impl Berth for Api {
     async fn get_status(&self, _r: Request<v1::StatusRequest>) -> R<v1::ObjectReply> {
         Ok(members::status(self)?)
     }
+    async fn put_attributes(&self, r: Request<v1::AttributesRequest>) -> R<v1::ObjectReply> {
+        Ok(instances::put_attributes(self, r.into_inner()).await?)
+    }
+    async fn delete_attributes(&self, r: Request<v1::AttributesRequest>) -> R<v1::ObjectReply> {
+        Ok(instances::delete_attributes(self, r.into_inner()).await?)
+    }
 }

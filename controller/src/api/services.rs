@@ -59,6 +59,8 @@ pub async fn create(api: &Api, r: v1::CreateServiceRequest) -> Result<Response<v
             task_definition_arn: arn,
             desired_count: r.desired_count,
             deployment_id: deployment_id(),
+            placement: Default::default(),
+            deployment_configuration: None,
             now: api.clock.now(),
         }))
         .await?;
@@ -83,6 +85,8 @@ pub async fn update(api: &Api, r: v1::UpdateServiceRequest) -> Result<Response<v
             desired_count: r.desired_count,
             task_definition_arn: arn,
             deployment_id: deployment_id(),
+            placement: None,
+            force_new_deployment: r.force_new_deployment,
             now: api.clock.now(),
         }))
         .await?;

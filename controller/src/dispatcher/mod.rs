@@ -11,6 +11,8 @@
 mod assign;
 mod session;
 
+pub use session::{valid_attribute_name, valid_attribute_value};
+
 use crate::clock::Clock;
 use crate::propose::Proposer;
 use crate::store::SharedState;

@@ -21,13 +21,13 @@ pub struct Registered {
     pub session: String,
 }
 
-fn valid_attribute_name(n: &str) -> bool {
+pub fn valid_attribute_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 128
         && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_/\\.".contains(c))
 }
 
-fn valid_attribute_value(v: &str) -> bool {
+pub fn valid_attribute_value(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 128
         && v.trim() == v

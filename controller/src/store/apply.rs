@@ -74,6 +74,8 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
             report_status(state, &instance_id, report, now)
         }
         Command::ServiceProgress(p) => service_progress(state, p),
+        Command::PutAttributes(p) => put_attributes(state, p),
+        Command::DeleteAttributes { instance_id, names } => delete_attributes(state, &instance_id, &names),
         Command::PurgeStoppedTasks { stopped_before } => {
             let before = state.tasks.len();
             state.tasks.retain(|_, t| {
@@ -194,7 +196,7 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
         Some(rec) if rec.cluster == r.cluster => {
             rec.session = r.session;
             let ci = &mut rec.instance;
-            ci.attributes = r.attributes;
+            ci.attributes = merge_attributes(r.attributes, &rec.put_attributes);
             ci.registered_resources = registered;
             ci.version_info = r.version_info;
             ci.hostname = r.hostname;
@@ -226,7 +228,12 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
             };
             state.instances.insert(
                 r.instance_id.clone(),
-                InstanceRecord { cluster: r.cluster, instance: ci, session: r.session },
+                InstanceRecord {
+                    cluster: r.cluster,
+                    instance: ci,
+                    session: r.session,
+                    put_attributes: Default::default(),
+                },
             );
         }
     }
@@ -295,6 +302,9 @@ fn create_service(state: &mut State, c: CreateService) -> ApplyResult {
         status: "ACTIVE".into(),
         launch_type: "EC2".into(),
         scheduling_strategy: "REPLICA".into(),
+        placement_strategy: c.placement.strategy,
+        placement_constraints: c.placement.constraints,
+        deployment_configuration: c.deployment_configuration.unwrap_or_default(),
         deployments: vec![new_deployment(
             &c.deployment_id,
             &c.task_definition_arn,
@@ -348,17 +358,28 @@ fn update_service(state: &mut State, u: UpdateService) -> ApplyResult {
             p.updated_at = u.now;
         }
     }
-    if let Some(arn) = u.task_definition_arn
-        && arn != svc.task_definition
-    {
+    let new_taskdef = u.task_definition_arn.filter(|arn| *arn != svc.task_definition);
+    let new_placement = u.placement.filter(|p| {
+        p.strategy != svc.placement_strategy || p.constraints != svc.placement_constraints
+    });
+    // ECS: a new task definition, new placement or forceNewDeployment starts a deployment;
+    // a desired count change alone is a scale.
+    if new_taskdef.is_some() || new_placement.is_some() || u.force_new_deployment {
+        if let Some(p) = new_placement {
+            svc.placement_strategy = p.strategy;
+            svc.placement_constraints = p.constraints;
+        }
+        if let Some(arn) = new_taskdef {
+            svc.task_definition = arn;
+        }
         for d in &mut svc.deployments {
             if d.status == "PRIMARY" {
                 d.status = "ACTIVE".into();
                 d.updated_at = u.now;
             }
         }
-        svc.deployments.insert(0, new_deployment(&u.deployment_id, &arn, svc.desired_count, u.now));
-        svc.task_definition = arn;
+        let dep = new_deployment(&u.deployment_id, &svc.task_definition, svc.desired_count, u.now);
+        svc.deployments.insert(0, dep);
     }
     svc.version += 1;
     Ok(Applied { ids: vec![State::service_key(&u.cluster, &u.name)], ..Default::default() })
@@ -576,4 +597,73 @@ fn service_progress(state: &mut State, p: ServiceProgress) -> ApplyResult {
     }
     svc.version += 1;
     Ok(Applied { ids: vec![key], ..Default::default() })
+}
+
+/// ECS allows 10 custom attributes per container instance (`AttributeLimitExceededException`).
+pub const MAX_CUSTOM_ATTRIBUTES: usize = 10;
+
+/// Built-in attributes (`ecs.*`, `com.amazonaws.ecs.*`) don't count toward the custom limit.
+fn is_custom(name: &str) -> bool {
+    !(name.starts_with("ecs.") || name.starts_with("com.amazonaws.ecs."))
+}
+
+/// The agent's attributes plus those put through the API (the API's win on a name clash).
+fn merge_attributes(
+    agent: Vec<model::Attribute>,
+    put: &std::collections::BTreeMap<String, Option<String>>,
+) -> Vec<model::Attribute> {
+    let mut all: std::collections::BTreeMap<String, Option<String>> =
+        agent.into_iter().map(|a| (a.name, a.value)).collect();
+    all.extend(put.iter().map(|(k, v)| (k.clone(), v.clone())));
+    all.into_iter().map(|(name, value)| model::Attribute { name, value }).collect()
+}
+
+fn instance_not_found(id: &str) -> Rejection {
+    Rejection::new(
+        RejectKind::NotFound,
+        "TargetNotFoundException",
+        format!("The specified target {id} could not be found. Verify the container instance id and cluster."),
+    )
+}
+
+fn put_attributes(state: &mut State, p: PutAttributes) -> ApplyResult {
+    let rec = state.instances.get_mut(&p.instance_id).ok_or_else(|| instance_not_found(&p.instance_id))?;
+    let mut put = rec.put_attributes.clone();
+    for a in &p.attributes {
+        put.insert(a.name.clone(), a.value.clone());
+    }
+    let merged = merge_attributes(
+        rec.instance.attributes.iter().filter(|a| !rec.put_attributes.contains_key(&a.name)).cloned().collect(),
+        &put,
+    );
+    let custom = merged.iter().filter(|a| is_custom(&a.name)).count();
+    if custom > MAX_CUSTOM_ATTRIBUTES {
+        return Err(Rejection::new(
+            RejectKind::InvalidParameter,
+            "AttributeLimitExceededException",
+            format!(
+                "Container instance {} would have {custom} custom attributes; at most {MAX_CUSTOM_ATTRIBUTES} are allowed.",
+                p.instance_id
+            ),
+        ));
+    }
+    rec.put_attributes = put;
+    rec.instance.attributes = merged;
+    rec.instance.version += 1;
+    Ok(Applied { ids: vec![p.instance_id], ..Default::default() })
+}
+
+fn delete_attributes(state: &mut State, instance_id: &str, names: &[String]) -> ApplyResult {
+    let rec = state.instances.get_mut(instance_id).ok_or_else(|| instance_not_found(instance_id))?;
+    if let Some(missing) = names.iter().find(|n| !rec.put_attributes.contains_key(*n)) {
+        return Err(Rejection::invalid(format!(
+            "attribute {missing} of container instance {instance_id} was not put through the API; attributes the agent reports can only change on the agent."
+        )));
+    }
+    for n in names {
+        rec.put_attributes.remove(n);
+        rec.instance.attributes.retain(|a| &a.name != n);
+    }
+    rec.instance.version += 1;
+    Ok(Applied { ids: vec![instance_id.to_string()], ..Default::default() })
 }

@@ -4,6 +4,7 @@
 //! replica applying the same log reaches the same state.
 
 use berth_proto::model::{
+    DeploymentConfiguration, PlacementConstraint, PlacementStrategy,
     Attribute, Task, TaskDefinition, TaskStatusReport, Timestamp, VersionInfo,
 };
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,9 @@ pub enum Command {
     },
     /// Service events (scheduler messages) and deployment rollout changes.
     ServiceProgress(ServiceProgress),
+    PutAttributes(PutAttributes),
+    /// ECS DeleteAttributes: names of attributes put through the API.
+    DeleteAttributes { instance_id: String, names: Vec<String> },
     /// Forget STOPPED tasks that stopped before `stopped_before` (ECS keeps them ≥ 1 hour).
     PurgeStoppedTasks {
         stopped_before: Timestamp,
@@ -89,7 +93,20 @@ pub struct CreateService {
     pub task_definition_arn: String,
     pub desired_count: i64,
     pub deployment_id: String,
+    /// Validated by the proposer (the scheduler's parser); stored in ECS shape.
+    #[serde(default)]
+    pub placement: Placement,
+    #[serde(default)]
+    pub deployment_configuration: Option<DeploymentConfiguration>,
     pub now: Timestamp,
+}
+
+/// A service's placement strategies and constraints, in ECS shape.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    pub strategy: Vec<PlacementStrategy>,
+    pub constraints: Vec<PlacementConstraint>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -99,9 +116,23 @@ pub struct UpdateService {
     pub name: String,
     pub desired_count: Option<i64>,
     pub task_definition_arn: Option<String>,
+    /// Replaces the service's placement (a new deployment, as in ECS).
+    #[serde(default)]
+    pub placement: Option<Placement>,
+    /// Start a new deployment even if nothing else changed.
+    #[serde(default)]
+    pub force_new_deployment: bool,
     /// Used when the update starts a new deployment.
     pub deployment_id: String,
     pub now: Timestamp,
+}
+
+/// ECS PutAttributes on a container instance (`value: None` = a value-less attribute).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PutAttributes {
+    pub instance_id: String,
+    pub attributes: Vec<Attribute>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

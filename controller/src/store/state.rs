@@ -49,6 +49,10 @@ pub struct InstanceRecord {
     /// controller changes nothing.
     #[serde(default)]
     pub session: String,
+    /// Attributes put through the API (ECS PutAttributes); they survive the agent's
+    /// re-registration, which replaces only the attributes the agent reports.
+    #[serde(default)]
+    pub put_attributes: std::collections::BTreeMap<String, Option<String>>,
 }
 
 impl Default for State {

@@ -262,3 +262,28 @@ fn only_the_latest_agent_session_can_mark_it_disconnected() {
     apply(&mut st, end).unwrap();
     assert!(!st.instances["i1"].instance.agent_connected);
 }
+
+#[test]
+fn put_attributes_survive_reregistration_and_are_limited_to_ten_custom() {
+    let (mut st, _) = setup();
+    let put = |names: &[&str]| {
+        Command::PutAttributes(PutAttributes {
+            instance_id: "i1".into(),
+            attributes: names.iter().map(|n| Attribute { name: n.to_string(), value: Some("v".into()) }).collect(),
+        })
+    };
+    apply(&mut st, put(&["stack"])).unwrap();
+    apply(&mut st, instance("i1", 1024, 1024)).unwrap(); // the agent re-registers
+    let attrs = &st.instances["i1"].instance.attributes;
+    assert!(attrs.iter().any(|a| a.name == "stack"), "{attrs:?}");
+    assert!(attrs.iter().any(|a| a.name == "ecs.availability-zone"));
+    let names: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let err = apply(&mut st, put(&refs)).unwrap_err();
+    assert_eq!(err.ecs_type, "AttributeLimitExceededException");
+    assert!(!st.instances["i1"].instance.attributes.iter().any(|a| a.name == "c0"), "nothing half-applied");
+    apply(&mut st, Command::DeleteAttributes { instance_id: "i1".into(), names: vec!["stack".into()] }).unwrap();
+    assert!(!st.instances["i1"].instance.attributes.iter().any(|a| a.name == "stack"));
+    let err = apply(&mut st, Command::DeleteAttributes { instance_id: "i1".into(), names: vec!["ecs.availability-zone".into()] }).unwrap_err();
+    assert!(err.message.contains("agent"), "{}", err.message);
+}
