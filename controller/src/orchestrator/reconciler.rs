@@ -201,6 +201,8 @@ mod tests {
         apply(
             &mut st,
             Command::CreateService(CreateService {
+                placement: Default::default(),
+                deployment_configuration: None,
                 cluster: "default".into(),
                 name: "web".into(),
                 task_definition_arn: arn1,
@@ -247,6 +249,8 @@ mod tests {
         apply(
             st,
             Command::UpdateService(UpdateService {
+                placement: None,
+                force_new_deployment: false,
                 cluster: "default".into(),
                 name: "web".into(),
                 desired_count: None,

@@ -202,6 +202,8 @@ fn service_names_are_unique_while_active_and_delete_needs_zero_or_force() {
     let (mut st, arn) = setup();
     let create = |name: &str| {
         Command::CreateService(CreateService {
+            placement: Default::default(),
+            deployment_configuration: None,
             cluster: "default".into(),
             name: name.into(),
             task_definition_arn: arn.clone(),
