@@ -33,6 +33,14 @@ pub struct InstanceView {
     pub used_ports: BTreeSet<u16>,
     /// Non-stopped tasks per task group (`service:web`, `family:nginx`).
     pub tasks_by_group: BTreeMap<String, u32>,
+    /// When the instance registered, Unix epoch milliseconds (UTC): the `registeredAt` subject.
+    pub registered_at_millis: i64,
+    /// Non-stopped tasks on the instance, all groups: the `runningTasksCount` subject.
+    /// Placing a task of the batch adds one.
+    pub running_tasks_count: u32,
+    /// The agent's version (`1.14.5`; an empty or unparsable one matches no version comparison):
+    /// the `agentVersion` subject.
+    pub agent_version: String,
 }
 
 impl InstanceView {
@@ -146,6 +154,7 @@ impl ClusterState {
         inst.remaining_memory = inst.remaining_memory.saturating_sub(task.memory);
         inst.used_ports.extend(task.static_ports.iter().copied());
         *inst.tasks_by_group.entry(task.group.clone()).or_insert(0) += 1;
+        inst.running_tasks_count = inst.running_tasks_count.saturating_add(1);
         self.shift_value_counts(i, &task.group, 1);
     }
 
@@ -158,6 +167,7 @@ impl ClusterState {
         if let Some(n) = inst.tasks_by_group.get_mut(group) {
             *n = n.saturating_sub(1);
         }
+        inst.running_tasks_count = inst.running_tasks_count.saturating_sub(1);
         self.shift_value_counts(i, group, -1);
     }
 

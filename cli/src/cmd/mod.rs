@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod instance;
 pub mod operator;
+pub mod placement;
 pub mod service;
 pub mod task;
 pub mod taskdef;

@@ -31,15 +31,36 @@ pub enum ServiceCmd {
         taskdef: String,
         #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
         desired_count: i64,
+        /// Placement strategies in order, ECS style: 'spread(attribute:ecs.availability-zone),binpack(memory)'.
+        #[arg(long = "strategy", value_name = "STRATEGIES")]
+        strategy: Vec<String>,
+        /// A placement constraint: 'distinctInstance' or 'memberOf(EXPR)' (repeatable).
+        #[arg(long = "constraint", value_name = "CONSTRAINT")]
+        constraint: Vec<String>,
+        /// Print where each task would be placed and why; create nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Change a service's desired count and/or task definition (a new deployment).
-    #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["desired_count", "taskdef"])))]
+    #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["desired_count", "taskdef", "strategy", "constraint", "clear_placement", "force_new_deployment"])))]
     Update {
         name: String,
         #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
         desired_count: Option<i64>,
         #[arg(long)]
         taskdef: Option<String>,
+        /// Placement strategies in order, ECS style: 'spread(attribute:ecs.availability-zone),binpack(memory)'.
+        #[arg(long = "strategy", value_name = "STRATEGIES")]
+        strategy: Vec<String>,
+        /// A placement constraint: 'distinctInstance' or 'memberOf(EXPR)' (repeatable).
+        #[arg(long = "constraint", value_name = "CONSTRAINT")]
+        constraint: Vec<String>,
+        /// Remove the service's strategies and constraints (back to the default spread).
+        #[arg(long, conflicts_with_all = ["strategy", "constraint"])]
+        clear_placement: bool,
+        /// Start a new deployment even if nothing else changed.
+        #[arg(long)]
+        force_new_deployment: bool,
     },
     /// Show a service: counts, deployments and the latest events.
     Describe { name: String },
@@ -69,21 +90,43 @@ pub enum ServiceCmd {
 pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<()> {
     let cluster = api.cluster.clone();
     let json = match cmd {
-        ServiceCmd::Create { name, taskdef, desired_count } => {
+        ServiceCmd::Create { name, taskdef, desired_count, strategy, constraint, dry_run } => {
             let req = CreateServiceRequest {
                 cluster,
                 service_name: name,
                 task_definition: taskdef,
                 desired_count,
+                placement_strategy: super::placement::strategies(&strategy),
+                placement_constraints: super::placement::constraints(&constraint),
+                dry_run,
+                options_json: String::new(),
             };
-            client::object(api.grpc().create_service(req).await)?
+            let json = client::object(api.grpc().create_service(req).await)?;
+            if dry_run {
+                print!("{}", output::show(out, &json, "placement explanation", super::placement::explanation_table)?);
+                return Ok(());
+            }
+            json
         }
-        ServiceCmd::Update { name, desired_count, taskdef } => {
+        ServiceCmd::Update {
+            name,
+            desired_count,
+            taskdef,
+            strategy,
+            constraint,
+            clear_placement,
+            force_new_deployment,
+        } => {
+            let set_placement = clear_placement || !strategy.is_empty() || !constraint.is_empty();
             let req = UpdateServiceRequest {
                 cluster,
                 service: name,
                 desired_count,
                 task_definition: taskdef.unwrap_or_default(),
+                set_placement,
+                placement_strategy: super::placement::strategies(&strategy),
+                placement_constraints: super::placement::constraints(&constraint),
+                force_new_deployment,
             };
             client::object(api.grpc().update_service(req).await)?
         }

@@ -26,6 +26,15 @@ pub enum TaskCmd {
         /// Free-form `startedBy` tag.
         #[arg(long)]
         started_by: Option<String>,
+        /// Placement strategies in order, ECS style: 'spread(attribute:ecs.availability-zone),binpack(memory)'.
+        #[arg(long = "strategy", value_name = "STRATEGIES")]
+        strategy: Vec<String>,
+        /// A placement constraint: 'distinctInstance' or 'memberOf(EXPR)' (repeatable).
+        #[arg(long = "constraint", value_name = "CONSTRAINT")]
+        constraint: Vec<String>,
+        /// Print where each task would be placed and why; start nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List tasks (full Task objects with -o json).
     List {
@@ -111,15 +120,22 @@ pub fn render_tasks(out: Format, tasks: &[Listed]) -> Result<String, crate::erro
 pub async fn run(cmd: TaskCmd, api: &mut Api, out: Format) -> anyhow::Result<()> {
     let cluster = api.cluster.clone();
     match cmd {
-        TaskCmd::Run { taskdef, count, group, started_by } => {
+        TaskCmd::Run { taskdef, count, group, started_by, strategy, constraint, dry_run } => {
             let req = RunTaskRequest {
                 cluster,
                 task_definition: taskdef,
                 count,
                 started_by: started_by.unwrap_or_default(),
                 group: group.unwrap_or_default(),
+                placement_strategy: super::placement::strategies(&strategy),
+                placement_constraints: super::placement::constraints(&constraint),
+                dry_run,
             };
             let json = client::object(api.grpc().run_task(req).await)?;
+            if dry_run {
+                print!("{}", output::show(out, &json, "placement explanation", super::placement::explanation_table)?);
+                return Ok(());
+            }
             let resp: RunTaskResponse = output::parse(&json, "RunTask response")?;
             match out {
                 Format::Json => print!(

@@ -22,6 +22,12 @@ pub fn instance_views(state: &State, cluster: &str) -> Vec<InstanceView> {
                 }
             }
             InstanceView {
+                registered_at_millis: ci.registered_at.millis(),
+                running_tasks_count: state
+                    .tasks_on_instance(ci.id())
+                    .filter(|t| t.last_status == berth_proto::model::RUNNING)
+                    .count() as u32,
+                agent_version: ci.version_info.agent_version.clone().unwrap_or_default(),
                 id: ci.id().to_string(),
                 active: ci.status == "ACTIVE",
                 agent_connected: ci.agent_connected,

@@ -12,6 +12,7 @@
 pub mod arn;
 pub mod cluster;
 pub mod instance;
+pub mod placement;
 pub mod report;
 pub mod service;
 pub mod task;
@@ -21,6 +22,7 @@ pub mod time;
 pub use arn::*;
 pub use cluster::*;
 pub use instance::*;
+pub use placement::*;
 pub use report::*;
 pub use service::*;
 pub use task::*;
