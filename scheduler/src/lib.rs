@@ -31,6 +31,7 @@
 mod error;
 mod filter;
 mod plan;
+pub mod query;
 mod rng;
 mod strategy;
 mod victims;

@@ -138,6 +138,7 @@ mod tests {
             remaining_memory: memory,
             used_ports: [22].into(),
             tasks_by_group: BTreeMap::new(),
+            ..Default::default()
         }
     }
 

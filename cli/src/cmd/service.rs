@@ -62,6 +62,13 @@ pub enum ServiceCmd {
         #[arg(long)]
         force_new_deployment: bool,
     },
+    /// The service's scheduler events, newest first (ECS keeps the latest 100).
+    Events {
+        name: String,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Show a service: counts, deployments and the latest events.
     Describe { name: String },
     /// List the cluster's services.
@@ -131,6 +138,22 @@ pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<
             client::object(api.grpc().update_service(req).await)?
         }
         ServiceCmd::Describe { name } => describe(api, &name).await?,
+        ServiceCmd::Events { name, limit } => {
+            let json = describe(api, &name).await?;
+            let svc: Service = output::parse(&json, "service")?;
+            let events: Vec<_> = svc.events.into_iter().take(limit).collect();
+            match out {
+                Format::Json => print!("{}", output::pretty(&events)?),
+                Format::Table => {
+                    let mut t = output::Table::new(&["TIME", "MESSAGE"]);
+                    for e in &events {
+                        t.row(vec![output::time(e.created_at), e.message.clone()]);
+                    }
+                    print!("{}", t.render());
+                }
+            }
+            return Ok(());
+        }
         ServiceCmd::Delete { name, force } => client::object(
             api.grpc().delete_service(DeleteServiceRequest { cluster, service: name, force }).await,
         )?,

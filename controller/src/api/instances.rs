@@ -57,6 +57,25 @@ fn attributes_target(api: &Api, r: &v1::AttributesRequest) -> Result<(String, St
     Ok((cluster, id))
 }
 
+pub async fn update_state(api: &Api, r: v1::InstanceStateRequest) -> Result<Response<v1::ObjectReply>> {
+    let cluster = cluster_name(api, &r.cluster)?;
+    let id = arn_tail(&r.container_instance).to_string();
+    let status = r.status.to_uppercase();
+    if status != "ACTIVE" && status != "DRAINING" {
+        return Err(Error::invalid(format!("status '{}' is invalid: expected ACTIVE or DRAINING.", r.status)));
+    }
+    if api.shared.read().instances.get(&id).is_none_or(|rec| rec.cluster != cluster) {
+        return Err(Rejection::new(
+            RejectKind::NotFound,
+            "InvalidParameterException",
+            format!("The referenced container instance was not found: {id}."),
+        )
+        .into());
+    }
+    api.proposer.propose(&Command::SetInstanceStatus { instance_id: id.clone(), status }).await?;
+    describe(api, v1::InstanceRef { cluster, container_instance: id })
+}
+
 pub async fn put_attributes(api: &Api, r: v1::AttributesRequest) -> Result<Response<v1::ObjectReply>> {
     let (cluster, id) = attributes_target(api, &r)?;
     let attributes = r

@@ -189,4 +189,7 @@ impl Berth for Api {
     async fn delete_attributes(&self, r: Request<v1::AttributesRequest>) -> R<v1::ObjectReply> {
         Ok(instances::delete_attributes(self, r.into_inner()).await?)
     }
+    async fn update_container_instance_state(&self, r: Request<v1::InstanceStateRequest>) -> R<v1::ObjectReply> {
+        Ok(instances::update_state(self, r.into_inner()).await?)
+    }
 }

@@ -74,7 +74,16 @@ pub fn decide(state: &State, svc: &Service, now: Timestamp) -> ServiceDecision {
     let Some(primary) = svc.deployments.iter().find(|x| x.status == "PRIMARY") else {
         return d;
     };
-    let is_primary = |t: &&Task| -> bool { t.started_by.as_deref() == Some(primary.id.as_str()) };
+    // A task is "new" when it belongs to the PRIMARY deployment and runs on an ACTIVE instance;
+    // tasks of older deployments and tasks on DRAINING instances are replaced within the bounds.
+    let on_active = |t: &Task| {
+        t.instance_id()
+            .and_then(|id| state.instances.get(id))
+            .is_some_and(|rec| rec.instance.status == "ACTIVE")
+    };
+    let is_primary = |t: &&Task| -> bool {
+        t.started_by.as_deref() == Some(primary.id.as_str()) && on_active(t)
+    };
     let (new, old): (Vec<&Task>, Vec<&Task>) = live.iter().copied().partition(|t| is_primary(t));
     let desired = svc.desired_count.max(0) as usize;
     let cfg = &svc.deployment_configuration;
@@ -346,6 +355,15 @@ mod tests {
         let newest = st.tasks.values_mut().max_by_key(|t| t.stopped_at).unwrap();
         newest.stop_code = Some("ServiceSchedulerInitiated".into());
         assert_eq!(decide(&st, &svc(&st), Timestamp(5000)).start, 1);
+    }
+
+    #[test]
+    fn tasks_on_a_draining_instance_are_replaced_within_the_bounds() {
+        let mut st = setup(2, 2);
+        apply(&mut st, Command::SetInstanceStatus { instance_id: "i1".into(), status: "DRAINING".into() }).unwrap();
+        let d = decide(&st, &svc(&st), Timestamp(10));
+        // max 200: both replacements may start; min 100: none of the drained tasks stops yet.
+        assert_eq!((d.start, d.stop.len()), (2, 0));
     }
 
     #[test]

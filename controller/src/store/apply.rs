@@ -75,6 +75,22 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
         }
         Command::ServiceProgress(p) => service_progress(state, p),
         Command::PutAttributes(p) => put_attributes(state, p),
+        Command::SetInstanceStatus { instance_id, status } => {
+            let rec = state.instances.get_mut(&instance_id).ok_or_else(|| instance_not_found(&instance_id))?;
+            let ci = &mut rec.instance;
+            let allowed = matches!((ci.status.as_str(), status.as_str()), ("ACTIVE" | "DRAINING", "ACTIVE" | "DRAINING"));
+            if !allowed {
+                return Err(Rejection::invalid(format!(
+                    "Container instance {instance_id} is {}; only ACTIVE and DRAINING instances can be set to ACTIVE or DRAINING (not {status}).",
+                    ci.status
+                )));
+            }
+            if ci.status != status {
+                ci.status = status;
+                ci.version += 1;
+            }
+            Ok(Applied { ids: vec![instance_id], ..Default::default() })
+        }
         Command::DeleteAttributes { instance_id, names } => delete_attributes(state, &instance_id, &names),
         Command::PurgeStoppedTasks { stopped_before } => {
             let before = state.tasks.len();

@@ -60,6 +60,8 @@ pub enum Command {
     /// Service events (scheduler messages) and deployment rollout changes.
     ServiceProgress(ServiceProgress),
     PutAttributes(PutAttributes),
+    /// ECS UpdateContainerInstancesState: ACTIVE ↔ DRAINING.
+    SetInstanceStatus { instance_id: String, status: String },
     /// ECS DeleteAttributes: names of attributes put through the API.
     DeleteAttributes { instance_id: String, names: Vec<String> },
     /// Forget STOPPED tasks that stopped before `stopped_before` (ECS keeps them ≥ 1 hour).
