@@ -34,6 +34,9 @@ fn cluster() -> Vec<InstanceView> {
                 ("service:db".to_owned(), 1),
             ]
             .into(),
+            registered_at_millis: 1_700_000_000_000,
+            running_tasks_count: 1 + (k % 3) as u32,
+            agent_version: "1.0.0".to_owned(),
         })
         .collect()
 }

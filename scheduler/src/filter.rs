@@ -13,7 +13,8 @@
 //!
 //! Each filter also says how far a rejected instance is from passing (`shortfall`) and what it
 //! lacks in the words of ECS's service events, so the plan can name the closest instance.
-//! A later constraint stage (memberOf, distinctInstance) becomes more entries in this list.
+//! Constraints (`constraint/`: `ATTRIBUTE` for memberOf, `DISTINCT_INSTANCE`) run after these,
+//! in the order the caller listed them; `plan::filters` builds the full list per call.
 
 use std::fmt;
 
@@ -36,6 +37,10 @@ pub enum FailureReason {
     Memory,
     /// A required static host port is taken, or the reserved-port limit would be exceeded.
     Ports,
+    /// A `memberOf` constraint's expression does not hold for the instance.
+    Attribute,
+    /// A `distinctInstance` constraint: the instance already runs a task of the group.
+    DistinctInstance,
 }
 
 impl FailureReason {
@@ -48,6 +53,8 @@ impl FailureReason {
             FailureReason::Cpu => "RESOURCE:CPU",
             FailureReason::Memory => "RESOURCE:MEMORY",
             FailureReason::Ports => "RESOURCE:PORTS",
+            FailureReason::Attribute => "ATTRIBUTE",
+            FailureReason::DistinctInstance => "DISTINCT_INSTANCE",
         }
     }
 }
@@ -71,15 +78,28 @@ pub(crate) trait Filter: Sync {
     fn shortfall(&self, inst: &InstanceView, task: &TaskRequest) -> i64;
     /// What a rejected instance lacks, completing "The closest matching container-instance <id> …".
     fn lack(&self, inst: &InstanceView, task: &TaskRequest) -> String;
+    /// The answer depends only on the instance as the caller gave it, not on tasks placed
+    /// earlier in the batch (a `memberOf` without `task:group`/`runningTasksCount`).
+    fn is_static(&self) -> bool {
+        false
+    }
+    /// Once rejected during a batch, an instance stays rejected for the rest of it.
+    fn monotone(&self) -> bool {
+        true
+    }
 }
 
 /// The filters, in the order they run.
 pub(crate) static PIPELINE: [&dyn Filter; 5] =
     [&ActiveFilter, &AgentFilter, &CpuFilter, &MemoryFilter, &PortsFilter];
 
-/// Index in [`PIPELINE`] of the first filter `inst` fails, or `None` if it passes them all.
-pub(crate) fn first_rejection(inst: &InstanceView, task: &TaskRequest) -> Option<usize> {
-    PIPELINE.iter().position(|f| !f.admits(inst, task))
+/// Index in `filters` of the first filter `inst` fails, or `None` if it passes them all.
+pub(crate) fn first_rejection(
+    filters: &[&dyn Filter],
+    inst: &InstanceView,
+    task: &TaskRequest,
+) -> Option<usize> {
+    filters.iter().position(|f| !f.admits(inst, task))
 }
 
 struct ActiveFilter;
@@ -218,13 +238,24 @@ mod tests {
             FailureReason::Cpu,
             FailureReason::Memory,
             FailureReason::Ports,
+            FailureReason::Attribute,
+            FailureReason::DistinctInstance,
         ]
         .iter()
         .map(ToString::to_string)
         .collect();
         assert_eq!(
             tokens,
-            ["MISSING", "INACTIVE", "AGENT", "RESOURCE:CPU", "RESOURCE:MEMORY", "RESOURCE:PORTS"]
+            [
+                "MISSING",
+                "INACTIVE",
+                "AGENT",
+                "RESOURCE:CPU",
+                "RESOURCE:MEMORY",
+                "RESOURCE:PORTS",
+                "ATTRIBUTE",
+                "DISTINCT_INSTANCE"
+            ]
         );
     }
 
@@ -234,6 +265,10 @@ mod tests {
         let mut sorted = reasons.clone();
         sorted.sort();
         assert_eq!(reasons, sorted);
+    }
+
+    fn first_rejection(inst: &InstanceView, task: &TaskRequest) -> Option<usize> {
+        super::first_rejection(&PIPELINE, inst, task)
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! returned plan through Raft itself (re-checking versions); nothing here touches tokio, tonic
 //! or sled.
 //!
-//! Data flow of [`place`]:
+//! Data flow of [`place_with`] (and [`place`], the same without constraints):
 //!
 //! ```text
 //!   &[InstanceView] ──► view::ClusterState (id-sorted working copy, updated per placement)
 //!                           │
 //!   each TaskRequest ──► filter::PIPELINE      INACTIVE → AGENT → RESOURCE:CPU → :MEMORY → :PORTS
+//!                        + constraint/         → ATTRIBUTE (memberOf) / DISTINCT_INSTANCE
 //!                           │ candidates                 (none left → plan::PlacementFailure)
 //!                           ▼
 //!                       strategy::narrow        Strategy list in order, each breaking earlier ties
@@ -25,10 +26,12 @@
 //!
 //! Modules: `view` (inputs, working copy), `filter` (feasibility, failure reasons), `strategy/`
 //! (ranking, parsing), `plan` (placement pass), `victims` (scale-in), `rng` (SplitMix64),
-//! `error` (the crate's error enum). Constraints (memberOf, distinctInstance) and the cluster
-//! query language will join as filter entries and a `query/` module.
+//! `error` (the crate's error enum), `constraint/` (memberOf, distinctInstance as filters),
+//! `query/` (the cluster query language: lexer, parser, AST, evaluator), `explain` (dry runs).
 
+mod constraint;
 mod error;
+mod explain;
 mod filter;
 mod plan;
 pub mod query;
@@ -37,9 +40,11 @@ mod strategy;
 mod victims;
 mod view;
 
+pub use constraint::{Constraint, MAX_CONSTRAINTS, validate_constraints};
 pub use error::SchedulerError;
+pub use explain::{CandidateExplanation, Explanation, TaskExplanation, explain};
 pub use filter::{FailureReason, MAX_RESERVED_PORTS};
-pub use plan::{Placement, PlacementFailure, Plan, place};
+pub use plan::{Placement, PlacementFailure, PlacementSpec, Plan, place, place_with};
 pub use strategy::{
     AVAILABILITY_ZONE_ATTRIBUTE, BinpackField, MAX_STRATEGIES, SpreadField, Strategy,
     default_strategies, validate_strategies,

@@ -1,7 +1,8 @@
 //! Placing a batch of tasks: filters, then strategies, then a seeded tie-break.
 //!
 //! For each task in order:
-//! 1. every instance runs through [`crate::filter::PIPELINE`]; survivors are candidates;
+//! 1. every instance runs through the resource filters ([`crate::filter::PIPELINE`]) and then
+//!    the spec's constraints (`constraint/`); survivors are candidates;
 //! 2. [`crate::strategy::narrow`] keeps the candidates with the best score under each strategy
 //!    in turn;
 //! 3. the remaining tie is broken by the seeded RNG (uniform over the tied instances in id
@@ -20,7 +21,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::filter::{self, FailureReason, PIPELINE};
+use crate::constraint::Constraint;
+use crate::filter::{self, FailureReason, Filter, PIPELINE};
 use crate::rng::SeededRng;
 use crate::strategy::{self, Strategy};
 use crate::view::{ClusterState, InstanceView, TaskRequest};
@@ -53,42 +55,89 @@ pub struct Plan {
     pub failures: Vec<PlacementFailure>,
 }
 
-/// Places `tasks` in order on `instances`, ranking by `strategies` (an empty list means "any
-/// feasible instance", chosen by the seed). Pure: the same inputs and `seed` give the same plan,
-/// whatever the order of `instances`.
+/// How to place one batch: the ranking strategies (in order, each breaking the ties of the
+/// earlier ones; empty = any feasible instance, chosen by the seed) and the constraints every
+/// task of the batch must satisfy (the call's and the task definition's together).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlacementSpec {
+    pub strategies: Vec<Strategy>,
+    pub constraints: Vec<Constraint>,
+}
+
+/// Places `tasks` in order on `instances`, ranking by `strategies`, without constraints.
 pub fn place(
     instances: &[InstanceView],
     tasks: &[TaskRequest],
     strategies: &[Strategy],
     seed: u64,
 ) -> Plan {
+    let spec = PlacementSpec { strategies: strategies.to_vec(), constraints: Vec::new() };
+    place_with(instances, tasks, &spec, seed)
+}
+
+/// Places `tasks` in order on `instances` under `spec`. Pure: the same inputs and `seed` give
+/// the same plan, whatever the order of `instances`.
+pub fn place_with(
+    instances: &[InstanceView],
+    tasks: &[TaskRequest],
+    spec: &PlacementSpec,
+    seed: u64,
+) -> Plan {
+    let mut plan = Plan::default();
+    run(instances, tasks, spec, seed, |_, _, _, _, _| {}, &mut plan);
+    plan
+}
+
+/// The full filter list for a spec: the resource pipeline, then the constraints in order.
+pub(crate) fn with_constraints<'a>(boxed: &'a [Box<dyn Filter + 'a>]) -> Vec<&'a dyn Filter> {
+    PIPELINE.iter().copied().chain(boxed.iter().map(|b| b.as_ref())).collect()
+}
+
+/// One placement pass. `observe(filters, cluster, task_index, feasible, chosen)` sees every
+/// task's feasible set (empty when it failed) before the choice is recorded (the dry-run
+/// explanation uses it; placement passes a no-op).
+pub(crate) fn run(
+    instances: &[InstanceView],
+    tasks: &[TaskRequest],
+    spec: &PlacementSpec,
+    seed: u64,
+    mut observe: impl FnMut(&[&dyn Filter], &ClusterState, usize, &[usize], Option<usize>),
+    plan: &mut Plan,
+) {
+    let boxed: Vec<Box<dyn Filter + '_>> = spec.constraints.iter().map(|c| c.filter()).collect();
+    let filters = with_constraints(&boxed);
     let mut cluster = ClusterState::new(instances.iter().cloned());
     let mut rng = SeededRng::new(seed);
-    let mut plan = Plan::default();
     let mut candidates = Vec::with_capacity(cluster.len());
+    let mut feasible = Vec::with_capacity(cluster.len());
 
     for (task_index, task) in tasks.iter().enumerate() {
-        candidates.clear();
-        candidates.extend(
-            (0..cluster.len()).filter(|&i| filter::first_rejection(cluster.get(i), task).is_none()),
+        feasible.clear();
+        feasible.extend(
+            (0..cluster.len())
+                .filter(|&i| filter::first_rejection(&filters, cluster.get(i), task).is_none()),
         );
-        if candidates.is_empty() {
-            plan.failures.push(explain_failure(cluster.instances(), task_index, task));
+        if feasible.is_empty() {
+            observe(&filters, &cluster, task_index, &feasible, None);
+            plan.failures.push(explain_failure(&filters, cluster.instances(), task_index, task));
             continue;
         }
-        strategy::narrow(&mut candidates, strategies, |ranker, pool| {
+        candidates.clear();
+        candidates.extend_from_slice(&feasible);
+        strategy::narrow(&mut candidates, &spec.strategies, |ranker, pool| {
             ranker.score_placement(&cluster, task, pool, &mut rng)
         });
         let chosen =
             candidates[if candidates.len() == 1 { 0 } else { rng.below(candidates.len()) }];
+        observe(&filters, &cluster, task_index, &feasible, Some(chosen));
         cluster.add_task(chosen, task);
         plan.placements.push(Placement { task_index, instance_id: cluster.get(chosen).id.clone() });
     }
-    plan
 }
 
 /// Builds the failure for a task no instance admits (see the module doc for the rule).
-fn explain_failure(
+pub(crate) fn explain_failure(
+    filters: &[&dyn Filter],
     instances: &[InstanceView],
     task_index: usize,
     task: &TaskRequest,
@@ -97,11 +146,11 @@ fn explain_failure(
     // (filter index, shortfall, instance index) of the best instance so far.
     let mut closest: Option<(usize, i64, usize)> = None;
     for (i, inst) in instances.iter().enumerate() {
-        let Some(f) = filter::first_rejection(inst, task) else {
+        let Some(f) = filter::first_rejection(filters, inst, task) else {
             continue;
         };
-        *rejected.entry(PIPELINE[f].reason()).or_insert(0) += 1;
-        let shortfall = PIPELINE[f].shortfall(inst, task);
+        *rejected.entry(filters[f].reason()).or_insert(0) += 1;
+        let shortfall = filters[f].shortfall(inst, task);
         let better = match closest {
             None => true,
             Some((cf, cs, _)) => f > cf || (f == cf && shortfall < cs),
@@ -116,9 +165,9 @@ fn explain_failure(
         }
         Some((f, _, i)) => PlacementFailure {
             task_index,
-            reason: PIPELINE[f].reason(),
+            reason: filters[f].reason(),
             rejected,
-            closest: Some((instances[i].id.clone(), PIPELINE[f].lack(&instances[i], task))),
+            closest: Some((instances[i].id.clone(), filters[f].lack(&instances[i], task))),
         },
     }
 }

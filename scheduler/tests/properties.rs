@@ -29,6 +29,9 @@ fn instance() -> impl PropStrategy<Value = InstanceView> {
     )
         .prop_map(|(active, agent_connected, az, cpu, memory, used_ports, groups)| {
             InstanceView {
+                registered_at_millis: 0,
+                running_tasks_count: 0,
+                agent_version: String::new(),
                 id: String::new(),
                 active,
                 agent_connected,

@@ -8,8 +8,8 @@ use crate::output::{self, Format};
 use berth_proto::model::ContainerInstance;
 use berth_proto::model::{Service, Task};
 use berth_proto::v1::{
-    AttributesRequest, InstanceRef, InstanceStateRequest, ListInstancesRequest, ListServicesRequest,
-    ListTasksRequest,
+    AttributesRequest, InstanceRef, InstanceStateRequest, ListInstancesRequest,
+    ListServicesRequest, ListTasksRequest,
 };
 use clap::Subcommand;
 
@@ -84,30 +84,62 @@ pub async fn run(cmd: InstanceCmd, api: &mut Api, out: Format) -> anyhow::Result
     let cluster = api.cluster.clone();
     match cmd {
         InstanceCmd::Drain { id, wait, timeout } => {
-            let req = InstanceStateRequest { cluster: cluster.clone(), container_instance: id.clone(), status: "DRAINING".into() };
+            let req = InstanceStateRequest {
+                cluster: cluster.clone(),
+                container_instance: id.clone(),
+                status: "DRAINING".into(),
+            };
             let json = client::object(api.grpc().update_container_instance_state(req).await)?;
             if wait {
                 wait_drained(api, &cluster, &id, timeout).await?;
             }
-            print!("{}", output::show::<ContainerInstance>(out, &json, "container instance", output::instance_detail)?);
+            print!(
+                "{}",
+                output::show::<ContainerInstance>(
+                    out,
+                    &json,
+                    "container instance",
+                    output::instance_detail
+                )?
+            );
         }
         InstanceCmd::Activate { id } => {
-            let req = InstanceStateRequest { cluster, container_instance: id, status: "ACTIVE".into() };
+            let req =
+                InstanceStateRequest { cluster, container_instance: id, status: "ACTIVE".into() };
             let json = client::object(api.grpc().update_container_instance_state(req).await)?;
-            print!("{}", output::show::<ContainerInstance>(out, &json, "container instance", output::instance_detail)?);
+            print!(
+                "{}",
+                output::show::<ContainerInstance>(
+                    out,
+                    &json,
+                    "container instance",
+                    output::instance_detail
+                )?
+            );
         }
         InstanceCmd::Attributes(cmd) => {
             let (json, what) = match cmd {
                 AttributesCmd::Put { id, attributes } => {
-                    let req = AttributesRequest { cluster, container_instance: id, attributes: attribute_map(&attributes) };
+                    let req = AttributesRequest {
+                        cluster,
+                        container_instance: id,
+                        attributes: attribute_map(&attributes),
+                    };
                     (client::object(api.grpc().put_attributes(req).await)?, "container instance")
                 }
                 AttributesCmd::Delete { id, names } => {
-                    let req = AttributesRequest { cluster, container_instance: id, attributes: attribute_map(&names) };
+                    let req = AttributesRequest {
+                        cluster,
+                        container_instance: id,
+                        attributes: attribute_map(&names),
+                    };
                     (client::object(api.grpc().delete_attributes(req).await)?, "container instance")
                 }
             };
-            print!("{}", output::show::<ContainerInstance>(out, &json, what, output::instance_detail)?);
+            print!(
+                "{}",
+                output::show::<ContainerInstance>(out, &json, what, output::instance_detail)?
+            );
         }
         InstanceCmd::List { status, filter } => {
             let req = ListInstancesRequest {
@@ -145,28 +177,50 @@ pub async fn run(cmd: InstanceCmd, api: &mut Api, out: Format) -> anyhow::Result
 
 /// Polls until no service task is left on the instance (all STOPPED) and every service that had
 /// tasks there runs its desired count, none PENDING or UNHEALTHY (the replacements are up).
-async fn wait_drained(api: &mut Api, cluster: &str, id: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+async fn wait_drained(
+    api: &mut Api,
+    cluster: &str,
+    id: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
     let instance = berth_proto::model::arn_tail(id).to_string();
     let mut affected: std::collections::BTreeSet<String> = Default::default();
     loop {
-        let req = ListTasksRequest { cluster: cluster.into(), container_instance: instance.clone(), ..Default::default() };
-        let on_it: Vec<Task> = output::parse_all(&client::list(api.grpc().list_tasks(req).await)?, "task")?;
-        let service_tasks: Vec<&Task> = on_it.iter().filter(|t| t.service_name().is_some()).collect();
+        let req = ListTasksRequest {
+            cluster: cluster.into(),
+            container_instance: instance.clone(),
+            ..Default::default()
+        };
+        let on_it: Vec<Task> =
+            output::parse_all(&client::list(api.grpc().list_tasks(req).await)?, "task")?;
+        let service_tasks: Vec<&Task> =
+            on_it.iter().filter(|t| t.service_name().is_some()).collect();
         affected.extend(service_tasks.iter().filter_map(|t| t.service_name().map(str::to_string)));
         let services: Vec<Service> = output::parse_all(
-            &client::list(api.grpc().list_services(ListServicesRequest { cluster: cluster.into() }).await)?,
+            &client::list(
+                api.grpc().list_services(ListServicesRequest { cluster: cluster.into() }).await,
+            )?,
             "service",
         )?;
-        let settled = services.iter().filter(|s| affected.contains(&s.service_name)).all(|s| {
-            s.running_count >= s.desired_count && s.pending_count == 0
-        });
+        let settled = services
+            .iter()
+            .filter(|s| affected.contains(&s.service_name))
+            .all(|s| s.running_count >= s.desired_count && s.pending_count == 0);
         let unhealthy = {
             let req = ListTasksRequest { cluster: cluster.into(), ..Default::default() };
-            let all: Vec<Task> = output::parse_all(&client::list(api.grpc().list_tasks(req).await)?, "task")?;
-            all.iter().any(|t| t.service_name().is_some_and(|s| affected.contains(s)) && t.health_status == "UNHEALTHY")
+            let all: Vec<Task> =
+                output::parse_all(&client::list(api.grpc().list_tasks(req).await)?, "task")?;
+            all.iter().any(|t| {
+                t.service_name().is_some_and(|s| affected.contains(s))
+                    && t.health_status == "UNHEALTHY"
+            })
         };
-        eprintln!("instance {instance}: {} service tasks left; affected services settled: {}", service_tasks.len(), settled && !unhealthy);
+        eprintln!(
+            "instance {instance}: {} service tasks left; affected services settled: {}",
+            service_tasks.len(),
+            settled && !unhealthy
+        );
         if service_tasks.is_empty() && settled && !unhealthy {
             return Ok(());
         }

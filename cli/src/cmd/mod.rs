@@ -4,6 +4,7 @@
 //! beyond what it prints (`service wait-running` and `task urls` only count and list).
 
 pub mod cluster;
+pub mod deploy;
 pub mod instance;
 pub mod operator;
 pub mod placement;

@@ -12,7 +12,9 @@ use berth_proto::v1::{PlacementConstraint, PlacementStrategy};
 fn call(text: &str) -> (String, String) {
     let t = text.trim();
     match (t.find('('), t.ends_with(')')) {
-        (Some(open), true) => (t[..open].trim().to_string(), t[open + 1..t.len() - 1].trim().to_string()),
+        (Some(open), true) => {
+            (t[..open].trim().to_string(), t[open + 1..t.len() - 1].trim().to_string())
+        }
         _ => (t.to_string(), String::new()),
     }
 }
@@ -95,14 +97,24 @@ mod tests {
 
     #[test]
     fn strategy_lists_split_outside_parentheses() {
-        let s = strategies(&["spread(attribute:ecs.availability-zone), binpack(memory)".into(), "random".into()]);
-        let pairs: Vec<(&str, &str)> = s.iter().map(|p| (p.r#type.as_str(), p.field.as_str())).collect();
-        assert_eq!(pairs, [("spread", "attribute:ecs.availability-zone"), ("binpack", "memory"), ("random", "")]);
+        let s = strategies(&[
+            "spread(attribute:ecs.availability-zone), binpack(memory)".into(),
+            "random".into(),
+        ]);
+        let pairs: Vec<(&str, &str)> =
+            s.iter().map(|p| (p.r#type.as_str(), p.field.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [("spread", "attribute:ecs.availability-zone"), ("binpack", "memory"), ("random", "")]
+        );
     }
 
     #[test]
     fn member_of_keeps_its_expression_whole() {
-        let c = constraints(&["memberOf(attribute:a in [x, y] and not(task:group == g))".into(), "distinctInstance".into()]);
+        let c = constraints(&[
+            "memberOf(attribute:a in [x, y] and not(task:group == g))".into(),
+            "distinctInstance".into(),
+        ]);
         assert_eq!(c[0].r#type, "memberOf");
         assert_eq!(c[0].expression, "attribute:a in [x, y] and not(task:group == g)");
         assert_eq!((c[1].r#type.as_str(), c[1].expression.as_str()), ("distinctInstance", ""));

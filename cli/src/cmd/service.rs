@@ -4,6 +4,7 @@
 //!
 //! Replies are ECS Service objects; `-o json` prints them as sent.
 
+use super::deploy::DeploymentArgs;
 use super::task::{Listed, list_tasks, render_tasks};
 use crate::client::{self, Api};
 use crate::error::CliError;
@@ -40,9 +41,11 @@ pub enum ServiceCmd {
         /// Print where each task would be placed and why; create nothing.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        deployment: DeploymentArgs,
     },
     /// Change a service's desired count and/or task definition (a new deployment).
-    #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["desired_count", "taskdef", "strategy", "constraint", "clear_placement", "force_new_deployment"])))]
+    #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["desired_count", "taskdef", "strategy", "constraint", "clear_placement", "force_new_deployment", "min_healthy_percent", "max_percent", "circuit_breaker", "health_check_grace_period"])))]
     Update {
         name: String,
         #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
@@ -61,6 +64,14 @@ pub enum ServiceCmd {
         /// Start a new deployment even if nothing else changed.
         #[arg(long)]
         force_new_deployment: bool,
+        #[command(flatten)]
+        deployment: DeploymentArgs,
+        /// Follow the new deployment until COMPLETED (exit 0) or FAILED (exit non-zero).
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this long (e.g. 10m, 90s).
+        #[arg(long, default_value = "15m", value_parser = parse_duration, requires = "wait")]
+        wait_timeout: Duration,
     },
     /// The service's scheduler events, newest first (ECS keeps the latest 100).
     Events {
@@ -97,7 +108,15 @@ pub enum ServiceCmd {
 pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<()> {
     let cluster = api.cluster.clone();
     let json = match cmd {
-        ServiceCmd::Create { name, taskdef, desired_count, strategy, constraint, dry_run } => {
+        ServiceCmd::Create {
+            name,
+            taskdef,
+            desired_count,
+            strategy,
+            constraint,
+            dry_run,
+            deployment,
+        } => {
             let req = CreateServiceRequest {
                 cluster,
                 service_name: name,
@@ -107,10 +126,19 @@ pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<
                 placement_constraints: super::placement::constraints(&constraint),
                 dry_run,
                 options_json: String::new(),
+                deployment: deployment.settings(),
             };
             let json = client::object(api.grpc().create_service(req).await)?;
             if dry_run {
-                print!("{}", output::show(out, &json, "placement explanation", super::placement::explanation_table)?);
+                print!(
+                    "{}",
+                    output::show(
+                        out,
+                        &json,
+                        "placement explanation",
+                        super::placement::explanation_table
+                    )?
+                );
                 return Ok(());
             }
             json
@@ -123,6 +151,9 @@ pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<
             constraint,
             clear_placement,
             force_new_deployment,
+            deployment,
+            wait,
+            wait_timeout,
         } => {
             let set_placement = clear_placement || !strategy.is_empty() || !constraint.is_empty();
             let req = UpdateServiceRequest {
@@ -134,8 +165,13 @@ pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<
                 placement_strategy: super::placement::strategies(&strategy),
                 placement_constraints: super::placement::constraints(&constraint),
                 force_new_deployment,
+                deployment: deployment.settings(),
             };
-            client::object(api.grpc().update_service(req).await)?
+            let json = client::object(api.grpc().update_service(req).await)?;
+            if wait {
+                return Ok(super::deploy::wait(api, &name_of(&json)?, wait_timeout).await?);
+            }
+            json
         }
         ServiceCmd::Describe { name } => describe(api, &name).await?,
         ServiceCmd::Events { name, limit } => {
@@ -176,7 +212,11 @@ pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<
     Ok(())
 }
 
-async fn describe(api: &mut Api, name: &str) -> Result<String, CliError> {
+fn name_of(json: &str) -> Result<String, CliError> {
+    Ok(output::parse::<Service>(json, "service")?.service_name)
+}
+
+pub(super) async fn describe(api: &mut Api, name: &str) -> Result<String, CliError> {
     let req = ServiceRef { cluster: api.cluster.clone(), service: name.to_string() };
     client::object(api.grpc().describe_service(req).await)
 }

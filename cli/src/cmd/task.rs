@@ -133,7 +133,15 @@ pub async fn run(cmd: TaskCmd, api: &mut Api, out: Format) -> anyhow::Result<()>
             };
             let json = client::object(api.grpc().run_task(req).await)?;
             if dry_run {
-                print!("{}", output::show(out, &json, "placement explanation", super::placement::explanation_table)?);
+                print!(
+                    "{}",
+                    output::show(
+                        out,
+                        &json,
+                        "placement explanation",
+                        super::placement::explanation_table
+                    )?
+                );
                 return Ok(());
             }
             let resp: RunTaskResponse = output::parse(&json, "RunTask response")?;

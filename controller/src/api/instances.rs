@@ -57,12 +57,18 @@ fn attributes_target(api: &Api, r: &v1::AttributesRequest) -> Result<(String, St
     Ok((cluster, id))
 }
 
-pub async fn update_state(api: &Api, r: v1::InstanceStateRequest) -> Result<Response<v1::ObjectReply>> {
+pub async fn update_state(
+    api: &Api,
+    r: v1::InstanceStateRequest,
+) -> Result<Response<v1::ObjectReply>> {
     let cluster = cluster_name(api, &r.cluster)?;
     let id = arn_tail(&r.container_instance).to_string();
     let status = r.status.to_uppercase();
     if status != "ACTIVE" && status != "DRAINING" {
-        return Err(Error::invalid(format!("status '{}' is invalid: expected ACTIVE or DRAINING.", r.status)));
+        return Err(Error::invalid(format!(
+            "status '{}' is invalid: expected ACTIVE or DRAINING.",
+            r.status
+        )));
     }
     if api.shared.read().instances.get(&id).is_none_or(|rec| rec.cluster != cluster) {
         return Err(Rejection::new(
@@ -76,18 +82,26 @@ pub async fn update_state(api: &Api, r: v1::InstanceStateRequest) -> Result<Resp
     describe(api, v1::InstanceRef { cluster, container_instance: id })
 }
 
-pub async fn put_attributes(api: &Api, r: v1::AttributesRequest) -> Result<Response<v1::ObjectReply>> {
+pub async fn put_attributes(
+    api: &Api,
+    r: v1::AttributesRequest,
+) -> Result<Response<v1::ObjectReply>> {
     let (cluster, id) = attributes_target(api, &r)?;
     let attributes = r
         .attributes
         .iter()
         .map(|(k, v)| Attribute { name: k.clone(), value: (!v.is_empty()).then(|| v.clone()) })
         .collect();
-    api.proposer.propose(&Command::PutAttributes(PutAttributes { instance_id: id.clone(), attributes })).await?;
+    api.proposer
+        .propose(&Command::PutAttributes(PutAttributes { instance_id: id.clone(), attributes }))
+        .await?;
     describe(api, v1::InstanceRef { cluster, container_instance: id })
 }
 
-pub async fn delete_attributes(api: &Api, r: v1::AttributesRequest) -> Result<Response<v1::ObjectReply>> {
+pub async fn delete_attributes(
+    api: &Api,
+    r: v1::AttributesRequest,
+) -> Result<Response<v1::ObjectReply>> {
     let (cluster, id) = attributes_target(api, &r)?;
     let names = r.attributes.keys().cloned().collect();
     api.proposer.propose(&Command::DeleteAttributes { instance_id: id.clone(), names }).await?;
@@ -113,10 +127,26 @@ pub fn list(api: &Api, r: v1::ListInstancesRequest) -> Result<Response<v1::ListR
             r.status
         )));
     }
+    let filter = if r.filter.trim().is_empty() {
+        None
+    } else {
+        Some(berth_scheduler::query::Expr::parse(&r.filter).map_err(|e| {
+            Error::invalid(format!("filter is invalid: cluster query expression {e}"))
+        })?)
+    };
     let st = api.shared.read();
+    // The one evaluator: the same scheduler views placement sees.
+    let matching: Option<std::collections::BTreeSet<String>> = filter.map(|expr| {
+        crate::orchestrator::placement::instance_views(&st, &cluster)
+            .into_iter()
+            .filter(|v| expr.eval(v))
+            .map(|v| v.id)
+            .collect()
+    });
     let views: Vec<_> = st
         .instances_in(&cluster)
         .filter(|ci| if status.is_empty() { ci.status != "INACTIVE" } else { ci.status == status })
+        .filter(|ci| matching.as_ref().is_none_or(|m| m.contains(ci.id())))
         .filter_map(|ci| st.instance_view(ci.id()))
         .collect();
     list_reply(views)

@@ -9,6 +9,7 @@
 mod clusters;
 mod instances;
 pub mod members;
+mod placement;
 mod services;
 mod taskdefs;
 mod tasks;
@@ -189,7 +190,10 @@ impl Berth for Api {
     async fn delete_attributes(&self, r: Request<v1::AttributesRequest>) -> R<v1::ObjectReply> {
         Ok(instances::delete_attributes(self, r.into_inner()).await?)
     }
-    async fn update_container_instance_state(&self, r: Request<v1::InstanceStateRequest>) -> R<v1::ObjectReply> {
+    async fn update_container_instance_state(
+        &self,
+        r: Request<v1::InstanceStateRequest>,
+    ) -> R<v1::ObjectReply> {
         Ok(instances::update_state(self, r.into_inner()).await?)
     }
 }

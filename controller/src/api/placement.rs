@@ -8,8 +8,7 @@ use berth_proto::model::{PlacementConstraint, PlacementStrategy, TaskDefinition}
 use berth_proto::v1;
 use berth_scheduler::{Constraint, PlacementSpec, Strategy};
 
-/// ECS: at most 10 constraints per task (task definition + request).
-pub const MAX_CONSTRAINTS: usize = 10;
+use berth_scheduler::MAX_CONSTRAINTS;
 
 /// Validates the request's strategies and constraints; answers them in ECS shape (canonical
 /// `type`/`field` spelling) for storing.
@@ -21,7 +20,10 @@ pub fn from_request(
     for (i, s) in strategies.iter().enumerate() {
         let parsed = Strategy::from_parts(&s.r#type, Some(s.field.as_str()))
             .map_err(|e| Error::invalid(format!("placementStrategy[{i}]: {e}")))?;
-        out.strategy.push(PlacementStrategy { kind: parsed.type_name().to_string(), field: parsed.field() });
+        out.strategy.push(PlacementStrategy {
+            kind: parsed.type_name().to_string(),
+            field: parsed.field(),
+        });
     }
     berth_scheduler::validate_strategies(&strategy_list(&out.strategy)?)
         .map_err(|e| Error::invalid(format!("placementStrategy: {e}")))?;
@@ -29,7 +31,10 @@ pub fn from_request(
         let expr = (!c.expression.is_empty()).then_some(c.expression.as_str());
         let parsed = Constraint::from_parts(&c.r#type, expr)
             .map_err(|e| Error::invalid(format!("placementConstraints[{i}]: {e}")))?;
-        out.constraints.push(PlacementConstraint { kind: parsed.type_name().to_string(), expression: parsed.expression() });
+        out.constraints.push(PlacementConstraint {
+            kind: parsed.type_name().to_string(),
+            expression: parsed.expression(),
+        });
     }
     if out.constraints.len() > MAX_CONSTRAINTS {
         return Err(Error::invalid(format!(
@@ -50,28 +55,10 @@ fn strategy_list(stored: &[PlacementStrategy]) -> Result<Vec<Strategy>> {
         .collect()
 }
 
-/// The scheduler spec for launching `def` with the given stored placement: the strategies (the
-/// default spread when none), the request's constraints plus the task definition's memberOf
-/// constraints.
+/// The scheduler spec for launching `def` with a stored placement.
 pub fn spec(placement: &Placement, def: &TaskDefinition) -> Result<PlacementSpec> {
-    let mut strategies = strategy_list(&placement.strategy)?;
-    if strategies.is_empty() {
-        strategies = berth_scheduler::default_strategies();
-    }
-    let mut constraints = Vec::new();
-    let from_def = def.placement_constraints.iter().flatten();
-    for c in placement.constraints.iter().chain(from_def) {
-        let parsed = Constraint::from_parts(&c.kind, c.expression.as_deref())
-            .map_err(|e| Error::invalid(format!("placementConstraints: {e}")))?;
-        constraints.push(parsed);
-    }
-    if constraints.len() > MAX_CONSTRAINTS {
-        return Err(Error::invalid(format!(
-            "placementConstraints: the task definition and the request give {} constraints together; at most {MAX_CONSTRAINTS} are allowed.",
-            constraints.len()
-        )));
-    }
-    Ok(PlacementSpec { strategies, constraints })
+    crate::orchestrator::placement::spec(&placement.strategy, &placement.constraints, def)
+        .map_err(Error::invalid)
 }
 
 /// Checks a task definition's placement constraints (memberOf only, with a valid expression).

@@ -1,18 +1,17 @@
 //! CreateService, UpdateService, DescribeServices, ListServices, DeleteService.
 //! The reconciler (orchestrator) does the starting and stopping; these only change the spec.
 
-use super::{Api, cluster_name, list_reply, object};
+use super::{Api, cluster_name, list_reply, object, placement, tasks};
 use crate::error::{Error, Result};
 use crate::store::command::{CreateService, UpdateService};
 use crate::store::{Command, Rejection};
-use berth_proto::model::{arn_tail, is_valid_name};
+use berth_proto::model::{
+    DeploymentCircuitBreaker, DeploymentConfiguration, arn_tail, is_valid_name,
+};
 use berth_proto::v1;
 use tonic::Response;
 
-/// ECS deployment ids look like `ecs-svc/8646900195280463695`.
-fn deployment_id() -> String {
-    format!("ecs-svc/{}", rand::random::<u64>() % 10u64.pow(19))
-}
+use crate::orchestrator::new_deployment_id as deployment_id;
 
 fn service_name(given: &str) -> Result<String> {
     let name = arn_tail(given);
@@ -38,6 +37,50 @@ fn taskdef_arn(api: &Api, reference: &str) -> Result<String> {
     Ok(def.task_definition_arn.clone().unwrap_or_default())
 }
 
+/// Applies the request's deployment settings over `base`, checking ECS's limits.
+fn deployment_config(
+    base: &DeploymentConfiguration,
+    s: Option<&v1::DeploymentSettings>,
+) -> Result<(DeploymentConfiguration, Option<i64>)> {
+    let mut c = base.clone();
+    let Some(s) = s else { return Ok((c, None)) };
+    if let Some(min) = s.minimum_healthy_percent {
+        if !(0..=100).contains(&min) {
+            return Err(Error::invalid(format!(
+                "deploymentConfiguration.minimumHealthyPercent {min} is invalid: it must be between 0 and 100."
+            )));
+        }
+        c.minimum_healthy_percent = min;
+    }
+    if let Some(max) = s.maximum_percent {
+        if !(100..=200).contains(&max) {
+            return Err(Error::invalid(format!(
+                "deploymentConfiguration.maximumPercent {max} is invalid: it must be between 100 and 200."
+            )));
+        }
+        c.maximum_percent = max;
+    }
+    if s.circuit_breaker_enable.is_some() || s.circuit_breaker_rollback.is_some() {
+        let cur = c.deployment_circuit_breaker.clone().unwrap_or_default();
+        let enable = s.circuit_breaker_enable.unwrap_or(cur.enable);
+        let rollback = s.circuit_breaker_rollback.unwrap_or(cur.rollback);
+        if rollback && !enable {
+            return Err(Error::invalid(
+                "deploymentConfiguration.deploymentCircuitBreaker.rollback needs enable: true.",
+            ));
+        }
+        c.deployment_circuit_breaker = Some(DeploymentCircuitBreaker { enable, rollback });
+    }
+    if let Some(g) = s.health_check_grace_period_seconds {
+        if !(0..=2_147_483_647).contains(&g) {
+            return Err(Error::invalid(format!(
+                "healthCheckGracePeriodSeconds {g} is invalid: it must be between 0 and 2147483647."
+            )));
+        }
+    }
+    Ok((c, s.health_check_grace_period_seconds))
+}
+
 fn check_count(n: i64) -> Result<()> {
     if !(0..=5000).contains(&n) {
         return Err(Error::invalid(format!(
@@ -52,6 +95,21 @@ pub async fn create(api: &Api, r: v1::CreateServiceRequest) -> Result<Response<v
     let name = service_name(&r.service_name)?;
     check_count(r.desired_count)?;
     let arn = taskdef_arn(api, &r.task_definition)?;
+    let placement = placement::from_request(&r.placement_strategy, &r.placement_constraints)?;
+    let (config, grace) =
+        deployment_config(&DeploymentConfiguration::default(), r.deployment.as_ref())?;
+    if r.dry_run {
+        let def = api.shared.read().resolve_taskdef(&arn)?.clone();
+        let group = format!("service:{name}");
+        return tasks::explain(
+            api,
+            &cluster,
+            &def,
+            &placement,
+            r.desired_count.max(0) as usize,
+            group,
+        );
+    }
     api.proposer
         .propose(&Command::CreateService(CreateService {
             cluster: cluster.clone(),
@@ -59,8 +117,9 @@ pub async fn create(api: &Api, r: v1::CreateServiceRequest) -> Result<Response<v
             task_definition_arn: arn,
             desired_count: r.desired_count,
             deployment_id: deployment_id(),
-            placement: Default::default(),
-            deployment_configuration: None,
+            placement,
+            deployment_configuration: Some(config),
+            health_check_grace_period_seconds: grace,
             now: api.clock.now(),
         }))
         .await?;
@@ -78,6 +137,20 @@ pub async fn update(api: &Api, r: v1::UpdateServiceRequest) -> Result<Response<v
     } else {
         Some(taskdef_arn(api, &r.task_definition)?)
     };
+    let placement = if r.set_placement {
+        Some(placement::from_request(&r.placement_strategy, &r.placement_constraints)?)
+    } else {
+        None
+    };
+    let current = {
+        let st = api.shared.read();
+        let svc = st
+            .services
+            .get(&crate::store::State::service_key(&cluster, &name))
+            .ok_or_else(|| Rejection::service_not_found(&name))?;
+        svc.deployment_configuration.clone()
+    };
+    let (config, grace) = deployment_config(&current, r.deployment.as_ref())?;
     api.proposer
         .propose(&Command::UpdateService(UpdateService {
             cluster: cluster.clone(),
@@ -85,8 +158,10 @@ pub async fn update(api: &Api, r: v1::UpdateServiceRequest) -> Result<Response<v
             desired_count: r.desired_count,
             task_definition_arn: arn,
             deployment_id: deployment_id(),
-            placement: None,
+            placement,
             force_new_deployment: r.force_new_deployment,
+            deployment_configuration: r.deployment.is_some().then_some(config),
+            health_check_grace_period_seconds: grace,
             now: api.clock.now(),
         }))
         .await?;

@@ -12,6 +12,7 @@ pub async fn register(
 ) -> Result<Response<v1::ObjectReply>> {
     let family = (!r.family.is_empty()).then_some(r.family.as_str());
     let reg = berth_proto::taskdef::parse_registration(&r.document, family)?;
+    super::placement::check_taskdef(&reg.definition)?;
     let applied = api
         .proposer
         .propose(&Command::RegisterTaskDefinition {

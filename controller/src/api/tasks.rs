@@ -3,10 +3,14 @@
 use super::{Api, cluster_name, list_reply, object};
 use crate::clock::new_id;
 use crate::error::{Error, Result};
-use crate::orchestrator::placement::{Launch, plan_launch};
+use crate::orchestrator::placement::{Launch, TaskShape, instance_views, plan_launch};
+use crate::store::command::Placement;
 use crate::store::command::StopTasks;
 use crate::store::{Command, RejectKind, Rejection};
-use berth_proto::model::{Failure, RUNNING, RunTaskResponse, STOPPED, Task, arn_tail};
+use berth_proto::model::{
+    CandidateExplanation, Failure, PlacementExplanation, RUNNING, RunTaskResponse, STOPPED, Task,
+    TaskDefinition, TaskExplanation, arn_tail,
+};
 use berth_proto::v1;
 use tonic::Response;
 
@@ -26,6 +30,8 @@ pub async fn run(api: &Api, r: v1::RunTaskRequest) -> Result<Response<v1::Object
             "startedBy is invalid: up to 128 letters, numbers, hyphens, slashes and underscores are allowed.",
         ));
     }
+    let placement =
+        super::placement::from_request(&r.placement_strategy, &r.placement_constraints)?;
     let now = api.clock.now();
     let plan = {
         let st = api.shared.read();
@@ -39,10 +45,15 @@ pub async fn run(api: &Api, r: v1::RunTaskRequest) -> Result<Response<v1::Object
         }
         let group =
             if r.group.is_empty() { format!("family:{}", def.family) } else { r.group.clone() };
+        let spec = super::placement::spec(&placement, &def)?;
+        if r.dry_run {
+            drop(st);
+            return explain(api, &cluster, &def, &placement, count as usize, group);
+        }
         let started_by = (!r.started_by.is_empty()).then(|| r.started_by.clone());
         let launch =
             Launch { cluster: &cluster, def: &def, count: count as usize, group, started_by };
-        plan_launch(&st, &launch, now, rand::random(), &mut new_id)
+        plan_launch(&st, &launch, &spec, now, rand::random(), &mut new_id)
     };
     let mut failures = plan.failures;
     let mut tasks: Vec<Task> = vec![];
@@ -59,6 +70,49 @@ pub async fn run(api: &Api, r: v1::RunTaskRequest) -> Result<Response<v1::Object
         }));
     }
     object(&RunTaskResponse { tasks, failures }, vec![])
+}
+
+/// A placement dry run: where `count` tasks of `def` would go under `placement`, and why every
+/// other instance was not chosen. Changes nothing.
+pub fn explain(
+    api: &Api,
+    cluster: &str,
+    def: &TaskDefinition,
+    placement: &Placement,
+    count: usize,
+    group: String,
+) -> Result<Response<v1::ObjectReply>> {
+    let spec = super::placement::spec(placement, def)?;
+    let st = api.shared.read();
+    let views = instance_views(&st, cluster);
+    let request = TaskShape::of(def, group).request();
+    let e = berth_scheduler::explain(&views, &vec![request; count], &spec, rand::random());
+    let failures = crate::orchestrator::placement::failures(&st, cluster, &views, &e.plan);
+    let out = PlacementExplanation {
+        strategies: spec.strategies.iter().map(ToString::to_string).collect(),
+        constraints: spec.constraints.iter().map(ToString::to_string).collect(),
+        tasks: e
+            .tasks
+            .into_iter()
+            .map(|t| TaskExplanation {
+                task_index: t.task_index,
+                container_instance_id: t.chosen,
+                failure: failures.iter().find(|(i, _)| *i == t.task_index).map(|(_, f)| f.clone()),
+                candidates: t
+                    .candidates
+                    .into_iter()
+                    .map(|c| CandidateExplanation {
+                        container_instance_id: c.instance_id,
+                        chosen: c.chosen,
+                        rejected_by: c.rejected_by.as_ref().map(|(r, _)| r.to_string()),
+                        detail: c.rejected_by.map(|(_, lack)| lack),
+                        scores: c.scores.into_iter().map(|s| s as f64).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    object(&out, vec![])
 }
 
 fn find_task(api: &Api, cluster: &str, task: &str) -> Result<Task> {

@@ -7,13 +7,14 @@
 //! * this file    — the loop: wakes on state changes (debounced) and on a timer, acts only while
 //!   this controller is the Raft leader.
 
+pub mod health;
 pub mod placement;
 pub mod reconciler;
 
 use crate::clock::{Clock, new_id};
 use crate::error::Result;
 use crate::propose::Proposer;
-use crate::store::command::{ServiceProgress, StopTasks};
+use crate::store::command::{Rollback, ServiceProgress, StopTasks};
 use crate::store::{Command, SharedState, State};
 use berth_proto::model::{RUNNING, Service};
 use placement::{Launch, plan_launch};
@@ -30,6 +31,19 @@ pub struct OrchestratorConfig {
     pub debounce: Duration,
     /// STOPPED tasks stay describable this long (ECS: at least one hour).
     pub stopped_task_retention: Duration,
+    /// How long a task without health checks must run before it counts as healthy (ECS: 40 s).
+    pub task_settle: Duration,
+    /// A task that fails within this long of reaching RUNNING counts toward the circuit breaker.
+    pub breaker_monitor: Duration,
+}
+
+impl OrchestratorConfig {
+    pub fn health_policy(&self) -> health::HealthPolicy {
+        health::HealthPolicy {
+            settle_millis: self.task_settle.as_millis() as i64,
+            monitor_millis: self.breaker_monitor.as_millis() as i64,
+        }
+    }
 }
 
 impl Default for OrchestratorConfig {
@@ -38,6 +52,8 @@ impl Default for OrchestratorConfig {
             interval: Duration::from_secs(1),
             debounce: Duration::from_millis(50),
             stopped_task_retention: Duration::from_secs(3600),
+            task_settle: Duration::from_secs(40),
+            breaker_monitor: Duration::from_secs(60),
         }
     }
 }
@@ -143,7 +159,7 @@ impl Orchestrator {
             let Some(svc) = st.services.get(&State::service_key(&cluster, &name)) else {
                 return Ok(());
             };
-            let d = reconciler::decide(&st, svc, now);
+            let d = reconciler::decide(&st, svc, now, &self.config.health_policy());
             let primary = svc.deployments.iter().find(|d| d.status == "PRIMARY").cloned();
             let victims = if d.stop_surplus > 0 {
                 choose_surplus(
@@ -181,12 +197,29 @@ impl Orchestrator {
                 ));
             }
         }
+        if !decision.stop_unhealthy.is_empty() {
+            let applied = self
+                .proposer
+                .propose(&Command::StopTasks(StopTasks {
+                    task_ids: decision.stop_unhealthy.clone(),
+                    stop_code: "ServiceSchedulerInitiated".into(),
+                    reason: health::UNHEALTHY_STOP_REASON.into(),
+                    now,
+                }))
+                .await?;
+            for id in &applied.ids {
+                events.push(format!(
+                    "{} (task {id}) failed container health checks and was stopped.",
+                    reconciler::prefix(&name)
+                ));
+            }
+        }
         if decision.start > 0
             && let Some(p) = &primary
         {
             events.extend(self.start_tasks(&cluster, &name, p, decision.start, now).await?);
         }
-        let rollouts = match (&primary, decision.complete_primary) {
+        let mut rollouts = match (&primary, decision.complete_primary) {
             (Some(p), true) => vec![(
                 p.id.clone(),
                 "COMPLETED".to_string(),
@@ -194,6 +227,23 @@ impl Orchestrator {
             )],
             _ => vec![],
         };
+        if let (Some(p), Some(reason)) = (&primary, &decision.fail_primary) {
+            rollouts.push((p.id.clone(), "FAILED".to_string(), reason.clone()));
+        }
+        let rollback = decision.rollback.clone().map(|r| match r {
+            Rollback::New { task_definition_arn, .. } => {
+                Rollback::New { deployment_id: new_deployment_id(), task_definition_arn }
+            }
+            keep => keep,
+        });
+        if let Some(target) = &rollback {
+            let id = match target {
+                Rollback::Promote { deployment_id } | Rollback::New { deployment_id, .. } => {
+                    deployment_id
+                }
+            };
+            events.push(format!("{} rolling back to deployment {id}.", reconciler::prefix(&name)));
+        }
         // Identical consecutive messages are suppressed, as ECS does.
         let last = svc.events.last().map(|e| e.message.clone());
         events.dedup();
@@ -202,6 +252,7 @@ impl Orchestrator {
         }
         if events.is_empty()
             && rollouts.is_empty()
+            && rollback.is_none()
             && decision.drained_deployments.is_empty()
             && !decision.deactivate
         {
@@ -215,6 +266,7 @@ impl Orchestrator {
                 rollouts,
                 drained_deployments: decision.drained_deployments,
                 deactivate: decision.deactivate,
+                rollback,
                 now,
             }))
             .await?;
@@ -242,7 +294,19 @@ impl Orchestrator {
                 group: format!("service:{name}"),
                 started_by: Some(primary.id.clone()),
             };
-            plan_launch(&st, &launch, now, rand::random(), &mut new_id)
+            let Some(svc) = st.services.get(&State::service_key(cluster, name)) else {
+                return Ok(vec![]);
+            };
+            let spec =
+                match placement::spec(&svc.placement_strategy, &svc.placement_constraints, &def) {
+                    Ok(spec) => spec,
+                    Err(e) => {
+                        return Ok(vec![format!(
+                            "service {name} was unable to place a task. Reason: {e}"
+                        )]);
+                    }
+                };
+            plan_launch(&st, &launch, &spec, now, rand::random(), &mut new_id)
         };
         let mut events = vec![];
         if !plan.tasks.is_empty() {
@@ -263,6 +327,11 @@ impl Orchestrator {
         }
         Ok(events)
     }
+}
+
+/// ECS deployment ids look like `ecs-svc/8646900195280463695`.
+pub fn new_deployment_id() -> String {
+    format!("ecs-svc/{}", rand::random::<u64>() % 10u64.pow(19))
 }
 
 fn task_list(ids: &[String]) -> String {

@@ -6,7 +6,8 @@ use crate::store::State;
 use berth_proto::model::{
     Container, Failure, PENDING, RUNNING, Task, TaskDefinition, TaskOverride, Timestamp,
 };
-use berth_scheduler::{InstanceView, TaskRequest};
+use berth_proto::model::{PlacementConstraint, PlacementStrategy};
+use berth_scheduler::{Constraint, InstanceView, PlacementSpec, Strategy, TaskRequest};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Scheduler views of a cluster's instances.
@@ -67,28 +68,63 @@ pub struct LaunchPlan {
 pub fn plan_launch(
     state: &State,
     launch: &Launch<'_>,
+    spec: &PlacementSpec,
     now: Timestamp,
     seed: u64,
     new_id: &mut dyn FnMut() -> String,
 ) -> LaunchPlan {
     let views = instance_views(state, launch.cluster);
-    let request = TaskRequest {
-        group: launch.group.clone(),
-        cpu: launch.def.reserved_cpu(),
-        memory: launch.def.reserved_memory(),
-        static_ports: launch.def.static_host_ports(),
-    };
+    let request = TaskShape::of(launch.def, launch.group.clone()).request();
     let requests = vec![request; launch.count];
-    let plan =
-        berth_scheduler::place(&views, &requests, &berth_scheduler::default_strategies(), seed);
+    let plan = berth_scheduler::place_with(&views, &requests, spec, seed);
     let tasks = plan
         .placements
         .iter()
         .map(|p| new_task(state, launch, &p.instance_id, &new_id(), now))
         .collect();
-    let mut failure_detail = None;
-    let failures = plan
-        .failures
+    let failures: Vec<Failure> =
+        failures(state, launch.cluster, &views, &plan).into_iter().map(|(_, f)| f).collect();
+    let failure_detail = failures.first().and_then(|f| f.detail.clone());
+    LaunchPlan { tasks, failures, failure_detail }
+}
+
+/// What one task of a definition asks of an instance.
+pub struct TaskShape {
+    group: String,
+    cpu: i64,
+    memory: i64,
+    static_ports: Vec<u16>,
+}
+
+impl TaskShape {
+    pub fn of(def: &TaskDefinition, group: String) -> Self {
+        Self {
+            group,
+            cpu: def.reserved_cpu(),
+            memory: def.reserved_memory(),
+            static_ports: def.static_host_ports(),
+        }
+    }
+
+    pub fn request(self) -> TaskRequest {
+        TaskRequest {
+            group: self.group,
+            cpu: self.cpu,
+            memory: self.memory,
+            static_ports: self.static_ports,
+        }
+    }
+}
+
+/// The plan's failures in ECS shape, with their task index: `arn` names the closest container
+/// instance, `detail` completes ECS's service-event sentence.
+pub fn failures(
+    state: &State,
+    cluster: &str,
+    views: &[InstanceView],
+    plan: &berth_scheduler::Plan,
+) -> Vec<(usize, Failure)> {
+    plan.failures
         .iter()
         .map(|f| {
             let detail = match &f.closest {
@@ -100,16 +136,10 @@ pub fn plan_launch(
                 }
                 None => "No container instance met all of its requirements.".to_string(),
             };
-            failure_detail.get_or_insert_with(|| detail.clone());
-            // ECS names the closest container instance in `arn`.
-            let arn = f
-                .closest
-                .as_ref()
-                .map(|(id, _)| state.scope.container_instance(launch.cluster, id));
-            Failure { arn, reason: f.reason.to_string(), detail: Some(detail) }
+            let arn = f.closest.as_ref().map(|(id, _)| state.scope.container_instance(cluster, id));
+            (f.task_index, Failure { arn, reason: f.reason.to_string(), detail: Some(detail) })
         })
-        .collect();
-    LaunchPlan { tasks, failures, failure_detail }
+        .collect()
 }
 
 /// A new task, PENDING on `instance_id`, with one PENDING container per container definition.
@@ -162,4 +192,41 @@ pub fn new_task(
         overrides: TaskOverride::default(),
         ..Default::default()
     }
+}
+
+use berth_scheduler::MAX_CONSTRAINTS;
+
+/// The scheduler spec for launching `def` with a stored placement: its strategies (the default
+/// spread when none), its constraints plus the task definition's memberOf constraints. Errors
+/// name the field and the rule.
+pub fn spec(
+    strategy: &[PlacementStrategy],
+    constraints: &[PlacementConstraint],
+    def: &TaskDefinition,
+) -> Result<PlacementSpec, String> {
+    let mut strategies = strategy
+        .iter()
+        .map(|s| {
+            Strategy::from_parts(&s.kind, s.field.as_deref())
+                .map_err(|e| format!("placementStrategy: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if strategies.is_empty() {
+        strategies = berth_scheduler::default_strategies();
+    }
+    let parsed = constraints
+        .iter()
+        .chain(def.placement_constraints.iter().flatten())
+        .map(|c| {
+            Constraint::from_parts(&c.kind, c.expression.as_deref())
+                .map_err(|e| format!("placementConstraints: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if parsed.len() > MAX_CONSTRAINTS {
+        return Err(format!(
+            "placementConstraints: the task definition and the request give {} constraints together; at most {MAX_CONSTRAINTS} are allowed.",
+            parsed.len()
+        ));
+    }
+    Ok(PlacementSpec { strategies, constraints: parsed })
 }

@@ -11,7 +11,9 @@
 //! * a DRAINING (deleted) service has all its tasks stopped and then becomes INACTIVE;
 //! * reaching steady state completes the PRIMARY deployment and records the ECS events.
 
+use super::health::{self, HealthPolicy};
 use crate::store::State;
+use crate::store::command::Rollback;
 use berth_proto::model::{PENDING, RUNNING, Service, Task, Timestamp};
 
 /// Longest delay between launches of a service whose tasks keep failing (ECS: 15 minutes).
@@ -49,6 +51,12 @@ pub struct ServiceDecision {
     pub deactivate: bool,
     /// Launches are held back until this time (failing launches are throttled).
     pub throttled_until: Option<Timestamp>,
+    /// Unhealthy tasks to stop (their replacements are up, or cannot start first).
+    pub stop_unhealthy: Vec<String>,
+    /// The circuit breaker tripped: the PRIMARY deployment FAILED with this reason.
+    pub fail_primary: Option<String>,
+    /// … and rolls back here (a `Rollback::New` has its deployment id filled by the loop).
+    pub rollback: Option<Rollback>,
 }
 
 /// The event prefix ECS uses: `(service NAME)`.
@@ -56,7 +64,12 @@ pub fn prefix(name: &str) -> String {
     format!("(service {name})")
 }
 
-pub fn decide(state: &State, svc: &Service, now: Timestamp) -> ServiceDecision {
+pub fn decide(
+    state: &State,
+    svc: &Service,
+    now: Timestamp,
+    policy: &HealthPolicy,
+) -> ServiceDecision {
     let cluster = crate::store::state::cluster_of_arn(&svc.cluster_arn);
     let name = svc.service_name.as_str();
     let live: Vec<&Task> =
@@ -74,24 +87,51 @@ pub fn decide(state: &State, svc: &Service, now: Timestamp) -> ServiceDecision {
     let Some(primary) = svc.deployments.iter().find(|x| x.status == "PRIMARY") else {
         return d;
     };
-    // A task is "new" when it belongs to the PRIMARY deployment and runs on an ACTIVE instance;
-    // tasks of older deployments and tasks on DRAINING instances are replaced within the bounds.
+    let healthy = |t: &Task| health::is_healthy(state, t, now, policy);
+    let unhealthy = |t: &Task| health::is_unhealthy(t, svc, now);
+    // A task is "new" when it belongs to the PRIMARY deployment, runs on an ACTIVE instance and
+    // is not unhealthy; tasks of older deployments, tasks on DRAINING instances and unhealthy
+    // tasks are replaced within the bounds.
     let on_active = |t: &Task| {
         t.instance_id()
             .and_then(|id| state.instances.get(id))
             .is_some_and(|rec| rec.instance.status == "ACTIVE")
     };
-    let is_primary = |t: &&Task| -> bool {
-        t.started_by.as_deref() == Some(primary.id.as_str()) && on_active(t)
+    let is_new = |t: &Task| {
+        t.started_by.as_deref() == Some(primary.id.as_str()) && on_active(t) && !unhealthy(t)
     };
-    let (new, old): (Vec<&Task>, Vec<&Task>) = live.iter().copied().partition(|t| is_primary(t));
+    let (new, old): (Vec<&Task>, Vec<&Task>) = live.iter().copied().partition(|t| is_new(t));
     let desired = svc.desired_count.max(0) as usize;
     let cfg = &svc.deployment_configuration;
     let upper = (desired as i64 * cfg.maximum_percent).div_euclid(100).max(0) as usize;
     let lower = (desired as i64 * cfg.minimum_healthy_percent + 99).div_euclid(100).max(0) as usize;
-    let running = live.iter().filter(|t| t.last_status == RUNNING).count();
+    let healthy_total = live.iter().filter(|t| healthy(t)).count();
+    let failed = primary.rollout_state.as_deref() == Some("FAILED");
 
-    if new.len() < desired {
+    // Circuit breaker: consecutive failures of the PRIMARY deployment while it rolls out.
+    let breaker = cfg.deployment_circuit_breaker.clone().filter(|b| b.enable);
+    if let Some(b) = &breaker
+        && primary.rollout_state.as_deref() == Some("IN_PROGRESS")
+    {
+        let (failures, _) =
+            state.failures_within(cluster, name, &primary.id, policy.monitor_millis);
+        if failures >= health::breaker_threshold(svc.desired_count) {
+            d.fail_primary = Some(format!(
+                "ECS deployment circuit breaker: {failures} tasks failed to start or stay healthy."
+            ));
+            d.events.push(format!(
+                "{} (deployment {}) deployment failed: tasks failed to start.",
+                prefix(name),
+                primary.id
+            ));
+            if b.rollback {
+                d.rollback = rollback_target(state, svc, primary.id.as_str());
+            }
+            return d;
+        }
+    }
+
+    if new.len() < desired && !failed {
         let missing = desired - new.len();
         d.start =
             if old.is_empty() { missing } else { missing.min(upper.saturating_sub(live.len())) };
@@ -112,18 +152,35 @@ pub fn decide(state: &State, svc: &Service, now: Timestamp) -> ServiceDecision {
             ));
         }
     }
-    if !old.is_empty() {
-        // Old tasks that never ran can go at once; running ones only above the healthy minimum.
-        d.stop.extend(old.iter().filter(|t| t.last_status != RUNNING).map(|t| t.id().to_string()));
-        let can_stop = running.saturating_sub(lower);
-        d.stop.extend(
-            old.iter()
-                .filter(|t| t.last_status == RUNNING)
-                .take(can_stop)
-                .map(|t| t.id().to_string()),
-        );
+    if !old.is_empty() && !failed {
+        // Replacements are up (or cannot be started first): unhealthy, unsettled and pending old
+        // tasks may go; healthy ones only while the healthy minimum holds.
+        let replaced = new.len() >= desired || upper <= live.len();
+        let mut can_stop = healthy_total.saturating_sub(lower);
+        for t in &old {
+            if t.last_status != RUNNING {
+                d.stop.push(t.id().to_string());
+            } else if unhealthy(t) {
+                if replaced {
+                    d.stop_unhealthy.push(t.id().to_string());
+                }
+            } else if healthy(t) {
+                if can_stop > 0 {
+                    can_stop -= 1;
+                    d.stop.push(t.id().to_string());
+                }
+            } else if replaced {
+                d.stop.push(t.id().to_string());
+            }
+        }
         let pending = live.iter().any(|t| t.last_status == PENDING);
-        if d.start == 0 && d.stop.is_empty() && !pending && new.len() < desired {
+        if d.start == 0
+            && d.stop.is_empty()
+            && d.stop_unhealthy.is_empty()
+            && !pending
+            && new.len() < desired
+            && d.throttled_until.is_none()
+        {
             d.events.push(format!(
                 "{} was unable to stop or start tasks during a deployment because of the service deployment configuration. Update the minimumHealthyPercent or maximumPercent value and try again.",
                 prefix(name)
@@ -141,7 +198,7 @@ pub fn decide(state: &State, svc: &Service, now: Timestamp) -> ServiceDecision {
     }
     let steady = old.is_empty()
         && new.len() == desired
-        && new.iter().all(|t| t.last_status == RUNNING)
+        && new.iter().all(|t| healthy(t))
         && d.start == 0
         && d.stop_surplus == 0
         && state.service_tasks(cluster, name).all(|t| t.desired_status == RUNNING);
@@ -157,6 +214,27 @@ pub fn decide(state: &State, svc: &Service, now: Timestamp) -> ServiceDecision {
     d
 }
 
+/// The circuit breaker's rollback target: the newest older deployment that COMPLETED and still
+/// holds tasks (promoted, so its healthy tasks are kept), else a new deployment on the last
+/// completed task definition.
+fn rollback_target(state: &State, svc: &Service, failed: &str) -> Option<Rollback> {
+    let keep = svc
+        .deployments
+        .iter()
+        .filter(|d| d.id != failed && d.rollout_state.as_deref() == Some("COMPLETED"))
+        .max_by_key(|d| d.created_at);
+    if let Some(d) = keep {
+        return Some(Rollback::Promote { deployment_id: d.id.clone() });
+    }
+    let cluster = crate::store::state::cluster_of_arn(&svc.cluster_arn);
+    let key = State::service_key(cluster, &svc.service_name);
+    state
+        .completed_taskdefs
+        .get(&key)
+        .filter(|arn| **arn != svc.task_definition)
+        .map(|arn| Rollback::New { deployment_id: String::new(), task_definition_arn: arn.clone() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +242,9 @@ mod tests {
     use crate::store::apply::apply;
     use crate::store::command::*;
     use berth_proto::model::*;
+
+    /// No settle time: a RUNNING task without health checks is healthy at once.
+    const POLICY: HealthPolicy = HealthPolicy { settle_millis: 0, monitor_millis: 60_000 };
 
     fn def(family: &str) -> TaskDefinition {
         TaskDefinition {
@@ -212,6 +293,7 @@ mod tests {
             Command::CreateService(CreateService {
                 placement: Default::default(),
                 deployment_configuration: None,
+                health_check_grace_period_seconds: None,
                 cluster: "default".into(),
                 name: "web".into(),
                 task_definition_arn: arn1,
@@ -241,6 +323,9 @@ mod tests {
             let mut t =
                 crate::orchestrator::placement::new_task(st, &launch, "i1", &id, Timestamp(3));
             t.last_status = status.into();
+            if status == RUNNING {
+                t.started_at = Some(Timestamp(3));
+            }
             tasks.push(t);
         }
         apply(st, Command::StartTasks { tasks, now: Timestamp(3) }).unwrap();
@@ -259,6 +344,8 @@ mod tests {
             st,
             Command::UpdateService(UpdateService {
                 placement: None,
+                deployment_configuration: None,
+                health_check_grace_period_seconds: None,
                 force_new_deployment: false,
                 cluster: "default".into(),
                 name: "web".into(),
@@ -274,16 +361,16 @@ mod tests {
     #[test]
     fn replaces_missing_tasks_and_stops_surplus() {
         let st = setup(3, 1);
-        assert_eq!(decide(&st, &svc(&st), Timestamp(10)).start, 2);
+        assert_eq!(decide(&st, &svc(&st), Timestamp(10), &POLICY).start, 2);
         let st = setup(1, 3);
-        let d = decide(&st, &svc(&st), Timestamp(10));
+        let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);
         assert_eq!((d.start, d.stop_surplus), (0, 2));
     }
 
     #[test]
     fn steady_state_completes_the_primary_deployment_once() {
         let st = setup(2, 2);
-        let d = decide(&st, &svc(&st), Timestamp(10));
+        let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);
         assert!(d.complete_primary);
         assert!(
             d.events.iter().any(|e| e == "(service web) has reached a steady state."),
@@ -297,13 +384,13 @@ mod tests {
         // desired 4, max 200 → up to 8 tasks: 4 new may start before any old stops.
         let mut st = setup(4, 4);
         new_revision(&mut st, 100, 200);
-        let d = decide(&st, &svc(&st), Timestamp(10));
+        let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);
         assert_eq!(d.start, 4);
         assert!(d.stop.is_empty(), "min 100: no old task may stop before new ones run");
         // desired 3, max 125 → floor(3.75) = 3: no extra task can start.
         let mut st = setup(3, 3);
         new_revision(&mut st, 50, 125);
-        let d = decide(&st, &svc(&st), Timestamp(10));
+        let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);
         assert_eq!(d.start, 0);
         // min 50 → ceil(1.5) = 2 must stay running: one old task may stop.
         assert_eq!(d.stop.len(), 1);
@@ -313,7 +400,7 @@ mod tests {
     fn min_100_max_100_records_the_ecs_deployment_configuration_event() {
         let mut st = setup(1, 1);
         new_revision(&mut st, 100, 100);
-        let d = decide(&st, &svc(&st), Timestamp(10));
+        let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);
         assert_eq!((d.start, d.stop.len()), (0, 0));
         assert!(d.events.iter().any(|e| e.contains("was unable to stop or start tasks during a deployment because of the service deployment configuration")), "{:?}", d.events);
     }
@@ -323,7 +410,7 @@ mod tests {
         let mut st = setup(2, 2);
         new_revision(&mut st, 100, 200);
         add_tasks(&mut st, "d2", "web:2", 2, RUNNING);
-        let d = decide(&st, &svc(&st), Timestamp(10));
+        let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);
         assert_eq!(d.stop.len(), 2, "4 running, lower bound 2: both old tasks may stop");
         assert_eq!(d.start, 0);
     }
@@ -341,7 +428,7 @@ mod tests {
             t.stopped_at = Some(Timestamp(1000 * (i as i64 + 1)));
         }
         // 4 quick failures, the newest at t=4 s: the next launch waits 4 s, until t=8 s.
-        let d = decide(&st, &svc(&st), Timestamp(5000));
+        let d = decide(&st, &svc(&st), Timestamp(5000), &POLICY);
         assert_eq!(d.start, 0);
         assert_eq!(d.throttled_until, Some(Timestamp(8000)));
         assert!(
@@ -350,18 +437,22 @@ mod tests {
                 .any(|e| e == "(service web) is unable to consistently start tasks successfully.")
         );
         assert_eq!(st.service_view("default", "web").unwrap().deployments[0].failed_tasks, 4);
-        assert_eq!(decide(&st, &svc(&st), Timestamp(8000)).start, 1);
+        assert_eq!(decide(&st, &svc(&st), Timestamp(8000), &POLICY).start, 1);
         // A task stopped by the scheduler ends the streak.
         let newest = st.tasks.values_mut().max_by_key(|t| t.stopped_at).unwrap();
         newest.stop_code = Some("ServiceSchedulerInitiated".into());
-        assert_eq!(decide(&st, &svc(&st), Timestamp(5000)).start, 1);
+        assert_eq!(decide(&st, &svc(&st), Timestamp(5000), &POLICY).start, 1);
     }
 
     #[test]
     fn tasks_on_a_draining_instance_are_replaced_within_the_bounds() {
         let mut st = setup(2, 2);
-        apply(&mut st, Command::SetInstanceStatus { instance_id: "i1".into(), status: "DRAINING".into() }).unwrap();
-        let d = decide(&st, &svc(&st), Timestamp(10));
+        apply(
+            &mut st,
+            Command::SetInstanceStatus { instance_id: "i1".into(), status: "DRAINING".into() },
+        )
+        .unwrap();
+        let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);
         // max 200: both replacements may start; min 100: none of the drained tasks stops yet.
         assert_eq!((d.start, d.stop.len()), (2, 0));
     }
@@ -379,12 +470,12 @@ mod tests {
             },
         )
         .unwrap();
-        let d = decide(&st, &svc(&st), Timestamp(10));
+        let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);
         assert_eq!(d.stop.len(), 2);
         assert!(!d.deactivate);
         for t in st.tasks.values_mut() {
             t.last_status = STOPPED.into();
         }
-        assert!(decide(&st, &svc(&st), Timestamp(10)).deactivate);
+        assert!(decide(&st, &svc(&st), Timestamp(10), &POLICY).deactivate);
     }
 }

@@ -4,6 +4,7 @@
 
 use super::RejectKind;
 use super::Rejection;
+use super::command::Rollback;
 use super::command::*;
 use super::query::{Reservation, reserved_ports};
 use super::state::{ClusterRecord, InstanceRecord, State, cluster_of_arn};
@@ -76,9 +77,15 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
         Command::ServiceProgress(p) => service_progress(state, p),
         Command::PutAttributes(p) => put_attributes(state, p),
         Command::SetInstanceStatus { instance_id, status } => {
-            let rec = state.instances.get_mut(&instance_id).ok_or_else(|| instance_not_found(&instance_id))?;
+            let rec = state
+                .instances
+                .get_mut(&instance_id)
+                .ok_or_else(|| instance_not_found(&instance_id))?;
             let ci = &mut rec.instance;
-            let allowed = matches!((ci.status.as_str(), status.as_str()), ("ACTIVE" | "DRAINING", "ACTIVE" | "DRAINING"));
+            let allowed = matches!(
+                (ci.status.as_str(), status.as_str()),
+                ("ACTIVE" | "DRAINING", "ACTIVE" | "DRAINING")
+            );
             if !allowed {
                 return Err(Rejection::invalid(format!(
                     "Container instance {instance_id} is {}; only ACTIVE and DRAINING instances can be set to ACTIVE or DRAINING (not {status}).",
@@ -91,7 +98,9 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
             }
             Ok(Applied { ids: vec![instance_id], ..Default::default() })
         }
-        Command::DeleteAttributes { instance_id, names } => delete_attributes(state, &instance_id, &names),
+        Command::DeleteAttributes { instance_id, names } => {
+            delete_attributes(state, &instance_id, &names)
+        }
         Command::PurgeStoppedTasks { stopped_before } => {
             let before = state.tasks.len();
             state.tasks.retain(|_, t| {
@@ -321,6 +330,7 @@ fn create_service(state: &mut State, c: CreateService) -> ApplyResult {
         placement_strategy: c.placement.strategy,
         placement_constraints: c.placement.constraints,
         deployment_configuration: c.deployment_configuration.unwrap_or_default(),
+        health_check_grace_period_seconds: c.health_check_grace_period_seconds,
         deployments: vec![new_deployment(
             &c.deployment_id,
             &c.task_definition_arn,
@@ -374,13 +384,24 @@ fn update_service(state: &mut State, u: UpdateService) -> ApplyResult {
             p.updated_at = u.now;
         }
     }
+    if let Some(g) = u.health_check_grace_period_seconds {
+        svc.health_check_grace_period_seconds = Some(g);
+    }
+    let new_config = u.deployment_configuration.filter(|c| *c != svc.deployment_configuration);
     let new_taskdef = u.task_definition_arn.filter(|arn| *arn != svc.task_definition);
     let new_placement = u.placement.filter(|p| {
         p.strategy != svc.placement_strategy || p.constraints != svc.placement_constraints
     });
     // ECS: a new task definition, new placement or forceNewDeployment starts a deployment;
     // a desired count change alone is a scale.
-    if new_taskdef.is_some() || new_placement.is_some() || u.force_new_deployment {
+    if new_taskdef.is_some()
+        || new_placement.is_some()
+        || new_config.is_some()
+        || u.force_new_deployment
+    {
+        if let Some(c) = new_config {
+            svc.deployment_configuration = c;
+        }
         if let Some(p) = new_placement {
             svc.placement_strategy = p.strategy;
             svc.placement_constraints = p.constraints;
@@ -590,7 +611,9 @@ fn task_health(containers: &[Container]) -> String {
 
 fn service_progress(state: &mut State, p: ServiceProgress) -> ApplyResult {
     let key = State::service_key(&p.cluster, &p.name);
-    let svc = state.services.get_mut(&key).ok_or_else(|| Rejection::service_not_found(&p.name))?;
+    let Some(svc) = state.services.get_mut(&key) else {
+        return Err(Rejection::service_not_found(&p.name));
+    };
     for (id, message) in p.events {
         svc.events.push(ServiceEvent { id, created_at: p.now, message });
     }
@@ -600,10 +623,49 @@ fn service_progress(state: &mut State, p: ServiceProgress) -> ApplyResult {
     }
     for (id, rollout, reason) in p.rollouts {
         if let Some(d) = svc.deployments.iter_mut().find(|d| d.id == id) {
+            if rollout == "COMPLETED" {
+                state.completed_taskdefs.insert(key.clone(), d.task_definition.clone());
+            }
             d.rollout_state = Some(rollout);
             d.rollout_state_reason = Some(reason);
             d.updated_at = p.now;
         }
+    }
+    if let Some(rollback) = p.rollback {
+        for d in &mut svc.deployments {
+            if d.status == "PRIMARY" {
+                d.status = "ACTIVE".into();
+                d.updated_at = p.now;
+            }
+        }
+        let reason = format!(
+            "ECS deployment circuit breaker: rolling back to deploymentId {}.",
+            match &rollback {
+                Rollback::Promote { deployment_id } | Rollback::New { deployment_id, .. } =>
+                    deployment_id,
+            }
+        );
+        match rollback {
+            Rollback::Promote { deployment_id } => {
+                if let Some(d) = svc.deployments.iter_mut().find(|d| d.id == deployment_id) {
+                    d.status = "PRIMARY".into();
+                    d.desired_count = svc.desired_count;
+                    d.rollout_state = Some("IN_PROGRESS".into());
+                    d.rollout_state_reason = Some(reason);
+                    d.updated_at = p.now;
+                    svc.task_definition = d.task_definition.clone();
+                }
+            }
+            Rollback::New { deployment_id, task_definition_arn } => {
+                let mut d =
+                    new_deployment(&deployment_id, &task_definition_arn, svc.desired_count, p.now);
+                d.rollout_state_reason = Some(reason);
+                svc.task_definition = task_definition_arn;
+                svc.deployments.insert(0, d);
+            }
+        }
+        // The failed deployment is ACTIVE now, keeping its FAILED rollout state; its tasks are
+        // replaced like any older deployment's.
     }
     for id in p.drained_deployments {
         svc.deployments.retain(|d| d.id != id || d.status == "PRIMARY");
@@ -638,18 +700,28 @@ fn instance_not_found(id: &str) -> Rejection {
     Rejection::new(
         RejectKind::NotFound,
         "TargetNotFoundException",
-        format!("The specified target {id} could not be found. Verify the container instance id and cluster."),
+        format!(
+            "The specified target {id} could not be found. Verify the container instance id and cluster."
+        ),
     )
 }
 
 fn put_attributes(state: &mut State, p: PutAttributes) -> ApplyResult {
-    let rec = state.instances.get_mut(&p.instance_id).ok_or_else(|| instance_not_found(&p.instance_id))?;
+    let rec = state
+        .instances
+        .get_mut(&p.instance_id)
+        .ok_or_else(|| instance_not_found(&p.instance_id))?;
     let mut put = rec.put_attributes.clone();
     for a in &p.attributes {
         put.insert(a.name.clone(), a.value.clone());
     }
     let merged = merge_attributes(
-        rec.instance.attributes.iter().filter(|a| !rec.put_attributes.contains_key(&a.name)).cloned().collect(),
+        rec.instance
+            .attributes
+            .iter()
+            .filter(|a| !rec.put_attributes.contains_key(&a.name))
+            .cloned()
+            .collect(),
         &put,
     );
     let custom = merged.iter().filter(|a| is_custom(&a.name)).count();
@@ -670,7 +742,8 @@ fn put_attributes(state: &mut State, p: PutAttributes) -> ApplyResult {
 }
 
 fn delete_attributes(state: &mut State, instance_id: &str, names: &[String]) -> ApplyResult {
-    let rec = state.instances.get_mut(instance_id).ok_or_else(|| instance_not_found(instance_id))?;
+    let rec =
+        state.instances.get_mut(instance_id).ok_or_else(|| instance_not_found(instance_id))?;
     if let Some(missing) = names.iter().find(|n| !rec.put_attributes.contains_key(*n)) {
         return Err(Rejection::invalid(format!(
             "attribute {missing} of container instance {instance_id} was not put through the API; attributes the agent reports can only change on the agent."

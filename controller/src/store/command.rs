@@ -4,8 +4,8 @@
 //! replica applying the same log reaches the same state.
 
 use berth_proto::model::{
-    DeploymentConfiguration, PlacementConstraint, PlacementStrategy,
-    Attribute, Task, TaskDefinition, TaskStatusReport, Timestamp, VersionInfo,
+    Attribute, DeploymentConfiguration, PlacementConstraint, PlacementStrategy, Task,
+    TaskDefinition, TaskStatusReport, Timestamp, VersionInfo,
 };
 use serde::{Deserialize, Serialize};
 
@@ -61,9 +61,15 @@ pub enum Command {
     ServiceProgress(ServiceProgress),
     PutAttributes(PutAttributes),
     /// ECS UpdateContainerInstancesState: ACTIVE ↔ DRAINING.
-    SetInstanceStatus { instance_id: String, status: String },
+    SetInstanceStatus {
+        instance_id: String,
+        status: String,
+    },
     /// ECS DeleteAttributes: names of attributes put through the API.
-    DeleteAttributes { instance_id: String, names: Vec<String> },
+    DeleteAttributes {
+        instance_id: String,
+        names: Vec<String>,
+    },
     /// Forget STOPPED tasks that stopped before `stopped_before` (ECS keeps them ≥ 1 hour).
     PurgeStoppedTasks {
         stopped_before: Timestamp,
@@ -95,6 +101,8 @@ pub struct CreateService {
     pub task_definition_arn: String,
     pub desired_count: i64,
     pub deployment_id: String,
+    #[serde(default)]
+    pub health_check_grace_period_seconds: Option<i64>,
     /// Validated by the proposer (the scheduler's parser); stored in ECS shape.
     #[serde(default)]
     pub placement: Placement,
@@ -124,6 +132,11 @@ pub struct UpdateService {
     /// Start a new deployment even if nothing else changed.
     #[serde(default)]
     pub force_new_deployment: bool,
+    /// Replaces the deployment configuration (bounds, circuit breaker).
+    #[serde(default)]
+    pub deployment_configuration: Option<DeploymentConfiguration>,
+    #[serde(default)]
+    pub health_check_grace_period_seconds: Option<i64>,
     /// Used when the update starts a new deployment.
     pub deployment_id: String,
     pub now: Timestamp,
@@ -159,7 +172,21 @@ pub struct ServiceProgress {
     pub drained_deployments: Vec<String>,
     /// Mark a DRAINING service INACTIVE (all its tasks stopped).
     pub deactivate: bool,
+    /// The circuit breaker tripped: roll back to this target.
+    #[serde(default)]
+    pub rollback: Option<Rollback>,
     pub now: Timestamp,
+}
+
+/// Where a circuit-breaker rollback goes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub enum Rollback {
+    /// Make this older deployment (still holding its healthy tasks) PRIMARY again: its tasks are
+    /// kept, never replaced.
+    Promote { deployment_id: String },
+    /// No older deployment is left: start a new one on the last completed task definition.
+    New { deployment_id: String, task_definition_arn: String },
 }
 
 impl Command {

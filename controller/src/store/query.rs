@@ -14,6 +14,9 @@ use std::collections::BTreeSet;
 /// (for throttling and `failedTasks`), like one that never reached RUNNING.
 pub const QUICK_EXIT_MILLIS: i64 = 10_000;
 
+/// Stopped reason of a task the scheduler replaced for failing its health checks.
+pub const UNHEALTHY_STOP_REASON: &str = "Task failed container health checks";
+
 /// What a task holds on its instance while it is not STOPPED.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reservation {
@@ -150,6 +153,18 @@ impl State {
         name: &str,
         deployment: &str,
     ) -> (u32, Option<Timestamp>) {
+        self.failures_within(cluster, name, deployment, QUICK_EXIT_MILLIS)
+    }
+
+    /// As [`State::launch_failures`], counting tasks that failed within `window_millis` of
+    /// reaching RUNNING, including those the scheduler replaced for failing health checks.
+    pub fn failures_within(
+        &self,
+        cluster: &str,
+        name: &str,
+        deployment: &str,
+        window_millis: i64,
+    ) -> (u32, Option<Timestamp>) {
         let mut stopped: Vec<&Task> = self
             .tasks
             .values()
@@ -166,9 +181,9 @@ impl State {
             let own = matches!(
                 t.stop_code.as_deref(),
                 Some("EssentialContainerExited" | "TaskFailedToStart")
-            );
+            ) || t.stopped_reason.as_deref() == Some(UNHEALTHY_STOP_REASON);
             let quick = match (t.started_at, t.stopped_at) {
-                (Some(a), Some(b)) => b.millis() - a.millis() < QUICK_EXIT_MILLIS,
+                (Some(a), Some(b)) => b.millis() - a.millis() < window_millis,
                 _ => true,
             };
             if !(own && quick) {

@@ -21,6 +21,10 @@ pub struct State {
     pub tasks: BTreeMap<String, Task>,
     /// Raft index of the last applied command.
     pub applied_index: u64,
+    /// Per service (`cluster/name`): the task definition of its last COMPLETED deployment, the
+    /// circuit breaker's rollback target when no older deployment is left.
+    #[serde(default)]
+    pub completed_taskdefs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -81,6 +85,7 @@ impl State {
             services: BTreeMap::new(),
             tasks: BTreeMap::new(),
             applied_index: 0,
+            completed_taskdefs: BTreeMap::new(),
         }
     }
 

@@ -204,6 +204,7 @@ fn service_names_are_unique_while_active_and_delete_needs_zero_or_force() {
         Command::CreateService(CreateService {
             placement: Default::default(),
             deployment_configuration: None,
+            health_check_grace_period_seconds: None,
             cluster: "default".into(),
             name: name.into(),
             task_definition_arn: arn.clone(),
@@ -271,7 +272,10 @@ fn put_attributes_survive_reregistration_and_are_limited_to_ten_custom() {
     let put = |names: &[&str]| {
         Command::PutAttributes(PutAttributes {
             instance_id: "i1".into(),
-            attributes: names.iter().map(|n| Attribute { name: n.to_string(), value: Some("v".into()) }).collect(),
+            attributes: names
+                .iter()
+                .map(|n| Attribute { name: n.to_string(), value: Some("v".into()) })
+                .collect(),
         })
     };
     apply(&mut st, put(&["stack"])).unwrap();
@@ -283,9 +287,23 @@ fn put_attributes_survive_reregistration_and_are_limited_to_ten_custom() {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let err = apply(&mut st, put(&refs)).unwrap_err();
     assert_eq!(err.ecs_type, "AttributeLimitExceededException");
-    assert!(!st.instances["i1"].instance.attributes.iter().any(|a| a.name == "c0"), "nothing half-applied");
-    apply(&mut st, Command::DeleteAttributes { instance_id: "i1".into(), names: vec!["stack".into()] }).unwrap();
+    assert!(
+        !st.instances["i1"].instance.attributes.iter().any(|a| a.name == "c0"),
+        "nothing half-applied"
+    );
+    apply(
+        &mut st,
+        Command::DeleteAttributes { instance_id: "i1".into(), names: vec!["stack".into()] },
+    )
+    .unwrap();
     assert!(!st.instances["i1"].instance.attributes.iter().any(|a| a.name == "stack"));
-    let err = apply(&mut st, Command::DeleteAttributes { instance_id: "i1".into(), names: vec!["ecs.availability-zone".into()] }).unwrap_err();
+    let err = apply(
+        &mut st,
+        Command::DeleteAttributes {
+            instance_id: "i1".into(),
+            names: vec!["ecs.availability-zone".into()],
+        },
+    )
+    .unwrap_err();
     assert!(err.message.contains("agent"), "{}", err.message);
 }

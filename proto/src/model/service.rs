@@ -32,6 +32,8 @@ pub struct Service {
     pub placement_strategy: Vec<PlacementStrategy>,
     #[serde(default)]
     pub placement_constraints: Vec<super::PlacementConstraint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_grace_period_seconds: Option<i64>,
     pub created_at: Timestamp,
     pub version: u64,
 }

@@ -12,6 +12,7 @@ use std::fmt;
 
 use regex::Regex;
 
+use super::lexer::bare_literal_len;
 use super::literal::{DateRange, Version};
 
 /// A parsed cluster query expression (ECS-NOTES §2.5). Build one with [`Expr::parse`].
@@ -101,9 +102,9 @@ impl Subject {
     pub fn operators(&self) -> &'static [Operator] {
         use Operator::*;
         match self {
-            Subject::Attribute(_) => &[
-                Eq, Ne, Gt, Ge, Lt, Le, Exists, NotExists, In, NotIn, Matches, NotMatches,
-            ],
+            Subject::Attribute(_) => {
+                &[Eq, Ne, Gt, Ge, Lt, Le, Exists, NotExists, In, NotIn, Matches, NotMatches]
+            }
             Subject::InstanceId | Subject::AgentConnected | Subject::TaskGroup => {
                 &[Eq, Ne, In, NotIn, Matches, NotMatches]
             }
@@ -170,13 +171,12 @@ impl fmt::Display for Operator {
     }
 }
 
-/// Characters that end a bare literal; a value containing one (or whitespace, or nothing at
-/// all) is printed single-quoted with `\` escaping `'` and `\`.
-pub(crate) const LITERAL_STOPS: &[char] = &['(', ')', '[', ']', ',', '\''];
-
+/// Prints `value` bare when the lexer would read it back whole, else single-quoted with `\`
+/// escaping `'` and `\`.
 fn write_literal(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
     let bare = !value.is_empty()
-        && !value.contains(|c: char| c.is_whitespace() || LITERAL_STOPS.contains(&c) || c == '\\');
+        && !value.starts_with(['(', '['])
+        && bare_literal_len(value) == value.len();
     if bare {
         return f.write_str(value);
     }

@@ -58,7 +58,9 @@ impl Term {
                 Subject::TaskGroup => {
                     inst.tasks_by_group.iter().any(|(g, n)| *n > 0 && re.is_match(g))
                 }
-                Subject::Attribute(name) => inst.attributes.get(name).is_some_and(|v| re.is_match(v)),
+                Subject::Attribute(name) => {
+                    inst.attributes.get(name).is_some_and(|v| re.is_match(v))
+                }
                 Subject::InstanceId => re.is_match(&inst.id),
                 Subject::AgentConnected => {
                     re.is_match(if inst.agent_connected { "true" } else { "false" })

@@ -4,9 +4,11 @@
 //!   than whitespace, `( ) [ ] , '` and the operator characters `= ! < > & | ~`, so
 //!   `attribute:ecs.instance-type==x` splits where a reader expects; symbolic operators are read
 //!   longest first (`!=` before `!`).
-//! * [`Mode::Value`] (after an operator, inside a list): a bare literal runs to whitespace or one
-//!   of `( ) [ ] , '`, so `m5.*`, `>5` or `2018-06-18T22:28:28+00:00` need no quotes; a regular
-//!   expression with parentheses or spaces must be single-quoted.
+//! * [`Mode::Value`] (after an operator, inside a list): a bare literal runs to whitespace, `'`,
+//!   or a `,` `)` `]` that closes nothing opened inside the literal (brackets `( [ {` nest), so
+//!   `m5.*`, `>5`, `i-[0-9a-f]{8}`, `m5.(large|xlarge)` and `2018-06-18T22:28:28+00:00` need no
+//!   quotes, while `not(task:group == db)` and `in [a, b]` still end where a reader expects. A
+//!   literal cannot start with `( ) [ ] ,`; values with spaces or quotes must be single-quoted.
 //!
 //! Quoted literals use single quotes; inside them `\` escapes the next character (so `\'` and
 //! `\\`). Every token carries its byte offset, which is what errors report.
@@ -84,13 +86,32 @@ pub(crate) fn token(src: &str, at: usize, mode: Mode) -> Result<Token, ParseErro
             None => Err(ParseError::new(start, format!("unexpected character '{first}'"))),
         };
     }
-    let stops = |c: char| {
-        c.is_whitespace()
-            || PUNCTUATION.contains(&c)
-            || (mode == Mode::Expression && OPERATOR_CHARS.contains(&c))
+    let len = match mode {
+        Mode::Expression => rest
+            .find(|c: char| {
+                c.is_whitespace() || PUNCTUATION.contains(&c) || OPERATOR_CHARS.contains(&c)
+            })
+            .unwrap_or(rest.len()),
+        Mode::Value => bare_literal_len(rest),
     };
-    let len = rest.find(stops).unwrap_or(rest.len());
     Ok(Token { tok: Tok::Word(rest[..len].to_owned()), start, end: start + len })
+}
+
+/// Length in bytes of the bare literal at the start of `rest` (see the module doc).
+pub(crate) fn bare_literal_len(rest: &str) -> usize {
+    let mut depth = 0usize;
+    for (k, c) in rest.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' if depth > 0 => depth -= 1,
+            ')' | ']' => return k,
+            ',' if depth == 0 => return k,
+            '\'' => return k,
+            c if c.is_whitespace() => return k,
+            _ => {}
+        }
+    }
+    rest.len()
 }
 
 fn quoted(src: &str, start: usize) -> Result<Token, ParseError> {
@@ -141,15 +162,20 @@ mod tests {
                 Tok::RParen,
             ]
         );
-        assert_eq!(all("!exists", Mode::Expression), [Tok::Symbol("!"), Tok::Word("exists".into())]);
+        assert_eq!(
+            all("!exists", Mode::Expression),
+            [Tok::Symbol("!"), Tok::Word("exists".into())]
+        );
     }
 
     #[test]
     fn value_mode_keeps_operator_characters_in_bare_literals() {
         assert_eq!(
-            all("m5.*|c5.* [a,'b c']", Mode::Value),
+            all("m5.*|c5.* x[0-9,a]{1,2}) [a,'b c']", Mode::Value),
             [
                 Tok::Word("m5.*|c5.*".into()),
+                Tok::Word("x[0-9,a]{1,2}".into()),
+                Tok::RParen,
                 Tok::LBracket,
                 Tok::Word("a".into()),
                 Tok::Comma,

@@ -88,7 +88,10 @@ impl DateRange {
         if b.len() == 10 {
             return Some(DateRange { start: midnight, end: midnight + DAY_MS });
         }
-        if !matches!(b.get(10), Some(b'T' | b't')) || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+        if !matches!(b.get(10), Some(b'T' | b't'))
+            || b.get(13) != Some(&b':')
+            || b.get(16) != Some(&b':')
+        {
             return None;
         }
         let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
@@ -125,7 +128,8 @@ impl DateRange {
             }
             _ => return None,
         };
-        let start = midnight + ((hour * 60 + minute - offset_minutes) * 60 + second) * 1000 + millis;
+        let start =
+            midnight + ((hour * 60 + minute - offset_minutes) * 60 + second) * 1000 + millis;
         Some(DateRange { start, end: start + span })
     }
 }
@@ -179,7 +183,11 @@ mod tests {
         assert_eq!(day.end - day.start, DAY_MS);
         let t = 1_529_360_908_000; // 2018-06-18T22:28:28Z
         for text in ["2018-06-18T22:28:28", "2018-06-18T22:28:28Z", "2018-06-18T22:28:28+00:00"] {
-            assert_eq!(DateRange::parse(text), Some(DateRange { start: t, end: t + 1000 }), "{text}");
+            assert_eq!(
+                DateRange::parse(text),
+                Some(DateRange { start: t, end: t + 1000 }),
+                "{text}"
+            );
         }
         assert_eq!(DateRange::parse("2018-06-19T00:28:28+02:00").unwrap().start, t);
         assert_eq!(DateRange::parse("2018-06-18T21:28:28-0100").unwrap().start, t);

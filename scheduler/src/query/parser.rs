@@ -17,10 +17,10 @@
 use regex::Regex;
 
 use super::MAX_EXPRESSION_LENGTH;
+use super::ParseError;
 use super::ast::{Expr, Operator, Subject, Term, Typed};
 use super::lexer::{Mode, Tok, Token, token};
 use super::literal::{DateRange, Version};
-use super::ParseError;
 
 /// Deepest nesting of parentheses and `not` accepted; keeps recursion (parse, print, evaluate,
 /// drop) far from the stack limit whatever the input.
@@ -153,7 +153,8 @@ impl Parser<'_> {
         let values = self.argument(operator)?;
         let mut typed = Vec::with_capacity(values.len());
         for (at, value) in &values {
-            typed.push(typed_value(&subject, operator, value).map_err(|m| ParseError::new(*at, m))?);
+            typed
+                .push(typed_value(&subject, operator, value).map_err(|m| ParseError::new(*at, m))?);
         }
         let pattern = match operator {
             Operator::Matches | Operator::NotMatches => {
@@ -286,9 +287,11 @@ fn typed_value(subject: &Subject, operator: Operator, value: &str) -> Result<Typ
                  or 2018-06-18T22:28:28+00:00 for registeredAt, found '{value}'"
             )
         })?),
-        Subject::RunningTasksCount => Typed::Count(value.parse::<u32>().map(i64::from).map_err(
-            |_| format!("expected a whole number for runningTasksCount, found '{value}'"),
-        )?),
+        Subject::RunningTasksCount => {
+            Typed::Count(value.parse::<u32>().map(i64::from).map_err(|_| {
+                format!("expected a whole number for runningTasksCount, found '{value}'")
+            })?)
+        }
     })
 }
 

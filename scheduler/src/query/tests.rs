@@ -92,7 +92,10 @@ fn in_and_not_in_take_lists_of_bare_or_quoted_literals() {
     let e = error("ec2InstanceId in [a, ]");
     assert_eq!(e.position, 21);
     let e = error("ec2InstanceId in [a b]");
-    assert_eq!((e.position, e.message.as_str()), (20, "expected ',' or ']' in the list, found 'b'"));
+    assert_eq!(
+        (e.position, e.message.as_str()),
+        (20, "expected ',' or ']' in the list, found 'b'")
+    );
     assert!(error("ec2InstanceId == [a]").message.contains("only allowed after in"));
 }
 
@@ -216,7 +219,9 @@ fn precedence_is_not_then_and_then_or() {
     assert!(matches!(e, Expr::And(ref l, _) if matches!(**l, Expr::Not(_))));
     assert!(e.eval(&instance()));
     assert!(holds("attribute:stack == dev or attribute:stack == prod and agentConnected == true"));
-    assert!(!holds("(attribute:stack == dev or attribute:stack == prod) and agentConnected == false"));
+    assert!(!holds(
+        "(attribute:stack == dev or attribute:stack == prod) and agentConnected == false"
+    ));
     assert!(holds("attribute:stack == dev || attribute:stack == prod && !agentConnected == false"));
     assert!(holds("NOT attribute:stack == dev AND attribute:stack == prod OR attribute:x exists"));
 }
@@ -249,17 +254,29 @@ fn parentheses_group_and_print_only_where_needed() {
 #[test]
 fn errors_name_the_position_and_what_was_expected() {
     let e = error("attribute:ecs.instance-type");
-    assert_eq!(e.to_string(), "at 27: expected an operator after 'attribute:ecs.instance-type', found the end of the expression");
+    assert_eq!(
+        e.to_string(),
+        "at 27: expected an operator after 'attribute:ecs.instance-type', found the end of the expression"
+    );
     let e = error("attribute:ecs.instance-type is m5.large");
-    assert_eq!(e.to_string(), "at 28: expected an operator after 'attribute:ecs.instance-type', found 'is'");
+    assert_eq!(
+        e.to_string(),
+        "at 28: expected an operator after 'attribute:ecs.instance-type', found 'is'"
+    );
     let e = error("color == red");
     assert_eq!(e.position, 0);
     assert!(e.message.starts_with("unknown subject 'color'"));
     assert_eq!(error("attribute: == x").position, 0);
-    assert_eq!(error("").message, "expected a condition (attribute:NAME, ec2InstanceId, registeredAt, runningTasksCount, agentConnected, agentVersion or task:group), found the end of the expression");
+    assert_eq!(
+        error("").message,
+        "expected a condition (attribute:NAME, ec2InstanceId, registeredAt, runningTasksCount, agentConnected, agentVersion or task:group), found the end of the expression"
+    );
     assert_eq!(error("agentConnected == true and").position, 26);
     assert_eq!(error("agentConnected == true agentConnected == true").position, 23);
-    assert_eq!(error("attribute:a == ").message, "expected a value after '==', found the end of the expression");
+    assert_eq!(
+        error("attribute:a == ").message,
+        "expected a value after '==', found the end of the expression"
+    );
     assert_eq!(error("attribute:a = b").position, 12);
     assert_eq!(error("attribute:a ! b").position, 12);
 }
@@ -271,7 +288,8 @@ fn length_and_nesting_are_bounded() {
     assert_eq!(e.position, MAX_EXPRESSION_LENGTH);
     let ok = format!("attribute:a == {}", "x".repeat(MAX_EXPRESSION_LENGTH - 15));
     assert!(Expr::parse(&ok).is_ok());
-    let deep = format!("{}attribute:a exists{}", "(".repeat(MAX_NESTING + 1), ")".repeat(MAX_NESTING + 1));
+    let deep =
+        format!("{}attribute:a exists{}", "(".repeat(MAX_NESTING + 1), ")".repeat(MAX_NESTING + 1));
     assert!(error(&deep).message.contains("nests deeper"));
     let nots = format!("{}attribute:a exists", "not ".repeat(MAX_NESTING));
     assert!(Expr::parse(&nots).is_ok());
