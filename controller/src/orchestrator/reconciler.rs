@@ -478,4 +478,156 @@ mod tests {
         }
         assert!(decide(&st, &svc(&st), Timestamp(10), &POLICY).deactivate);
     }
+
+    fn complete(st: &mut State, deployment: &str) {
+        apply(
+            st,
+            Command::ServiceProgress(ServiceProgress {
+                cluster: "default".into(),
+                name: "web".into(),
+                events: vec![],
+                rollouts: vec![(deployment.into(), "COMPLETED".into(), "done".into())],
+                drained_deployments: vec![],
+                deactivate: false,
+                rollback: None,
+                now: Timestamp(4),
+            }),
+        )
+        .unwrap();
+    }
+
+    fn enable_breaker(st: &mut State, rollback: bool) {
+        let s = st.services.get_mut("default/web").unwrap();
+        s.deployment_configuration.deployment_circuit_breaker =
+            Some(DeploymentCircuitBreaker { enable: true, rollback });
+    }
+
+    /// `n` tasks of `deployment` that reached RUNNING at t=5 s and exited at t=6 s.
+    fn add_quick_failures(st: &mut State, deployment: &str, td: &str, n: usize) {
+        let before: std::collections::BTreeSet<String> = st.tasks.keys().cloned().collect();
+        add_tasks(st, deployment, td, n, STOPPED);
+        for t in st.tasks.values_mut().filter(|t| !before.contains(t.id())) {
+            t.stop_code = Some("EssentialContainerExited".into());
+            t.started_at = Some(Timestamp(5_000));
+            t.stopped_at = Some(Timestamp(6_000));
+        }
+    }
+
+    #[test]
+    fn breaker_threshold_is_half_desired_clamped_to_3_and_200() {
+        assert_eq!(health::breaker_threshold(1), 3);
+        assert_eq!(health::breaker_threshold(7), 4);
+        assert_eq!(health::breaker_threshold(1000), 200);
+    }
+
+    #[test]
+    fn breaker_trips_and_rolls_back_keeping_the_old_healthy_tasks() {
+        let mut st = setup(2, 2);
+        complete(&mut st, "d1");
+        enable_breaker(&mut st, true);
+        new_revision(&mut st, 100, 200);
+        // Two quick failures: under the threshold (3), the rollout goes on.
+        add_quick_failures(&mut st, "d2", "web:2", 2);
+        let d = decide(&st, &svc(&st), Timestamp(7_000), &POLICY);
+        assert_eq!(d.fail_primary, None);
+        assert!(d.stop.is_empty(), "the old healthy tasks are kept while new ones fail");
+        // A third one — a task that RAN and then exited within the monitor window (Better than
+        // ECS: counted too) — trips it.
+        add_quick_failures(&mut st, "d2", "web:2", 1);
+        let d = decide(&st, &svc(&st), Timestamp(7_000), &POLICY);
+        assert!(d.fail_primary.as_deref().unwrap_or("").contains("circuit breaker"), "{d:?}");
+        assert_eq!(d.rollback, Some(Rollback::Promote { deployment_id: "d1".into() }));
+        assert!(d.stop.is_empty() && d.start == 0, "a tripping decision changes no task");
+        // Applying it: d1 is PRIMARY again with its two tasks; nothing old is replaced.
+        apply(
+            &mut st,
+            Command::ServiceProgress(ServiceProgress {
+                cluster: "default".into(),
+                name: "web".into(),
+                events: vec![],
+                rollouts: vec![("d2".into(), "FAILED".into(), d.fail_primary.clone().unwrap())],
+                drained_deployments: vec![],
+                deactivate: false,
+                rollback: d.rollback.clone(),
+                now: Timestamp(7_000),
+            }),
+        )
+        .unwrap();
+        let s = svc(&st);
+        let primary = s.deployments.iter().find(|x| x.status == "PRIMARY").unwrap();
+        assert_eq!(primary.id, "d1");
+        assert!(s.task_definition.ends_with("web:1"), "{}", s.task_definition);
+        let failed = s.deployments.iter().find(|x| x.id == "d2").unwrap();
+        assert_eq!(failed.rollout_state.as_deref(), Some("FAILED"));
+        let d = decide(&st, &svc(&st), Timestamp(8_000), &POLICY);
+        assert_eq!((d.start, d.stop.len(), d.stop_surplus), (0, 0, 0), "{d:?}");
+        assert!(d.complete_primary, "the two old tasks are the steady state");
+    }
+
+    #[test]
+    fn breaker_without_rollback_fails_and_stops_launching() {
+        let mut st = setup(1, 1);
+        complete(&mut st, "d1");
+        enable_breaker(&mut st, false);
+        new_revision(&mut st, 100, 200);
+        add_quick_failures(&mut st, "d2", "web:2", 3);
+        let d = decide(&st, &svc(&st), Timestamp(7_000), &POLICY);
+        assert!(d.fail_primary.is_some());
+        assert_eq!(d.rollback, None);
+        // Failures outside the monitor window don't count.
+        let late = HealthPolicy { settle_millis: 0, monitor_millis: 500 };
+        assert_eq!(decide(&st, &svc(&st), Timestamp(7_000), &late).fail_primary, None);
+    }
+
+    #[test]
+    fn rollback_without_old_tasks_starts_a_deployment_on_the_last_completed_revision() {
+        let mut st = setup(1, 1);
+        complete(&mut st, "d1");
+        enable_breaker(&mut st, true);
+        new_revision(&mut st, 100, 200);
+        for t in st.tasks.values_mut() {
+            t.last_status = STOPPED.into();
+            t.desired_status = STOPPED.into();
+            t.stop_code = Some("ServiceSchedulerInitiated".into());
+        }
+        let s = st.services.get_mut("default/web").unwrap();
+        s.deployments.retain(|d| d.id != "d1");
+        add_quick_failures(&mut st, "d2", "web:2", 3);
+        let d = decide(&st, &svc(&st), Timestamp(7_000), &POLICY);
+        match d.rollback {
+            Some(Rollback::New { task_definition_arn, .. }) => {
+                assert!(task_definition_arn.ends_with("web:1"), "{task_definition_arn}")
+            }
+            other => panic!("expected a new deployment on web:1, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unhealthy_tasks_are_replaced_start_first_and_not_counted_healthy() {
+        let mut st = setup(2, 2);
+        complete(&mut st, "d1");
+        let victim = st.tasks.keys().next().unwrap().clone();
+        st.tasks.get_mut(&victim).unwrap().health_status = "UNHEALTHY".into();
+        let d = decide(&st, &svc(&st), Timestamp(10_000), &POLICY);
+        // max 200 allows starting the replacement first; the unhealthy task waits for it.
+        assert_eq!(d.start, 1);
+        assert!(d.stop_unhealthy.is_empty());
+        // Once the replacement runs, the unhealthy task is stopped.
+        add_tasks(&mut st, "d1", "web:1", 1, RUNNING);
+        let d = decide(&st, &svc(&st), Timestamp(10_000), &POLICY);
+        assert_eq!(d.stop_unhealthy, vec![victim.clone()]);
+        // Within the grace period it is not unhealthy yet.
+        st.services.get_mut("default/web").unwrap().health_check_grace_period_seconds = Some(60);
+        let d = decide(&st, &svc(&st), Timestamp(10_000), &POLICY);
+        assert!(d.stop_unhealthy.is_empty() && d.start == 0, "{d:?}");
+    }
+
+    #[test]
+    fn tasks_without_health_checks_count_healthy_only_after_the_settle_time() {
+        let st = setup(1, 1);
+        let settle = HealthPolicy { settle_millis: 40_000, monitor_millis: 60_000 };
+        // Started at t=3 ms: not settled at 10 s, settled at 41 s.
+        assert!(!decide(&st, &svc(&st), Timestamp(10_000), &settle).complete_primary);
+        assert!(decide(&st, &svc(&st), Timestamp(41_000), &settle).complete_primary);
+    }
 }
