@@ -14,6 +14,8 @@
 //!   [`runtime::SimulatedRuntime`].
 //! * [`supervisor`]: one state machine per task (pure decision core in `decide.rs`), an
 //!   observer polling the runtime, adoption of containers a previous agent process started.
+//!   Health checks run in the engine (Docker's native healthcheck); the agent only reports
+//!   them (container and task `healthStatus`) and never stops a task for being unhealthy.
 //! * [`session`]: connect/register/reconnect, heartbeats, assignment and report plumbing.
 //! * [`agent`]: [`Agent`], wiring the three with the lifecycle `new` → `run(shutdown)`.
 //!

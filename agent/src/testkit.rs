@@ -8,30 +8,33 @@ use std::time::Duration;
 pub const TEST_IMAGE: &str = "berth-test/busybox:1";
 
 /// Connects to the local Docker daemon and makes sure [`TEST_IMAGE`] exists; `None` (with the
-/// reason printed) when there is no daemon, so Docker tests skip.
+/// reason printed) when there is no daemon, so Docker tests skip — unless
+/// `BERTH_REQUIRE_DOCKER=1` (set by `.ci/run`), where a missing daemon fails the test.
 pub async fn docker_with_test_image() -> Option<DockerRuntime> {
     let rt = match DockerRuntime::connect(None).await {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("SKIP: no Docker daemon answers ({e})");
-            return None;
-        }
+        Err(e) => return skip(&format!("no Docker daemon answers ({e})")),
     };
     static BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _guard = BUILD.lock().await;
     match rt.image_present(TEST_IMAGE).await {
         Ok(true) => return Some(rt),
         Ok(false) => {}
-        Err(e) => {
-            eprintln!("SKIP: Docker does not answer image queries ({e})");
-            return None;
-        }
+        Err(e) => return skip(&format!("Docker does not answer image queries ({e})")),
     }
     match tokio::task::spawn_blocking(build_test_image).await {
         Ok(Ok(())) => Some(rt),
         Ok(Err(e)) => panic!("cannot build {TEST_IMAGE}: {e}"),
         Err(e) => panic!("image build task failed: {e}"),
     }
+}
+
+fn skip(reason: &str) -> Option<DockerRuntime> {
+    if std::env::var("BERTH_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("BERTH_REQUIRE_DOCKER=1 but {reason}");
+    }
+    eprintln!("SKIP: {reason} (set BERTH_REQUIRE_DOCKER=1 to make this an error)");
+    None
 }
 
 /// rootfs = /bin/busybox + applet symlinks + /www/index.html, imported as [`TEST_IMAGE`].

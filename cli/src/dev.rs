@@ -34,6 +34,10 @@ pub struct DevArgs {
     /// (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION), in seconds.
     #[arg(long, default_value_t = 3600)]
     pub task_cleanup_wait_secs: u64,
+    #[command(flatten)]
+    pub orchestrator: berth_controller::flags::OrchestratorFlags,
+    #[command(flatten)]
+    pub liveness: berth_controller::flags::LivenessFlags,
 }
 
 fn parse_attribute(s: &str) -> anyhow::Result<(String, String)> {
@@ -57,11 +61,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
 
-    let config = ControllerConfig {
+    let mut config = ControllerConfig {
         data_dir: args.data_dir.join("controller"),
         listen,
         ..Default::default()
     };
+    args.orchestrator.apply(&mut config.orchestrator);
+    args.liveness.apply(&mut config.liveness);
     let controller = Controller::start(config).await.context("starting the controller")?;
     controller.wait_leader(Duration::from_secs(10)).await?;
     let endpoint = format!("http://{}", controller.addr);

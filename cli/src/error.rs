@@ -24,6 +24,14 @@ pub enum CliError {
     /// A wait gave up; `detail` says what was seen last.
     #[error("timed out after {secs}s waiting for {what}: {detail}")]
     Timeout { secs: u64, what: String, detail: String },
+
+    /// A `--from-json` document was refused (the error names the field).
+    #[error("{}: {source}", .path.display())]
+    ServiceDocument { path: PathBuf, source: berth_proto::service_input::ServiceInputError },
+
+    /// The command line and the document together lack something required, or contradict.
+    #[error("{0}")]
+    Usage(String),
 }
 
 const CONNECT_HINT: &str = " (is `berth dev` running? set --endpoint or BERTH_ENDPOINT)";

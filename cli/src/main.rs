@@ -242,13 +242,34 @@ mod tests {
         );
     }
 
+    /// The name, task definition and count may come from `--from-json`, so clap accepts their
+    /// absence; `cmd::service_create` reports what neither gives (tested there).
     #[test]
-    fn service_create_requires_taskdef_and_count() {
+    fn service_create_takes_a_document_and_a_scheduling_strategy() {
+        parse(&["service", "create", "--from-json", "svc.json"]);
+        parse(&["service", "create", "web", "--from-json", "svc.json", "--desired-count", "2"]);
+        parse(&[
+            "service",
+            "create",
+            "logs",
+            "--taskdef",
+            "logs",
+            "--scheduling-strategy",
+            "DAEMON",
+        ]);
         assert!(
-            Cli::try_parse_from(["berth", "service", "create", "web", "--taskdef", "web"]).is_err()
+            Cli::try_parse_from([
+                "berth",
+                "service",
+                "create",
+                "x",
+                "--scheduling-strategy",
+                "ONE"
+            ])
+            .is_err()
         );
         assert!(
-            Cli::try_parse_from(["berth", "service", "create", "web", "--desired-count", "1"])
+            Cli::try_parse_from(["berth", "service", "create", "x", "--desired-count", "-1"])
                 .is_err()
         );
     }

@@ -462,6 +462,28 @@ pub fn instance_detail(i: &ContainerInstance) -> String {
             remaining_of(&i.remaining_resources, &i.registered_resources, "MEMORY")
                 + " remaining/registered",
         );
+    if let Some(p) = &i.drain_progress {
+        let services: Vec<String> = p
+            .services
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}/{} healthy elsewhere",
+                    s.service_name, s.healthy_elsewhere, s.desired_count
+                )
+            })
+            .collect();
+        f.add(
+            "Drain",
+            format!(
+                "{}: {} service tasks left{}{}",
+                if p.complete { "complete" } else { "in progress" },
+                p.service_tasks_remaining,
+                if services.is_empty() { "" } else { "; " },
+                services.join(", ")
+            ),
+        );
+    }
     let mut t = Table::new(&["ATTRIBUTE", "VALUE"]);
     for a in &i.attributes {
         t.row(vec![a.name.clone(), a.value.clone().unwrap_or_default()]);

@@ -12,9 +12,10 @@
 //! * `propose`       — encode → propose → decode: the one way to change state.
 //! * `api/`          — the `berth.v1.Berth` gRPC service.
 //! * `dispatcher/`   — agent sessions (`berth.v1.AgentDispatch`).
-//! * `orchestrator/` — leader-only loops: the service reconciler.
+//! * `orchestrator/` — leader-only loops: the service reconciler, node liveness.
 //! * `server`        — wires the parts together (`Controller::start(config)`).
 //! * `clock`, `error` — injected time and ids; the crate's one error type.
+//! * `flags`         — clap flags shared by `berth-controller` and `berth dev`.
 //!
 //! Must not touch: Docker (that is the agent's), clocks or randomness inside `store::apply`.
 
@@ -22,6 +23,7 @@ pub mod api;
 pub mod clock;
 pub mod dispatcher;
 pub mod error;
+pub mod flags;
 pub mod orchestrator;
 pub mod peer;
 pub mod propose;

@@ -34,10 +34,10 @@ struct Args {
     #[arg(long, env = "BERTH_ADVERTISE_CLIENT")]
     advertise_client: Option<String>,
     /// Applied entries between two snapshots (each compacts the Raft log).
-    #[arg(long, default_value_t = 1000, env = "BERTH_SNAPSHOT_THRESHOLD")]
+    #[arg(long, default_value_t = berth_controller::raft::DEFAULT_SNAPSHOT_THRESHOLD, env = "BERTH_SNAPSHOT_THRESHOLD")]
     snapshot_threshold: u64,
-    /// Raft tick interval in milliseconds (election timeout: 10 ticks; heartbeat: 3).
-    #[arg(long, default_value_t = 100, env = "BERTH_TICK_MS")]
+    /// Raft tick interval in milliseconds (election timeout: 10–20 ticks; heartbeat: 3).
+    #[arg(long, default_value_t = berth_controller::raft::DEFAULT_TICK_MS, env = "BERTH_TICK_MS")]
     tick_ms: u64,
     /// Region used in ARNs.
     #[arg(long, default_value = "local", env = "BERTH_REGION")]
@@ -45,6 +45,10 @@ struct Args {
     /// Account id used in ARNs.
     #[arg(long, default_value = "000000000000", env = "BERTH_ACCOUNT")]
     account: String,
+    #[command(flatten)]
+    orchestrator: berth_controller::flags::OrchestratorFlags,
+    #[command(flatten)]
+    liveness: berth_controller::flags::LivenessFlags,
 }
 
 #[tokio::main]
@@ -69,6 +73,8 @@ async fn main() -> anyhow::Result<()> {
         None => Default::default(),
     };
     config.join = args.join;
+    args.orchestrator.apply(&mut config.orchestrator);
+    args.liveness.apply(&mut config.liveness);
     config.advertise_client = args.advertise_client;
     let running = Controller::start(config).await?;
     shutdown_signal().await;

@@ -17,7 +17,9 @@
 use crate::api::Api;
 use crate::clock::{Clock, SystemClock};
 use crate::dispatcher::Dispatcher;
+use crate::dispatcher::heartbeats::HeartbeatRecorder;
 use crate::error::{Error, Result};
+use crate::orchestrator::liveness::{LivenessConfig, LivenessMonitor};
 use crate::orchestrator::{Orchestrator, OrchestratorConfig};
 use crate::peer::{GrpcTransport, PeerAddresses, PeerForwarder, follow_address_book};
 use crate::propose::Proposer;
@@ -43,6 +45,8 @@ pub struct ControllerConfig {
     /// are derived from the fields below when the controller starts.
     pub raft: RaftConfig,
     pub orchestrator: OrchestratorConfig,
+    /// Heartbeat grace and lost-node timeout (`orchestrator/liveness`).
+    pub liveness: LivenessConfig,
     /// Listen address of the `RaftPeer` service (required in a replicated group).
     pub peer_listen: Option<SocketAddr>,
     /// Node id → peer `host:port` of the initial members (or, with `join`, of the existing
@@ -88,6 +92,7 @@ impl Default for ControllerConfig {
             scope: ArnScope::default(),
             raft: RaftConfig::default(),
             orchestrator: OrchestratorConfig::default(),
+            liveness: LivenessConfig::default(),
             peer_listen: None,
             initial_cluster: BTreeMap::new(),
             join: false,
@@ -102,6 +107,7 @@ impl ControllerConfig {
             return Err(Error::Config("region and account must not be empty".into()));
         }
         self.effective_raft(None).validate().map_err(|e| Error::Config(e.to_string()))?;
+        self.liveness.validate()?;
         if !self.is_replicated() {
             return Ok(());
         }
@@ -151,9 +157,13 @@ pub struct RunningController {
     pub peer_addr: Option<SocketAddr>,
     pub raft: RaftHandle,
     pub shared: SharedState,
+    /// When node liveness took office here (the start of its grace); `None` while a follower.
+    pub leader_since: watch::Receiver<Option<berth_proto::model::Timestamp>>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<()>>,
     orchestrator: JoinHandle<Result<()>>,
+    /// The leader-only liveness loop and this controller's heartbeat writer.
+    liveness: [JoinHandle<Result<()>>; 2],
     peer: Option<PeerTasks>,
 }
 
@@ -195,7 +205,8 @@ impl Controller {
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-        let api = Api::new(proposer.clone(), shared.clone(), clock.clone());
+        let api = Api::new(proposer.clone(), shared.clone(), clock.clone())
+            .with_health_policy(config.orchestrator.health_policy());
         let dispatcher = Dispatcher::new(
             proposer.clone(),
             shared.clone(),
@@ -203,7 +214,14 @@ impl Controller {
             raft.applied(),
             shutdown_rx.clone(),
         );
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let recorder = HeartbeatRecorder::new(
+            proposer.clone(),
+            dispatcher.heartbeat_book(),
+            config.liveness.record_interval(),
+        );
+        // TCP_NODELAY: tonic's own nodelay setting does not apply to `serve_with_incoming`, and
+        // without it Nagle holds a reply's trailers until the client's delayed ACK (~40 ms).
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut stop = shutdown_rx.clone();
         let max = berth_proto::MAX_MESSAGE_BYTES;
         let server = tokio::spawn(async move {
@@ -229,10 +247,21 @@ impl Controller {
         let orchestrator = Orchestrator::new(
             Proposer::new(raft.clone()),
             shared.clone(),
-            clock,
+            clock.clone(),
             config.orchestrator.clone(),
         );
         drop(proposer);
+        let monitor = LivenessMonitor::new(
+            Proposer::new(raft.clone()),
+            shared.clone(),
+            clock,
+            config.liveness.clone(),
+        );
+        let leader_since = monitor.leader_since();
+        let liveness = [
+            tokio::spawn(monitor.run(shutdown_rx.clone())),
+            tokio::spawn(recorder.run(shutdown_rx.clone())),
+        ];
         let orchestrator = tokio::spawn(orchestrator.run(raft.applied(), shutdown_rx));
         tracing::info!(%addr, ?peer_addr, data_dir = %config.data_dir.display(), "controller serving");
         Ok(RunningController {
@@ -240,9 +269,11 @@ impl Controller {
             peer_addr,
             raft,
             shared,
+            leader_since,
             shutdown: shutdown_tx,
             server,
             orchestrator,
+            liveness,
             peer,
         })
     }
@@ -324,6 +355,11 @@ impl RunningController {
         let server = self.server.await.map_err(|e| Error::Raft(format!("server task: {e}")))?;
         let orch =
             self.orchestrator.await.map_err(|e| Error::Raft(format!("orchestrator task: {e}")))?;
+        let mut liveness = Ok(());
+        for handle in self.liveness {
+            let r = handle.await.map_err(|e| Error::Raft(format!("liveness task: {e}")))?;
+            liveness = liveness.and(r);
+        }
         self.raft.shutdown().await.map_err(|e| Error::Raft(e.to_string()))?;
         if let Some(peer) = self.peer {
             let raft = peer.raft.await.map_err(|e| Error::Raft(format!("raft task: {e}")))?;
@@ -334,6 +370,7 @@ impl RunningController {
         }
         server?;
         orch?;
+        liveness?;
         Ok(())
     }
 }

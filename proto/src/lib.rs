@@ -7,10 +7,13 @@
 //!   exactly one definition of each shape.
 //! * [`taskdef`]: turning a user's ECS RegisterTaskDefinition document into a validated
 //!   [`model::TaskDefinition`], with warnings and precise errors.
+//! * [`service_input`]: reading an ECS CreateService document (`--cli-input-json`) into the
+//!   fields Berth acts on, with warnings for what it cannot honour (same error style).
 //!
 //! This crate does no I/O; controller, agent and CLI all depend on it.
 
 pub mod model;
+pub mod service_input;
 pub mod taskdef;
 
 #[allow(clippy::all, missing_docs)]

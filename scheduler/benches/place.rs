@@ -1,14 +1,18 @@
 //! Placement throughput: 1000 tasks on 10,000 instances in three zones, default strategies
-//! (spread by zone, then by instance), plus binpack and scale-in for comparison.
+//! (spread by zone, then by instance), plus binpack and scale-in for comparison; and the issue's
+//! workload at its largest size, 100,000 tasks on 10,000 instances (3 zones, 5 instance types,
+//! `spread(attribute:ecs.availability-zone),binpack(memory)`, `memberOf(attribute:ecs.instance-type
+//! =~ m5.*)`, the same as `bench -- scheduler`).
 //!
 //! `cargo bench -p berth-scheduler --bench place` prints criterion's per-iteration time; divide
-//! by 1000 for the cost of one placement decision. Inputs are built once, outside the timing.
+//! by the task count for the cost of one placement decision. Inputs are built once, outside the
+//! timing.
 
 use std::hint::black_box;
 
 use berth_scheduler::{
-    BinpackField, InstanceView, Strategy, TaskRequest, VictimCandidate, choose_victims,
-    default_strategies, place,
+    BinpackField, Constraint, InstanceView, PlacementSpec, SpreadField, Strategy, TaskRequest,
+    VictimCandidate, choose_victims, default_strategies, place, place_with,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -39,6 +43,65 @@ fn cluster() -> Vec<InstanceView> {
             agent_version: "1.0.0".to_owned(),
         })
         .collect()
+}
+
+/// The workload: `nodes` fresh instances over 3 zones and 5 types (3 of them `m5.*`).
+fn workload_cluster(nodes: usize) -> Vec<InstanceView> {
+    const TYPES: [(&str, i64, i64); 5] = [
+        ("m5.large", 2048, 7680),
+        ("c5.xlarge", 4096, 7680),
+        ("m5.xlarge", 4096, 15616),
+        ("r5.large", 2048, 15616),
+        ("m5.2xlarge", 8192, 31488),
+    ];
+    (0..nodes)
+        .map(|k| {
+            let (kind, cpu, memory) = TYPES[k % TYPES.len()];
+            InstanceView {
+                id: format!("{:032x}", (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                active: true,
+                agent_connected: true,
+                attributes: [
+                    (
+                        "ecs.availability-zone".to_owned(),
+                        format!("us-east-1{}", ["a", "b", "c"][k % 3]),
+                    ),
+                    ("ecs.instance-type".to_owned(), kind.to_owned()),
+                ]
+                .into(),
+                remaining_cpu: cpu,
+                remaining_memory: memory,
+                used_ports: [22, 2375, 2376, 51678, 51679].into(),
+                agent_version: "1.0.0".to_owned(),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+fn bench_workload(c: &mut Criterion) {
+    let instances = workload_cluster(10_000);
+    let tasks =
+        vec![
+            TaskRequest { group: "service:web".into(), cpu: 64, memory: 256, static_ports: vec![] };
+            100_000
+        ];
+    let spec = PlacementSpec {
+        strategies: vec![
+            Strategy::Spread(SpreadField::Attribute("ecs.availability-zone".into())),
+            Strategy::Binpack(BinpackField::Memory),
+        ],
+        constraints: vec![
+            Constraint::parse("memberOf(attribute:ecs.instance-type =~ m5.*)")
+                .expect("a valid constraint"),
+        ],
+    };
+    let mut group = c.benchmark_group("place_100000_tasks_on_10000_instances");
+    group.sample_size(10);
+    group.bench_function("spread_az_binpack_memory_member_of_m5", |b| {
+        b.iter(|| place_with(black_box(&instances), black_box(&tasks), &spec, 7))
+    });
+    group.finish();
 }
 
 fn bench(c: &mut Criterion) {
@@ -94,5 +157,5 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_workload);
 criterion_main!(benches);

@@ -1,12 +1,13 @@
 //! Dry-run explanations: where each task of a batch would go and why the other instances were
 //! not chosen.
 //!
-//! [`explain`] runs the very same pass as [`crate::place_with`] (same filters, strategies and
-//! seed, so the chosen instances are exactly the ones a real placement would pick) and, at each
-//! task, records for every instance either the filter that rejected it (with what it lacked) or
-//! its score under each strategy over the whole feasible set (lower is preferred; a strategy
-//! only decides among the instances tied on the earlier ones). Scores come from a separate RNG
-//! stream, so explaining never changes the plan.
+//! [`explain`] runs the reference pass (`plan::run`, the definition [`crate::place_with`]'s
+//! indexed pass is tested against: same filters, strategies and seed, so the chosen instances
+//! are exactly the ones a real placement would pick) and, at each task, records for every
+//! instance either the filter that rejected it (with what it lacked) or its score under each
+//! strategy over the whole feasible set (lower is preferred; a strategy only decides among the
+//! instances tied on the earlier ones). Scores come from a separate RNG stream, so explaining
+//! never changes the plan. It costs O(tasks × instances), like the report it builds.
 
 use crate::filter::{FailureReason, Filter, first_rejection};
 use crate::plan::{self, PlacementFailure, PlacementSpec, Plan};

@@ -79,13 +79,10 @@ pub(crate) trait Filter: Sync {
     /// What a rejected instance lacks, completing "The closest matching container-instance <id> …".
     fn lack(&self, inst: &InstanceView, task: &TaskRequest) -> String;
     /// The answer depends only on the instance as the caller gave it, not on tasks placed
-    /// earlier in the batch (a `memberOf` without `task:group`/`runningTasksCount`).
+    /// earlier in the batch (status, agent, a `memberOf` without `task:group` /
+    /// `runningTasksCount`). The indexed pass evaluates such filters once per instance and shape.
     fn is_static(&self) -> bool {
         false
-    }
-    /// Once rejected during a batch, an instance stays rejected for the rest of it.
-    fn monotone(&self) -> bool {
-        true
     }
 }
 
@@ -117,6 +114,9 @@ impl Filter for ActiveFilter {
     fn lack(&self, _: &InstanceView, _: &TaskRequest) -> String {
         "is not ACTIVE (it is draining or deregistered)".into()
     }
+    fn is_static(&self) -> bool {
+        true
+    }
 }
 
 struct AgentFilter;
@@ -133,6 +133,9 @@ impl Filter for AgentFilter {
     }
     fn lack(&self, _: &InstanceView, _: &TaskRequest) -> String {
         "doesn't have the agent connected".into()
+    }
+    fn is_static(&self) -> bool {
+        true
     }
 }
 

@@ -1,6 +1,13 @@
 //! Placing a batch of tasks: filters, then strategies, then a seeded tie-break.
 //!
-//! For each task in order:
+//! This file holds the plan types, the entry points and the **reference pass** ([`run`], public
+//! as [`place_reference`]): the straightforward definition of what a plan is, O(tasks ×
+//! instances × filters). [`place_with`] gives exactly the same plan through the indexed pass
+//! (`crate::indexed`, O(tasks × log instances) for the usual batch) and falls back to this one
+//! for batches the index does not cover; the dry run ([`crate::explain`]) uses this one, since
+//! it reports on every instance anyway.
+//!
+//! The reference pass, for each task in order:
 //! 1. every instance runs through the resource filters ([`crate::filter::PIPELINE`]) and then
 //!    the spec's constraints (`constraint/`); survivors are candidates;
 //! 2. [`crate::strategy::narrow`] keeps the candidates with the best score under each strategy
@@ -18,6 +25,8 @@
 //! `closest` instance lacks. `closest` is the instance that passed the most filters; among
 //! those, the one with the smallest shortfall (fewest missing CPU units, MiB or ports), then the
 //! lowest id. An empty snapshot fails with `MISSING` and no closest instance.
+//!
+//! The failure of a task is computed by [`explain_failure`], shared by both passes.
 
 use std::collections::BTreeMap;
 
@@ -76,8 +85,23 @@ pub fn place(
 }
 
 /// Places `tasks` in order on `instances` under `spec`. Pure: the same inputs and `seed` give
-/// the same plan, whatever the order of `instances`.
+/// the same plan, whatever the order of `instances`. Runs the indexed pass (see the module doc);
+/// the plan is always the one [`place_reference`] would make.
 pub fn place_with(
+    instances: &[InstanceView],
+    tasks: &[TaskRequest],
+    spec: &PlacementSpec,
+    seed: u64,
+) -> Plan {
+    crate::indexed::place(instances, tasks, spec, seed)
+        .unwrap_or_else(|| place_reference(instances, tasks, spec, seed))
+}
+
+/// The slow reference: the same plan as [`place_with`], computed the straightforward way
+/// (every filter on every instance for every task, O(tasks × instances)). It is the definition
+/// the indexed pass is tested against (`tests/equivalence.rs`) and the fallback for batches the
+/// index does not cover; callers should use [`place_with`].
+pub fn place_reference(
     instances: &[InstanceView],
     tasks: &[TaskRequest],
     spec: &PlacementSpec,
@@ -93,7 +117,7 @@ pub(crate) fn with_constraints<'a>(boxed: &'a [Box<dyn Filter + 'a>]) -> Vec<&'a
     PIPELINE.iter().copied().chain(boxed.iter().map(|b| b.as_ref())).collect()
 }
 
-/// One placement pass. `observe(filters, cluster, task_index, feasible, chosen)` sees every
+/// The reference pass. `observe(filters, cluster, task_index, feasible, chosen)` sees every
 /// task's feasible set (empty when it failed) before the choice is recorded (the dry-run
 /// explanation uses it; placement passes a no-op).
 pub(crate) fn run(

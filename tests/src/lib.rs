@@ -9,10 +9,13 @@
 //!   `BERTH_REQUIRE_DOCKER=1`, so a missing daemon fails there instead of skipping);
 //! * [`ensure_images`] builds the local images (`scripts/build-images.sh`; no registry needed);
 //! * [`wait_until`] polls a condition with a deadline (tests never sleep to synchronise);
-//! * [`http_status`] does a raw HTTP/1.0 GET on loopback.
+//! * [`http_status`] does a raw HTTP/1.0 GET on loopback;
+//! * [`agent::AgentProcess`] runs an extra real `berth-agent` (a second container instance).
 //!
 //! The bench binary (`src/bin/bench.rs`) shares this harness.
 
+pub mod agent;
+pub mod bench_scheduler;
 pub mod cluster;
 
 use serde_json::Value;

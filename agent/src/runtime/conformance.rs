@@ -1,5 +1,7 @@
 //! One behaviour suite for every [`ContainerRuntime`]: run against [`SimulatedRuntime`] always
-//! and against [`DockerRuntime`] when a daemon answers (the Docker part skips otherwise).
+//! and against [`DockerRuntime`] when a daemon answers (the Docker part skips otherwise, or
+//! fails under `BERTH_REQUIRE_DOCKER=1`). Covers images, lifecycle, exit codes, stop timeouts,
+//! removal and health checks.
 
 use super::*;
 use crate::testkit::{
@@ -28,6 +30,18 @@ fn spec(instance: &str, name: &str, cmd: &[&str]) -> ContainerSpec {
     }
 }
 
+/// A CMD-SHELL check probing every second; `retries` 1 so that a failing one turns unhealthy
+/// at its first probe.
+fn shell_check(command: &str) -> HealthCheckSpec {
+    HealthCheckSpec {
+        test: vec!["CMD-SHELL".into(), command.into()],
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(5),
+        retries: 1,
+        start_period: Duration::ZERO,
+    }
+}
+
 /// The suite: images, create/start/inspect/list, exit codes, stop, remove.
 async fn conformance(rt: &dyn ContainerRuntime, instance: &str) {
     assert!(!rt.version().await.expect("version").is_empty());
@@ -52,6 +66,7 @@ async fn conformance(rt: &dyn ContainerRuntime, instance: &str) {
     assert_eq!(info.state, ContainerState::Running);
     let bound = info.ports.iter().find(|p| p.container_port == 80).expect("port 80 bound");
     assert_ne!(bound.host_port, 0);
+    assert_eq!(info.health, None, "a container without a health check has no verdict");
 
     // List by label finds it, and only this instance's containers.
     let listed = rt.list(LABEL_INSTANCE_ID, instance).await.expect("list");
@@ -75,13 +90,48 @@ async fn conformance(rt: &dyn ContainerRuntime, instance: &str) {
     assert!(stopped.exit_code.is_some());
     rt.stop(&id, Duration::from_secs(1)).await.expect("stop of a stopped container succeeds");
 
+    let (healthy_id, unhealthy_id) = health_checks(rt, instance).await;
+
     // Remove; removing again succeeds; inspect then says NotFound.
-    for cid in [&id, &exit_id] {
+    for cid in [&id, &exit_id, &healthy_id, &unhealthy_id] {
         rt.remove(cid).await.expect("remove");
         rt.remove(cid).await.expect("remove again");
         assert!(matches!(rt.inspect(cid).await, Err(RuntimeError::NotFound(_))));
     }
     assert!(rt.list(LABEL_INSTANCE_ID, instance).await.expect("list").is_empty());
+}
+
+/// Health checks: a passing check turns healthy and a failing one unhealthy (inspect and list
+/// agree); a stopped container has no verdict. Returns the two (stopped) containers' ids.
+async fn health_checks(rt: &dyn ContainerRuntime, instance: &str) -> (String, String) {
+    let mut ids = Vec::new();
+    for (name, command, verdict) in [
+        ("healthy", "true", ContainerHealth::Healthy),
+        ("unhealthy", "false", ContainerHealth::Unhealthy),
+    ] {
+        let mut s = spec(instance, name, &["sleep", "3600"]);
+        s.health_check = Some(shell_check(command));
+        let cid = rt.create(&s).await.expect("create checked container");
+        rt.start(&cid).await.expect("start checked container");
+        let what = format!("{name} container to read {verdict:?}");
+        wait_for(Duration::from_secs(30), &what, || async {
+            rt.inspect(&cid).await.ok().filter(|i| i.health == Some(verdict))
+        })
+        .await;
+        let listed = rt.list(LABEL_INSTANCE_ID, instance).await.expect("list");
+        let hint = listed.iter().find(|c| c.id == cid).and_then(|c| c.health);
+        assert_eq!(hint, Some(verdict), "list shows the same verdict as inspect");
+        ids.push(cid);
+    }
+    for cid in &ids {
+        rt.stop(cid, Duration::ZERO).await.expect("stop checked container");
+        let stopped = rt.inspect(cid).await.expect("inspect stopped checked container");
+        assert_eq!(stopped.state, ContainerState::Exited);
+        assert_eq!(stopped.health, None, "a stopped container has no verdict");
+    }
+    let unhealthy = ids.pop().unwrap_or_default();
+    let healthy = ids.pop().unwrap_or_default();
+    (healthy, unhealthy)
 }
 
 #[tokio::test]

@@ -3,16 +3,23 @@
 //! Connects to a unix socket (`unix:///var/run/docker.sock` by default, or `DOCKER_HOST`) or
 //! an `http://`/`tcp://` address, then negotiates the API version (Debian's 20.10 daemon speaks
 //! 1.41; bollard's default is newer). Logs always go to the `json-file` driver.
+//!
+//! Health checks are Docker's own (`HealthConfig` on create, durations in nanoseconds); inspect
+//! reads `State.Health.Status`, and list reads the summary's `Health` (API ≥ 1.52) or, from older
+//! daemons, the "(healthy)" / "(unhealthy)" / "(health: starting)" suffix of its status text, so
+//! that the observer can tell a health change without inspecting every container every poll.
 
 use super::{
-    BoundPort, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, RuntimeError,
+    BoundPort, ContainerHealth, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState,
+    HealthCheckSpec, RuntimeError,
 };
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig,
-    HostConfigLogConfig, PortBinding,
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummary,
+    ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum, HealthConfig, HealthStatusEnum,
+    HostConfig, HostConfigLogConfig, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
@@ -92,6 +99,69 @@ fn map_err(context: &str, e: BollardError) -> RuntimeError {
     }
 }
 
+/// Nanoseconds for Docker, saturating (Docker rejects nothing above a few centuries anyway).
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// `None` → `["NONE"]`: without a declared check the image's HEALTHCHECK must not run either.
+fn health_config(hc: Option<&HealthCheckSpec>) -> HealthConfig {
+    match hc {
+        Some(hc) => HealthConfig {
+            test: Some(hc.test.clone()),
+            interval: Some(nanos(hc.interval)),
+            timeout: Some(nanos(hc.timeout)),
+            retries: Some(i64::from(hc.retries)),
+            // 0 means "inherit from the image" to Docker, which is "none" unless the image
+            // declares a start period of its own.
+            start_period: Some(nanos(hc.start_period)),
+            // StartInterval needs API 1.44; Debian's 20.10 daemon (1.41) would reject it.
+            start_interval: None,
+        },
+        None => HealthConfig { test: Some(vec!["NONE".to_string()]), ..Default::default() },
+    }
+}
+
+fn health_of_status(status: Option<HealthStatusEnum>) -> Option<ContainerHealth> {
+    match status? {
+        HealthStatusEnum::STARTING => Some(ContainerHealth::Starting),
+        HealthStatusEnum::HEALTHY => Some(ContainerHealth::Healthy),
+        HealthStatusEnum::UNHEALTHY => Some(ContainerHealth::Unhealthy),
+        HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => None,
+    }
+}
+
+/// Health as the list call shows it: the structured field when the daemon sends it, else the
+/// suffix Docker appends to a running container's status text ("Up 3 seconds (healthy)").
+fn health_of_summary(c: &ContainerSummary) -> Option<ContainerHealth> {
+    if let Some(status) = c.health.as_ref().and_then(|h| h.status) {
+        return match status {
+            ContainerSummaryHealthStatusEnum::STARTING => Some(ContainerHealth::Starting),
+            ContainerSummaryHealthStatusEnum::HEALTHY => Some(ContainerHealth::Healthy),
+            ContainerSummaryHealthStatusEnum::UNHEALTHY => Some(ContainerHealth::Unhealthy),
+            ContainerSummaryHealthStatusEnum::NONE | ContainerSummaryHealthStatusEnum::EMPTY => {
+                None
+            }
+        };
+    }
+    health_of_status_text(c.status.as_deref()?)
+}
+
+fn health_of_status_text(text: &str) -> Option<ContainerHealth> {
+    if !text.starts_with("Up ") {
+        return None;
+    }
+    if text.ends_with("(healthy)") {
+        Some(ContainerHealth::Healthy)
+    } else if text.ends_with("(unhealthy)") {
+        Some(ContainerHealth::Unhealthy)
+    } else if text.ends_with("(health: starting)") {
+        Some(ContainerHealth::Starting)
+    } else {
+        None
+    }
+}
+
 fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let mut exposed = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
@@ -125,6 +195,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         user: spec.user.clone(),
         working_dir: spec.working_dir.clone(),
         stop_timeout: spec.stop_timeout.map(|t| t.as_secs() as i64),
+        healthcheck: Some(health_config(spec.health_check.as_ref())),
         host_config: Some(HostConfig {
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             memory: spec.memory_bytes,
@@ -207,6 +278,12 @@ impl ContainerRuntime for DockerRuntime {
             }
             _ => ContainerState::Other,
         };
+        // Only a running container has a verdict: on stop Docker sets "unhealthy" regardless.
+        let health = if state == ContainerState::Running {
+            health_of_status(st.health.and_then(|h| h.status))
+        } else {
+            None
+        };
         let config = r.config.unwrap_or_default();
         let mut ports = Vec::new();
         let port_map = r.network_settings.and_then(|n| n.ports).unwrap_or_default();
@@ -242,6 +319,7 @@ impl ContainerRuntime for DockerRuntime {
             exit_code: if state == ContainerState::Exited { st.exit_code } else { None },
             ports,
             error: st.error.filter(|e| !e.is_empty()),
+            health,
         })
     }
 
@@ -282,6 +360,8 @@ impl ContainerRuntime for DockerRuntime {
                     | Some(ContainerSummaryStateEnum::DEAD) => ContainerState::Exited,
                     _ => ContainerState::Other,
                 };
+                let health =
+                    if state == ContainerState::Running { health_of_summary(&c) } else { None };
                 Some(ContainerInfo {
                     id: c.id?,
                     name: c
@@ -296,8 +376,47 @@ impl ContainerRuntime for DockerRuntime {
                     exit_code: None,
                     ports: Vec::new(),
                     error: None,
+                    health,
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_config_is_in_nanoseconds_and_no_check_disables_the_image_one() {
+        let hc = HealthCheckSpec {
+            test: vec!["CMD-SHELL".into(), "true".into()],
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            retries: 3,
+            start_period: Duration::from_secs(10),
+        };
+        let c = health_config(Some(&hc));
+        assert_eq!(c.test, Some(hc.test.clone()));
+        assert_eq!(c.interval, Some(30_000_000_000));
+        assert_eq!(c.timeout, Some(5_000_000_000));
+        assert_eq!(c.retries, Some(3));
+        assert_eq!(c.start_period, Some(10_000_000_000));
+        assert_eq!(health_config(None).test, Some(vec!["NONE".to_string()]));
+    }
+
+    #[test]
+    fn list_status_text_yields_health() {
+        assert_eq!(health_of_status_text("Up 2 seconds (healthy)"), Some(ContainerHealth::Healthy));
+        assert_eq!(
+            health_of_status_text("Up 3 minutes (unhealthy)"),
+            Some(ContainerHealth::Unhealthy)
+        );
+        assert_eq!(
+            health_of_status_text("Up Less than a second (health: starting)"),
+            Some(ContainerHealth::Starting)
+        );
+        assert_eq!(health_of_status_text("Up 5 seconds"), None);
+        assert_eq!(health_of_status_text("Exited (137) 2 seconds ago"), None);
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! * [`ContainerRuntime`]: the only operations the supervisor needs (image present / pull,
 //!   create, start, inspect, stop with a timeout, remove, list by label, engine version).
+//! * Health checks run in the engine ([`HealthCheckSpec`] on create, Docker's native
+//!   healthcheck); [`ContainerInfo::health`] carries what the engine last concluded.
 //! * [`DockerRuntime`] (`docker.rs`): the real thing, Docker Engine API through bollard 0.21.
 //! * [`SimulatedRuntime`] (`simulated.rs`): an in-memory fake for unit tests and scale
 //!   simulations. Containers "run" until test code makes them exit.
@@ -54,6 +56,22 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     pub working_dir: Option<String>,
     pub stop_timeout: Option<Duration>,
+    /// The container's health check. `None`: no check, and any check baked into the image is
+    /// disabled too (ECS ignores image HEALTHCHECKs that the definition does not declare).
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+/// A health check the engine runs inside the container (ECS `healthCheck`, defaults applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    /// `["CMD", arg…]` or `["CMD-SHELL", "command"]`, as ECS and Docker both spell it.
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failures before the container is unhealthy.
+    pub retries: u32,
+    /// Failures inside this period after start do not count. Zero: none.
+    pub start_period: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -87,6 +105,26 @@ impl ContainerState {
     }
 }
 
+/// What the engine's health check last concluded about a running container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerHealth {
+    /// Not evaluated yet (inside the start period, or before the first probe).
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl ContainerHealth {
+    /// ECS container `healthStatus` for this state.
+    pub fn ecs_status(self) -> &'static str {
+        match self {
+            ContainerHealth::Starting => "UNKNOWN",
+            ContainerHealth::Healthy => "HEALTHY",
+            ContainerHealth::Unhealthy => "UNHEALTHY",
+        }
+    }
+}
+
 /// A host port bound to a container port.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BoundPort {
@@ -97,8 +135,8 @@ pub struct BoundPort {
 }
 
 /// What the engine shows about one container. From [`ContainerRuntime::list`], `exit_code` and
-/// `ports` may be missing (Docker's list call does not carry them); [`ContainerRuntime::inspect`]
-/// fills everything.
+/// `ports` may be missing (Docker's list call does not carry them) and `health` is only a hint
+/// (`None` = not shown); [`ContainerRuntime::inspect`] fills everything.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerInfo {
     pub id: String,
@@ -110,6 +148,10 @@ pub struct ContainerInfo {
     pub ports: Vec<BoundPort>,
     /// Engine error message for a container that failed (e.g. OOM, start error), if any.
     pub error: Option<String>,
+    /// Health check verdict while the container runs; `None` when it has no health check or is
+    /// not running (Docker marks a stopped container "unhealthy" for compatibility only; that
+    /// is not a verdict and is never reported).
+    pub health: Option<ContainerHealth>,
 }
 
 impl ContainerInfo {

@@ -7,9 +7,15 @@
 //! counter starting at [`FIRST_DYNAMIC_PORT`]. One command is understood so that the shared
 //! conformance suite can run unchanged against both runtimes: a container whose command ends in
 //! `-c "exit N"` (e.g. `sh -c 'exit 3'`) exits with code N as soon as it starts.
+//!
+//! Health: a started container with a health check is [`ContainerHealth::Starting`] until test
+//! code calls [`SimulatedRuntime::set_health`]; for the conformance suite, a check whose command
+//! is exactly `true` or `false` (`["CMD", "true"]`, `["CMD-SHELL", "false"]`) reaches its verdict
+//! as soon as the container starts (no intervals or retries are simulated).
 
 use super::{
-    BoundPort, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, RuntimeError,
+    BoundPort, ContainerHealth, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState,
+    RuntimeError,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -99,6 +105,23 @@ impl SimulatedRuntime {
         c.state = ContainerState::Exited;
         c.exit_code = Some(code);
         c.ports.clear();
+        c.health = None;
+        true
+    }
+
+    /// Sets the health verdict of a running container that has a health check, as the engine's
+    /// probe would. Returns false if there is no such container.
+    pub fn set_health(&self, id_or_name: &str, health: ContainerHealth) -> bool {
+        let mut st = self.lock();
+        let SimState { containers, specs, .. } = &mut *st;
+        let Some(c) = find_mut(containers, id_or_name) else {
+            return false;
+        };
+        let checked = specs.get(&c.id).is_some_and(|s| s.health_check.is_some());
+        if c.state != ContainerState::Running || !checked {
+            return false;
+        }
+        c.health = Some(health);
         true
     }
 
@@ -117,6 +140,21 @@ fn scripted_exit(spec: &ContainerSpec) -> Option<i64> {
         }
         _ => None,
     }
+}
+
+/// The health of a container that just started: a `true` / `false` check decides at once.
+fn health_at_start(spec: &ContainerSpec) -> Option<ContainerHealth> {
+    let test = &spec.health_check.as_ref()?.test;
+    let command = match test.as_slice() {
+        [kind, command] if kind == "CMD-SHELL" => command.trim(),
+        [kind, command] if kind == "CMD" => command.as_str(),
+        _ => "",
+    };
+    Some(match command {
+        "true" => ContainerHealth::Healthy,
+        "false" => ContainerHealth::Unhealthy,
+        _ => ContainerHealth::Starting,
+    })
 }
 
 fn find_mut<'a>(
@@ -176,6 +214,7 @@ impl ContainerRuntime for SimulatedRuntime {
             exit_code: None,
             ports: Vec::new(),
             error: None,
+            health: None,
         };
         st.containers.insert(id.clone(), info);
         st.specs.insert(id.clone(), spec.clone());
@@ -198,6 +237,7 @@ impl ContainerRuntime for SimulatedRuntime {
         c.state = ContainerState::Running;
         c.exit_code = None;
         c.ports.clear();
+        c.health = spec.as_ref().and_then(health_at_start);
         if let Some(spec) = &spec {
             for pm in &spec.port_mappings {
                 let host_port = match (spec.network_mode.as_str(), pm.host_port) {
@@ -222,6 +262,7 @@ impl ContainerRuntime for SimulatedRuntime {
             c.state = ContainerState::Exited;
             c.exit_code = Some(code);
             c.ports.clear();
+            c.health = None;
         }
         st.next_port = next_port;
         Ok(())
@@ -244,6 +285,7 @@ impl ContainerRuntime for SimulatedRuntime {
             c.exit_code = Some(if ignores_sigterm.contains(&c.name) { 137 } else { 143 });
             c.state = ContainerState::Exited;
             c.ports.clear();
+            c.health = None;
         }
         Ok(())
     }

@@ -113,7 +113,7 @@ async fn serve(fake: FakeController) -> String {
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(AgentDispatchServer::new(fake))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))),
     );
     format!("http://{addr}")
 }

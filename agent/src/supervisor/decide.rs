@@ -1,6 +1,7 @@
 //! The pure core of a task's state machine: given the desired status, the current phase, the
 //! plan and what the runtime shows, decide the next phase and the next single step. Also builds
-//! the `TaskStatusReport` for a phase. No I/O, no clock.
+//! the `TaskStatusReport` for a phase, with container and task `healthStatus` (the task's from
+//! its essential containers that have a health check, ECS-NOTES §1.4.2). No I/O, no clock.
 
 use super::spec::{DEFAULT_STOP_TIMEOUT, TaskPlan};
 use crate::runtime::{ContainerInfo, ContainerState, LABEL_CONTAINER_NAME, LABEL_STOP_TIMEOUT};
@@ -11,6 +12,11 @@ use std::time::Duration;
 pub const STOP_CODE_ESSENTIAL_EXITED: &str = "EssentialContainerExited";
 pub const STOP_CODE_FAILED_TO_START: &str = "TaskFailedToStart";
 pub const REASON_ESSENTIAL_EXITED: &str = "Essential container in task exited";
+
+/// ECS `healthStatus` values (containers and tasks).
+pub const HEALTHY: &str = "HEALTHY";
+pub const UNHEALTHY: &str = "UNHEALTHY";
+pub const UNKNOWN: &str = "UNKNOWN";
 
 /// What the controller wants for the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,17 +228,49 @@ pub fn last_status(phase: &Phase) -> &'static str {
     }
 }
 
-/// Builds the report for `phase` from what the runtime shows.
+/// ECS task `healthStatus` from the `healthStatus` of its essential containers that have a
+/// health check: any UNHEALTHY ⇒ UNHEALTHY; all HEALTHY ⇒ HEALTHY; otherwise (or when there are
+/// none) UNKNOWN.
+pub fn task_health<'a>(checked_essential: impl IntoIterator<Item = &'a str>) -> &'static str {
+    let mut any = false;
+    let mut all_healthy = true;
+    for h in checked_essential {
+        if h == UNHEALTHY {
+            return UNHEALTHY;
+        }
+        any = true;
+        all_healthy &= h == HEALTHY;
+    }
+    if any && all_healthy { HEALTHY } else { UNKNOWN }
+}
+
+/// Container `healthStatus` for a container with a health check. A running one reports the
+/// engine's verdict; one that is not running keeps its last reported status (as ECS does),
+/// since the engine has no verdict for it.
+fn container_health(info: Option<&ContainerInfo>, last: Option<&str>) -> String {
+    match info {
+        Some(i) if i.state == ContainerState::Running => {
+            i.health.map_or(UNKNOWN, |h| h.ecs_status()).to_string()
+        }
+        _ => last.unwrap_or(UNKNOWN).to_string(),
+    }
+}
+
+/// Builds the report for `phase` from what the runtime shows. `previous` is the last report
+/// published for the task (health of containers that no longer run carries over from it).
 pub fn build_report(
     task_id: &str,
     phase: &Phase,
     plan: Option<&TaskPlan>,
     observed: &[ContainerInfo],
     times: &Times,
+    previous: Option<&TaskStatusReport>,
 ) -> TaskStatusReport {
     let by_name = by_container_name(observed);
     let stopped = matches!(phase, Phase::Stopped { .. });
-    let report_of = |name: &str, info: Option<&ContainerInfo>| ContainerReport {
+    let last_health =
+        |name: &str| previous?.containers.iter().find(|c| c.name == name)?.health_status.as_deref();
+    let report_of = |name: &str, checked: bool, info: Option<&ContainerInfo>| ContainerReport {
         name: name.to_string(),
         runtime_id: info.map(|i| i.id.clone()),
         last_status: match info {
@@ -255,15 +293,32 @@ pub fn build_report(
                     .collect()
             })
             .unwrap_or_default(),
-        health_status: None,
+        health_status: checked.then(|| container_health(info, last_health(name))),
     };
-    let containers = match plan {
-        Some(plan) => plan
-            .containers
-            .iter()
-            .map(|c| report_of(&c.name, by_name.get(c.name.as_str()).copied()))
-            .collect(),
-        None => by_name.iter().map(|(name, info)| report_of(name, Some(info))).collect(),
+    let (containers, health): (Vec<ContainerReport>, &str) = match plan {
+        Some(plan) => {
+            let containers: Vec<ContainerReport> = plan
+                .containers
+                .iter()
+                .map(|c| {
+                    let checked = c.spec.health_check.is_some();
+                    report_of(&c.name, checked, by_name.get(c.name.as_str()).copied())
+                })
+                .collect();
+            let checked_essential = plan
+                .containers
+                .iter()
+                .zip(&containers)
+                .filter(|(c, _)| c.essential)
+                .filter_map(|(_, r)| r.health_status.as_deref());
+            let health = task_health(checked_essential);
+            (containers, health)
+        }
+        // Without the definition nothing is known to have a health check.
+        None => (
+            by_name.iter().map(|(name, info)| report_of(name, false, Some(info))).collect(),
+            UNKNOWN,
+        ),
     };
     let (stop_code, stopped_reason) = match phase {
         Phase::Stopped { stop_code, reason } => (stop_code.clone(), reason.clone()),
@@ -278,5 +333,167 @@ pub fn build_report(
         pull_started_at: times.pull_started_at,
         pull_stopped_at: times.pull_stopped_at,
         execution_stopped_at: times.execution_stopped_at,
+        health_status: Some(health.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{ContainerHealth, ContainerSpec, HealthCheckSpec};
+    use crate::supervisor::spec::PlannedContainer;
+
+    fn check() -> Option<HealthCheckSpec> {
+        Some(HealthCheckSpec {
+            test: vec!["CMD-SHELL".into(), "true".into()],
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            retries: 3,
+            start_period: Duration::ZERO,
+        })
+    }
+
+    /// (name, essential, has a health check)
+    fn plan(containers: &[(&str, bool, bool)]) -> TaskPlan {
+        TaskPlan {
+            task_id: "t".into(),
+            containers: containers
+                .iter()
+                .map(|(name, essential, checked)| PlannedContainer {
+                    name: name.to_string(),
+                    essential: *essential,
+                    spec: ContainerSpec {
+                        name: format!("berth-x-{name}"),
+                        health_check: if *checked { check() } else { None },
+                        ..Default::default()
+                    },
+                })
+                .collect(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn info(name: &str, state: ContainerState, health: Option<ContainerHealth>) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("id-{name}"),
+            name: format!("berth-x-{name}"),
+            image: "img".into(),
+            labels: [(LABEL_CONTAINER_NAME.to_string(), name.to_string())].into_iter().collect(),
+            state,
+            exit_code: (state == ContainerState::Exited).then_some(0),
+            ports: Vec::new(),
+            error: None,
+            health,
+        }
+    }
+
+    fn report(plan: &TaskPlan, observed: &[ContainerInfo]) -> TaskStatusReport {
+        build_report("t", &Phase::Running, Some(plan), observed, &Times::default(), None)
+    }
+
+    fn health_of<'a>(r: &'a TaskStatusReport, name: &str) -> Option<&'a str> {
+        r.containers.iter().find(|c| c.name == name).and_then(|c| c.health_status.as_deref())
+    }
+
+    #[test]
+    fn task_health_is_unhealthy_if_any_healthy_if_all_else_unknown() {
+        assert_eq!(task_health([]), UNKNOWN, "no checked essential container");
+        assert_eq!(task_health([HEALTHY]), HEALTHY);
+        assert_eq!(task_health([HEALTHY, HEALTHY]), HEALTHY);
+        assert_eq!(task_health([HEALTHY, UNKNOWN]), UNKNOWN);
+        assert_eq!(task_health([UNKNOWN, UNKNOWN]), UNKNOWN);
+        assert_eq!(task_health([HEALTHY, UNHEALTHY]), UNHEALTHY);
+        assert_eq!(task_health([UNKNOWN, UNHEALTHY, HEALTHY]), UNHEALTHY);
+    }
+
+    #[test]
+    fn task_health_counts_only_essential_containers_with_a_check() {
+        let p = plan(&[("web", true, true), ("side", false, true), ("log", true, false)]);
+        let r = report(
+            &p,
+            &[
+                info("web", ContainerState::Running, Some(ContainerHealth::Healthy)),
+                info("side", ContainerState::Running, Some(ContainerHealth::Unhealthy)),
+                info("log", ContainerState::Running, None),
+            ],
+        );
+        assert_eq!(health_of(&r, "web"), Some(HEALTHY));
+        assert_eq!(health_of(&r, "side"), Some(UNHEALTHY), "non-essential, reported as is");
+        assert_eq!(health_of(&r, "log"), None, "no health check, no container healthStatus");
+        assert_eq!(r.health_status.as_deref(), Some(HEALTHY), "side and log do not count");
+    }
+
+    #[test]
+    fn unhealthy_essential_container_makes_the_task_unhealthy() {
+        let p = plan(&[("web", true, true), ("api", true, true)]);
+        let r = report(
+            &p,
+            &[
+                info("web", ContainerState::Running, Some(ContainerHealth::Healthy)),
+                info("api", ContainerState::Running, Some(ContainerHealth::Unhealthy)),
+            ],
+        );
+        assert_eq!(health_of(&r, "api"), Some(UNHEALTHY));
+        assert_eq!(r.health_status.as_deref(), Some(UNHEALTHY));
+    }
+
+    #[test]
+    fn starting_check_is_unknown_for_container_and_task() {
+        let p = plan(&[("web", true, true), ("api", true, true)]);
+        let r = report(
+            &p,
+            &[
+                info("web", ContainerState::Running, Some(ContainerHealth::Healthy)),
+                info("api", ContainerState::Running, Some(ContainerHealth::Starting)),
+            ],
+        );
+        assert_eq!(health_of(&r, "api"), Some(UNKNOWN));
+        assert_eq!(r.health_status.as_deref(), Some(UNKNOWN));
+    }
+
+    #[test]
+    fn task_without_checked_essential_containers_stays_unknown() {
+        let p = plan(&[("web", true, false), ("side", false, true)]);
+        let r = report(
+            &p,
+            &[
+                info("web", ContainerState::Running, None),
+                info("side", ContainerState::Running, Some(ContainerHealth::Healthy)),
+            ],
+        );
+        assert_eq!(health_of(&r, "web"), None);
+        assert_eq!(r.health_status.as_deref(), Some(UNKNOWN));
+        let orphan = build_report("t", &Phase::Running, None, &[], &Times::default(), None);
+        assert_eq!(orphan.health_status.as_deref(), Some(UNKNOWN));
+    }
+
+    #[test]
+    fn stopped_container_keeps_its_last_reported_health() {
+        let p = plan(&[("web", true, true)]);
+        let running = [info("web", ContainerState::Running, Some(ContainerHealth::Unhealthy))];
+        let before = report(&p, &running);
+        // Docker says "unhealthy" for every stopped container with a check; that is no verdict,
+        // so a stopped container carries the last one over, or UNKNOWN when there was none.
+        let exited = [info("web", ContainerState::Exited, Some(ContainerHealth::Healthy))];
+        let phase = Phase::Stopped { stop_code: None, reason: None };
+        let times = Times::default();
+        let after = build_report("t", &phase, Some(&p), &exited, &times, Some(&before));
+        assert_eq!(health_of(&after, "web"), Some(UNHEALTHY));
+        assert_eq!(after.health_status.as_deref(), Some(UNHEALTHY));
+        let fresh = build_report("t", &phase, Some(&p), &exited, &times, None);
+        assert_eq!(health_of(&fresh, "web"), Some(UNKNOWN));
+    }
+
+    #[test]
+    fn a_health_change_changes_the_report() {
+        let p = plan(&[("web", true, true)]);
+        let healthy =
+            report(&p, &[info("web", ContainerState::Running, Some(ContainerHealth::Healthy))]);
+        let same =
+            report(&p, &[info("web", ContainerState::Running, Some(ContainerHealth::Healthy))]);
+        let unhealthy =
+            report(&p, &[info("web", ContainerState::Running, Some(ContainerHealth::Unhealthy))]);
+        assert_eq!(healthy, same, "no change, no new report");
+        assert_ne!(healthy, unhealthy, "the report board publishes the change");
     }
 }

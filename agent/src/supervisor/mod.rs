@@ -8,7 +8,8 @@
 //! a reconnect) and streams changes to the session.
 //!
 //! * `spec.rs`   — assignment JSON → container specs (names, labels, resources, ports). Pure.
-//! * `decide.rs` — phase + observed containers → next step; report building. Pure.
+//! * `decide.rs` — phase + observed containers → next step; report building, with container
+//!   and task `healthStatus` from the engine's health checks. Pure.
 //! * `images.rs` — pull behaviours (default / always / once / prefer-cached).
 //!
 //! Adoption needs nothing special: a worker's first decision is made on a snapshot that already

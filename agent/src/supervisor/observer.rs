@@ -6,6 +6,9 @@
 //! [`POLL_INTERVAL`] per agent, whatever the task count, works the same against the simulated
 //! runtime, and can never miss an event across a daemon or agent restart. Workers poke the
 //! observer after each action so that steps do not wait for the next tick.
+//!
+//! A container is inspected again when its listed state changes, or when the list shows a health
+//! verdict different from the inspected one (health changes while the state stays "running").
 
 use crate::runtime::{
     ContainerInfo, ContainerRuntime, ContainerState, LABEL_INSTANCE_ID, LABEL_TASK_ID,
@@ -122,8 +125,15 @@ async fn poll(
     let mut by_task: HashMap<String, Vec<ContainerInfo>> = HashMap::new();
     let mut seen = HashMap::new();
     for c in listed {
+        // The list's health is a hint (`None` = not shown), so only a shown, different verdict
+        // calls for a fresh inspect.
+        let unchanged = |prev: &ContainerInfo| {
+            prev.state == c.state
+                && c.state != ContainerState::Other
+                && (c.health.is_none() || c.health == prev.health)
+        };
         let info = match cache.get(&c.id) {
-            Some(prev) if prev.state == c.state && c.state != ContainerState::Other => prev.clone(),
+            Some(prev) if unchanged(prev) => prev.clone(),
             _ => match runtime.inspect(&c.id).await {
                 Ok(info) => info,
                 // Removed between list and inspect: it is gone.

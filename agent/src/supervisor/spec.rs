@@ -1,14 +1,21 @@
 //! From an assignment (Task + TaskDefinition JSON) to the container specs to create. Pure.
+//! Health checks get ECS's defaults here (ECS-NOTES §1.4.2); their limits were checked when the
+//! definition was registered.
 
 use crate::runtime::{
-    ContainerSpec, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE_ID, LABEL_STOP_TIMEOUT,
-    LABEL_TASK_ID, LABEL_TASK_VERSION, PortMappingSpec,
+    ContainerSpec, HealthCheckSpec, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE_ID,
+    LABEL_STOP_TIMEOUT, LABEL_TASK_ID, LABEL_TASK_VERSION, PortMappingSpec,
 };
-use berth_proto::model::{ContainerDefinition, Task, TaskDefinition};
+use berth_proto::model::{ContainerDefinition, HealthCheck, Task, TaskDefinition};
 use std::time::Duration;
 
 /// ECS default grace period between SIGTERM and SIGKILL (`ECS_CONTAINER_STOP_TIMEOUT`).
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// ECS `healthCheck` defaults: interval, timeout, retries (the start period defaults to none).
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_HEALTH_RETRIES: u32 = 3;
 
 /// The kernel minimum for CPU shares; ECS turns a null, 0 or 1 `cpu` into 2.
 const MIN_CPU_SHARES: i64 = 2;
@@ -76,30 +83,52 @@ pub fn plan_task(
         return Err("task definition has no containers".to_string());
     }
     let awsvpc = def.network_mode() == "awsvpc";
-    let containers = def
-        .container_definitions
-        .iter()
-        .map(|c| PlannedContainer {
+    let mut containers = Vec::with_capacity(def.container_definitions.len());
+    for c in &def.container_definitions {
+        let mut spec =
+            container_spec(task_id, version, def, c, &network_mode, placement, &mut warnings);
+        if awsvpc {
+            spec.port_mappings.iter_mut().for_each(|p| p.host_port = None);
+        }
+        spec.health_check = match &c.health_check {
+            Some(hc) => health_check_spec(hc).map_err(|e| format!("container {}: {e}", c.name))?,
+            None => None,
+        };
+        containers.push(PlannedContainer {
             name: c.name.clone(),
             essential: c.is_essential(),
-            spec: {
-                let mut spec = container_spec(
-                    task_id,
-                    version,
-                    def,
-                    c,
-                    &network_mode,
-                    placement,
-                    &mut warnings,
-                );
-                if awsvpc {
-                    spec.port_mappings.iter_mut().for_each(|p| p.host_port = None);
-                }
-                spec
-            },
-        })
-        .collect();
+            spec,
+        });
+    }
     Ok(TaskPlan { task_id: task_id.to_string(), containers, warnings })
+}
+
+/// ECS `healthCheck` → the engine's check, with ECS defaults. `["NONE"]` means no check.
+pub fn health_check_spec(hc: &HealthCheck) -> Result<Option<HealthCheckSpec>, String> {
+    match hc.command.first().map(String::as_str) {
+        Some("NONE") if hc.command.len() == 1 => return Ok(None),
+        Some("CMD") | Some("CMD-SHELL") if hc.command.len() >= 2 => {}
+        _ => {
+            return Err(format!(
+                "healthCheck.command {:?} is not [\"CMD\", ARG…] or [\"CMD-SHELL\", \"COMMAND\"]",
+                hc.command
+            ));
+        }
+    }
+    let secs = |v: Option<i64>, default: Duration| {
+        v.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64)).unwrap_or(default)
+    };
+    Ok(Some(HealthCheckSpec {
+        test: hc.command.clone(),
+        interval: secs(hc.interval, DEFAULT_HEALTH_INTERVAL),
+        timeout: secs(hc.timeout, DEFAULT_HEALTH_TIMEOUT),
+        retries: hc
+            .retries
+            .and_then(|r| u32::try_from(r).ok())
+            .filter(|r| *r > 0)
+            .unwrap_or(DEFAULT_HEALTH_RETRIES),
+        start_period: secs(hc.start_period, Duration::ZERO),
+    }))
 }
 
 /// `berth-<family>-<rev>-<container>-<first 12 of task id>`.
@@ -188,6 +217,7 @@ fn container_spec(
         user: c.user.clone(),
         working_dir: c.working_directory.clone(),
         stop_timeout: Some(stop_timeout),
+        health_check: None,
     }
 }
 
@@ -249,6 +279,52 @@ mod tests {
         let s = &plan.containers[0].spec;
         assert_eq!(s.network_mode, "bridge");
         assert!(s.port_mappings.iter().all(|p| p.host_port.is_none()));
+    }
+
+    #[test]
+    fn health_check_gets_ecs_defaults_and_none_means_no_check() {
+        let mut d = def();
+        d.container_definitions[0].health_check = Some(HealthCheck {
+            command: vec!["CMD-SHELL".into(), "wget -q -O- localhost".into()],
+            start_period: Some(10),
+            ..Default::default()
+        });
+        let p = Placement { instance_id: "i".into(), cluster: "c".into() };
+        let plan = plan_task("t", 1, &d, &p).expect("plan");
+        let hc = plan.containers[0].spec.health_check.clone().expect("health check");
+        assert_eq!(hc.test, vec!["CMD-SHELL".to_string(), "wget -q -O- localhost".to_string()]);
+        assert_eq!(hc.interval, Duration::from_secs(30));
+        assert_eq!(hc.timeout, Duration::from_secs(5));
+        assert_eq!(hc.retries, 3);
+        assert_eq!(hc.start_period, Duration::from_secs(10));
+
+        let explicit = HealthCheck {
+            command: vec!["CMD".into(), "true".into()],
+            interval: Some(5),
+            timeout: Some(2),
+            retries: Some(1),
+            start_period: None,
+        };
+        let hc = health_check_spec(&explicit).expect("valid").expect("a check");
+        assert_eq!(
+            (hc.interval, hc.timeout, hc.retries, hc.start_period),
+            (Duration::from_secs(5), Duration::from_secs(2), 1, Duration::ZERO)
+        );
+        let none = HealthCheck { command: vec!["NONE".into()], ..Default::default() };
+        assert_eq!(health_check_spec(&none), Ok(None));
+        assert!(
+            plan_task("t", 1, &def(), &p).expect("plan").containers[0].spec.health_check.is_none()
+        );
+    }
+
+    #[test]
+    fn malformed_health_check_command_cannot_be_planned() {
+        let mut d = def();
+        d.container_definitions[0].health_check =
+            Some(HealthCheck { command: vec!["curl".into(), "x".into()], ..Default::default() });
+        let p = Placement { instance_id: "i".into(), cluster: "c".into() };
+        let e = plan_task("t", 1, &d, &p).err().unwrap_or_default();
+        assert!(e.contains("container app: healthCheck.command"), "{e}");
     }
 
     #[test]

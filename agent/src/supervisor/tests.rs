@@ -3,12 +3,12 @@
 use super::*;
 use crate::SystemClock;
 use crate::runtime::{
-    ContainerInfo, ContainerState, DockerRuntime, LABEL_TASK_ID, SimulatedRuntime,
+    ContainerHealth, ContainerInfo, ContainerState, DockerRuntime, LABEL_TASK_ID, SimulatedRuntime,
 };
 use crate::testkit::{
     TEST_IMAGE, docker_with_test_image, remove_instance_containers, unique_id, wait_for,
 };
-use berth_proto::model::{ContainerDefinition, PortMapping, Task, TaskDefinition};
+use berth_proto::model::{ContainerDefinition, HealthCheck, PortMapping, Task, TaskDefinition};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -74,6 +74,29 @@ async fn wait_status(sup: &Supervisor, task: &str, status: &str) -> TaskStatusRe
     .await
 }
 
+/// A CMD-SHELL health check probing every second (below ECS's registration minimum of 5 s, which
+/// the agent does not re-check), unhealthy after one failure.
+fn shell_check(command: &str) -> HealthCheck {
+    HealthCheck {
+        command: vec!["CMD-SHELL".into(), command.into()],
+        interval: Some(1),
+        timeout: Some(2),
+        retries: Some(1),
+        start_period: None,
+    }
+}
+
+fn health_of<'a>(r: &'a TaskStatusReport, container: &str) -> Option<&'a str> {
+    r.containers.iter().find(|c| c.name == container).and_then(|c| c.health_status.as_deref())
+}
+
+async fn wait_health(sup: &Supervisor, task: &str, health: &str) -> TaskStatusReport {
+    wait_for(WAIT, &format!("task {task} {health}"), || async {
+        sup.report(task).filter(|r| r.health_status.as_deref() == Some(health))
+    })
+    .await
+}
+
 fn sim() -> SimulatedRuntime {
     let rt = SimulatedRuntime::new();
     rt.add_cached_image(TEST_IMAGE);
@@ -135,6 +158,49 @@ async fn desired_stopped_stops_and_removes_containers() {
     assert!(r.containers.iter().all(|c| c.exit_code == Some(143)));
     wait_for(WAIT, "containers removed", || async { rt.containers().is_empty().then_some(()) })
         .await;
+}
+
+#[tokio::test]
+async fn container_turning_unhealthy_is_reported_and_the_task_keeps_running() {
+    let rt = sim();
+    let mut sup = supervisor(Arc::new(rt.clone()), "i-health", PullBehavior::PreferCached);
+    let mut def = web_def(); // web: essential; side: not essential, no check
+    def.container_definitions[0].health_check = Some(shell_check("wget -q -O- localhost"));
+    sup.apply(true, &[assignment("t11", 1, "RUNNING", &def)]).await;
+    let r = wait_status(&sup, "t11", "RUNNING").await;
+    assert_eq!(health_of(&r, "web"), Some("UNKNOWN"), "not evaluated yet");
+    assert_eq!(health_of(&r, "side"), None, "no health check");
+    assert_eq!(r.health_status.as_deref(), Some("UNKNOWN"));
+
+    assert!(rt.set_health("berth-web-1-web-t11", ContainerHealth::Healthy));
+    let r = wait_health(&sup, "t11", "HEALTHY").await;
+    assert_eq!(health_of(&r, "web"), Some("HEALTHY"));
+
+    assert!(rt.set_health("berth-web-1-web-t11", ContainerHealth::Unhealthy));
+    let r = wait_health(&sup, "t11", "UNHEALTHY").await;
+    assert_eq!(health_of(&r, "web"), Some("UNHEALTHY"));
+    assert_eq!(health_of(&r, "side"), None);
+    // ECS: a standalone task keeps running when unhealthy; replacing it is the scheduler's call.
+    assert_eq!(r.last_status, "RUNNING");
+    assert!(rt.containers().iter().all(|c| c.state == ContainerState::Running));
+
+    // Stopped, the container keeps its last verdict (the engine has none for it any more).
+    sup.apply(false, &[assignment("t11", 2, "STOPPED", &def)]).await;
+    let r = wait_status(&sup, "t11", "STOPPED").await;
+    assert_eq!(health_of(&r, "web"), Some("UNHEALTHY"));
+}
+
+#[tokio::test]
+async fn unhealthy_non_essential_container_does_not_make_the_task_unhealthy() {
+    let rt = sim();
+    let mut sup = supervisor(Arc::new(rt.clone()), "i-health-side", PullBehavior::PreferCached);
+    let mut def = web_def();
+    def.container_definitions[0].health_check = Some(shell_check("true"));
+    def.container_definitions[1].health_check = Some(shell_check("false"));
+    sup.apply(true, &[assignment("t12", 1, "RUNNING", &def)]).await;
+    let r = wait_health(&sup, "t12", "HEALTHY").await;
+    assert_eq!(health_of(&r, "web"), Some("HEALTHY"));
+    assert_eq!(health_of(&r, "side"), Some("UNHEALTHY"));
 }
 
 #[tokio::test]
@@ -323,6 +389,47 @@ async fn docker_essential_container_exit_3_stops_task_with_exit_code_3() {
     let r = wait_status(&sup, &task, "STOPPED").await;
     assert_eq!(r.stop_code.as_deref(), Some("EssentialContainerExited"));
     assert_eq!(r.containers[0].exit_code, Some(3));
+    drop(sup);
+    case.cleanup().await;
+}
+
+#[tokio::test]
+async fn docker_health_checks_turn_healthy_and_unhealthy() {
+    let Some(case) = DockerCase::new("health").await else {
+        return;
+    };
+    let mut sup = case.supervisor();
+    let checked = |name: &str, essential: bool, command: &str| {
+        let mut c = container(name, &["sleep", "3600"], essential);
+        c.health_check = Some(shell_check(command));
+        c.stop_timeout = Some(1); // `sleep` as PID 1 ignores SIGTERM
+        c
+    };
+    // One task whose essential container passes and whose sidecar fails; one whose essential
+    // container fails.
+    let mixed = unique_task("hmixed");
+    let mixed_def = taskdef(vec![checked("ok", true, "true"), checked("bad", false, "false")]);
+    let failing = unique_task("hfail");
+    let failing_def = taskdef(vec![checked("main", true, "false")]);
+    sup.apply(
+        true,
+        &[
+            assignment(&mixed, 1, "RUNNING", &mixed_def),
+            assignment(&failing, 1, "RUNNING", &failing_def),
+        ],
+    )
+    .await;
+    let r = wait_for(WAIT, "mixed task: ok HEALTHY and bad UNHEALTHY", || async {
+        sup.report(&mixed).filter(|r| {
+            health_of(r, "ok") == Some("HEALTHY") && health_of(r, "bad") == Some("UNHEALTHY")
+        })
+    })
+    .await;
+    assert_eq!(r.last_status, "RUNNING");
+    assert_eq!(r.health_status.as_deref(), Some("HEALTHY"), "only essential containers count");
+    let r = wait_health(&sup, &failing, "UNHEALTHY").await;
+    assert_eq!(health_of(&r, "main"), Some("UNHEALTHY"));
+    assert_eq!(r.last_status, "RUNNING", "an unhealthy standalone task keeps running");
     drop(sup);
     case.cleanup().await;
 }

@@ -1,6 +1,6 @@
 //! One task's worker: a loop that asks the pure core ([`super::decide`]) for the next step,
 //! executes it against the runtime, waits for a snapshot taken after the step, and publishes a
-//! report whenever the report changes.
+//! report whenever the report changes (a health verdict that changes is a changed report).
 //!
 //! Waiting for a snapshot *newer than the step* before deciding again is what prevents duplicate
 //! containers: a decision is never made on a view that predates the last create.
@@ -104,8 +104,14 @@ pub async fn run(
         // The STOPPED report is final: once sent, removal must not rewrite it.
         let report_final = last_report.as_ref().is_some_and(|r| r.last_status == "STOPPED");
         if !silent && !report_final {
-            let r =
-                decide::build_report(&task_id, &phase, plan.as_ref(), snap.task(&task_id), &times);
+            let r = decide::build_report(
+                &task_id,
+                &phase,
+                plan.as_ref(),
+                snap.task(&task_id),
+                &times,
+                last_report.as_ref(),
+            );
             if last_report.as_ref() != Some(&r) {
                 ctx.reports.publish(r.clone());
                 last_report = Some(r);

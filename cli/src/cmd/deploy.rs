@@ -149,10 +149,10 @@ async fn healthy_by_deployment(
     };
     let mut out = BTreeMap::new();
     for listed in super::task::list_tasks(api, req).await? {
-        if listed.task.health_status == "HEALTHY" {
-            if let Some(d) = &listed.task.started_by {
-                *out.entry(d.clone()).or_insert(0) += 1;
-            }
+        if listed.task.health_status == "HEALTHY"
+            && let Some(d) = &listed.task.started_by
+        {
+            *out.entry(d.clone()).or_insert(0) += 1;
         }
     }
     Ok(out)

@@ -6,11 +6,7 @@
 use crate::client::{self, Api};
 use crate::output::{self, Format};
 use berth_proto::model::ContainerInstance;
-use berth_proto::model::{Service, Task};
-use berth_proto::v1::{
-    AttributesRequest, InstanceRef, InstanceStateRequest, ListInstancesRequest,
-    ListServicesRequest, ListTasksRequest,
-};
+use berth_proto::v1::{AttributesRequest, InstanceRef, InstanceStateRequest, ListInstancesRequest};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -29,8 +25,8 @@ pub enum InstanceCmd {
     Drain {
         /// Instance id or ARN.
         id: String,
-        /// Return only when no service task runs on it any more and every affected service runs
-        /// its desired count elsewhere.
+        /// Return only when every service task on it is STOPPED and every affected service has
+        /// its desired count of healthy tasks elsewhere.
         #[arg(long)]
         wait: bool,
         /// Give up waiting after this long, e.g. 300s or 5m.
@@ -175,8 +171,13 @@ pub async fn run(cmd: InstanceCmd, api: &mut Api, out: Format) -> anyhow::Result
     Ok(())
 }
 
-/// Polls until no service task is left on the instance (all STOPPED) and every service that had
-/// tasks there runs its desired count, none PENDING or UNHEALTHY (the replacements are up).
+/// How often `drain --wait` asks for the instance's drain progress.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Polls DescribeContainerInstances until the controller reports the drain complete: every
+/// service task placed on the instance is STOPPED and every affected service has its desired
+/// count of healthy tasks elsewhere (`drainProgress`, computed with the scheduler's own health
+/// rules). Prints a progress line whenever it changes.
 async fn wait_drained(
     api: &mut Api,
     cluster: &str,
@@ -184,53 +185,41 @@ async fn wait_drained(
     timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
-    let instance = berth_proto::model::arn_tail(id).to_string();
-    let mut affected: std::collections::BTreeSet<String> = Default::default();
+    let mut last = String::new();
     loop {
-        let req = ListTasksRequest {
-            cluster: cluster.into(),
-            container_instance: instance.clone(),
-            ..Default::default()
+        let req = InstanceRef { cluster: cluster.into(), container_instance: id.into() };
+        let json = client::object(api.grpc().describe_container_instance(req).await)?;
+        let ci: ContainerInstance = output::parse(&json, "container instance")?;
+        let instance = ci.ec2_instance_id.clone();
+        let Some(p) = ci.drain_progress else {
+            anyhow::bail!("instance {instance} is {} (no longer DRAINING)", ci.status);
         };
-        let on_it: Vec<Task> =
-            output::parse_all(&client::list(api.grpc().list_tasks(req).await)?, "task")?;
-        let service_tasks: Vec<&Task> =
-            on_it.iter().filter(|t| t.service_name().is_some()).collect();
-        affected.extend(service_tasks.iter().filter_map(|t| t.service_name().map(str::to_string)));
-        let services: Vec<Service> = output::parse_all(
-            &client::list(
-                api.grpc().list_services(ListServicesRequest { cluster: cluster.into() }).await,
-            )?,
-            "service",
-        )?;
-        let settled = services
+        let services: Vec<String> = p
+            .services
             .iter()
-            .filter(|s| affected.contains(&s.service_name))
-            .all(|s| s.running_count >= s.desired_count && s.pending_count == 0);
-        let unhealthy = {
-            let req = ListTasksRequest { cluster: cluster.into(), ..Default::default() };
-            let all: Vec<Task> =
-                output::parse_all(&client::list(api.grpc().list_tasks(req).await)?, "task")?;
-            all.iter().any(|t| {
-                t.service_name().is_some_and(|s| affected.contains(s))
-                    && t.health_status == "UNHEALTHY"
+            .map(|s| {
+                format!("{} {}/{} healthy", s.service_name, s.healthy_elsewhere, s.desired_count)
             })
-        };
-        eprintln!(
-            "instance {instance}: {} service tasks left; affected services settled: {}",
-            service_tasks.len(),
-            settled && !unhealthy
+            .collect();
+        let line = format!(
+            "instance {instance}: {} service tasks left; replacements: {}",
+            p.service_tasks_remaining,
+            if services.is_empty() { "none needed".to_string() } else { services.join(", ") }
         );
-        if service_tasks.is_empty() && settled && !unhealthy {
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        if p.complete {
             return Ok(());
         }
         if start.elapsed() > timeout {
             anyhow::bail!(
                 "timed out after {}s draining instance {instance}: {} service tasks still on it",
                 timeout.as_secs(),
-                service_tasks.len()
+                p.service_tasks_remaining
             );
         }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        tokio::time::sleep(DRAIN_POLL).await;
     }
 }

@@ -9,5 +9,6 @@ pub mod instance;
 pub mod operator;
 pub mod placement;
 pub mod service;
+pub mod service_create;
 pub mod task;
 pub mod taskdef;

@@ -5,14 +5,14 @@
 //! Replies are ECS Service objects; `-o json` prints them as sent.
 
 use super::deploy::DeploymentArgs;
+use super::service_create::CreateArgs;
 use super::task::{Listed, list_tasks, render_tasks};
 use crate::client::{self, Api};
 use crate::error::CliError;
 use crate::output::{self, Format};
 use berth_proto::model::{RUNNING, Service, Task};
 use berth_proto::v1::{
-    CreateServiceRequest, DeleteServiceRequest, ListServicesRequest, ListTasksRequest, ServiceRef,
-    UpdateServiceRequest,
+    DeleteServiceRequest, ListServicesRequest, ListTasksRequest, ServiceRef, UpdateServiceRequest,
 };
 use clap::{ArgGroup, Subcommand};
 use std::time::{Duration, Instant};
@@ -24,26 +24,9 @@ const WAIT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Subcommand)]
 pub enum ServiceCmd {
-    /// Create a service that keeps N tasks of a task definition running.
-    Create {
-        name: String,
-        /// FAMILY, FAMILY:REV or an ARN.
-        #[arg(long)]
-        taskdef: String,
-        #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
-        desired_count: i64,
-        /// Placement strategies in order, ECS style: 'spread(attribute:ecs.availability-zone),binpack(memory)'.
-        #[arg(long = "strategy", value_name = "STRATEGIES")]
-        strategy: Vec<String>,
-        /// A placement constraint: 'distinctInstance' or 'memberOf(EXPR)' (repeatable).
-        #[arg(long = "constraint", value_name = "CONSTRAINT")]
-        constraint: Vec<String>,
-        /// Print where each task would be placed and why; create nothing.
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        deployment: DeploymentArgs,
-    },
+    /// Create a service that keeps N tasks of a task definition running (REPLICA), or one on
+    /// every eligible instance (DAEMON); optionally from an ECS CreateService JSON document.
+    Create(CreateArgs),
     /// Change a service's desired count and/or task definition (a new deployment).
     #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["desired_count", "taskdef", "strategy", "constraint", "clear_placement", "force_new_deployment", "min_healthy_percent", "max_percent", "circuit_breaker", "health_check_grace_period"])))]
     Update {
@@ -108,26 +91,16 @@ pub enum ServiceCmd {
 pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<()> {
     let cluster = api.cluster.clone();
     let json = match cmd {
-        ServiceCmd::Create {
-            name,
-            taskdef,
-            desired_count,
-            strategy,
-            constraint,
-            dry_run,
-            deployment,
-        } => {
-            let req = CreateServiceRequest {
-                cluster,
-                service_name: name,
-                task_definition: taskdef,
-                desired_count,
-                placement_strategy: super::placement::strategies(&strategy),
-                placement_constraints: super::placement::constraints(&constraint),
-                dry_run,
-                options_json: String::new(),
-                deployment: deployment.settings(),
-            };
+        ServiceCmd::Create(args) => {
+            let doc = super::service_create::read_document(args.from_json.as_deref())?;
+            for w in doc.iter().flat_map(|d| &d.warnings) {
+                eprintln!("warning: {w}");
+            }
+            let (req, warnings) = super::service_create::request(&args, &cluster, doc)?;
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            let dry_run = req.dry_run;
             let json = client::object(api.grpc().create_service(req).await)?;
             if dry_run {
                 print!(

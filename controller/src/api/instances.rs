@@ -12,7 +12,7 @@ pub fn describe(api: &Api, r: v1::InstanceRef) -> Result<Response<v1::ObjectRepl
     let cluster = cluster_name(api, &r.cluster)?;
     let id = arn_tail(&r.container_instance);
     let st = api.shared.read();
-    let view = st
+    let mut view = st
         .instances
         .get(id)
         .filter(|rec| rec.cluster == cluster)
@@ -24,6 +24,11 @@ pub fn describe(api: &Api, r: v1::InstanceRef) -> Result<Response<v1::ObjectRepl
                 format!("The referenced container instance was not found: {id}."),
             )
         })?;
+    if view.status == "DRAINING" {
+        let now = api.clock.now();
+        view.drain_progress =
+            Some(crate::orchestrator::drain::drain_progress(&st, id, now, &api.health));
+    }
     object(&view, vec![])
 }
 

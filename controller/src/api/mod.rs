@@ -29,11 +29,19 @@ pub struct Api {
     pub(crate) proposer: Proposer,
     pub(crate) shared: SharedState,
     pub(crate) clock: Arc<dyn Clock>,
+    /// How the scheduler counts task health (drain progress uses it).
+    pub(crate) health: crate::orchestrator::health::HealthPolicy,
 }
 
 impl Api {
     pub fn new(proposer: Proposer, shared: SharedState, clock: Arc<dyn Clock>) -> Self {
-        Api { proposer, shared, clock }
+        Api { proposer, shared, clock, health: Default::default() }
+    }
+
+    /// The health policy the orchestrator runs with (default: ECS's).
+    pub fn with_health_policy(mut self, health: crate::orchestrator::health::HealthPolicy) -> Self {
+        self.health = health;
+        self
     }
 
     /// Reads are linearizable (ReadIndex through the leader, then wait until this node applied

@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::store::command::{CreateService, UpdateService};
 use crate::store::{Command, Rejection};
 use berth_proto::model::{
-    DeploymentCircuitBreaker, DeploymentConfiguration, arn_tail, is_valid_name,
+    DeploymentCircuitBreaker, DeploymentConfiguration, SCHEDULING_DAEMON, SCHEDULING_REPLICA,
+    arn_tail, is_valid_name,
 };
 use berth_proto::v1;
 use tonic::Response;
@@ -71,14 +72,51 @@ fn deployment_config(
         }
         c.deployment_circuit_breaker = Some(DeploymentCircuitBreaker { enable, rollback });
     }
-    if let Some(g) = s.health_check_grace_period_seconds {
-        if !(0..=2_147_483_647).contains(&g) {
-            return Err(Error::invalid(format!(
-                "healthCheckGracePeriodSeconds {g} is invalid: it must be between 0 and 2147483647."
-            )));
-        }
+    if let Some(g) = s.health_check_grace_period_seconds
+        && !(0..=2_147_483_647).contains(&g)
+    {
+        return Err(Error::invalid(format!(
+            "healthCheckGracePeriodSeconds {g} is invalid: it must be between 0 and 2147483647."
+        )));
     }
     Ok((c, s.health_check_grace_period_seconds))
+}
+
+/// `schedulingStrategy`: REPLICA (also when empty) or DAEMON.
+fn scheduling_strategy(given: &str) -> Result<&'static str> {
+    match given {
+        "" | SCHEDULING_REPLICA => Ok(SCHEDULING_REPLICA),
+        SCHEDULING_DAEMON => Ok(SCHEDULING_DAEMON),
+        other => Err(Error::invalid(format!(
+            "schedulingStrategy '{other}' is invalid: it must be REPLICA or DAEMON."
+        ))),
+    }
+}
+
+/// ECS's rules for a DAEMON service (ECS-NOTES §3.2, §3.8): no desired count (one task per
+/// eligible instance), no placement strategies, and maximumPercent exactly 100.
+fn check_daemon(
+    desired_count: Option<i64>,
+    strategies: usize,
+    config: &DeploymentConfiguration,
+) -> Result<()> {
+    if desired_count.is_some_and(|n| n != 0) {
+        return Err(Error::invalid(
+            "The daemon scheduling strategy does not support a desired count for services.",
+        ));
+    }
+    if strategies > 0 {
+        return Err(Error::invalid(
+            "The daemon scheduling strategy does not support placement strategies.",
+        ));
+    }
+    if config.maximum_percent != 100 {
+        return Err(Error::invalid(format!(
+            "deploymentConfiguration.maximumPercent {} is invalid for a DAEMON service: it must be 100.",
+            config.maximum_percent
+        )));
+    }
+    Ok(())
 }
 
 fn check_count(n: i64) -> Result<()> {
@@ -96,8 +134,22 @@ pub async fn create(api: &Api, r: v1::CreateServiceRequest) -> Result<Response<v
     check_count(r.desired_count)?;
     let arn = taskdef_arn(api, &r.task_definition)?;
     let placement = placement::from_request(&r.placement_strategy, &r.placement_constraints)?;
-    let (config, grace) =
-        deployment_config(&DeploymentConfiguration::default(), r.deployment.as_ref())?;
+    let strategy = scheduling_strategy(&r.scheduling_strategy)?;
+    let daemon = strategy == SCHEDULING_DAEMON;
+    let base = if daemon {
+        DeploymentConfiguration::daemon_default()
+    } else {
+        DeploymentConfiguration::default()
+    };
+    let (config, grace) = deployment_config(&base, r.deployment.as_ref())?;
+    if daemon {
+        check_daemon(Some(r.desired_count), placement.strategy.len(), &config)?;
+        if r.dry_run {
+            return Err(Error::invalid(
+                "dryRun is not supported for DAEMON services: a daemon runs one task on every eligible instance.",
+            ));
+        }
+    }
     if r.dry_run {
         let def = api.shared.read().resolve_taskdef(&arn)?.clone();
         let group = format!("service:{name}");
@@ -120,6 +172,7 @@ pub async fn create(api: &Api, r: v1::CreateServiceRequest) -> Result<Response<v
             placement,
             deployment_configuration: Some(config),
             health_check_grace_period_seconds: grace,
+            scheduling_strategy: Some(strategy.to_string()),
             now: api.clock.now(),
         }))
         .await?;
@@ -142,15 +195,19 @@ pub async fn update(api: &Api, r: v1::UpdateServiceRequest) -> Result<Response<v
     } else {
         None
     };
-    let current = {
+    let (current, daemon) = {
         let st = api.shared.read();
         let svc = st
             .services
             .get(&crate::store::State::service_key(&cluster, &name))
             .ok_or_else(|| Rejection::service_not_found(&name))?;
-        svc.deployment_configuration.clone()
+        (svc.deployment_configuration.clone(), svc.is_daemon())
     };
     let (config, grace) = deployment_config(&current, r.deployment.as_ref())?;
+    if daemon {
+        let strategies = placement.as_ref().map_or(0, |p| p.strategy.len());
+        check_daemon(r.desired_count, strategies, &config)?;
+    }
     api.proposer
         .propose(&Command::UpdateService(UpdateService {
             cluster: cluster.clone(),

@@ -4,11 +4,15 @@
 //!   (as Raft commands) and assignments down.
 //! * `assign`  — pure: which tasks an instance should know about, and what changed since the
 //!   last message (full set on connect, then changes only; each carries the task's version).
+//! * `heartbeats` — heartbeats received here, written to the store in batches for node liveness
+//!   (`orchestrator/liveness`). A session whose agent the leader declared disconnected closes,
+//!   so the agent registers again and gets its full set (without the tasks it lost).
 //!
 //! A reconnect replaces the previous session of the same instance; only the newest session may
 //! mark the agent disconnected.
 
 mod assign;
+pub mod heartbeats;
 mod session;
 
 pub use session::{valid_attribute_name, valid_attribute_value};
@@ -35,6 +39,8 @@ pub struct Dispatcher {
     /// Instance id → generation of its newest session.
     pub(crate) generations: Arc<Mutex<HashMap<String, u64>>>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Heartbeats not yet written to the store (see `heartbeats`).
+    pub(crate) heartbeats: Arc<heartbeats::HeartbeatBook>,
 }
 
 impl Dispatcher {
@@ -45,7 +51,20 @@ impl Dispatcher {
         applied: watch::Receiver<u64>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Dispatcher { proposer, shared, clock, applied, generations: Arc::default(), shutdown }
+        Dispatcher {
+            proposer,
+            shared,
+            clock,
+            applied,
+            generations: Arc::default(),
+            shutdown,
+            heartbeats: Arc::default(),
+        }
+    }
+
+    /// The heartbeats this dispatcher's sessions record, for its `HeartbeatRecorder`.
+    pub fn heartbeat_book(&self) -> Arc<heartbeats::HeartbeatBook> {
+        self.heartbeats.clone()
     }
 }
 

@@ -116,6 +116,15 @@ impl Session {
         self.tx.send(Ok(v1::ControllerMessage { msg: Some(msg) })).await.is_ok()
     }
 
+    /// True when the store says this session's agent is disconnected although the session is
+    /// open: node liveness saw no heartbeat in time (or recorded them too late).
+    fn declared_disconnected(&self) -> bool {
+        let st = self.d.shared.read();
+        st.instances
+            .get(&self.reg.instance_id)
+            .is_some_and(|r| r.session == self.reg.session && !r.instance.agent_connected)
+    }
+
     fn is_current(&self) -> bool {
         let g = self.d.generations.lock().unwrap_or_else(|e| e.into_inner());
         g.get(&self.reg.instance_id) == Some(&self.generation)
@@ -148,6 +157,10 @@ impl Session {
                 _ = shutdown.changed() => break,
                 changed = applied.changed() => {
                     if changed.is_err() { break; }
+                    if self.declared_disconnected() {
+                        tracing::warn!(instance = %id, "the leader declared this agent disconnected (missed heartbeats); closing the session so it registers again");
+                        break;
+                    }
                     let next = assign::changes(&self.d.shared.read(), &id, &mut sent);
                     if let Some(a) = next {
                         ok = self.send(Out::Assignments(a)).await;
@@ -177,6 +190,11 @@ impl Session {
     async fn handle(&self, m: v1::AgentMessage) -> bool {
         match m.msg {
             Some(Msg::Heartbeat(h)) => {
+                self.d.heartbeats.record(
+                    &self.reg.instance_id,
+                    &self.reg.session,
+                    self.d.clock.now(),
+                );
                 self.send(Out::HeartbeatAck(v1::HeartbeatAck { seq: h.seq })).await
             }
             Some(Msg::TaskStatus(ts)) => {

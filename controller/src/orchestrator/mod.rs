@@ -2,21 +2,30 @@
 //! (`reconciler::decide`, the scheduler), and proposes commands like any client; all progress
 //! lives in the store, so a new leader continues where the old one stopped.
 //!
+//! * `drain`      — an instance's drain progress (pure; read by DescribeContainerInstances).
 //! * `placement`  — state → scheduler views → new Task objects (shared with RunTask).
-//! * `reconciler` — the per-service decision core.
+//! * `reconciler` — the per-service decision core (REPLICA services).
+//! * `daemon`     — the same for DAEMON services: one task per eligible instance.
+//! * `scale_in`   — which surplus tasks to stop (unhealthy, then PENDING, then by strategy).
+//! * `liveness`   — node liveness, its own leader-only loop: missed heartbeats → disconnected →
+//!   tasks lost after `lost_after` (then replaced here like any stopped task).
 //! * this file    — the loop: wakes on state changes (debounced) and on a timer, acts only while
 //!   this controller is the Raft leader.
 
+pub mod daemon;
+pub mod drain;
 pub mod health;
+pub mod liveness;
 pub mod placement;
 pub mod reconciler;
+pub mod scale_in;
 
 use crate::clock::{Clock, new_id};
 use crate::error::Result;
 use crate::propose::Proposer;
-use crate::store::command::{Rollback, ServiceProgress, StopTasks};
+use crate::store::command::{Rollback, ServiceProgress, StopTasks, UpdateService};
 use crate::store::{Command, SharedState, State};
-use berth_proto::model::{RUNNING, Service};
+use berth_proto::model::Service;
 use placement::{Launch, plan_launch};
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,10 +168,14 @@ impl Orchestrator {
             let Some(svc) = st.services.get(&State::service_key(&cluster, &name)) else {
                 return Ok(());
             };
-            let d = reconciler::decide(&st, svc, now, &self.config.health_policy());
+            let d = if svc.is_daemon() {
+                daemon::decide(&st, svc, now, &self.config.health_policy())
+            } else {
+                reconciler::decide(&st, svc, now, &self.config.health_policy())
+            };
             let primary = svc.deployments.iter().find(|d| d.status == "PRIMARY").cloned();
             let victims = if d.stop_surplus > 0 {
-                choose_surplus(
+                scale_in::choose_surplus(
                     &st,
                     &cluster,
                     &name,
@@ -219,6 +232,26 @@ impl Orchestrator {
         {
             events.extend(self.start_tasks(&cluster, &name, p, decision.start, now).await?);
         }
+        if !decision.start_on.is_empty() {
+            events.extend(self.start_daemon_tasks(&cluster, &name, &decision.start_on, now).await?);
+        }
+        if let Some(n) = decision.desired_count {
+            // A daemon's desired count follows its eligible instances: a scale, not a deployment.
+            self.proposer
+                .propose(&Command::UpdateService(UpdateService {
+                    cluster: cluster.clone(),
+                    name: name.clone(),
+                    desired_count: Some(n),
+                    task_definition_arn: None,
+                    placement: None,
+                    force_new_deployment: false,
+                    deployment_configuration: None,
+                    health_check_grace_period_seconds: None,
+                    deployment_id: String::new(),
+                    now,
+                }))
+                .await?;
+        }
         let mut rollouts = match (&primary, decision.complete_primary) {
             (Some(p), true) => vec![(
                 p.id.clone(),
@@ -271,6 +304,36 @@ impl Orchestrator {
             }))
             .await?;
         Ok(())
+    }
+
+    /// Start a DAEMON service's PRIMARY task on each of `instances`; returns the events to record.
+    async fn start_daemon_tasks(
+        &self,
+        cluster: &str,
+        name: &str,
+        instances: &[String],
+        now: berth_proto::model::Timestamp,
+    ) -> Result<Vec<String>> {
+        let tasks = {
+            let st = self.shared.read();
+            let Some(svc) = st.services.get(&State::service_key(cluster, name)) else {
+                return Ok(vec![]);
+            };
+            daemon::new_tasks(&st, svc, instances, now, &mut new_id)
+        };
+        if tasks.is_empty() {
+            return Ok(vec![]);
+        }
+        let applied = self.proposer.propose(&Command::StartTasks { tasks, now }).await?;
+        if applied.ids.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(vec![format!(
+            "{} has started {} tasks: {}.",
+            reconciler::prefix(name),
+            applied.ids.len(),
+            task_list(&applied.ids)
+        )])
     }
 
     /// Place and start `count` tasks of the PRIMARY deployment; returns the events to record.
@@ -336,37 +399,4 @@ pub fn new_deployment_id() -> String {
 
 fn task_list(ids: &[String]) -> String {
     ids.iter().map(|id| format!("(task {id})")).collect::<Vec<_>>().join(" ")
-}
-
-/// Pick surplus tasks of the PRIMARY deployment to stop, by the scheduler's scale-in rules.
-fn choose_surplus(
-    st: &State,
-    cluster: &str,
-    name: &str,
-    primary: Option<&str>,
-    count: usize,
-) -> Vec<String> {
-    let views = placement::instance_views(st, cluster);
-    let candidates: Vec<berth_scheduler::VictimCandidate> = st
-        .service_tasks(cluster, name)
-        .filter(|t| t.desired_status == RUNNING && t.started_by.as_deref() == primary)
-        .map(|t| {
-            let r = st.task_reservation(t);
-            berth_scheduler::VictimCandidate {
-                task_id: t.id().to_string(),
-                cpu: r.cpu,
-                memory: r.memory,
-                instance_id: t.instance_id().unwrap_or_default().to_string(),
-                group: t.group.clone().unwrap_or_default(),
-                started: t.last_status == RUNNING,
-            }
-        })
-        .collect();
-    berth_scheduler::choose_victims(
-        &views,
-        &candidates,
-        count,
-        &berth_scheduler::default_strategies(),
-        0,
-    )
 }

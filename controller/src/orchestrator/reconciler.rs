@@ -14,7 +14,7 @@
 use super::health::{self, HealthPolicy};
 use crate::store::State;
 use crate::store::command::Rollback;
-use berth_proto::model::{PENDING, RUNNING, Service, Task, Timestamp};
+use berth_proto::model::{Deployment, PENDING, RUNNING, Service, Task, Timestamp};
 
 /// Longest delay between launches of a service whose tasks keep failing (ECS: 15 minutes).
 pub const MAX_LAUNCH_DELAY_MILLIS: i64 = 15 * 60 * 1000;
@@ -57,6 +57,10 @@ pub struct ServiceDecision {
     pub fail_primary: Option<String>,
     /// … and rolls back here (a `Rollback::New` has its deployment id filled by the loop).
     pub rollback: Option<Rollback>,
+    /// DAEMON services: instances that get a new PRIMARY task each (see `daemon`).
+    pub start_on: Vec<String>,
+    /// DAEMON services: the desired count (the eligible instances) changed to this.
+    pub desired_count: Option<i64>,
 }
 
 /// The event prefix ECS uses: `(service NAME)`.
@@ -108,27 +112,8 @@ pub fn decide(
     let healthy_total = live.iter().filter(|t| healthy(t)).count();
     let failed = primary.rollout_state.as_deref() == Some("FAILED");
 
-    // Circuit breaker: consecutive failures of the PRIMARY deployment while it rolls out.
-    let breaker = cfg.deployment_circuit_breaker.clone().filter(|b| b.enable);
-    if let Some(b) = &breaker
-        && primary.rollout_state.as_deref() == Some("IN_PROGRESS")
-    {
-        let (failures, _) =
-            state.failures_within(cluster, name, &primary.id, policy.monitor_millis);
-        if failures >= health::breaker_threshold(svc.desired_count) {
-            d.fail_primary = Some(format!(
-                "ECS deployment circuit breaker: {failures} tasks failed to start or stay healthy."
-            ));
-            d.events.push(format!(
-                "{} (deployment {}) deployment failed: tasks failed to start.",
-                prefix(name),
-                primary.id
-            ));
-            if b.rollback {
-                d.rollback = rollback_target(state, svc, primary.id.as_str());
-            }
-            return d;
-        }
+    if let Some(tripped) = tripped_breaker(state, svc, primary, policy) {
+        return tripped;
     }
 
     if new.len() < desired && !failed {
@@ -187,15 +172,7 @@ pub fn decide(
             ));
         }
     }
-    for dep in &svc.deployments {
-        if dep.status != "PRIMARY"
-            && !state
-                .service_tasks(cluster, name)
-                .any(|t| t.started_by.as_deref() == Some(dep.id.as_str()))
-        {
-            d.drained_deployments.push(dep.id.clone());
-        }
-    }
+    d.drained_deployments = drained_deployments(state, svc);
     let steady = old.is_empty()
         && new.len() == desired
         && new.iter().all(|t| healthy(t))
@@ -212,6 +189,55 @@ pub fn decide(
         d.events.push(format!("{} has reached a steady state.", prefix(name)));
     }
     d
+}
+
+/// The circuit breaker (consecutive failures of the PRIMARY deployment while it rolls out): when
+/// it trips, the whole decision — FAILED, its event and the rollback target; no task changes.
+pub fn tripped_breaker(
+    state: &State,
+    svc: &Service,
+    primary: &Deployment,
+    policy: &HealthPolicy,
+) -> Option<ServiceDecision> {
+    let b =
+        svc.deployment_configuration.deployment_circuit_breaker.as_ref().filter(|b| b.enable)?;
+    if primary.rollout_state.as_deref() != Some("IN_PROGRESS") {
+        return None;
+    }
+    let cluster = crate::store::state::cluster_of_arn(&svc.cluster_arn);
+    let name = svc.service_name.as_str();
+    let (failures, _) = state.failures_within(cluster, name, &primary.id, policy.monitor_millis);
+    if failures < health::breaker_threshold(svc.desired_count) {
+        return None;
+    }
+    Some(ServiceDecision {
+        fail_primary: Some(format!(
+            "ECS deployment circuit breaker: {failures} tasks failed to start or stay healthy."
+        )),
+        events: vec![format!(
+            "{} (deployment {}) deployment failed: tasks failed to start.",
+            prefix(name),
+            primary.id
+        )],
+        rollback: if b.rollback { rollback_target(state, svc, primary.id.as_str()) } else { None },
+        ..Default::default()
+    })
+}
+
+/// Older (non-PRIMARY) deployments with no task left, ready to become INACTIVE.
+pub fn drained_deployments(state: &State, svc: &Service) -> Vec<String> {
+    let cluster = crate::store::state::cluster_of_arn(&svc.cluster_arn);
+    let name = svc.service_name.as_str();
+    svc.deployments
+        .iter()
+        .filter(|dep| {
+            dep.status != "PRIMARY"
+                && !state
+                    .service_tasks(cluster, name)
+                    .any(|t| t.started_by.as_deref() == Some(dep.id.as_str()))
+        })
+        .map(|dep| dep.id.clone())
+        .collect()
 }
 
 /// The circuit breaker's rollback target: the newest older deployment that COMPLETED and still
@@ -291,6 +317,7 @@ mod tests {
         apply(
             &mut st,
             Command::CreateService(CreateService {
+                scheduling_strategy: None,
                 placement: Default::default(),
                 deployment_configuration: None,
                 health_check_grace_period_seconds: None,

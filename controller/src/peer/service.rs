@@ -117,7 +117,8 @@ pub async fn serve(
     raft: RaftHandle,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY (see server.rs): small raft messages must not wait for a delayed ACK.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let service = RaftPeerServer::new(PeerService::new(raft))
         .max_decoding_message_size(PEER_MAX_MESSAGE_BYTES)
         .max_encoding_message_size(PEER_MAX_MESSAGE_BYTES);

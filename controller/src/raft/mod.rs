@@ -39,7 +39,7 @@ mod transport;
 #[cfg(test)]
 mod node_tests;
 
-pub use config::RaftConfig;
+pub use config::{DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TICK_MS, RaftConfig};
 pub use handle::RaftHandle;
 pub use log_store::LogStore;
 pub use members::{AddressBook, MemberAddress, MemberChange, MembershipView};

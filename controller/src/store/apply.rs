@@ -50,7 +50,7 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
             Ok(Applied { ids: vec![format!("{family}:{revision}")], ..Default::default() })
         }
         Command::RegisterInstance(r) => register_instance(state, r),
-        Command::SetAgentConnected { instance_id, session, connected, now: _ } => {
+        Command::SetAgentConnected { instance_id, session, connected, now } => {
             let rec = state.instances.get_mut(&instance_id).ok_or_else(|| {
                 Rejection::new(
                     RejectKind::NotFound,
@@ -61,6 +61,7 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
             if rec.session == session && rec.instance.agent_connected != connected {
                 rec.instance.agent_connected = connected;
                 rec.instance.version += 1;
+                rec.disconnected_at = (!connected).then_some(now);
             }
             Ok(Applied { ids: vec![instance_id], ..Default::default() })
         }
@@ -111,6 +112,11 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
                 ..Default::default()
             })
         }
+        Command::RecordHeartbeats { beats } => super::liveness::record_heartbeats(state, beats),
+        Command::MarkAgentDisconnected { instance_id, session, last_heartbeat, now } => {
+            super::liveness::mark_disconnected(state, &instance_id, &session, last_heartbeat, now)
+        }
+        Command::MarkTasksLost(m) => super::liveness::mark_tasks_lost(state, m),
     }
 }
 
@@ -220,6 +226,8 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
     match state.instances.get_mut(&r.instance_id) {
         Some(rec) if rec.cluster == r.cluster => {
             rec.session = r.session;
+            rec.last_heartbeat = r.now;
+            rec.disconnected_at = None;
             let ci = &mut rec.instance;
             ci.attributes = merge_attributes(r.attributes, &rec.put_attributes);
             ci.registered_resources = registered;
@@ -258,6 +266,8 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
                     instance: ci,
                     session: r.session,
                     put_attributes: Default::default(),
+                    last_heartbeat: r.now,
+                    disconnected_at: None,
                 },
             );
         }
@@ -318,6 +328,12 @@ fn create_service(state: &mut State, c: CreateService) -> ApplyResult {
             ),
         ));
     }
+    let daemon = c.scheduling_strategy.as_deref() == Some(model::SCHEDULING_DAEMON);
+    let default_config = if daemon {
+        model::DeploymentConfiguration::daemon_default()
+    } else {
+        model::DeploymentConfiguration::default()
+    };
     let svc = Service {
         service_arn: state.scope.service(&c.cluster, &c.name),
         service_name: c.name.clone(),
@@ -326,10 +342,12 @@ fn create_service(state: &mut State, c: CreateService) -> ApplyResult {
         desired_count: c.desired_count,
         status: "ACTIVE".into(),
         launch_type: "EC2".into(),
-        scheduling_strategy: "REPLICA".into(),
+        scheduling_strategy: c
+            .scheduling_strategy
+            .unwrap_or_else(|| model::SCHEDULING_REPLICA.to_string()),
         placement_strategy: c.placement.strategy,
         placement_constraints: c.placement.constraints,
-        deployment_configuration: c.deployment_configuration.unwrap_or_default(),
+        deployment_configuration: c.deployment_configuration.unwrap_or(default_config),
         health_check_grace_period_seconds: c.health_check_grace_period_seconds,
         deployments: vec![new_deployment(
             &c.deployment_id,
@@ -430,7 +448,8 @@ fn delete_service(
     now: Timestamp,
 ) -> ApplyResult {
     let svc = active_service(state, cluster, name)?;
-    if svc.desired_count > 0 && !force {
+    // ECS: force is only needed for REPLICA services (a daemon's count follows its instances).
+    if svc.desired_count > 0 && !force && !svc.is_daemon() {
         return Err(Rejection::new(
             RejectKind::FailedPrecondition,
             "InvalidParameterException",
@@ -557,7 +576,10 @@ fn report_status(
                 c.last_status = STOPPED.into();
             }
         }
-        task.health_status = task_health(&task.containers);
+        // The agent derives it from the essential containers with a health check, which the
+        // containers alone do not tell; reports without it fall back to the containers.
+        task.health_status =
+            report.health_status.clone().unwrap_or_else(|| task_health(&task.containers));
     }
     if *task != before {
         task.version += 1;

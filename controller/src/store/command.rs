@@ -74,6 +74,44 @@ pub enum Command {
     PurgeStoppedTasks {
         stopped_before: Timestamp,
     },
+    /// Node liveness: heartbeats one controller's agent sessions received since its last batch
+    /// (`dispatcher/heartbeats.rs`). Never connects an agent; only registration does.
+    RecordHeartbeats {
+        beats: Vec<HeartbeatSeen>,
+    },
+    /// Node liveness (`orchestrator/liveness`): no heartbeat within the grace. Applies only while
+    /// `session` is still the instance's session, the agent is still connected and no heartbeat
+    /// newer than `last_heartbeat` has been recorded.
+    MarkAgentDisconnected {
+        instance_id: String,
+        session: String,
+        last_heartbeat: Timestamp,
+        now: Timestamp,
+    },
+    /// Node liveness: the instance stayed disconnected past `lost_after`; its tasks are STOPPED.
+    MarkTasksLost(MarkTasksLost),
+}
+
+/// One agent session's latest heartbeat, as stamped by the controller that received it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatSeen {
+    pub instance_id: String,
+    pub session: String,
+    pub at: Timestamp,
+}
+
+/// Tasks of a lost container instance, marked STOPPED without the agent's word. Applies only while
+/// the instance is still disconnected under `session` (an agent that came back keeps its tasks).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MarkTasksLost {
+    pub instance_id: String,
+    pub session: String,
+    pub task_ids: Vec<String>,
+    pub stop_code: String,
+    pub reason: String,
+    pub now: Timestamp,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -108,6 +146,9 @@ pub struct CreateService {
     pub placement: Placement,
     #[serde(default)]
     pub deployment_configuration: Option<DeploymentConfiguration>,
+    /// REPLICA (when absent) or DAEMON, validated by the proposer.
+    #[serde(default)]
+    pub scheduling_strategy: Option<String>,
     pub now: Timestamp,
 }
 

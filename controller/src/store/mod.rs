@@ -5,6 +5,7 @@
 //! * `state`   — the data (ordered maps), serialized whole for snapshots.
 //! * `query`   — read-side ECS views with derived fields.
 //! * `error`   — `Rejection`, the store's refusal of a command.
+//! * `liveness` — applying heartbeats, disconnections and lost tasks (node liveness).
 //!
 //! `Store` implements `raft::StateMachine`: raft calls `apply` for each committed entry in log
 //! order; readers take the shared `RwLock` for a consistent view. Nothing here touches the network,
@@ -13,6 +14,7 @@
 pub mod apply;
 pub mod command;
 pub mod error;
+mod liveness;
 pub mod query;
 pub mod state;
 

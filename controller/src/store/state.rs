@@ -57,6 +57,14 @@ pub struct InstanceRecord {
     /// re-registration, which replaces only the attributes the agent reports.
     #[serde(default)]
     pub put_attributes: std::collections::BTreeMap<String, Option<String>>,
+    /// When the agent last showed life (registration or heartbeat), as stamped by the controller
+    /// whose session received it. Node liveness (`orchestrator/liveness`) reads it.
+    #[serde(default)]
+    pub last_heartbeat: Timestamp,
+    /// When the agent was marked disconnected (its session ended, or heartbeats stopped); `None`
+    /// while connected. Its tasks are lost `lost_after` later.
+    #[serde(default)]
+    pub disconnected_at: Option<Timestamp>,
 }
 
 impl Default for State {

@@ -202,6 +202,7 @@ fn service_names_are_unique_while_active_and_delete_needs_zero_or_force() {
     let (mut st, arn) = setup();
     let create = |name: &str| {
         Command::CreateService(CreateService {
+            scheduling_strategy: None,
             placement: Default::default(),
             deployment_configuration: None,
             health_check_grace_period_seconds: None,

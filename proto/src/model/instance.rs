@@ -29,6 +29,9 @@ pub struct ContainerInstance {
     pub registered_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Berth extension: set by DescribeContainerInstances while the instance is DRAINING.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_progress: Option<DrainProgress>,
 }
 
 impl ContainerInstance {
@@ -107,3 +110,28 @@ impl Resource {
 
 /// Host ports ECS always reserves on an instance (ECS-NOTES §1.4.1).
 pub const ALWAYS_RESERVED_PORTS: [u16; 6] = [22, 2375, 2376, 51678, 51679, 51680];
+
+/// Berth's drain progress (an extension; ECS has none): DescribeContainerInstances fills it in
+/// for a DRAINING instance so that `instance drain --wait` and a user see the same, honest
+/// picture — the service tasks still on the instance, and whether each affected service has
+/// its desired count of healthy tasks elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainProgress {
+    /// Service tasks placed on this instance that have not reached STOPPED yet.
+    pub service_tasks_remaining: i64,
+    /// Every REPLICA service with a task on this instance (any status), by name.
+    pub services: Vec<DrainService>,
+    /// No service task is left here and every affected service has `desiredCount` healthy
+    /// tasks elsewhere.
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainService {
+    pub service_name: String,
+    pub desired_count: i64,
+    /// RUNNING tasks on other instances that the scheduler counts as healthy.
+    pub healthy_elsewhere: i64,
+}

@@ -23,6 +23,11 @@ pub struct TaskStatusReport {
     pub pull_stopped_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_stopped_at: Option<Timestamp>,
+    /// Task `healthStatus` (HEALTHY / UNHEALTHY / UNKNOWN), derived by the agent from the
+    /// essential containers that have a health check (ECS-NOTES §1.4.2). `None` from agents that
+    /// do not derive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_status: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -39,6 +44,7 @@ pub struct ContainerReport {
     pub reason: Option<String>,
     #[serde(default)]
     pub network_bindings: Vec<NetworkBinding>,
+    /// HEALTHY / UNHEALTHY / UNKNOWN for a container with a health check; `None` without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_status: Option<String>,
 }

@@ -42,7 +42,19 @@ fn ec2() -> String {
     "EC2".into()
 }
 fn replica() -> String {
-    "REPLICA".into()
+    SCHEDULING_REPLICA.into()
+}
+
+/// `schedulingStrategy` REPLICA (the default): keep `desiredCount` tasks running.
+pub const SCHEDULING_REPLICA: &str = "REPLICA";
+/// `schedulingStrategy` DAEMON: one task on every ACTIVE instance that satisfies the service's
+/// constraints (ECS-NOTES §3.8).
+pub const SCHEDULING_DAEMON: &str = "DAEMON";
+
+impl Service {
+    pub fn is_daemon(&self) -> bool {
+        self.scheduling_strategy == SCHEDULING_DAEMON
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +64,18 @@ pub struct DeploymentConfiguration {
     pub minimum_healthy_percent: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_circuit_breaker: Option<DeploymentCircuitBreaker>,
+}
+
+impl DeploymentConfiguration {
+    /// ECS's defaults for a DAEMON service: minimumHealthyPercent 0, maximumPercent 100 (the
+    /// only value ECS allows for a daemon: never two tasks of it on one instance).
+    pub fn daemon_default() -> Self {
+        DeploymentConfiguration {
+            maximum_percent: 100,
+            minimum_healthy_percent: 0,
+            deployment_circuit_breaker: None,
+        }
+    }
 }
 
 impl Default for DeploymentConfiguration {

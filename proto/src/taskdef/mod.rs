@@ -19,9 +19,9 @@
 //! (the store assigns those). This module does no I/O and never panics on user input.
 
 mod containers;
-mod error;
+pub(crate) mod error;
 mod normalize;
-mod parse;
+pub(crate) mod parse;
 mod validate;
 mod warnings;
 

@@ -54,7 +54,7 @@ pub(crate) fn parse_document(
     read_typed(Value::Object(object), warnings)
 }
 
-fn invalid_json(e: &serde_json::Error) -> TaskDefError {
+pub(crate) fn invalid_json(e: &serde_json::Error) -> TaskDefError {
     let full = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();

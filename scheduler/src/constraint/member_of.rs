@@ -2,8 +2,9 @@
 //!
 //! The expression is evaluated by `crate::query` (the one evaluator). A static expression (no
 //! `task:group`, no `runningTasksCount`) gives the same answer for the whole call, so the
-//! pipeline evaluates it once per instance; a dynamic one is re-evaluated per task and may turn
-//! true again as the batch places tasks, so it is not monotone.
+//! indexed pass evaluates it once per instance; a dynamic one reads only the instance's own
+//! tasks, so it is re-evaluated on the instance a task went to (and may turn true again as the
+//! batch places tasks).
 
 use crate::filter::{FailureReason, Filter};
 use crate::query::Expr;
@@ -25,9 +26,6 @@ impl Filter for MemberOf<'_> {
         format!("does not match the memberOf expression {}", self.0)
     }
     fn is_static(&self) -> bool {
-        self.0.is_static()
-    }
-    fn monotone(&self) -> bool {
         self.0.is_static()
     }
 }

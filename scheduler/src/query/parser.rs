@@ -212,17 +212,15 @@ impl Parser<'_> {
     fn argument(&mut self, operator: Operator) -> Result<Vec<(usize, String)>, ParseError> {
         match operator {
             Operator::Exists | Operator::NotExists => return Ok(Vec::new()),
-            Operator::In | Operator::NotIn => {
-                if self.peek(Mode::Value)?.tok == Tok::LBracket {
-                    self.next(Mode::Value)?;
-                    let mut values = vec![self.literal(operator)?];
-                    loop {
-                        let t = self.next(Mode::Value)?;
-                        match t.tok {
-                            Tok::Comma => values.push(self.literal(operator)?),
-                            Tok::RBracket => return Ok(values),
-                            _ => return Err(self.error(&t, "expected ',' or ']' in the list")),
-                        }
+            Operator::In | Operator::NotIn if self.peek(Mode::Value)?.tok == Tok::LBracket => {
+                self.next(Mode::Value)?;
+                let mut values = vec![self.literal(operator)?];
+                loop {
+                    let t = self.next(Mode::Value)?;
+                    match t.tok {
+                        Tok::Comma => values.push(self.literal(operator)?),
+                        Tok::RBracket => return Ok(values),
+                        _ => return Err(self.error(&t, "expected ',' or ']' in the list")),
                     }
                 }
             }

@@ -22,6 +22,12 @@ impl BinpackField {
             BinpackField::Memory => memory,
         }
     }
+
+    /// The placement score of one candidate: what is left of the resource after `task`.
+    /// The one definition, used by [`RankStrategy::score_placement`] and the indexed pass.
+    pub(crate) fn placement_score(self, inst: &InstanceView, task: &TaskRequest) -> i64 {
+        self.remaining(inst).saturating_sub(self.amount(task.cpu, task.memory))
+    }
 }
 
 impl RankStrategy for BinpackField {
@@ -32,8 +38,7 @@ impl RankStrategy for BinpackField {
         candidates: &[usize],
         _: &mut SeededRng,
     ) -> Vec<i64> {
-        let need = self.amount(task.cpu, task.memory);
-        candidates.iter().map(|&i| self.remaining(cluster.get(i)).saturating_sub(need)).collect()
+        candidates.iter().map(|&i| self.placement_score(cluster.get(i), task)).collect()
     }
 
     fn score_victims(

@@ -14,7 +14,7 @@
 
 mod binpack;
 mod random;
-mod spread;
+pub(crate) mod spread;
 
 use std::fmt;
 

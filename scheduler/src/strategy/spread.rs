@@ -10,17 +10,28 @@
 
 use crate::rng::SeededRng;
 use crate::strategy::{RankStrategy, SpreadField, Victim};
-use crate::view::{ClusterState, TaskRequest};
+use crate::view::{ClusterState, InstanceView, TaskRequest};
+
+/// The placement score of a candidate whose instance (`spread(instanceId)`) or attribute value
+/// (`spread(attribute:…)`) holds `load` tasks of the group; `None` (no such attribute) ranks
+/// last. The one definition, used by [`RankStrategy::score_placement`] and the indexed pass.
+pub(crate) fn placement_score(load: Option<i64>) -> i64 {
+    load.unwrap_or(i64::MAX)
+}
+
+/// `spread(instanceId)`'s load of one instance: its tasks of `group`.
+pub(crate) fn instance_load(inst: &InstanceView, group: &str) -> i64 {
+    i64::from(inst.group_count(group))
+}
 
 impl SpreadField {
     /// Tasks of `group` counted against each instance in `indices`; `None` where an instance has
     /// no value for the field.
     fn loads(&self, cluster: &ClusterState, group: &str, indices: &[usize]) -> Vec<Option<i64>> {
         match self {
-            SpreadField::InstanceId => indices
-                .iter()
-                .map(|&i| Some(i64::from(cluster.get(i).group_count(group))))
-                .collect(),
+            SpreadField::InstanceId => {
+                indices.iter().map(|&i| Some(instance_load(cluster.get(i), group))).collect()
+            }
             SpreadField::Attribute(name) => cluster.attribute_loads(name, group, indices),
         }
     }
@@ -35,7 +46,7 @@ impl RankStrategy for SpreadField {
         _: &mut SeededRng,
     ) -> Vec<i64> {
         let loads = self.loads(cluster, &task.group, candidates);
-        loads.into_iter().map(|load| load.unwrap_or(i64::MAX)).collect()
+        loads.into_iter().map(placement_score).collect()
     }
 
     fn score_victims(
@@ -55,7 +66,6 @@ impl RankStrategy for SpreadField {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::InstanceView;
 
     fn inst(id: &str, az: Option<&str>, web: u32) -> InstanceView {
         let mut v = InstanceView {

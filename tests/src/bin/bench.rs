@@ -11,6 +11,9 @@
 //! * `raft`          — 3 `berth-controller` processes against a 3-member etcd
 //!   (`../shared/anchors/etcd-cluster.sh`), both on loopback, same write workload (see
 //!   [`raft`]): write throughput and p99 per client count, then leader-failover time.
+//! * `scheduler`     — `berth_scheduler::place_with` on 1k/10k/100k tasks over 100/1k/10k nodes
+//!   (3 zones, 5 instance types, spread by zone then binpack memory, memberOf m5.*), one core:
+//!   see `berth_tests::bench_scheduler`.
 //!
 //! Later issues add suites (and anchors such as Docker Swarm, run side by side).
 
@@ -516,7 +519,9 @@ async fn raft(args: &[String]) -> Result<()> {
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(suite) = args.first().cloned() else {
-        bail!("usage: bench SUITE [OPTIONS]; suites: list, api-write, service-start, raft");
+        bail!(
+            "usage: bench SUITE [OPTIONS]; suites: list, api-write, service-start, raft, scheduler"
+        );
     };
     match suite.as_str() {
         "list" => {
@@ -529,11 +534,15 @@ async fn main() -> Result<()> {
             println!(
                 "raft           [--clients 1,16,256] [--seconds S] [--trials N] [--skip-etcd]   3 Berth controllers vs 3-member etcd: writes/s, p99, failover"
             );
+            println!(
+                "scheduler      [--runs N]                     placement of 1k/10k/100k tasks on 100/1k/10k nodes, one core"
+            );
             Ok(())
         }
         "api-write" => api_write(&args).await,
         "service-start" => service_start(&args).await,
         "raft" => raft(&args).await,
+        "scheduler" => berth_tests::bench_scheduler::run(&args),
         other => bail!("unknown suite {other:?}; run `bench list`"),
     }
 }

@@ -1,0 +1,57 @@
+//! Command-line flags for the orchestrator's timings, shared by `berth-controller` and
+//! `berth dev` (both flatten [`OrchestratorFlags`] into their own clap structs), so the two
+//! binaries name and default them the same way.
+
+use crate::orchestrator::OrchestratorConfig;
+use clap::Args;
+use std::time::Duration;
+
+/// Service-health timings (ECS defaults).
+#[derive(Debug, Clone, Args)]
+pub struct OrchestratorFlags {
+    /// Seconds a task without health checks must be RUNNING before it counts as healthy (ECS: 40).
+    #[arg(long, default_value_t = 40, value_name = "SECONDS", env = "BERTH_TASK_SETTLE_SECS")]
+    pub task_settle_secs: u64,
+    /// Seconds after reaching RUNNING within which a task that exits or turns unhealthy still
+    /// counts toward the deployment circuit breaker (ECS counts only failures to start).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", env = "BERTH_BREAKER_MONITOR_SECS")]
+    pub breaker_monitor_secs: u64,
+}
+
+impl OrchestratorFlags {
+    /// Writes the flags into `config`.
+    pub fn apply(&self, config: &mut OrchestratorConfig) {
+        config.task_settle = Duration::from_secs(self.task_settle_secs);
+        config.breaker_monitor = Duration::from_secs(self.breaker_monitor_secs);
+    }
+}
+
+/// Node liveness timings (SwarmKit's 5 s × 3 heartbeat grace; see `orchestrator/liveness`).
+#[derive(Debug, Clone, Args)]
+pub struct LivenessFlags {
+    /// Seconds between an agent's heartbeats (agents beat every 5 s; must not be longer).
+    #[arg(
+        long,
+        default_value_t = 5,
+        value_name = "SECONDS",
+        env = "BERTH_HEARTBEAT_INTERVAL_SECS"
+    )]
+    pub heartbeat_interval_secs: u64,
+    /// Seconds without a heartbeat before an agent is marked disconnected (at least twice the
+    /// interval; a closed session disconnects at once).
+    #[arg(long, default_value_t = 15, value_name = "SECONDS", env = "BERTH_HEARTBEAT_GRACE_SECS")]
+    pub heartbeat_grace_secs: u64,
+    /// Seconds an agent stays disconnected before its tasks are lost: marked STOPPED and
+    /// replaced elsewhere.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", env = "BERTH_LOST_AFTER_SECS")]
+    pub lost_after_secs: u64,
+}
+
+impl LivenessFlags {
+    /// Writes the flags into `config` (checked later by `ControllerConfig::validate`).
+    pub fn apply(&self, config: &mut crate::orchestrator::liveness::LivenessConfig) {
+        config.heartbeat_interval = Duration::from_secs(self.heartbeat_interval_secs);
+        config.heartbeat_grace = Duration::from_secs(self.heartbeat_grace_secs);
+        config.lost_after = Duration::from_secs(self.lost_after_secs);
+    }
+}
