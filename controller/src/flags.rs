@@ -29,7 +29,7 @@ impl OrchestratorFlags {
 /// Node liveness timings (SwarmKit's 5 s × 3 heartbeat grace; see `orchestrator/liveness`).
 #[derive(Debug, Clone, Args)]
 pub struct LivenessFlags {
-    /// Seconds between an agent's heartbeats (agents beat every 5 s; must not be longer).
+    /// Seconds between an agent's heartbeats (announced to every agent when it registers).
     #[arg(
         long,
         default_value_t = 5,

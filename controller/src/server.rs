@@ -213,7 +213,8 @@ impl Controller {
             clock.clone(),
             raft.applied(),
             shutdown_rx.clone(),
-        );
+        )
+        .with_heartbeat_interval(config.liveness.heartbeat_interval);
         let recorder = HeartbeatRecorder::new(
             proposer.clone(),
             dispatcher.heartbeat_book(),
@@ -221,7 +222,8 @@ impl Controller {
         );
         // TCP_NODELAY: tonic's own nodelay setting does not apply to `serve_with_incoming`, and
         // without it Nagle holds a reply's trailers until the client's delayed ACK (~40 ms).
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut stop = shutdown_rx.clone();
         let max = berth_proto::MAX_MESSAGE_BYTES;
         let server = tokio::spawn(async move {

@@ -246,6 +246,15 @@ async fn lost_agent_tasks_are_replaced_and_a_silent_agent_is_disconnected() {
         replacements.iter().all(|(id, inst)| inst == A && !on_b.contains(id)),
         "{replacements:?}"
     );
+    let stopped_event = format!(
+        "(service web) has stopped 2 running tasks: (task {}) (task {}).",
+        on_b[0], on_b[1]
+    );
+    wait_for("the service event", || {
+        let st = c.shared.read();
+        st.services["default/web"].events.iter().any(|e| e.message == stopped_event).then_some(())
+    })
+    .await;
 
     // B comes back: its full set no longer holds the lost tasks; the service stays at two.
     let back_at = Instant::now();

@@ -84,8 +84,10 @@ fn primary(svc: &Value) -> Value {
 }
 
 fn wait_completed(dev: &Dev, service: &str, taskdef_suffix: &str, timeout: Duration) -> Value {
-    wait_until(
-        &format!("service {service}: PRIMARY deployment on {taskdef_suffix} COMPLETED"),
+    wait_service(
+        dev,
+        service,
+        &format!("PRIMARY deployment on {taskdef_suffix} COMPLETED"),
         timeout,
         || {
             let svc = dev.json(&["service", "describe", service]);
@@ -95,6 +97,79 @@ fn wait_completed(dev: &Dev, service: &str, taskdef_suffix: &str, timeout: Durat
             .then_some(svc)
         },
     )
+}
+
+/// [`wait_until`] that, on timeout, prints the service and its stopped tasks first (the panic
+/// alone would not say why the condition never held).
+fn wait_service<T>(
+    dev: &Dev,
+    service: &str,
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if std::time::Instant::now() >= deadline {
+            let svc = dev.json(&["service", "describe", service]);
+            let stopped =
+                dev.json(&["task", "list", "--service", service, "--desired-status", "STOPPED"]);
+            let brief: Vec<String> = stopped
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    format!(
+                        "{} {} stopCode={} reason={} startedAt={} stoppedAt={}",
+                        task_id(t),
+                        t["taskDefinitionArn"]
+                            .as_str()
+                            .unwrap_or("")
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or(""),
+                        t["stopCode"],
+                        t["stoppedReason"],
+                        t["startedAt"],
+                        t["stoppedAt"]
+                    )
+                })
+                .collect();
+            panic!(
+                "timed out after {timeout:?} waiting for: {what}\nservice: {svc:#}\nstopped tasks:\n{}",
+                brief.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The deployment `id` is listed as FAILED, or (once drained and delisted after the rollback)
+/// the service recorded its failure event.
+fn breaker_tripped(svc: &Value, id: &str) -> bool {
+    let listed_failed = svc["deployments"]
+        .as_array()
+        .is_some_and(|d| d.iter().any(|d| d["id"] == id && d["rolloutState"] == "FAILED"));
+    let event =
+        events(svc).iter().any(|m| m.contains(&format!("(deployment {id}) deployment failed")));
+    listed_failed || event
+}
+
+/// How many STOPPED tasks of `service` ran `taskdef_suffix` and stopped with `stop_code`.
+fn stopped_of(dev: &Dev, service: &str, taskdef_suffix: &str, stop_code: &str) -> usize {
+    let stopped = dev.json(&["task", "list", "--service", service, "--desired-status", "STOPPED"]);
+    stopped
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| {
+            t["taskDefinitionArn"].as_str().is_some_and(|a| a.ends_with(taskdef_suffix))
+                && t["stopCode"] == stop_code
+        })
+        .count()
 }
 
 fn instance_id(dev: &Dev) -> String {
@@ -166,20 +241,23 @@ fn rolling_update_stays_within_min_healthy_and_max_percent() {
     let svc = dev.json(&["service", "update", "roll", "--taskdef", "roll:2"]);
     assert!(primary(&svc)["taskDefinition"].as_str().unwrap().ends_with("roll:2"), "{svc}");
     wait_completed(&dev, "roll", "roll:2", Duration::from_secs(180));
-    let final_tasks = wait_until("4 new tasks RUNNING and no old one", Duration::from_secs(60), || {
-        let t = tasks(&dev, "roll");
-        let running: Vec<&Value> = t.iter().filter(|t| t["lastStatus"] == "RUNNING").collect();
-        (running.len() == 4
-            && t.len() == 4
-            && running.iter().all(|t| {
-                t["taskDefinitionArn"].as_str().is_some_and(|a| a.ends_with("roll:2"))
-                    && !old.contains(&task_id(t))
-            }))
-        .then_some(t)
-    });
+    let final_tasks =
+        wait_until("4 new tasks RUNNING and no old one", Duration::from_secs(60), || {
+            let t = tasks(&dev, "roll");
+            let running: Vec<&Value> = t.iter().filter(|t| t["lastStatus"] == "RUNNING").collect();
+            (running.len() == 4
+                && t.len() == 4
+                && running.iter().all(|t| {
+                    t["taskDefinitionArn"].as_str().is_some_and(|a| a.ends_with("roll:2"))
+                        && !old.contains(&task_id(t))
+                }))
+            .then_some(t)
+        });
     done.store(true, Ordering::SeqCst);
     let (min_healthy, max_running, samples) = sampler.join().unwrap();
-    println!("rolling update: samples={samples} min_healthy={min_healthy} max_running={max_running}");
+    println!(
+        "rolling update: samples={samples} min_healthy={min_healthy} max_running={max_running}"
+    );
     assert!(samples >= 5, "too few samples ({samples})");
     assert!(min_healthy >= 2, "fewer than 50% of 4 healthy during the rollout: {min_healthy}");
     assert!(max_running <= 8, "more than 200% of 4 containers running: {max_running}");
@@ -273,33 +351,33 @@ fn circuit_breaker_rolls_back_and_never_stops_the_old_healthy_tasks() {
     let bad = primary(&svc)["id"].as_str().unwrap().to_string();
     // The breaker trips (threshold clamp(ceil(0.5 × 2), 3, 200) = 3 failed tasks) and the
     // service rolls back to brk:1.
-    let svc = wait_until("the bad deployment FAILED", Duration::from_secs(180), || {
-        let svc = dev.json(&["service", "describe", "brk"]);
-        let failed = svc["deployments"]
-            .as_array()?
-            .iter()
-            .any(|d| d["id"] == bad.as_str() && d["rolloutState"] == "FAILED");
-        // The old tasks are checked on every poll: never stopped, never asked to stop.
-        for id in &old {
-            let t = dev.json(&["task", "describe", id]);
-            assert_eq!(t["desiredStatus"], "RUNNING", "old healthy task {id} was stopped: {t}");
-        }
-        failed.then_some(svc)
-    });
-    let failed = svc["deployments"]
+    let svc =
+        wait_service(&dev, "brk", "the bad deployment FAILED", Duration::from_secs(180), || {
+            let svc = dev.json(&["service", "describe", "brk"]);
+            // The old tasks are checked on every poll: never stopped, never asked to stop.
+            for id in &old {
+                let t = dev.json(&["task", "describe", id]);
+                assert_eq!(t["desiredStatus"], "RUNNING", "old healthy task {id} was stopped: {t}");
+            }
+            breaker_tripped(&svc, &bad).then_some(svc)
+        });
+    // While it is still listed, the failed deployment says why (once drained it goes INACTIVE
+    // and leaves the list, as in ECS; the event stays).
+    if let Some(failed) = svc["deployments"]
         .as_array()
         .and_then(|d| d.iter().find(|d| d["id"] == bad.as_str()).cloned())
-        .unwrap_or(Value::Null);
-    assert!(failed["failedTasks"].as_i64().unwrap_or(0) >= 3, "{failed}");
-    let reason = failed["rolloutStateReason"].as_str().unwrap_or("");
-    assert!(reason.contains("circuit breaker"), "{reason}");
+    {
+        assert_eq!(failed["rolloutState"], "FAILED", "{failed}");
+        assert!(failed["failedTasks"].as_i64().unwrap_or(0) >= 3, "{failed}");
+        let reason = failed["rolloutStateReason"].as_str().unwrap_or("");
+        assert!(reason.contains("circuit breaker"), "{reason}");
+    }
+    let crashed = stopped_of(&dev, "brk", "brk:2", "EssentialContainerExited");
+    assert!(crashed >= 3, "the breaker trips after 3 failed tasks, saw {crashed}");
     let svc = wait_completed(&dev, "brk", "brk:1", Duration::from_secs(60));
     assert!(svc["taskDefinition"].as_str().unwrap().ends_with("brk:1"), "{svc}");
-    let now: BTreeSet<String> = tasks(&dev, "brk")
-        .iter()
-        .filter(|t| t["lastStatus"] == "RUNNING")
-        .map(task_id)
-        .collect();
+    let now: BTreeSet<String> =
+        tasks(&dev, "brk").iter().filter(|t| t["lastStatus"] == "RUNNING").map(task_id).collect();
     assert_eq!(now, old, "the rollback kept the two old tasks");
     assert!(
         events(&svc).iter().any(|m| m.contains("rolling back") || m.contains("rolled back")),
@@ -349,13 +427,9 @@ fn failing_health_checks_replace_tasks_and_trip_the_breaker() {
     let svc = dev.json(&["service", "update", "hc", "--taskdef", "hc:2"]);
     let sick = primary(&svc)["id"].as_str().unwrap().to_string();
     // The new tasks turn UNHEALTHY and are replaced; the breaker counts them and trips.
-    wait_until("the unhealthy deployment FAILED", Duration::from_secs(240), || {
+    wait_service(&dev, "hc", "the unhealthy deployment FAILED", Duration::from_secs(240), || {
         let svc = dev.json(&["service", "describe", "hc"]);
-        svc["deployments"]
-            .as_array()?
-            .iter()
-            .any(|d| d["id"] == sick.as_str() && d["rolloutState"] == "FAILED")
-            .then_some(())
+        breaker_tripped(&svc, &sick).then_some(())
     });
     let stopped = dev.json(&["task", "list", "--service", "hc", "--desired-status", "STOPPED"]);
     let unhealthy: Vec<&Value> = stopped
@@ -370,11 +444,8 @@ fn failing_health_checks_replace_tasks_and_trip_the_breaker() {
         assert_eq!(t["healthStatus"], "UNHEALTHY", "{t}");
     }
     wait_completed(&dev, "hc", "hc:1", Duration::from_secs(60));
-    let now: BTreeSet<String> = tasks(&dev, "hc")
-        .iter()
-        .filter(|t| t["lastStatus"] == "RUNNING")
-        .map(task_id)
-        .collect();
+    let now: BTreeSet<String> =
+        tasks(&dev, "hc").iter().filter(|t| t["lastStatus"] == "RUNNING").map(task_id).collect();
     assert_eq!(now, old, "rolled back onto the old healthy tasks");
     dev.json(&["service", "delete", "hc", "--force"]);
     dev.stop();

@@ -123,6 +123,19 @@ fn lost_agent_tasks_move_and_its_replaced_containers_stop_when_it_returns() {
         ok.then_some(t)
     });
     assert!(moved.iter().all(|t| !on_b.contains(&task_id(t))));
+    let mut lost_ids = on_b.clone();
+    lost_ids.sort();
+    let list: Vec<String> = lost_ids.iter().map(|id| format!("(task {id})")).collect();
+    let event = format!(
+        "(service lostweb) has stopped {} running tasks: {}.",
+        lost_ids.len(),
+        list.join(" ")
+    );
+    let events = dev.json(&["service", "events", "lostweb"]);
+    assert!(
+        events.as_array().into_iter().flatten().any(|e| e["message"] == event.as_str()),
+        "no {event:?} in {events}"
+    );
     // B is gone, not its containers: they still run until B is back to stop them.
     assert_eq!(running_containers("berth.instance-id", &b), b_containers);
 

@@ -164,6 +164,19 @@ pub async fn run_session(
             Event::Inbound(Err(status)) => return Err(controller_err(endpoint, &status)),
             Event::Inbound(Ok(None)) => return Ok(SessionEnd { registered }),
             Event::Inbound(Ok(Some(m))) => {
+                if let Some(controller_message::Msg::Registered(r)) = &m.msg {
+                    let wanted = Duration::from_millis(r.heartbeat_interval_ms);
+                    if !wanted.is_zero() && wanted != heartbeat.period() {
+                        // The controller judges liveness by its own interval: beat at that one.
+                        tracing::info!(
+                            interval_ms = r.heartbeat_interval_ms,
+                            "heartbeat interval set by the controller"
+                        );
+                        heartbeat =
+                            tokio::time::interval_at(tokio::time::Instant::now() + wanted, wanted);
+                        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    }
+                }
                 handle_inbound(cfg, runtime, clock, state, m, &mut registered).await?
             }
             Event::Report(r) => report_message(&r).into_iter().collect(),

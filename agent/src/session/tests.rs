@@ -23,6 +23,8 @@ struct FakeController {
     received: Arc<Mutex<Vec<agent_message::Msg>>>,
     assignments: Arc<Mutex<Vec<pb::Assignment>>>,
     sessions: Arc<Mutex<Vec<SessionTx>>>,
+    /// The heartbeat interval announced in `Registered` (0: none).
+    heartbeat_ms: u64,
 }
 
 impl FakeController {
@@ -87,6 +89,7 @@ impl AgentDispatch for FakeController {
                         instance_id: id,
                         instance_arn: "arn:i".into(),
                         cluster: reg.cluster,
+                        heartbeat_interval_ms: me.heartbeat_ms,
                     };
                     let tasks = me.assignments.lock().map(|a| a.clone()).unwrap_or_default();
                     for m in [
@@ -113,7 +116,9 @@ async fn serve(fake: FakeController) -> String {
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(AgentDispatchServer::new(fake))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))),
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            ),
     );
     format!("http://{addr}")
 }
@@ -220,4 +225,35 @@ async fn agent_registers_persists_id_runs_assignment_and_resends_reports_after_r
     let r = tokio::time::timeout(WAIT, run).await;
     assert!(matches!(r, Ok(Ok(Ok(())))), "{r:?}");
     assert!(rt.containers().iter().all(|c| c.state == crate::runtime::ContainerState::Running));
+}
+
+#[tokio::test]
+async fn agent_beats_at_the_interval_the_controller_announces() {
+    let fake = FakeController { heartbeat_ms: 50, ..Default::default() };
+    let endpoint = serve(fake.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = AgentConfig {
+        endpoints: vec![endpoint],
+        data_dir: dir.path().to_path_buf(),
+        // Its own interval would give no heartbeat at all within the wait below.
+        heartbeat_interval: Duration::from_secs(600),
+        poll_interval: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let agent = Agent::with_runtime(cfg, Arc::new(SimulatedRuntime::new())).expect("agent");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(agent.run(async {
+        let _ = stop_rx.await;
+    }));
+    wait_for(WAIT, "three heartbeats at the announced 50 ms", || async {
+        let beats = fake
+            .received()
+            .iter()
+            .filter(|m| matches!(m, agent_message::Msg::Heartbeat(_)))
+            .count();
+        (beats >= 3).then_some(())
+    })
+    .await;
+    let _ = stop_tx.send(());
+    let _ = run.await;
 }

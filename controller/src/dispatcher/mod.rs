@@ -41,6 +41,8 @@ pub struct Dispatcher {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Heartbeats not yet written to the store (see `heartbeats`).
     pub(crate) heartbeats: Arc<heartbeats::HeartbeatBook>,
+    /// Told to every agent at registration: how often it must send a heartbeat.
+    pub(crate) heartbeat_interval: std::time::Duration,
 }
 
 impl Dispatcher {
@@ -59,7 +61,15 @@ impl Dispatcher {
             generations: Arc::default(),
             shutdown,
             heartbeats: Arc::default(),
+            heartbeat_interval: crate::orchestrator::liveness::LivenessConfig::default()
+                .heartbeat_interval,
         }
+    }
+
+    /// The heartbeat interval agents are told to keep (`--heartbeat-interval-secs`).
+    pub fn with_heartbeat_interval(mut self, interval: std::time::Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
     }
 
     /// The heartbeats this dispatcher's sessions record, for its `HeartbeatRecorder`.

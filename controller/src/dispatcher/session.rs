@@ -136,6 +136,7 @@ impl Session {
             instance_id: id.clone(),
             instance_arn: self.d.shared.read().scope.container_instance(&self.reg.cluster, &id),
             cluster: self.reg.cluster.clone(),
+            heartbeat_interval_ms: self.d.heartbeat_interval.as_millis() as u64,
         });
         // Messages from the agent arrive through a channel, so the loop below selects only on
         // cancel-safe futures.

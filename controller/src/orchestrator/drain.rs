@@ -44,6 +44,91 @@ pub fn drain_progress(
             .count() as i64;
     }
     let services: Vec<DrainService> = services.into_values().collect();
-    let complete = remaining == 0 && services.iter().all(|s| s.healthy_elsewhere >= s.desired_count);
+    let complete =
+        remaining == 0 && services.iter().all(|s| s.healthy_elsewhere >= s.desired_count);
     DrainProgress { service_tasks_remaining: remaining as i64, services, complete }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orchestrator::testkit::*;
+    use berth_proto::model::STOPPED;
+
+    const SETTLE: HealthPolicy = HealthPolicy { settle_millis: 3_000, monitor_millis: 60_000 };
+
+    /// Instances a (draining) and b, service web (desired 2) with its 2 tasks on a.
+    fn setup() -> (State, Vec<String>) {
+        let mut st = State::default();
+        register_taskdef(&mut st, "web");
+        register_instance(&mut st, "a");
+        register_instance(&mut st, "b");
+        create_service(&mut st, "web", "web", 2, "d1");
+        let on_a = add_tasks(&mut st, "web", "d1", "web:1", "a", 2, RUNNING, Timestamp(10));
+        st.instances.get_mut("a").unwrap().instance.status = "DRAINING".into();
+        (st, on_a)
+    }
+
+    #[test]
+    fn not_complete_while_service_tasks_remain_on_the_instance() {
+        let (st, _) = setup();
+        let p = drain_progress(&st, "a", Timestamp(100_000), &SETTLE);
+        assert_eq!(p.service_tasks_remaining, 2);
+        assert_eq!(
+            p.services,
+            vec![DrainService {
+                service_name: "web".into(),
+                desired_count: 2,
+                healthy_elsewhere: 0
+            }]
+        );
+        assert!(!p.complete);
+    }
+
+    #[test]
+    fn complete_only_once_the_replacements_are_healthy() {
+        let (mut st, on_a) = setup();
+        for id in &on_a {
+            let t = st.tasks.get_mut(id).unwrap();
+            t.desired_status = STOPPED.into();
+            t.last_status = STOPPED.into();
+        }
+        add_tasks(&mut st, "web", "d1", "web:1", "b", 2, RUNNING, Timestamp(20_000));
+        // Replacements RUNNING for 2 s of a 3 s settle time: not healthy yet.
+        let p = drain_progress(&st, "a", Timestamp(22_000), &SETTLE);
+        assert_eq!((p.service_tasks_remaining, p.services[0].healthy_elsewhere), (0, 0));
+        assert!(!p.complete);
+        // At 3 s they count; the drain is complete.
+        let p = drain_progress(&st, "a", Timestamp(23_000), &SETTLE);
+        assert_eq!(p.services[0].healthy_elsewhere, 2);
+        assert!(p.complete);
+    }
+
+    #[test]
+    fn a_stopping_task_still_counts_as_remaining_and_standalone_tasks_do_not() {
+        let (mut st, on_a) = setup();
+        // Asked to stop but its container has not exited yet.
+        st.tasks.get_mut(&on_a[0]).unwrap().desired_status = STOPPED.into();
+        let p = drain_progress(&st, "a", Timestamp(100_000), &SETTLE);
+        assert_eq!(p.service_tasks_remaining, 2);
+        let mut st = State::default();
+        register_taskdef(&mut st, "web");
+        register_instance(&mut st, "a");
+        let def = st.resolve_taskdef("web").unwrap().clone();
+        let launch = crate::orchestrator::placement::Launch {
+            cluster: "default",
+            def: &def,
+            count: 1,
+            group: "family:web".into(),
+            started_by: None,
+        };
+        let t = crate::orchestrator::placement::new_task(&st, &launch, "a", "t1", Timestamp(3));
+        crate::store::apply::apply(
+            &mut st,
+            crate::store::Command::StartTasks { tasks: vec![t], now: Timestamp(3) },
+        )
+        .unwrap();
+        let p = drain_progress(&st, "a", Timestamp(100_000), &SETTLE);
+        assert_eq!((p.service_tasks_remaining, p.services.len(), p.complete), (0, 0, true));
+    }
 }

@@ -18,6 +18,8 @@ pub mod health;
 pub mod liveness;
 pub mod placement;
 pub mod reconciler;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod scale_in;
 
 use crate::clock::{Clock, new_id};

@@ -4,7 +4,8 @@
 //! Per container instance (not INACTIVE):
 //! * connected, and no heartbeat for `heartbeat_grace` → [`Command::MarkAgentDisconnected`];
 //! * disconnected for `lost_after` (since `disconnected_at`, or since its last heartbeat when
-//!   that is unknown) with tasks not yet STOPPED → [`Command::MarkTasksLost`] for those tasks.
+//!   that is unknown) with tasks not yet STOPPED → [`Command::MarkTasksLost`] for those tasks;
+//!   once applied, [`service_events`] records ECS's "has stopped N running tasks" per service.
 //!
 //! Nothing at all is decided until `heartbeat_grace` has passed since `leader_since`: the store's
 //! heartbeats stood still while there was no leader, and agents of a dead leader need time to
@@ -12,7 +13,7 @@
 //! moves every node to "unknown" on a leadership change and gives each a fresh grace period).
 
 use crate::store::Command;
-use crate::store::command::MarkTasksLost;
+use crate::store::command::{MarkTasksLost, ServiceProgress};
 use crate::store::state::State;
 use berth_proto::model::Timestamp;
 use std::collections::BTreeMap;
@@ -92,6 +93,45 @@ pub fn decide(
         }));
     }
     out
+}
+
+/// ECS's "tasks stopped" service event (ECS-NOTES §3.7) for the lost tasks `task_ids`, one
+/// `ServiceProgress` per service, in service order; standalone tasks get none.
+pub fn service_events(
+    state: &State,
+    task_ids: &[String],
+    now: Timestamp,
+    new_id: &mut impl FnMut() -> String,
+) -> Vec<Command> {
+    let mut by_service: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
+    for t in task_ids.iter().filter_map(|id| state.tasks.get(id)) {
+        if let Some(name) = t.service_name() {
+            let cluster = crate::store::state::cluster_of_arn(&t.cluster_arn).to_string();
+            by_service.entry((cluster, name.to_string())).or_default().push(t.id());
+        }
+    }
+    by_service
+        .into_iter()
+        .map(|((cluster, name), ids)| {
+            let list: Vec<String> = ids.iter().map(|id| format!("(task {id})")).collect();
+            let message = format!(
+                "{} has stopped {} running tasks: {}.",
+                super::super::reconciler::prefix(&name),
+                ids.len(),
+                list.join(" ")
+            );
+            Command::ServiceProgress(ServiceProgress {
+                cluster,
+                name,
+                events: vec![(new_id(), message)],
+                rollouts: vec![],
+                drained_deployments: vec![],
+                deactivate: false,
+                rollback: None,
+                now,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -264,6 +304,33 @@ mod tests {
         // A heartbeat of the old session no longer counts for B.
         heartbeat(&mut st, B, "sb", at(90));
         assert_eq!(st.instances[B].last_heartbeat, at(79));
+    }
+
+    #[test]
+    fn lost_service_tasks_get_ecs_stopped_event_per_service() {
+        let mut st = two_instances();
+        for (id, group) in [("t1", Some("service:web")), ("t2", None), ("t3", Some("service:web"))]
+        {
+            if let Some(t) = st.tasks.get_mut(id) {
+                t.group = group.map(str::to_string);
+                t.cluster_arn = st.scope.cluster("default");
+            }
+        }
+        let ids: Vec<String> = ["t1", "t2", "t3"].map(String::from).to_vec();
+        let mut n = 0;
+        let events = service_events(&st, &ids, at(75), &mut || {
+            n += 1;
+            format!("e{n}")
+        });
+        let [Command::ServiceProgress(p)] = events.as_slice() else { panic!("{events:?}") };
+        assert_eq!((p.cluster.as_str(), p.name.as_str(), p.now), ("default", "web", at(75)));
+        assert_eq!(
+            p.events,
+            vec![(
+                "e1".to_string(),
+                "(service web) has stopped 2 running tasks: (task t1) (task t3).".to_string()
+            )]
+        );
     }
 
     #[test]

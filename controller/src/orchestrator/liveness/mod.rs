@@ -31,7 +31,7 @@ use tokio::sync::watch;
 /// periods without one; the tasks of a disconnected agent are lost a minute later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LivenessConfig {
-    /// How often agents heartbeat (the agent's own `heartbeat_interval` must not be longer).
+    /// How often agents heartbeat: announced to each agent in `Registered`, which then beats at it.
     /// Dispatchers write received heartbeats to the store twice per interval.
     pub heartbeat_interval: Duration,
     /// No heartbeat for this long (or at once when the session closes) → disconnected.
@@ -198,6 +198,15 @@ impl LivenessMonitor {
                         tasks = ?applied.ids,
                         "container instance lost: its tasks are marked STOPPED"
                     );
+                    let events = decide::service_events(
+                        &self.shared.read(),
+                        &applied.ids,
+                        now,
+                        &mut crate::clock::new_id,
+                    );
+                    for event in events {
+                        self.proposer.propose(&event).await?;
+                    }
                 }
                 _ => {}
             }
