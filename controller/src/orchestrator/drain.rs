@@ -57,6 +57,10 @@ mod tests {
 
     const SETTLE: HealthPolicy = HealthPolicy { settle_millis: 3_000, monitor_millis: 60_000 };
 
+    fn slot(instance: &str) -> Slot<'_> {
+        Slot { service: "web", deployment: "d1", taskdef: "web:1", instance }
+    }
+
     /// Instances a (draining) and b, service web (desired 2) with its 2 tasks on a.
     fn setup() -> (State, Vec<String>) {
         let mut st = State::default();
@@ -64,7 +68,7 @@ mod tests {
         register_instance(&mut st, "a");
         register_instance(&mut st, "b");
         create_service(&mut st, "web", "web", 2, "d1");
-        let on_a = add_tasks(&mut st, "web", "d1", "web:1", "a", 2, RUNNING, Timestamp(10));
+        let on_a = add_tasks(&mut st, &slot("a"), 2, RUNNING, Timestamp(10));
         st.instances.get_mut("a").unwrap().instance.status = "DRAINING".into();
         (st, on_a)
     }
@@ -93,7 +97,7 @@ mod tests {
             t.desired_status = STOPPED.into();
             t.last_status = STOPPED.into();
         }
-        add_tasks(&mut st, "web", "d1", "web:1", "b", 2, RUNNING, Timestamp(20_000));
+        add_tasks(&mut st, &slot("b"), 2, RUNNING, Timestamp(20_000));
         // Replacements RUNNING for 2 s of a 3 s settle time: not healthy yet.
         let p = drain_progress(&st, "a", Timestamp(22_000), &SETTLE);
         assert_eq!((p.service_tasks_remaining, p.services[0].healthy_elsewhere), (0, 0));

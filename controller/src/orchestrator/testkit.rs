@@ -69,19 +69,24 @@ pub fn create_service(st: &mut State, name: &str, taskdef: &str, desired: i64, d
     .unwrap();
 }
 
-/// `n` tasks of `service`'s `deployment` on `instance`, with last status `status` (RUNNING ones
-/// started at `started_at`). Returns their ids.
+/// Where test tasks go: `service`'s `deployment` of `taskdef` (FAMILY[:REV]) on `instance`.
+pub struct Slot<'a> {
+    pub service: &'a str,
+    pub deployment: &'a str,
+    pub taskdef: &'a str,
+    pub instance: &'a str,
+}
+
+/// `n` tasks in `slot` with last status `status` (RUNNING ones started at `started_at`).
+/// Returns their ids.
 pub fn add_tasks(
     st: &mut State,
-    service: &str,
-    deployment: &str,
-    taskdef: &str,
-    instance: &str,
+    slot: &Slot,
     n: usize,
     status: &str,
     started_at: Timestamp,
 ) -> Vec<String> {
-    let def = st.resolve_taskdef(taskdef).unwrap().clone();
+    let def = st.resolve_taskdef(slot.taskdef).unwrap().clone();
     let base = st.tasks.len();
     let mut tasks = vec![];
     for i in 0..n {
@@ -89,11 +94,11 @@ pub fn add_tasks(
             cluster: "default",
             def: &def,
             count: 1,
-            group: format!("service:{service}"),
-            started_by: Some(deployment.into()),
+            group: format!("service:{}", slot.service),
+            started_by: Some(slot.deployment.into()),
         };
         let id = format!("{:032x}", base + i + 1);
-        let mut t = super::placement::new_task(st, &launch, instance, &id, Timestamp(3));
+        let mut t = super::placement::new_task(st, &launch, slot.instance, &id, Timestamp(3));
         t.last_status = status.into();
         if status == RUNNING {
             t.started_at = Some(started_at);
