@@ -9,7 +9,7 @@
 //!
 //! On drop the process is killed and every container labelled with its instance id is removed.
 
-use crate::{docker_containers_with_label, workspace_root};
+use crate::docker_containers_with_label;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -17,28 +17,7 @@ use std::sync::OnceLock;
 /// The `berth-agent` binary, built from the current sources once per test process.
 pub fn agent_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let release = std::env::var("BERTH_TEST_RELEASE").is_ok_and(|v| v == "1");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(workspace_root()).args([
-            "build",
-            "-q",
-            "-p",
-            "berth-agent",
-            "--bin",
-            "berth-agent",
-        ]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build for berth-agent");
-        assert!(status.success(), "cargo build -p berth-agent failed");
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target"))
-            .join(if release { "release" } else { "debug" })
-            .join("berth-agent")
-    })
+    BIN.get_or_init(|| crate::build_bin("berth-agent", "berth-agent", crate::test_release()))
 }
 
 /// One `berth-agent` process.

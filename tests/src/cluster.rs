@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{free_port, workspace_root};
+use crate::free_port;
 
 /// Time a stopped member gets between SIGTERM and exit (it transfers leadership and
 /// snapshots first) before the harness calls it hung.
@@ -38,33 +38,12 @@ const POLL: Duration = Duration::from_millis(50);
 /// when `BERTH_TEST_RELEASE=1`).
 pub fn controller_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        build_controller(std::env::var("BERTH_TEST_RELEASE").is_ok_and(|v| v == "1"))
-    })
+    BIN.get_or_init(|| build_controller(crate::test_release()))
 }
 
 /// Builds `berth-controller` (`cargo build -q -p berth-controller`) and returns its path.
 pub fn build_controller(release: bool) -> PathBuf {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(workspace_root()).args([
-        "build",
-        "-q",
-        "-p",
-        "berth-controller",
-        "--bin",
-        "berth-controller",
-    ]);
-    if release {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("running cargo build for berth-controller");
-    assert!(status.success(), "cargo build -p berth-controller failed");
-    // Same rule as `crate::berth_bin` (whose helper is private to lib.rs).
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-        .join(if release { "release" } else { "debug" })
-        .join("berth-controller")
+    crate::build_bin("berth-controller", "berth-controller", release)
 }
 
 /// One member: its addresses, data dir and (while running) its process.

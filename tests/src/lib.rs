@@ -45,27 +45,45 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// Whether tests use release binaries (`BERTH_TEST_RELEASE=1`).
+pub fn test_release() -> bool {
+    std::env::var("BERTH_TEST_RELEASE").is_ok_and(|v| v == "1")
+}
+
+/// Builds binary `bin` of workspace package `package` (`cargo build -q`, `--release` when
+/// `release`) and returns its path under the target dir.
+pub fn build_bin(package: &str, bin: &str, release: bool) -> PathBuf {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root()).args(["build", "-q", "-p", package, "--bin", bin]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().unwrap_or_else(|e| panic!("running cargo build for {bin}: {e}"));
+    assert!(status.success(), "cargo build -p {package} --bin {bin} failed");
+    target_dir().join(if release { "release" } else { "debug" }).join(bin)
+}
+
 /// The `berth` binary, built from the current sources once per test process.
 pub fn berth_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let release = std::env::var("BERTH_TEST_RELEASE").is_ok_and(|v| v == "1");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(workspace_root()).args([
-            "build",
-            "-q",
-            "-p",
-            "berth-cli",
-            "--bin",
-            "berth",
-        ]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build for the berth binary");
-        assert!(status.success(), "cargo build -p berth-cli failed");
-        target_dir().join(if release { "release" } else { "debug" }).join("berth")
-    })
+    BIN.get_or_init(|| build_bin("berth-cli", "berth", test_release()))
+}
+
+/// Seconds since the Unix epoch, as the `-o json` timestamps are written.
+pub fn epoch_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The instance id (last ARN segment) a task JSON object is placed on.
+pub fn instance_of(task: &Value) -> String {
+    task["containerInstanceArn"]
+        .as_str()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// True when a Docker daemon answers `docker info`.

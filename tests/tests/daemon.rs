@@ -5,16 +5,7 @@
 
 use berth_tests::agent::AgentProcess;
 use berth_tests::*;
-use serde_json::Value;
 use std::time::{Duration, Instant};
-
-fn instance_of(task: &Value) -> String {
-    task["containerInstanceArn"]
-        .as_str()
-        .and_then(|a| a.rsplit('/').next())
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// The service's RUNNING tasks, by instance id.
 fn running_on(dev: &Dev, service: &str) -> Vec<(String, String)> {

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const SETTLE_SECS: f64 = 3.0;
 
@@ -51,10 +51,6 @@ fn register_crashing(dev: &Dev, dir: &Path, family: &str) -> Value {
 
 fn tasks(dev: &Dev, service: &str) -> Vec<Value> {
     dev.json(&["task", "list", "--service", service]).as_array().cloned().unwrap_or_default()
-}
-
-fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// RUNNING, still wanted, and RUNNING for at least the settle time (what the controller counts
@@ -212,7 +208,7 @@ fn rolling_update_stays_within_min_healthy_and_max_percent() {
     wait_completed(&dev, "roll", "roll:1", Duration::from_secs(120));
     wait_until("4 healthy tasks of roll:1", Duration::from_secs(60), || {
         let t = tasks(&dev, "roll");
-        (healthy(&t, now_secs()) == 4).then_some(())
+        (healthy(&t, epoch_secs()) == 4).then_some(())
     });
     let old: BTreeSet<String> = tasks(&dev, "roll").iter().map(task_id).collect();
     assert_eq!(old.len(), 4);
@@ -227,7 +223,7 @@ fn rolling_update_stays_within_min_healthy_and_max_percent() {
             let (mut min_healthy, mut max_running, mut samples) = (usize::MAX, 0, 0);
             while !done.load(Ordering::SeqCst) {
                 if let Ok(list) = berth_json(&endpoint, &["task", "list", "--service", "roll"]) {
-                    let now = now_secs();
+                    let now = epoch_secs();
                     let list = list.as_array().cloned().unwrap_or_default();
                     min_healthy = min_healthy.min(healthy(&list, now));
                     samples += 1;

@@ -7,25 +7,13 @@
 use berth_tests::agent::AgentProcess;
 use berth_tests::*;
 use serde_json::Value;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const SETTLE_SECS: f64 = 3.0;
 
 const TASKDEF: &str = r#"{"family": "drainweb", "containerDefinitions": [
   {"name": "web", "image": "berth/httpd:1", "memory": 32, "essential": true,
    "portMappings": [{"containerPort": 8080, "hostPort": 0}]}]}"#;
-
-fn epoch_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
-fn instance_of(task: &Value) -> String {
-    task["containerInstanceArn"]
-        .as_str()
-        .and_then(|a| a.rsplit('/').next())
-        .unwrap_or_default()
-        .to_string()
-}
 
 fn all_tasks(dev: &Dev) -> Vec<Value> {
     let mut t = dev

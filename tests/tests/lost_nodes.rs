@@ -10,7 +10,7 @@ use berth_tests::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The lost timeout given to the controller (`--lost-after-secs`).
 const LOST_AFTER_SECS: i64 = 3;
@@ -18,18 +18,6 @@ const LOST_AFTER_SECS: i64 = 3;
 const TASKDEF: &str = r#"{"family": "lostweb", "containerDefinitions": [
   {"name": "web", "image": "berth/httpd:1", "memory": 32, "essential": true,
    "portMappings": [{"containerPort": 8080, "hostPort": 0}]}]}"#;
-
-fn epoch_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
-fn instance_of(task: &Value) -> String {
-    task["containerInstanceArn"]
-        .as_str()
-        .and_then(|a| a.rsplit('/').next())
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// The service's tasks with desired status RUNNING (ECS ListTasks' default).
 fn live_tasks(dev: &Dev) -> Vec<Value> {

@@ -266,70 +266,21 @@ mod tests {
     use super::*;
     use crate::store::Command;
     use crate::store::apply::apply;
+    use crate::orchestrator::testkit::{create_service, register_instance, register_taskdef};
     use crate::store::command::*;
     use berth_proto::model::*;
 
     /// No settle time: a RUNNING task without health checks is healthy at once.
     const POLICY: HealthPolicy = HealthPolicy { settle_millis: 0, monitor_millis: 60_000 };
 
-    fn def(family: &str) -> TaskDefinition {
-        TaskDefinition {
-            family: family.into(),
-            container_definitions: vec![ContainerDefinition {
-                name: "c".into(),
-                image: "i".into(),
-                cpu: Some(1),
-                memory: Some(1),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
-    }
-
     /// A state with one big instance, a service of `desired` on web:1 whose tasks are RUNNING,
     /// and web:2 registered.
     fn setup(desired: i64, running: usize) -> State {
         let mut st = State::default();
-        for f in ["web", "web"] {
-            apply(
-                &mut st,
-                Command::RegisterTaskDefinition { definition: def(f), now: Timestamp(1) },
-            )
-            .unwrap();
-        }
-        apply(
-            &mut st,
-            Command::RegisterInstance(RegisterInstance {
-                session: "s1".into(),
-                cluster: "default".into(),
-                instance_id: "i1".into(),
-                attributes: vec![],
-                cpu: 100_000,
-                memory: 100_000,
-                reserved_ports: vec![],
-                version_info: VersionInfo::default(),
-                hostname: None,
-                now: Timestamp(1),
-            }),
-        )
-        .unwrap();
-        let arn1 = st.resolve_taskdef("web:1").unwrap().task_definition_arn.clone().unwrap();
-        apply(
-            &mut st,
-            Command::CreateService(CreateService {
-                scheduling_strategy: None,
-                placement: Default::default(),
-                deployment_configuration: None,
-                health_check_grace_period_seconds: None,
-                cluster: "default".into(),
-                name: "web".into(),
-                task_definition_arn: arn1,
-                desired_count: desired,
-                deployment_id: "d1".into(),
-                now: Timestamp(2),
-            }),
-        )
-        .unwrap();
+        register_taskdef(&mut st, "web");
+        register_taskdef(&mut st, "web");
+        register_instance(&mut st, "i1");
+        create_service(&mut st, "web", "web:1", desired, "d1");
         add_tasks(&mut st, "d1", "web:1", running, RUNNING);
         st
     }
