@@ -17,15 +17,30 @@ pub(super) type ProposalReply = oneshot::Sender<Result<(Vec<u8>, u64), RaftError
 pub(super) type IndexReply = oneshot::Sender<Result<u64, RaftError>>;
 
 pub(super) enum Input {
-    Propose { command: Vec<u8>, reply: ProposalReply },
-    ChangeMembership { change: MemberChange, reply: IndexReply },
-    ReadIndex { reply: IndexReply },
-    TransferLeader { reply: oneshot::Sender<Option<u64>> },
-    ReportSnapshot { to: u64, ok: bool },
+    Propose {
+        command: Vec<u8>,
+        reply: ProposalReply,
+    },
+    ChangeMembership {
+        change: MemberChange,
+        reply: IndexReply,
+    },
+    ReadIndex {
+        reply: IndexReply,
+    },
+    TransferLeader {
+        reply: oneshot::Sender<Option<u64>>,
+    },
+    ReportSnapshot {
+        to: u64,
+        ok: bool,
+    },
     Unreachable(u64),
     Step(Box<Message>),
     Tick,
     Shutdown(oneshot::Sender<()>),
+    /// A deferred snapshot finished encoding (see `node_snapshot.rs`).
+    SnapshotEncoded(super::node_snapshot::EncodedSnapshot),
 }
 
 /// Client side of a [`RaftNode`](super::RaftNode); cheap to clone.

@@ -34,12 +34,14 @@ mod log_store;
 mod members;
 mod node;
 mod node_membership;
+mod node_snapshot;
 mod transport;
 
 #[cfg(test)]
 mod node_tests;
 
 pub use config::{DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TICK_MS, RaftConfig};
+
 pub use handle::RaftHandle;
 pub use log_store::LogStore;
 pub use members::{AddressBook, MemberAddress, MemberChange, MembershipView};
@@ -55,8 +57,21 @@ pub trait StateMachine: Send + 'static {
     fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8>;
     /// Serialize the whole state (as of the last applied index).
     fn snapshot(&self) -> Vec<u8>;
+    /// The periodic snapshot: by default [`SnapshotData::Ready`] with [`Self::snapshot`]. A
+    /// large state machine returns [`SnapshotData::Deferred`]: a cheap capture of the state now
+    /// and a job that encodes it off the Ready loop, so heartbeats and appends keep flowing
+    /// while it runs (a stalled leader would otherwise be voted out).
+    fn snapshot_data(&self) -> SnapshotData {
+        SnapshotData::Ready(self.snapshot())
+    }
     /// Replace the whole state with a snapshot's data.
     fn restore(&mut self, data: &[u8]);
+}
+
+/// A periodic snapshot's data, encoded now or by a job on a blocking thread.
+pub enum SnapshotData {
+    Ready(Vec<u8>),
+    Deferred(Box<dyn FnOnce() -> Vec<u8> + Send>),
 }
 
 /// Role of this node in the Raft group.

@@ -8,7 +8,8 @@
 //! 4. only then send `persisted_messages` (votes, append acks);
 //! 5. answer read-index waiters; apply committed entries in order, answering proposers;
 //!    `advance`; repeat for the `LightReady`; `advance_apply`;
-//! 6. snapshot the state machine every `snapshot_threshold` applied entries and compact.
+//! 6. snapshot the state machine every `snapshot_threshold` applied entries and compact
+//!    (encoding off the loop when the state machine defers it: `node_snapshot.rs`).
 //!
 //! A proposal is answered only from step 5, i.e. after its entry is committed, durable on a
 //! quorum (including here) and applied. Membership changes, reads and leadership transfer are
@@ -60,7 +61,7 @@ pub struct RaftNode<S: StateMachine> {
     transport: Arc<dyn RaftTransport>,
     inputs: mpsc::Receiver<Input>,
     /// For the ticker: does not keep the channel open on its own.
-    weak_inputs: mpsc::WeakSender<Input>,
+    pub(super) weak_inputs: mpsc::WeakSender<Input>,
     role_tx: watch::Sender<RoleState>,
     applied_tx: watch::Sender<u64>,
     members_tx: watch::Sender<MembershipView>,
@@ -77,6 +78,10 @@ pub struct RaftNode<S: StateMachine> {
     /// Address book as of `applied`.
     pub(super) book: AddressBook,
     pub(super) applied: u64,
+    /// A deferred snapshot is being encoded off the loop; at most one at a time.
+    pub(super) snapshot_in_flight: bool,
+    /// A deferred snapshot that finished encoding, to be stored after the next Ready.
+    pub(super) encoded_snapshot: Option<super::node_snapshot::EncodedSnapshot>,
     pub(super) ticks: u64,
     snapshots_installed: Arc<AtomicU64>,
     last_term: u64,
@@ -163,6 +168,8 @@ impl<S: StateMachine> RaftNode<S> {
             conf_state,
             book,
             applied,
+            snapshot_in_flight: false,
+            encoded_snapshot: None,
             ticks: 0,
             snapshots_installed,
             last_term: role.term,
@@ -249,11 +256,16 @@ impl<S: StateMachine> RaftNode<S> {
             }
             self.start_read_round();
             self.on_ready()?;
-            if self.raw.store().take_snapshot_request()
-                || self.applied
+            if self.raw.store().take_snapshot_request() {
+                self.take_snapshot()?;
+            } else if !self.snapshot_in_flight
+                && self.applied
                     >= self.raw.store().snapshot_index() + self.config.snapshot_threshold
             {
-                self.take_snapshot()?;
+                self.start_periodic_snapshot()?;
+            }
+            if let Some(encoded) = self.encoded_snapshot.take() {
+                self.store_encoded_snapshot(encoded)?;
             }
             self.publish();
             if !self.stop_waiters.is_empty() {
@@ -289,6 +301,10 @@ impl<S: StateMachine> RaftNode<S> {
             }
             Input::Unreachable(to) => self.raw.report_unreachable(to),
             Input::Shutdown(done) => self.stop_waiters.push(done),
+            Input::SnapshotEncoded(encoded) => {
+                self.snapshot_in_flight = false;
+                self.encoded_snapshot = Some(encoded);
+            }
         }
     }
 
