@@ -49,7 +49,7 @@ pub fn list(api: &Api, r: v1::ListTaskDefinitionsRequest) -> Result<Response<v1:
         .families
         .iter()
         .filter(|(name, _)| r.family.is_empty() || **name == r.family)
-        .flat_map(|(_, f)| f.revisions.values())
+        .flat_map(|(_, f)| f.revisions.values().map(|d| &**d))
         .filter(|d| status == "ALL" || d.status.as_deref() == Some(status.as_str()))
         .cloned()
         .collect();

@@ -38,6 +38,7 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
                 .families
                 .get_mut(&family)
                 .and_then(|f| f.revisions.get_mut(&revision))
+                .map(std::sync::Arc::make_mut)
                 .ok_or_else(|| {
                     Rejection::client(format!(
                         "The specified task definition {family}:{revision} does not exist."
@@ -206,7 +207,7 @@ fn register_taskdef(
     let id = def.family_revision();
     // The entry was created above; get_mut cannot miss.
     if let Some(f) = state.families.get_mut(&def.family) {
-        f.revisions.insert(rev, def);
+        f.revisions.insert(rev, std::sync::Arc::new(def));
     }
     Ok(Applied { ids: vec![id], ..Default::default() })
 }

@@ -237,7 +237,11 @@ impl State {
                 let rev: u32 = rev.parse().map_err(|_| {
                     Rejection::client(format!("Invalid revision '{rev}' in task definition '{reference}': expected a positive integer."))
                 })?;
-                self.families.get(family).and_then(|f| f.revisions.get(&rev)).ok_or_else(not_found)
+                self.families
+                    .get(family)
+                    .and_then(|f| f.revisions.get(&rev))
+                    .map(|d| &**d)
+                    .ok_or_else(not_found)
             }
             None => self
                 .families
@@ -245,6 +249,7 @@ impl State {
                 .and_then(|f| {
                     f.revisions.values().rev().find(|d| d.status.as_deref() == Some("ACTIVE"))
                 })
+                .map(|d| &**d)
                 .ok_or_else(not_found),
         }
     }

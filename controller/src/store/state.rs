@@ -40,7 +40,9 @@ pub struct ClusterRecord {
 pub struct Family {
     /// Revision numbers are never reused, even after deregistration.
     pub last_revision: u32,
-    pub revisions: BTreeMap<u32, TaskDefinition>,
+    /// Shared, so that cloning the state (each periodic snapshot captures a clone, see
+    /// `raft/node_snapshot.rs`) copies a pointer per revision instead of the definition.
+    pub revisions: BTreeMap<u32, std::sync::Arc<TaskDefinition>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -106,7 +108,7 @@ impl State {
         let tail = arn.rsplit('/').next()?;
         let (family, rev) = tail.rsplit_once(':')?;
         let rev: u32 = rev.parse().ok()?;
-        self.families.get(family)?.revisions.get(&rev)
+        self.families.get(family)?.revisions.get(&rev).map(|d| &**d)
     }
 
     pub fn cluster_is_active(&self, name: &str) -> bool {
