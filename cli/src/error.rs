@@ -25,8 +25,9 @@ pub enum CliError {
     #[error("timed out after {secs}s waiting for {what}: {detail}")]
     Timeout { secs: u64, what: String, detail: String },
 
-    /// A `--from-json` document was refused (the error names the field).
-    #[error("{}: {source}", .path.display())]
+    /// A `--from-json` document was refused (the error names the field). Worded like a refused
+    /// task definition: ECS's error type first.
+    #[error("InvalidParameterException: {}: {source}", .path.display())]
     ServiceDocument { path: PathBuf, source: berth_proto::service_input::ServiceInputError },
 
     /// The command line and the document together lack something required, or contradict.

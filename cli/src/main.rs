@@ -67,7 +67,7 @@ enum Command {
     /// Run, list, describe and stop tasks.
     #[command(subcommand)]
     Task(cmd::task::TaskCmd),
-    /// List and describe container instances.
+    /// Container instances: list (with a query-language filter), describe, drain/activate, attributes.
     #[command(subcommand)]
     Instance(cmd::instance::InstanceCmd),
     /// Operate the controllers: Raft members, status.

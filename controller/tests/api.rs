@@ -213,3 +213,22 @@ async fn run_task_without_instances_reports_a_placement_failure() {
     }
     c.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn put_attributes_refuses_the_reserved_ecs_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path()).await;
+    let mut api = client(&c).await;
+    let err = api
+        .put_attributes(v1::AttributesRequest {
+            cluster: String::new(),
+            container_instance: "i-1".into(),
+            attributes: [("ecs.instance-type".to_string(), "foo".to_string())].into(),
+        })
+        .await
+        .expect_err("reserved prefix");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("'ecs.instance-type'"), "{}", err.message());
+    assert!(err.message().contains("reserved"), "{}", err.message());
+    c.stop().await.unwrap();
+}

@@ -18,7 +18,8 @@ pub enum TaskCmd {
         /// FAMILY, FAMILY:REV or an ARN.
         #[arg(long)]
         taskdef: String,
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..))]
+        /// How many tasks to start (1–10, as ECS RunTask).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=10))]
         count: i64,
         /// Task group (ECS `group`); the server's default when omitted.
         #[arg(long)]

@@ -39,6 +39,11 @@ fn attributes_target(api: &Api, r: &v1::AttributesRequest) -> Result<(String, St
         return Err(Error::invalid("attributes: at least one attribute is required."));
     }
     for (k, v) in &r.attributes {
+        if k.starts_with("ecs.") {
+            return Err(Error::invalid(format!(
+                "attribute name '{k}' is invalid: names starting with 'ecs.' are reserved for the attributes the agent reports."
+            )));
+        }
         if !crate::dispatcher::valid_attribute_name(k) {
             return Err(Error::invalid(format!(
                 "attribute name '{k}' is invalid: 1-128 letters, digits, hyphens, underscores, periods, slashes or backslashes."

@@ -141,6 +141,10 @@ pub fn decide(
         // Replacements are up (or cannot be started first): unhealthy, unsettled and pending old
         // tasks may go; healthy ones only while the healthy minimum holds.
         let replaced = new.len() >= desired || upper <= live.len();
+        // An old task still inside its settle time may well be healthy a moment later: it goes
+        // only once the new deployment runs `desired` healthy tasks. (Stopping it merely because
+        // no more tasks fit would leave nothing to roll back to if the new revision fails.)
+        let replaced_by_healthy = new.iter().filter(|t| healthy(t)).count() >= desired;
         let mut can_stop = healthy_total.saturating_sub(lower);
         for t in &old {
             if t.last_status != RUNNING {
@@ -154,7 +158,7 @@ pub fn decide(
                     can_stop -= 1;
                     d.stop.push(t.id().to_string());
                 }
-            } else if replaced {
+            } else if replaced_by_healthy {
                 d.stop.push(t.id().to_string());
             }
         }
@@ -242,7 +246,9 @@ pub fn drained_deployments(state: &State, svc: &Service) -> Vec<String> {
 
 /// The circuit breaker's rollback target: the newest older deployment that COMPLETED and still
 /// holds tasks (promoted, so its healthy tasks are kept), else a new deployment on the last
-/// completed task definition.
+/// completed task definition. Better than ECS (which then has nothing to roll back to): when no
+/// deployment ever completed — the service was updated before its first rollout settled — the
+/// newest older deployment that still has tasks is promoted, so those tasks keep running.
 fn rollback_target(state: &State, svc: &Service, failed: &str) -> Option<Rollback> {
     let keep = svc
         .deployments
@@ -254,19 +260,31 @@ fn rollback_target(state: &State, svc: &Service, failed: &str) -> Option<Rollbac
     }
     let cluster = crate::store::state::cluster_of_arn(&svc.cluster_arn);
     let key = State::service_key(cluster, &svc.service_name);
-    state
-        .completed_taskdefs
-        .get(&key)
-        .filter(|arn| **arn != svc.task_definition)
-        .map(|arn| Rollback::New { deployment_id: String::new(), task_definition_arn: arn.clone() })
+    if let Some(arn) = state.completed_taskdefs.get(&key).filter(|arn| **arn != svc.task_definition)
+    {
+        return Some(Rollback::New {
+            deployment_id: String::new(),
+            task_definition_arn: arn.clone(),
+        });
+    }
+    svc.deployments
+        .iter()
+        .filter(|d| d.id != failed)
+        .filter(|d| {
+            state
+                .service_tasks(cluster, &svc.service_name)
+                .any(|t| t.started_by.as_deref() == Some(d.id.as_str()))
+        })
+        .max_by_key(|d| d.created_at)
+        .map(|d| Rollback::Promote { deployment_id: d.id.clone() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::orchestrator::testkit::{create_service, register_instance, register_taskdef};
     use crate::store::Command;
     use crate::store::apply::apply;
-    use crate::orchestrator::testkit::{create_service, register_instance, register_taskdef};
     use crate::store::command::*;
     use berth_proto::model::*;
 
@@ -540,6 +558,34 @@ mod tests {
         let d = decide(&st, &svc(&st), Timestamp(8_000), &POLICY);
         assert_eq!((d.start, d.stop.len(), d.stop_surplus), (0, 0, 0), "{d:?}");
         assert!(d.complete_primary, "the two old tasks are the steady state");
+    }
+
+    #[test]
+    fn an_update_before_the_old_tasks_settle_keeps_them_and_rolls_back_to_them() {
+        // Old tasks started at t=3 ms; the settle time is 40 s; the update comes at once.
+        let settle = HealthPolicy { settle_millis: 40_000, monitor_millis: 60_000 };
+        let mut st = setup(2, 2);
+        enable_breaker(&mut st, true);
+        new_revision(&mut st, 100, 200);
+        add_tasks(&mut st, "d2", "web:2", 2, RUNNING);
+        // 4 tasks = maximumPercent: the two unsettled old ones still stay.
+        let d = decide(&st, &svc(&st), Timestamp(1_000), &settle);
+        assert!(
+            d.stop.is_empty(),
+            "unsettled old tasks stopped before a healthy replacement: {d:?}"
+        );
+        // The new revision fails: the breaker promotes d1 (never COMPLETED) and keeps its tasks.
+        for t in st.tasks.values_mut().filter(|t| t.started_by.as_deref() == Some("d2")) {
+            t.last_status = STOPPED.into();
+            t.desired_status = STOPPED.into();
+            t.stop_code = Some("EssentialContainerExited".into());
+            t.started_at = Some(Timestamp(500));
+            t.stopped_at = Some(Timestamp(900));
+        }
+        add_quick_failures(&mut st, "d2", "web:2", 1);
+        let d = decide(&st, &svc(&st), Timestamp(7_000), &settle);
+        assert!(d.fail_primary.is_some(), "{d:?}");
+        assert_eq!(d.rollback, Some(Rollback::Promote { deployment_id: "d1".into() }));
     }
 
     #[test]

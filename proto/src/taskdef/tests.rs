@@ -509,3 +509,25 @@ fn hostile_inputs_never_panic() {
         let _ = parse_registration(text, Some("f"));
     }
 }
+
+#[test]
+fn features_the_agent_does_not_apply_yet_are_named_in_warnings() {
+    let d = json!({
+        "family": "f",
+        "volumes": [{"name": "data", "host": {"sourcePath": "/srv/data"}}],
+        "containerDefinitions": [
+            {"name": "a", "image": "busybox", "memory": 32,
+             "dependsOn": [{"containerName": "b", "condition": "SUCCESS"}],
+             "mountPoints": [{"sourceVolume": "data", "containerPath": "/data"}]},
+            {"name": "b", "image": "busybox", "memory": 32, "essential": false}
+        ]
+    });
+    let r = ok(d);
+    let all = r.warnings.join("\n");
+    assert!(all.contains("volumes (data): host and Docker volumes are not mounted"), "{all}");
+    assert!(
+        all.contains("containerDefinitions[0] \"a\": dependsOn, mountPoints not applied"),
+        "{all}"
+    );
+    assert!(!all.contains("containerDefinitions[1]"), "b uses nothing unsupported: {all}");
+}

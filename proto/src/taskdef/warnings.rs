@@ -77,10 +77,57 @@ pub(crate) fn unsupported(def: &TaskDefinition) -> Vec<String> {
             ));
         }
     }
+    let mounted: Vec<&str> = def
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| v.efs_volume_configuration.is_none())
+        .filter(|v| v.fsx_windows_file_server_volume_configuration.is_none())
+        .map(|v| v.name.as_deref().unwrap_or(""))
+        .collect();
+    if !mounted.is_empty() {
+        w.push(format!(
+            "volumes ({}): host and Docker volumes are not mounted by the Berth agent yet; the \
+             containers start without them",
+            mounted.join(", ")
+        ));
+    }
     for (i, c) in def.container_definitions.iter().enumerate() {
         container_warnings(i, c, &mut w);
+        not_applied_yet(i, c, &mut w);
     }
     w
+}
+
+/// Container fields the agent does not apply yet (they come with the complete agent): named in
+/// one warning per container, so a definition that relies on them is never silently weakened.
+fn not_applied_yet(i: usize, c: &crate::model::ContainerDefinition, w: &mut Vec<String>) {
+    let present = |v: bool, name: &'static str| v.then_some(name);
+    let fields: Vec<&str> = [
+        present(c.depends_on.as_ref().is_some_and(|d| !d.is_empty()), "dependsOn"),
+        present(c.start_timeout.is_some(), "startTimeout"),
+        present(c.links.as_ref().is_some_and(|l| !l.is_empty()), "links"),
+        present(c.mount_points.as_ref().is_some_and(|m| !m.is_empty()), "mountPoints"),
+        present(c.volumes_from.as_ref().is_some_and(|v| !v.is_empty()), "volumesFrom"),
+        present(c.linux_parameters.as_ref().is_some_and(|l| !l.is_null()), "linuxParameters"),
+        present(c.ulimits.as_ref().is_some_and(|u| !u.is_empty()), "ulimits"),
+        present(c.system_controls.as_ref().is_some_and(|s| !s.is_empty()), "systemControls"),
+        present(c.dns_servers.as_ref().is_some_and(|d| !d.is_empty()), "dnsServers"),
+        present(c.extra_hosts.as_ref().is_some_and(|e| !e.is_empty()), "extraHosts"),
+        present(c.privileged == Some(true), "privileged"),
+        present(c.readonly_root_filesystem == Some(true), "readonlyRootFilesystem"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !fields.is_empty() {
+        w.push(format!(
+            "containerDefinitions[{i}] \"{}\": {} not applied by the Berth agent yet; the \
+             container runs without them",
+            c.name,
+            fields.join(", ")
+        ));
+    }
 }
 
 fn container_warnings(i: usize, c: &crate::model::ContainerDefinition, w: &mut Vec<String>) {
