@@ -192,7 +192,9 @@ impl Controller {
         );
         let shared = SharedState::new(State::new(config.scope.clone()));
         let store = Store::new(shared.clone());
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
+            Error::Config(format!("cannot listen on {} (--listen): {e}", config.listen))
+        })?;
         let addr = listener.local_addr()?;
         let (raft, proposer, peer_addr, peer) = if config.is_replicated() {
             let member = start_member(&config, addr, backend, store).await?;
@@ -297,7 +299,9 @@ async fn start_member(
 ) -> Result<Member> {
     let id = config.raft.id;
     let peer_listen = config.peer_listen.ok_or_else(|| Error::Config("no peer listen".into()))?;
-    let peer_listener = tokio::net::TcpListener::bind(peer_listen).await?;
+    let peer_listener = tokio::net::TcpListener::bind(peer_listen).await.map_err(|e| {
+        Error::Config(format!("cannot listen on {peer_listen} (--peer-listen): {e}"))
+    })?;
     let peer_addr = peer_listener.local_addr()?;
     let raft_config = config.effective_raft(Some(client_addr));
     let addresses = PeerAddresses::default();

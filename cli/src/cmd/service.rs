@@ -31,8 +31,10 @@ pub enum ServiceCmd {
     #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["desired_count", "taskdef", "strategy", "constraint", "clear_placement", "force_new_deployment", "min_healthy_percent", "max_percent", "circuit_breaker", "health_check_grace_period"])))]
     Update {
         name: String,
+        /// New desired count (a scale, not a new deployment).
         #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
         desired_count: Option<i64>,
+        /// New task definition, FAMILY, FAMILY:REV or an ARN (a new deployment).
         #[arg(long)]
         taskdef: Option<String>,
         /// Placement strategies in order, ECS style: 'spread(attribute:ecs.availability-zone),binpack(memory)'.
@@ -243,10 +245,12 @@ async fn wait_running(
             }
             Err(e) => return Err(e),
         }
-        if Instant::now() + WAIT_POLL_INTERVAL > deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return Err(timeout_error(api, name, want, last_seen.unwrap_or(0), timeout).await);
         }
-        tokio::time::sleep(WAIT_POLL_INTERVAL).await;
+        // The last sleep ends at the deadline, then one more look: the wait is the full timeout.
+        tokio::time::sleep(WAIT_POLL_INTERVAL.min(deadline - now)).await;
     }
 }
 

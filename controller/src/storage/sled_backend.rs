@@ -38,7 +38,12 @@ impl SledBackend {
             path: dir.display().to_string(),
             message: match &e {
                 // sled locks its directory; WouldBlock means another process holds it.
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                // (sled wraps the lock failure in an io::Error of its own, kind Other, whose
+                // text carries the WouldBlock.)
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
                     "the data directory is in use by another process (is another controller or `berth dev` running with it?)".to_string()
                 }
                 other => other.to_string(),
