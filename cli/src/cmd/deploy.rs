@@ -92,7 +92,12 @@ pub async fn wait(api: &mut Api, name: &str, timeout: Duration) -> Result<(), Cl
                     d.desired_count,
                     d.pending_count,
                     d.running_count,
-                    healthy.get(&d.id).copied().unwrap_or(0),
+                    match healthy.get(&d.id) {
+                        // No task reports a health status: nothing to count (the scheduler
+                        // counts such tasks healthy after its settle time).
+                        Some((_, 0)) | None => "-".to_string(),
+                        Some((n, _)) => n.to_string(),
+                    },
                     d.rollout_state.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default()
                 )
             })
@@ -137,11 +142,12 @@ pub async fn wait(api: &mut Api, name: &str, timeout: Duration) -> Result<(), Cl
     }
 }
 
-/// HEALTHY tasks of the service per deployment id (`startedBy`).
+/// Per deployment id (`startedBy`): its HEALTHY tasks, and its tasks that report a health
+/// status at all (HEALTHY or UNHEALTHY).
 async fn healthy_by_deployment(
     api: &mut Api,
     name: &str,
-) -> Result<BTreeMap<String, i64>, CliError> {
+) -> Result<BTreeMap<String, (i64, i64)>, CliError> {
     let req = ListTasksRequest {
         cluster: api.cluster.clone(),
         service_name: name.to_string(),
@@ -149,10 +155,12 @@ async fn healthy_by_deployment(
     };
     let mut out = BTreeMap::new();
     for listed in super::task::list_tasks(api, req).await? {
-        if listed.task.health_status == "HEALTHY"
-            && let Some(d) = &listed.task.started_by
-        {
-            *out.entry(d.clone()).or_insert(0) += 1;
+        let Some(d) = &listed.task.started_by else { continue };
+        let entry = out.entry(d.clone()).or_insert((0, 0));
+        match listed.task.health_status.as_str() {
+            "HEALTHY" => *entry = (entry.0 + 1, entry.1 + 1),
+            "UNHEALTHY" => entry.1 += 1,
+            _ => {}
         }
     }
     Ok(out)
