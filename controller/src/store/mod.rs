@@ -1,7 +1,8 @@
 //! The replicated state machine.
 //!
 //! * `command` — the commands (every change to cluster state).
-//! * `apply`   — applying one command: deterministic, all-or-nothing.
+//! * `apply`   — applying one command: deterministic, all-or-nothing (`apply_services`: the
+//!   service commands and the reconciler's progress).
 //! * `state`   — the data (ordered maps), serialized whole for snapshots.
 //! * `query`   — read-side ECS views with derived fields.
 //! * `error`   — `Rejection`, the store's refusal of a command.
@@ -12,6 +13,7 @@
 //! disk or a clock.
 
 pub mod apply;
+mod apply_services;
 pub mod command;
 pub mod error;
 mod liveness;
