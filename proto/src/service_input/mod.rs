@@ -97,6 +97,8 @@ pub fn parse_create_service(document: &str) -> Result<ServiceDocument, ServiceIn
             limit: MAX_DOCUMENT_BYTES,
         });
     }
+    // A byte order mark (Windows editors) is not JSON; skip it.
+    let document = document.strip_prefix('\u{feff}').unwrap_or(document);
     if document.trim().is_empty() {
         return Err(ServiceInputError::Shape("the service document is empty".to_string()));
     }

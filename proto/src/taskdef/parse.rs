@@ -44,6 +44,14 @@ pub(crate) fn parse_document(
             limit: MAX_RAW_DOCUMENT_BYTES,
         });
     }
+    // Editors on Windows save JSON with a byte order mark; JSON itself forbids it.
+    let document = match document.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            warnings.push("the document starts with a UTF-8 byte order mark; ignored".to_string());
+            rest
+        }
+        None => document,
+    };
     if document.trim().is_empty() {
         return Err(TaskDefError::Shape("the task definition document is empty".to_string()));
     }

@@ -531,3 +531,11 @@ fn features_the_agent_does_not_apply_yet_are_named_in_warnings() {
     );
     assert!(!all.contains("containerDefinitions[1]"), "b uses nothing unsupported: {all}");
 }
+
+#[test]
+fn a_byte_order_mark_is_skipped_with_a_warning() {
+    let doc = "\u{feff}{\"family\": \"f\", \"containerDefinitions\": [{\"name\": \"a\", \"image\": \"busybox\", \"memory\": 32}]}";
+    let r = super::parse_registration(doc, None).expect("registers");
+    assert_eq!(r.definition.family, "f");
+    assert!(r.warnings.iter().any(|w| w.contains("byte order mark")), "{:?}", r.warnings);
+}
