@@ -228,7 +228,12 @@ impl State {
             ))
         };
         let tail = if reference.starts_with("arn:") {
-            reference.rsplit('/').next().unwrap_or(reference)
+            // An ARN of another region, account or resource type names nothing here.
+            let ours = format!("{}:task-definition/", self.scope.prefix());
+            match reference.strip_prefix(ours.as_str()) {
+                Some(tail) => tail,
+                None => return Err(not_found()),
+            }
         } else {
             reference
         };

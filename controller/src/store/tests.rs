@@ -308,3 +308,26 @@ fn put_attributes_survive_reregistration_and_are_limited_to_ten_custom() {
     .unwrap_err();
     assert!(err.message.contains("agent"), "{}", err.message);
 }
+
+#[test]
+fn a_task_definition_arn_of_another_region_or_account_names_nothing() {
+    let mut st = State::default();
+    apply(
+        &mut st,
+        Command::RegisterTaskDefinition {
+            definition: crate::orchestrator::testkit::def("web"),
+            now: Timestamp(1),
+        },
+    )
+    .unwrap();
+    let ours = st.resolve_taskdef("web:1").unwrap().task_definition_arn.clone().unwrap();
+    assert_eq!(st.resolve_taskdef(&ours).unwrap().revision, Some(1));
+    for other in [
+        ours.replace(":local:", ":us-east-1:"),
+        ours.replace(":000000000000:", ":123456789012:"),
+        ours.replace(":task-definition/", ":service/"),
+    ] {
+        let err = st.resolve_taskdef(&other).expect_err(&other);
+        assert!(err.message.contains("does not exist"), "{other}: {err:?}");
+    }
+}

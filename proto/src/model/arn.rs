@@ -16,7 +16,8 @@ impl Default for ArnScope {
 }
 
 impl ArnScope {
-    fn prefix(&self) -> String {
+    /// `arn:aws:ecs:REGION:ACCOUNT`, the start of every ARN in this scope.
+    pub fn prefix(&self) -> String {
         format!("arn:aws:ecs:{}:{}", self.region, self.account)
     }
     pub fn cluster(&self, cluster: &str) -> String {
