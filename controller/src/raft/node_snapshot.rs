@@ -50,7 +50,14 @@ impl<S: StateMachine> RaftNode<S> {
                 let inputs = self.weak_inputs.clone();
                 self.snapshot_in_flight = true;
                 tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
                     let data = encode_envelope(&book, &job());
+                    tracing::debug!(
+                        index,
+                        bytes = data.len(),
+                        encode_ms = started.elapsed().as_millis() as u64,
+                        "snapshot encoded"
+                    );
                     if let Some(tx) = inputs.upgrade() {
                         let encoded = EncodedSnapshot { index, term, conf_state, data };
                         // The node stopped meanwhile: nothing to store.
@@ -68,6 +75,7 @@ impl<S: StateMachine> RaftNode<S> {
         if s.index <= self.raw.store().snapshot_index() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let mut snapshot = Snapshot::default();
         let meta = snapshot.mut_metadata();
         meta.index = s.index;
@@ -77,7 +85,12 @@ impl<S: StateMachine> RaftNode<S> {
         let store = self.raw.mut_store();
         store.save_snapshot_and_compact(&snapshot)?;
         store.commit(true)?;
-        tracing::debug!(id = self.config.id, index = s.index, "state machine snapshot stored");
+        tracing::debug!(
+            id = self.config.id,
+            index = s.index,
+            store_ms = started.elapsed().as_millis() as u64,
+            "state machine snapshot stored"
+        );
         Ok(())
     }
 }
