@@ -32,7 +32,17 @@ pub(crate) const SNAPSHOT_TREE: &str = "snapshot";
 const HARD_STATE_KEY: &[u8] = b"hard_state";
 const CONF_STATE_KEY: &[u8] = b"conf_state";
 const SNAPSHOT_META_KEY: &[u8] = b"snapshot_meta";
-const SNAPSHOT_KEY: &[u8] = b"latest";
+/// Where snapshots of data dirs written before index-keyed blobs lived (read, then replaced).
+const LEGACY_SNAPSHOT_KEY: &[u8] = b"latest";
+
+/// Key of the snapshot blob (the whole encoded `Snapshot`) taken at `index`. Blobs are keyed by
+/// index so one can be written (and flushed) off the Ready loop before the metadata points at
+/// it; the metadata's snapshot index names the current one.
+fn snapshot_key(index: u64) -> Vec<u8> {
+    let mut k = b"at-".to_vec();
+    k.extend_from_slice(&index_key(index));
+    k
+}
 
 fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
@@ -136,10 +146,40 @@ impl LogStore {
 
     /// The latest stored snapshot, data included.
     pub fn latest_snapshot(&self) -> Result<Option<Snapshot>, RaftError> {
-        match self.backend.get(SNAPSHOT_TREE, SNAPSHOT_KEY)? {
+        if self.meta.snapshot_index == 0 {
+            return Ok(None);
+        }
+        let blob = match self.backend.get(SNAPSHOT_TREE, &snapshot_key(self.meta.snapshot_index))? {
+            Some(b) => Some(b),
+            None => self.backend.get(SNAPSHOT_TREE, LEGACY_SNAPSHOT_KEY)?,
+        };
+        match blob {
             Some(b) => Ok(Some(decode("snapshot", &b)?)),
             None => Ok(None),
         }
+    }
+
+    /// The backend, for [`LogStore::write_snapshot_blob`] on another thread.
+    pub fn backend(&self) -> Arc<dyn KvBackend> {
+        self.backend.clone()
+    }
+
+    /// Writes `snapshot` (data included) as the blob for its index and flushes. Safe on any
+    /// thread: it touches only that one key, which nothing reads until
+    /// [`LogStore::save_stored_snapshot_and_compact`] points the metadata at it.
+    pub fn write_snapshot_blob(
+        backend: &dyn KvBackend,
+        snapshot: &Snapshot,
+    ) -> Result<(), RaftError> {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            SNAPSHOT_TREE,
+            snapshot_key(snapshot.get_metadata().index),
+            encode("snapshot", snapshot)?,
+        );
+        backend.write(batch)?;
+        backend.flush()?;
+        Ok(())
     }
 
     /// True (once) if raft needed a newer snapshot than the stored one since the last call.
@@ -236,9 +276,48 @@ impl LogStore {
         Ok(())
     }
 
+    /// [`LogStore::save_snapshot_and_compact`] for a snapshot whose blob
+    /// [`LogStore::write_snapshot_blob`] already wrote and flushed: stages only the metadata
+    /// and the compaction, so the Ready loop does not copy the data again.
+    pub fn save_stored_snapshot_and_compact(
+        &mut self,
+        meta: &SnapshotMetadata,
+    ) -> Result<(), RaftError> {
+        if meta.index <= self.staged.snapshot_index {
+            return Err(RaftError::SnapshotOutOfDate {
+                index: meta.index,
+                stored: self.staged.snapshot_index,
+            });
+        }
+        if meta.index > self.staged.last_index {
+            return Err(RaftError::CorruptLog {
+                index: meta.index,
+                message: format!("snapshot beyond last log index {}", self.staged.last_index),
+            });
+        }
+        self.batch
+            .delete_range(LOG_TREE, KeyRange::between(index_key(0), index_key(meta.index + 1)));
+        self.stage_snapshot_meta(meta)?;
+        if self.staged.hard_state.commit < meta.index {
+            self.set_commit(meta.index)?;
+        }
+        Ok(())
+    }
+
     fn stage_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
         let meta = snapshot.get_metadata();
-        self.batch.put(SNAPSHOT_TREE, SNAPSHOT_KEY, encode("snapshot", snapshot)?);
+        self.batch.put(SNAPSHOT_TREE, snapshot_key(meta.index), encode("snapshot", snapshot)?);
+        self.stage_snapshot_meta(meta)
+    }
+
+    /// Points the metadata at the blob of `meta.index` and drops older blobs (never newer
+    /// ones: one may be being written for a later snapshot).
+    fn stage_snapshot_meta(&mut self, meta: &SnapshotMetadata) -> Result<(), RaftError> {
+        self.batch.delete_range(
+            SNAPSHOT_TREE,
+            KeyRange::between(snapshot_key(0), snapshot_key(meta.index)),
+        );
+        self.batch.delete(SNAPSHOT_TREE, LEGACY_SNAPSHOT_KEY);
         self.batch.put(META_TREE, SNAPSHOT_META_KEY, encode("snapshot metadata", meta)?);
         self.batch.put(META_TREE, CONF_STATE_KEY, encode("conf state", meta.get_conf_state())?);
         self.staged.snapshot_index = meta.index;
@@ -514,6 +593,43 @@ mod tests {
         assert_eq!(s.term(10).expect("term"), 3);
         assert_eq!(s.hard_state().commit, 10);
         assert!(s.is_initialized());
+    }
+
+    #[test]
+    fn a_snapshot_blob_written_off_the_loop_becomes_current_and_replaces_older_ones() {
+        let backend: Arc<dyn KvBackend> = Arc::new(MemBackend::new());
+        {
+            let mut s = LogStore::open(backend.clone()).expect("open");
+            s.initialize(ConfState::from((vec![1], vec![]))).expect("init");
+            let entries: Vec<Entry> = (1..=5).map(|i| entry(i, 1, b"x")).collect();
+            s.append(&entries).expect("append");
+            s.save_snapshot_and_compact(&snapshot_at(2, 1, b"old")).expect("snap 2");
+            s.commit(true).expect("commit");
+            // Written by another thread; invisible until the metadata points at it.
+            LogStore::write_snapshot_blob(s.backend().as_ref(), &snapshot_at(4, 1, b"new"))
+                .expect("blob");
+            assert_eq!(
+                s.latest_snapshot().expect("read").map(|x| x.data.to_vec()),
+                Some(b"old".to_vec())
+            );
+            s.save_stored_snapshot_and_compact(snapshot_at(4, 1, b"").get_metadata())
+                .expect("stored snap 4");
+            s.commit(true).expect("commit");
+            let latest = s.latest_snapshot().expect("read").expect("a snapshot");
+            assert_eq!((latest.get_metadata().index, latest.data.to_vec()), (4, b"new".to_vec()));
+            assert_eq!(s.first_index().expect("first"), 5);
+            // The older blob is gone; an older index is refused.
+            assert!(backend.get(SNAPSHOT_TREE, &snapshot_key(2)).expect("get").is_none());
+            assert!(
+                s.save_stored_snapshot_and_compact(snapshot_at(3, 1, b"").get_metadata()).is_err()
+            );
+        }
+        let s = LogStore::open(backend).expect("reopen");
+        assert_eq!(s.snapshot_index(), 4);
+        assert_eq!(
+            s.latest_snapshot().expect("read").map(|x| x.data.to_vec()),
+            Some(b"new".to_vec())
+        );
     }
 
     #[test]

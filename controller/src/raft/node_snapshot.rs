@@ -6,10 +6,16 @@
 //! machine defers ([`SnapshotData::Deferred`]), the loop
 //! 1. records index, term, membership and address book as of `applied`, and takes the state
 //!    machine's cheap capture (e.g. a clone) — all at the same applied index;
-//! 2. runs the encoding job on a blocking thread, which sends [`Input::SnapshotEncoded`] back;
-//! 3. stores the snapshot and compacts the log up to its index, unless a newer snapshot was
-//!    installed meanwhile. Entries after that index stay in the log, so nothing is lost if the
-//!    process dies at any point: until step 3 the previous snapshot plus the log still hold it.
+//! 2. on a blocking thread: runs the encoding job, writes the snapshot blob under its own index
+//!    key and flushes it ([`LogStore::write_snapshot_blob`]), then sends
+//!    [`Input::SnapshotEncoded`] back — the data never crosses the loop;
+//! 3. points the log's metadata at that blob and compacts the log up to its index, unless a
+//!    newer snapshot was installed meanwhile. Entries after that index stay in the log, so
+//!    nothing is lost if the process dies at any point: until step 3 the previous snapshot plus
+//!    the log still hold it (an orphaned newer blob is dropped by a later snapshot).
+//!
+//! Measured (`bench -- raft`, 256 clients): with the encoding off the loop but the 25 MB blob
+//! still stored from it, p99 was ~600 ms; with the blob written here too, ~140 ms.
 //!
 //! At most one deferred snapshot is in flight. A snapshot raft itself asks for (to catch up a
 //! follower) and the one on a clean stop are still taken inline (`RaftNode::take_snapshot`).
@@ -18,6 +24,7 @@ use raft::Storage;
 use raft::eraftpb::{ConfState, Snapshot};
 
 use super::handle::Input;
+use super::log_store::LogStore;
 use super::members::{AddressBook, encode_envelope};
 use super::node::RaftNode;
 use super::{RaftError, SnapshotData, StateMachine};
@@ -27,7 +34,8 @@ pub struct EncodedSnapshot {
     index: u64,
     term: u64,
     conf_state: ConfState,
-    data: Vec<u8>,
+    /// `None`: the blob is already stored (written off the loop).
+    data: Option<Vec<u8>>,
 }
 
 impl<S: StateMachine> RaftNode<S> {
@@ -42,27 +50,37 @@ impl<S: StateMachine> RaftNode<S> {
         let conf_state = self.conf_state.clone();
         match self.state_machine.snapshot_data() {
             SnapshotData::Ready(state) => {
-                let data = encode_envelope(&self.book, &state);
+                let data = Some(encode_envelope(&self.book, &state));
                 self.store_encoded_snapshot(EncodedSnapshot { index, term, conf_state, data })
             }
             SnapshotData::Deferred(job) => {
                 let book: AddressBook = self.book.clone();
                 let inputs = self.weak_inputs.clone();
+                let backend = self.raw.store().backend();
                 self.snapshot_in_flight = true;
                 tokio::task::spawn_blocking(move || {
                     let started = std::time::Instant::now();
-                    let data = encode_envelope(&book, &job());
+                    let snapshot =
+                        snapshot_message(index, term, &conf_state, encode_envelope(&book, &job()));
+                    let bytes = snapshot.data.len();
+                    let written = LogStore::write_snapshot_blob(backend.as_ref(), &snapshot);
                     tracing::debug!(
                         index,
-                        bytes = data.len(),
-                        encode_ms = started.elapsed().as_millis() as u64,
-                        "snapshot encoded"
+                        bytes,
+                        ms = started.elapsed().as_millis() as u64,
+                        "snapshot encoded and written"
                     );
-                    if let Some(tx) = inputs.upgrade() {
-                        let encoded = EncodedSnapshot { index, term, conf_state, data };
-                        // The node stopped meanwhile: nothing to store.
-                        let _ = tx.blocking_send(Input::SnapshotEncoded(encoded));
-                    }
+                    let Some(tx) = inputs.upgrade() else { return }; // the node stopped
+                    let data = match written {
+                        Ok(()) => None,
+                        Err(e) => {
+                            // The loop stores it itself (and meets a real storage fault there).
+                            tracing::warn!(index, error = %e, "writing the snapshot blob failed; storing it inline");
+                            Some(snapshot.data.to_vec())
+                        }
+                    };
+                    let encoded = EncodedSnapshot { index, term, conf_state, data };
+                    let _ = tx.blocking_send(Input::SnapshotEncoded(encoded));
                 });
                 Ok(())
             }
@@ -76,14 +94,17 @@ impl<S: StateMachine> RaftNode<S> {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let mut snapshot = Snapshot::default();
-        let meta = snapshot.mut_metadata();
-        meta.index = s.index;
-        meta.term = s.term;
-        meta.set_conf_state(s.conf_state);
-        snapshot.data = s.data.into();
         let store = self.raw.mut_store();
-        store.save_snapshot_and_compact(&snapshot)?;
+        match s.data {
+            Some(data) => {
+                let snapshot = snapshot_message(s.index, s.term, &s.conf_state, data);
+                store.save_snapshot_and_compact(&snapshot)?;
+            }
+            None => {
+                let snapshot = snapshot_message(s.index, s.term, &s.conf_state, Vec::new());
+                store.save_stored_snapshot_and_compact(snapshot.get_metadata())?;
+            }
+        }
         store.commit(true)?;
         tracing::debug!(
             id = self.config.id,
@@ -93,4 +114,14 @@ impl<S: StateMachine> RaftNode<S> {
         );
         Ok(())
     }
+}
+
+fn snapshot_message(index: u64, term: u64, conf_state: &ConfState, data: Vec<u8>) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    let meta = snapshot.mut_metadata();
+    meta.index = index;
+    meta.term = term;
+    meta.set_conf_state(conf_state.clone());
+    snapshot.data = data.into();
+    snapshot
 }
