@@ -38,6 +38,9 @@ const LEGACY_SNAPSHOT_KEY: &[u8] = b"latest";
 /// Key of the snapshot blob (the whole encoded `Snapshot`) taken at `index`. Blobs are keyed by
 /// index so one can be written (and flushed) off the Ready loop before the metadata points at
 /// it; the metadata's snapshot index names the current one.
+/// Log entries deleted per batch by [`LogStore::compact_log_below`].
+pub const COMPACT_BATCH: usize = 512;
+
 fn snapshot_key(index: u64) -> Vec<u8> {
     let mut k = b"at-".to_vec();
     k.extend_from_slice(&index_key(index));
@@ -159,6 +162,30 @@ impl LogStore {
         }
     }
 
+    /// Deletes the log entries up to and including `index`, in batches of [`COMPACT_BATCH`]
+    /// (a single batch of ten thousand deletes held sled, and so the Ready loop, for hundreds
+    /// of milliseconds). Safe on any thread once a snapshot at `index` is stored: raft reads
+    /// nothing below its first index and never rewrites a committed entry. Not flushed: a
+    /// crash leaves garbage that the next compaction deletes.
+    pub fn compact_log_below(backend: &dyn KvBackend, index: u64) -> Result<(), RaftError> {
+        let range = || KeyRange::between(index_key(0), index_key(index.saturating_add(1)));
+        loop {
+            let pairs: Vec<_> = backend
+                .scan(LOG_TREE, range())?
+                .take(COMPACT_BATCH)
+                .collect::<Result<Vec<_>, _>>()?;
+            let keys: Vec<Vec<u8>> = pairs.into_iter().map(|(k, _)| k).collect();
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let mut batch = WriteBatch::new();
+            for k in keys {
+                batch.delete(LOG_TREE, k);
+            }
+            backend.write(batch)?;
+        }
+    }
+
     /// The backend, for [`LogStore::write_snapshot_blob`] on another thread.
     pub fn backend(&self) -> Arc<dyn KvBackend> {
         self.backend.clone()
@@ -277,8 +304,9 @@ impl LogStore {
     }
 
     /// [`LogStore::save_snapshot_and_compact`] for a snapshot whose blob
-    /// [`LogStore::write_snapshot_blob`] already wrote and flushed: stages only the metadata
-    /// and the compaction, so the Ready loop does not copy the data again.
+    /// [`LogStore::write_snapshot_blob`] already wrote and flushed: stages only the metadata,
+    /// so the Ready loop neither copies the data again nor deletes thousands of entries; the
+    /// caller runs [`LogStore::compact_log_below`] on another thread.
     pub fn save_stored_snapshot_and_compact(
         &mut self,
         meta: &SnapshotMetadata,
@@ -295,8 +323,8 @@ impl LogStore {
                 message: format!("snapshot beyond last log index {}", self.staged.last_index),
             });
         }
-        self.batch
-            .delete_range(LOG_TREE, KeyRange::between(index_key(0), index_key(meta.index + 1)));
+        // The entries up to the snapshot are deleted off the loop (`compact_log_below`): raft
+        // never reads below the first index again, and nothing rewrites them.
         self.stage_snapshot_meta(meta)?;
         if self.staged.hard_state.commit < meta.index {
             self.set_commit(meta.index)?;
@@ -618,6 +646,10 @@ mod tests {
             let latest = s.latest_snapshot().expect("read").expect("a snapshot");
             assert_eq!((latest.get_metadata().index, latest.data.to_vec()), (4, b"new".to_vec()));
             assert_eq!(s.first_index().expect("first"), 5);
+            // The entries below are deleted off the loop, in batches.
+            LogStore::compact_log_below(backend.as_ref(), 4).expect("compact");
+            let left: Vec<_> = backend.scan(LOG_TREE, KeyRange::all()).expect("scan").collect();
+            assert_eq!(left.len(), 1, "only entry 5 is left");
             // The older blob is gone; an older index is refused.
             assert!(backend.get(SNAPSHOT_TREE, &snapshot_key(2)).expect("get").is_none());
             assert!(

@@ -9,8 +9,9 @@
 //! 2. on a blocking thread: runs the encoding job, writes the snapshot blob under its own index
 //!    key and flushes it ([`LogStore::write_snapshot_blob`]), then sends
 //!    [`Input::SnapshotEncoded`] back — the data never crosses the loop;
-//! 3. points the log's metadata at that blob and compacts the log up to its index, unless a
-//!    newer snapshot was installed meanwhile. Entries after that index stay in the log, so
+//! 3. points the log's metadata at that blob, unless a newer snapshot was installed meanwhile,
+//!    and deletes the log up to its index on a blocking thread again
+//!    ([`LogStore::compact_log_below`], in small batches). Entries after that index stay in the log, so
 //!    nothing is lost if the process dies at any point: until step 3 the previous snapshot plus
 //!    the log still hold it (an orphaned newer blob is dropped by a later snapshot).
 //!
@@ -103,6 +104,13 @@ impl<S: StateMachine> RaftNode<S> {
             None => {
                 let snapshot = snapshot_message(s.index, s.term, &s.conf_state, Vec::new());
                 store.save_stored_snapshot_and_compact(snapshot.get_metadata())?;
+                store.commit(true)?;
+                let (backend, index) = (store.backend(), s.index);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = LogStore::compact_log_below(backend.as_ref(), index) {
+                        tracing::warn!(index, error = %e, "compacting the log failed; the next snapshot retries");
+                    }
+                });
             }
         }
         store.commit(true)?;
