@@ -111,6 +111,9 @@ pub fn decide(
     let lower = (desired as i64 * cfg.minimum_healthy_percent + 99).div_euclid(100).max(0) as usize;
     let healthy_total = live.iter().filter(|t| healthy(t)).count();
     let failed = primary.rollout_state.as_deref() == Some("FAILED");
+    // maximumPercent bounds the tasks that are RUNNING or PENDING, which includes tasks asked to
+    // stop that have not stopped yet (a container may take its whole stopTimeout).
+    let occupied = state.service_tasks(cluster, name).count();
 
     if let Some(tripped) = tripped_breaker(state, svc, primary, policy) {
         return tripped;
@@ -118,8 +121,7 @@ pub fn decide(
 
     if new.len() < desired && !failed {
         let missing = desired - new.len();
-        d.start =
-            if old.is_empty() { missing } else { missing.min(upper.saturating_sub(live.len())) };
+        d.start = missing.min(upper.max(desired).saturating_sub(occupied));
     } else if new.len() > desired {
         d.stop_surplus = new.len() - desired;
     }
@@ -140,7 +142,7 @@ pub fn decide(
     if !old.is_empty() && !failed {
         // Replacements are up (or cannot be started first): unhealthy, unsettled and pending old
         // tasks may go; healthy ones only while the healthy minimum holds.
-        let replaced = new.len() >= desired || upper <= live.len();
+        let replaced = new.len() >= desired || upper <= occupied;
         // An old task still inside its settle time may well be healthy a moment later: it goes
         // only once the new deployment runs `desired` healthy tasks. (Stopping it merely because
         // no more tasks fit would leave nothing to roll back to if the new revision fails.)
@@ -162,7 +164,11 @@ pub fn decide(
                 d.stop.push(t.id().to_string());
             }
         }
-        let pending = live.iter().any(|t| t.last_status == PENDING);
+        // Something is moving on its own: a task starting, settling, or stopping. The bounds
+        // will allow the next step once it has; only a standstill is the configuration's fault.
+        let pending = live.iter().any(|t| t.last_status == PENDING)
+            || live.iter().any(|t| t.last_status == RUNNING && !healthy(t) && !unhealthy(t))
+            || occupied > live.len();
         if d.start == 0
             && d.stop.is_empty()
             && d.stop_unhealthy.is_empty()
@@ -586,6 +592,49 @@ mod tests {
         let d = decide(&st, &svc(&st), Timestamp(7_000), &settle);
         assert!(d.fail_primary.is_some(), "{d:?}");
         assert_eq!(d.rollback, Some(Rollback::Promote { deployment_id: "d1".into() }));
+    }
+
+    #[test]
+    fn tasks_still_stopping_count_toward_maximum_percent() {
+        let mut st = setup(2, 2);
+        new_revision(&mut st, 0, 100);
+        let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);
+        assert_eq!((d.stop.len(), d.start), (2, 0), "{d:?}");
+        // Asked to stop, containers not yet exited: nothing new may start at max 100 %.
+        for id in &d.stop {
+            st.tasks.get_mut(id).unwrap().desired_status = STOPPED.into();
+        }
+        let d = decide(&st, &svc(&st), Timestamp(20), &POLICY);
+        assert_eq!(d.start, 0, "2 tasks still RUNNING of desired 2 at max 100 %: {d:?}");
+        assert!(d.events.is_empty(), "stopping tasks are progress, not a deadlock: {d:?}");
+        for t in st.tasks.values_mut() {
+            t.last_status = STOPPED.into();
+        }
+        assert_eq!(decide(&st, &svc(&st), Timestamp(30), &POLICY).start, 2);
+    }
+
+    #[test]
+    fn no_deadlock_event_while_new_tasks_settle() {
+        // desired 4, min 75 / max 125 (lower 3, upper 5), mid-rollout: 3 old healthy tasks and
+        // 2 new ones still inside their settle time. Nothing may move until they settle, which
+        // is progress on its way, not the configuration's fault.
+        let settle = HealthPolicy { settle_millis: 40_000, monitor_millis: 60_000 };
+        let mut st = setup(3, 3);
+        st.services.get_mut("default/web").unwrap().desired_count = 4;
+        new_revision(&mut st, 75, 125);
+        add_tasks(&mut st, "d2", "web:2", 2, RUNNING);
+        for t in st.tasks.values_mut().filter(|t| t.started_by.as_deref() == Some("d2")) {
+            t.started_at = Some(Timestamp(45_000));
+        }
+        let d = decide(&st, &svc(&st), Timestamp(50_000), &settle);
+        assert_eq!((d.start, d.stop.len()), (0, 0), "{d:?}");
+        assert!(
+            !d.events.iter().any(|e| e.contains("unable to stop or start")),
+            "settling tasks are progress: {d:?}"
+        );
+        // Once they are healthy (5 healthy, minimum 3), two old tasks may stop.
+        let d = decide(&st, &svc(&st), Timestamp(90_000), &settle);
+        assert_eq!(d.stop.len(), 2, "{d:?}");
     }
 
     #[test]
