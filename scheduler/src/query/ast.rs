@@ -175,7 +175,7 @@ impl fmt::Display for Operator {
 /// escaping `'` and `\`.
 fn write_literal(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
     let bare = !value.is_empty()
-        && !value.starts_with(['(', '['])
+        && !value.starts_with(['(', '[', '"'])
         && bare_literal_len(value) == value.len();
     if bare {
         return f.write_str(value);

@@ -10,8 +10,10 @@
 //!   quotes, while `not(task:group == db)` and `in [a, b]` still end where a reader expects. A
 //!   literal cannot start with `( ) [ ] ,`; values with spaces or quotes must be single-quoted.
 //!
-//! Quoted literals use single quotes; inside them `\` escapes the next character (so `\'` and
-//! `\\`). Every token carries its byte offset, which is what errors report.
+//! Quoted literals use single or double quotes (`'a b'`, `"a b"`: users coming from JSON or a
+//! shell write both); inside them `\` escapes the next character (so `\'`, `\"` and `\\`). A
+//! bare literal may contain `"` but not start with it. Every token carries its byte offset,
+//! which is what errors report.
 
 use super::ParseError;
 
@@ -77,7 +79,7 @@ pub(crate) fn token(src: &str, at: usize, mode: Mode) -> Result<Token, ParseErro
         '[' => return single(Tok::LBracket),
         ']' => return single(Tok::RBracket),
         ',' => return single(Tok::Comma),
-        '\'' => return quoted(src, start),
+        '\'' | '"' => return quoted(src, start, first),
         _ => {}
     }
     if mode == Mode::Expression && OPERATOR_CHARS.contains(&first) {
@@ -114,12 +116,14 @@ pub(crate) fn bare_literal_len(rest: &str) -> usize {
     rest.len()
 }
 
-fn quoted(src: &str, start: usize) -> Result<Token, ParseError> {
+fn quoted(src: &str, start: usize, quote: char) -> Result<Token, ParseError> {
     let mut value = String::new();
     let mut chars = src[start + 1..].char_indices();
     while let Some((k, c)) = chars.next() {
         match c {
-            '\'' => return Ok(Token { tok: Tok::Quoted(value), start, end: start + 1 + k + 1 }),
+            c if c == quote => {
+                return Ok(Token { tok: Tok::Quoted(value), start, end: start + 1 + k + 1 });
+            }
             '\\' => match chars.next() {
                 Some((_, escaped)) => value.push(escaped),
                 None => break,
@@ -127,7 +131,7 @@ fn quoted(src: &str, start: usize) -> Result<Token, ParseError> {
             _ => value.push(c),
         }
     }
-    Err(ParseError::new(start, "unterminated quoted literal: expected a closing '".to_owned()))
+    Err(ParseError::new(start, format!("unterminated quoted literal: expected a closing {quote}")))
 }
 
 #[cfg(test)]

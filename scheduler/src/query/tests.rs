@@ -301,3 +301,20 @@ fn static_expressions_exclude_placement_dependent_subjects() {
     assert!(!Expr::parse("attribute:a exists or not task:group == x").unwrap().is_static());
     assert!(!Expr::parse("runningTasksCount < 5").unwrap().is_static());
 }
+
+#[test]
+fn double_quoted_literals_read_like_single_quoted_ones() {
+    assert_eq!(
+        Expr::parse(r#"attribute:ecs.availability-zone =~ "a.*""#).unwrap(),
+        Expr::parse("attribute:ecs.availability-zone =~ 'a.*'").unwrap()
+    );
+    let mut inst = instance();
+    inst.attributes.insert("note".into(), "say \"hi\"".into());
+    let e = Expr::parse(r#"attribute:note == "say \"hi\"""#).unwrap();
+    assert!(e.eval(&inst));
+    // A value that starts with a double quote prints quoted, so it reads back the same.
+    let e = Expr::parse(r#"attribute:note == '"x'"#).unwrap();
+    assert_eq!(Expr::parse(&e.to_string()).unwrap(), e);
+    let err = Expr::parse(r#"attribute:note == "open"#).unwrap_err();
+    assert_eq!(err.position, 18, "{err}");
+}
