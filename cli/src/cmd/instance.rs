@@ -214,10 +214,23 @@ async fn wait_drained(
             return Ok(());
         }
         if start.elapsed() > timeout {
+            let waiting: Vec<String> = p
+                .services
+                .iter()
+                .filter(|s| s.healthy_elsewhere < s.desired_count)
+                .map(|s| {
+                    format!(
+                        "{} has {}/{} healthy tasks elsewhere (check its deployment configuration and `service events {}`)",
+                        s.service_name, s.healthy_elsewhere, s.desired_count, s.service_name
+                    )
+                })
+                .collect();
             anyhow::bail!(
-                "timed out after {}s draining instance {instance}: {} service tasks still on it",
+                "timed out after {}s draining instance {instance}: {} service tasks still on it{}{}",
                 timeout.as_secs(),
-                p.service_tasks_remaining
+                p.service_tasks_remaining,
+                if waiting.is_empty() { "" } else { "; " },
+                waiting.join("; ")
             );
         }
         tokio::time::sleep(DRAIN_POLL).await;
