@@ -88,7 +88,10 @@ pub async fn update_state(
         )
         .into());
     }
-    api.proposer.propose(&Command::SetInstanceStatus { instance_id: id.clone(), status }).await?;
+    let now = Some(api.clock.now());
+    api.proposer
+        .propose(&Command::SetInstanceStatus { instance_id: id.clone(), status, now })
+        .await?;
     describe(api, v1::InstanceRef { cluster, container_instance: id })
 }
 

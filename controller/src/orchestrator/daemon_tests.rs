@@ -99,8 +99,11 @@ fn run_tasks_on(st: &mut State, instances: &[&str]) -> Vec<String> {
 }
 
 fn set_status(st: &mut State, id: &str, status: &str) {
-    apply(st, Command::SetInstanceStatus { instance_id: id.into(), status: status.into() })
-        .unwrap();
+    apply(
+        st,
+        Command::SetInstanceStatus { instance_id: id.into(), status: status.into(), now: None },
+    )
+    .unwrap();
 }
 
 fn member_of(expr: &str) -> PlacementConstraint {

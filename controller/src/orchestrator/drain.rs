@@ -18,8 +18,15 @@ pub fn drain_progress(
     now: Timestamp,
     policy: &HealthPolicy,
 ) -> DrainProgress {
-    let here: Vec<_> =
-        state.tasks.values().filter(|t| t.instance_id() == Some(instance_id)).collect();
+    // The tasks placed here that concern this drain: not stopped yet, or stopped since it began
+    // (a service whose tasks left long before is not waited for).
+    let since = state.instances.get(instance_id).and_then(|r| r.draining_since);
+    let here: Vec<_> = state
+        .tasks
+        .values()
+        .filter(|t| t.instance_id() == Some(instance_id))
+        .filter(|t| !t.is_stopped() || since.is_none_or(|s| t.stopped_at.is_none_or(|at| at >= s)))
+        .collect();
     let remaining = here.iter().filter(|t| t.service_name().is_some() && !t.is_stopped()).count();
     let mut services: BTreeMap<(String, String), DrainService> = BTreeMap::new();
     for t in &here {
@@ -106,6 +113,27 @@ mod tests {
         let p = drain_progress(&st, "a", Timestamp(23_000), &SETTLE);
         assert_eq!(p.services[0].healthy_elsewhere, 2);
         assert!(p.complete);
+    }
+
+    #[test]
+    fn services_whose_tasks_left_before_the_drain_began_are_not_waited_for() {
+        let (mut st, on_a) = setup();
+        // web's tasks on a stopped at t=5 s; the drain began at t=8 s.
+        for id in &on_a {
+            let t = st.tasks.get_mut(id).unwrap();
+            t.desired_status = STOPPED.into();
+            t.last_status = STOPPED.into();
+            t.stopped_at = Some(Timestamp(5_000));
+        }
+        st.instances.get_mut("a").unwrap().draining_since = Some(Timestamp(8_000));
+        let p = drain_progress(&st, "a", Timestamp(100_000), &SETTLE);
+        assert_eq!((p.service_tasks_remaining, p.services.len(), p.complete), (0, 0, true));
+        // Stopped after the drain began: web is affected and must be healthy elsewhere.
+        for id in &on_a {
+            st.tasks.get_mut(id).unwrap().stopped_at = Some(Timestamp(9_000));
+        }
+        let p = drain_progress(&st, "a", Timestamp(100_000), &SETTLE);
+        assert_eq!((p.services.len(), p.complete), (1, false));
     }
 
     #[test]

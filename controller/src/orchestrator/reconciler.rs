@@ -451,7 +451,11 @@ mod tests {
         let mut st = setup(2, 2);
         apply(
             &mut st,
-            Command::SetInstanceStatus { instance_id: "i1".into(), status: "DRAINING".into() },
+            Command::SetInstanceStatus {
+                instance_id: "i1".into(),
+                status: "DRAINING".into(),
+                now: None,
+            },
         )
         .unwrap();
         let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);

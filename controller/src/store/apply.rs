@@ -78,7 +78,7 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
         }
         Command::ServiceProgress(p) => service_progress(state, p),
         Command::PutAttributes(p) => put_attributes(state, p),
-        Command::SetInstanceStatus { instance_id, status } => {
+        Command::SetInstanceStatus { instance_id, status, now } => {
             let rec = state
                 .instances
                 .get_mut(&instance_id)
@@ -95,6 +95,7 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
                 )));
             }
             if ci.status != status {
+                rec.draining_since = if status == "DRAINING" { now } else { None };
                 ci.status = status;
                 ci.version += 1;
             }
@@ -269,6 +270,7 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
                     put_attributes: Default::default(),
                     last_heartbeat: r.now,
                     disconnected_at: None,
+                    draining_since: None,
                 },
             );
         }

@@ -64,6 +64,9 @@ pub enum Command {
     SetInstanceStatus {
         instance_id: String,
         status: String,
+        /// When it was proposed (a drain's start; absent in logs written before it existed).
+        #[serde(default)]
+        now: Option<Timestamp>,
     },
     /// ECS DeleteAttributes: names of attributes put through the API.
     DeleteAttributes {

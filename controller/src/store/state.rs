@@ -67,6 +67,10 @@ pub struct InstanceRecord {
     /// while connected. Its tasks are lost `lost_after` later.
     #[serde(default)]
     pub disconnected_at: Option<Timestamp>,
+    /// When the instance last became DRAINING (`None` while ACTIVE): drain progress counts the
+    /// services that had tasks on it from then on.
+    #[serde(default)]
+    pub draining_since: Option<Timestamp>,
 }
 
 impl Default for State {
