@@ -176,12 +176,7 @@ pub fn decide(
         && on.values().flatten().all(|t| t.desired_status == RUNNING && is_new(t));
     if settled && primary.rollout_state.as_deref() == Some("IN_PROGRESS") {
         d.complete_primary = true;
-        d.events.push(format!(
-            "{} (deployment {}) deployment completed.",
-            prefix(name),
-            primary.id
-        ));
-        d.events.push(format!("{} has reached a steady state.", prefix(name)));
+        d.events.extend(reconciler::completion_events(name, &primary.id));
     }
     d
 }

@@ -63,6 +63,14 @@ pub struct ServiceDecision {
     pub desired_count: Option<i64>,
 }
 
+/// ECS's events when a deployment reaches steady state.
+pub(super) fn completion_events(name: &str, deployment: &str) -> [String; 2] {
+    [
+        format!("{} (deployment {deployment}) deployment completed.", prefix(name)),
+        format!("{} has reached a steady state.", prefix(name)),
+    ]
+}
+
 /// The event prefix ECS uses: `(service NAME)`.
 pub fn prefix(name: &str) -> String {
     format!("(service {name})")
@@ -191,12 +199,7 @@ pub fn decide(
         && state.service_tasks(cluster, name).all(|t| t.desired_status == RUNNING);
     if steady && primary.rollout_state.as_deref() == Some("IN_PROGRESS") {
         d.complete_primary = true;
-        d.events.push(format!(
-            "{} (deployment {}) deployment completed.",
-            prefix(name),
-            primary.id
-        ));
-        d.events.push(format!("{} has reached a steady state.", prefix(name)));
+        d.events.extend(completion_events(name, &primary.id));
     }
     d
 }

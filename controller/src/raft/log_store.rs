@@ -282,6 +282,18 @@ impl LogStore {
     /// log: entries up to and including the snapshot index are deleted.
     pub fn save_snapshot_and_compact(&mut self, snapshot: &Snapshot) -> Result<(), RaftError> {
         let meta = snapshot.get_metadata();
+        self.check_local_snapshot(meta)?;
+        self.batch
+            .delete_range(LOG_TREE, KeyRange::between(index_key(0), index_key(meta.index + 1)));
+        self.stage_snapshot(snapshot)?;
+        if self.staged.hard_state.commit < meta.index {
+            self.set_commit(meta.index)?;
+        }
+        Ok(())
+    }
+
+    /// A local snapshot must be newer than the stored one and within the log.
+    fn check_local_snapshot(&self, meta: &SnapshotMetadata) -> Result<(), RaftError> {
         if meta.index <= self.staged.snapshot_index {
             return Err(RaftError::SnapshotOutOfDate {
                 index: meta.index,
@@ -293,12 +305,6 @@ impl LogStore {
                 index: meta.index,
                 message: format!("snapshot beyond last log index {}", self.staged.last_index),
             });
-        }
-        self.batch
-            .delete_range(LOG_TREE, KeyRange::between(index_key(0), index_key(meta.index + 1)));
-        self.stage_snapshot(snapshot)?;
-        if self.staged.hard_state.commit < meta.index {
-            self.set_commit(meta.index)?;
         }
         Ok(())
     }
@@ -311,18 +317,7 @@ impl LogStore {
         &mut self,
         meta: &SnapshotMetadata,
     ) -> Result<(), RaftError> {
-        if meta.index <= self.staged.snapshot_index {
-            return Err(RaftError::SnapshotOutOfDate {
-                index: meta.index,
-                stored: self.staged.snapshot_index,
-            });
-        }
-        if meta.index > self.staged.last_index {
-            return Err(RaftError::CorruptLog {
-                index: meta.index,
-                message: format!("snapshot beyond last log index {}", self.staged.last_index),
-            });
-        }
+        self.check_local_snapshot(meta)?;
         // The entries up to the snapshot are deleted off the loop (`compact_log_below`): raft
         // never reads below the first index again, and nothing rewrites them.
         self.stage_snapshot_meta(meta)?;
