@@ -89,39 +89,23 @@ pub async fn run(cmd: InstanceCmd, api: &mut Api, out: Format) -> anyhow::Result
             if wait {
                 wait_drained(api, &cluster, &id, timeout).await?;
             }
-            print!(
-                "{}",
-                output::show::<ContainerInstance>(
-                    out,
-                    &json,
-                    "container instance",
-                    output::instance_detail
-                )?
-            );
+            print_instance(out, &json)?;
         }
         InstanceCmd::Activate { id } => {
             let req =
                 InstanceStateRequest { cluster, container_instance: id, status: "ACTIVE".into() };
             let json = client::object(api.grpc().update_container_instance_state(req).await)?;
-            print!(
-                "{}",
-                output::show::<ContainerInstance>(
-                    out,
-                    &json,
-                    "container instance",
-                    output::instance_detail
-                )?
-            );
+            print_instance(out, &json)?;
         }
         InstanceCmd::Attributes(cmd) => {
-            let (json, what) = match cmd {
+            let json = match cmd {
                 AttributesCmd::Put { id, attributes } => {
                     let req = AttributesRequest {
                         cluster,
                         container_instance: id,
                         attributes: attribute_map(&attributes),
                     };
-                    (client::object(api.grpc().put_attributes(req).await)?, "container instance")
+                    client::object(api.grpc().put_attributes(req).await)?
                 }
                 AttributesCmd::Delete { id, names } => {
                     let req = AttributesRequest {
@@ -129,13 +113,10 @@ pub async fn run(cmd: InstanceCmd, api: &mut Api, out: Format) -> anyhow::Result
                         container_instance: id,
                         attributes: attribute_map(&names),
                     };
-                    (client::object(api.grpc().delete_attributes(req).await)?, "container instance")
+                    client::object(api.grpc().delete_attributes(req).await)?
                 }
             };
-            print!(
-                "{}",
-                output::show::<ContainerInstance>(out, &json, what, output::instance_detail)?
-            );
+            print_instance(out, &json)?;
         }
         InstanceCmd::List { status, filter } => {
             let req = ListInstancesRequest {
@@ -157,17 +138,23 @@ pub async fn run(cmd: InstanceCmd, api: &mut Api, out: Format) -> anyhow::Result
         InstanceCmd::Describe { id } => {
             let req = InstanceRef { cluster, container_instance: id };
             let json = client::object(api.grpc().describe_container_instance(req).await)?;
-            print!(
-                "{}",
-                output::show::<ContainerInstance>(
-                    out,
-                    &json,
-                    "container instance",
-                    output::instance_detail
-                )?
-            );
+            print_instance(out, &json)?;
         }
     }
+    Ok(())
+}
+
+/// Prints a ContainerInstance reply (table or ECS JSON).
+fn print_instance(out: Format, json: &str) -> anyhow::Result<()> {
+    print!(
+        "{}",
+        output::show::<ContainerInstance>(
+            out,
+            json,
+            "container instance",
+            output::instance_detail
+        )?
+    );
     Ok(())
 }
 

@@ -59,6 +59,15 @@ pub fn constraints(flags: &[String]) -> Vec<PlacementConstraint> {
         .collect()
 }
 
+/// Prints a dry run's PlacementExplanation reply (table or JSON).
+pub fn print_explanation(
+    out: crate::output::Format,
+    json: &str,
+) -> Result<(), crate::error::CliError> {
+    print!("{}", crate::output::show(out, json, "placement explanation", explanation_table)?);
+    Ok(())
+}
+
 pub fn explanation_table(e: &PlacementExplanation) -> String {
     let mut out = format!(
         "Strategies:  {}\nConstraints: {}\n",

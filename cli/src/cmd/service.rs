@@ -105,15 +105,7 @@ pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<
             let dry_run = req.dry_run;
             let json = client::object(api.grpc().create_service(req).await)?;
             if dry_run {
-                print!(
-                    "{}",
-                    output::show(
-                        out,
-                        &json,
-                        "placement explanation",
-                        super::placement::explanation_table
-                    )?
-                );
+                super::placement::print_explanation(out, &json)?;
                 return Ok(());
             }
             json

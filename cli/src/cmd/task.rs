@@ -134,15 +134,7 @@ pub async fn run(cmd: TaskCmd, api: &mut Api, out: Format) -> anyhow::Result<()>
             };
             let json = client::object(api.grpc().run_task(req).await)?;
             if dry_run {
-                print!(
-                    "{}",
-                    output::show(
-                        out,
-                        &json,
-                        "placement explanation",
-                        super::placement::explanation_table
-                    )?
-                );
+                super::placement::print_explanation(out, &json)?;
                 return Ok(());
             }
             let resp: RunTaskResponse = output::parse(&json, "RunTask response")?;
