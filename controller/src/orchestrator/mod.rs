@@ -18,9 +18,9 @@ pub mod health;
 pub mod liveness;
 pub mod placement;
 pub mod reconciler;
+pub mod scale_in;
 #[cfg(test)]
 pub(crate) mod testkit;
-pub mod scale_in;
 
 use crate::clock::{Clock, new_id};
 use crate::error::Result;
@@ -96,14 +96,8 @@ impl Orchestrator {
     ) -> Result<()> {
         let mut role = self.proposer.raft().role();
         loop {
-            while !role.borrow_and_update().is_leader() {
-                tokio::select! {
-                    _ = shutdown.changed() => return Ok(()),
-                    r = role.changed() => if r.is_err() { return Ok(()) },
-                }
-                if *shutdown.borrow() {
-                    return Ok(());
-                }
+            if !until_leader(&mut role, &mut shutdown).await {
+                return Ok(());
             }
             tracing::info!("leader: service reconciler started");
             let mut ticker = tokio::time::interval(self.config.interval);
@@ -401,4 +395,22 @@ pub fn new_deployment_id() -> String {
 
 fn task_list(ids: &[String]) -> String {
     ids.iter().map(|id| format!("(task {id})")).collect::<Vec<_>>().join(" ")
+}
+
+/// Waits until this controller leads (true) or shutdown comes first (false): how every
+/// leader-only loop idles while a follower.
+pub(crate) async fn until_leader(
+    role: &mut watch::Receiver<crate::raft::RoleState>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    while !role.borrow_and_update().is_leader() {
+        tokio::select! {
+            _ = shutdown.changed() => return false,
+            r = role.changed() => if r.is_err() { return false },
+        }
+        if *shutdown.borrow() {
+            return false;
+        }
+    }
+    true
 }

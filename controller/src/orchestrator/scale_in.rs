@@ -122,7 +122,8 @@ mod tests {
         let tasks = ids
             .iter()
             .map(|id| {
-                let mut t = crate::orchestrator::placement::new_task(&st, &launch, "i1", id, Timestamp(2));
+                let mut t =
+                    crate::orchestrator::placement::new_task(&st, &launch, "i1", id, Timestamp(2));
                 t.last_status = RUNNING.into();
                 t.health_status = "HEALTHY".into();
                 t

@@ -17,6 +17,7 @@
 
 pub mod decide;
 
+use super::until_leader;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::propose::Proposer;
@@ -133,14 +134,8 @@ impl LivenessMonitor {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         let mut role = self.proposer.raft().role();
         loop {
-            while !role.borrow_and_update().is_leader() {
-                tokio::select! {
-                    _ = shutdown.changed() => return Ok(()),
-                    r = role.changed() => if r.is_err() { return Ok(()) },
-                }
-                if *shutdown.borrow() {
-                    return Ok(());
-                }
+            if !until_leader(&mut role, &mut shutdown).await {
+                return Ok(());
             }
             let leader_since = self.clock.now();
             self.since.send_replace(Some(leader_since));
