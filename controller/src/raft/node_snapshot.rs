@@ -96,24 +96,22 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let started = std::time::Instant::now();
         let store = self.raw.mut_store();
-        match s.data {
-            Some(data) => {
-                let snapshot = snapshot_message(s.index, s.term, &s.conf_state, data);
-                store.save_snapshot_and_compact(&snapshot)?;
-            }
-            None => {
-                let snapshot = snapshot_message(s.index, s.term, &s.conf_state, Vec::new());
-                store.save_stored_snapshot_and_compact(snapshot.get_metadata())?;
-                store.commit(true)?;
-                let (backend, index) = (store.backend(), s.index);
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = LogStore::compact_log_below(backend.as_ref(), index) {
-                        tracing::warn!(index, error = %e, "compacting the log failed; the next snapshot retries");
-                    }
-                });
-            }
+        let stored_off_loop = s.data.is_none();
+        let snapshot = snapshot_message(s.index, s.term, &s.conf_state, s.data.unwrap_or_default());
+        if stored_off_loop {
+            store.save_stored_snapshot_and_compact(snapshot.get_metadata())?;
+        } else {
+            store.save_snapshot_and_compact(&snapshot)?;
         }
         store.commit(true)?;
+        if stored_off_loop {
+            let (backend, index) = (store.backend(), s.index);
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = LogStore::compact_log_below(backend.as_ref(), index) {
+                    tracing::warn!(index, error = %e, "compacting the log failed; the next snapshot retries");
+                }
+            });
+        }
         tracing::debug!(
             id = self.config.id,
             index = s.index,
