@@ -23,6 +23,7 @@ pub mod api;
 pub mod clock;
 pub mod dispatcher;
 pub mod error;
+pub mod events;
 pub mod flags;
 pub mod orchestrator;
 pub mod peer;

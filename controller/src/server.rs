@@ -191,13 +191,14 @@ impl Controller {
                 .map_err(|e| Error::Storage(e.to_string()))?,
         );
         let shared = SharedState::new(State::new(config.scope.clone()));
-        let store = Store::new(shared.clone());
+        let events = crate::events::EventLog::new(backend.clone());
+        let store = Store::with_events(shared.clone(), events.clone());
         let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
             Error::Config(format!("cannot listen on {} (--listen): {e}", config.listen))
         })?;
         let addr = listener.local_addr()?;
         let (raft, proposer, peer_addr, peer) = if config.is_replicated() {
-            let member = start_member(&config, addr, backend, store).await?;
+            let member = start_member(&config, addr, backend, store, events.clone()).await?;
             (member.raft, member.proposer, Some(member.peer_addr), Some(member.tasks))
         } else {
             let raft = RaftNode::start_single(config.raft.clone(), backend, store)
@@ -207,7 +208,7 @@ impl Controller {
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-        let api = Api::new(proposer.clone(), shared.clone(), clock.clone())
+        let api = Api::new(proposer.clone(), shared.clone(), clock.clone(), events.clone())
             .with_health_policy(config.orchestrator.health_policy());
         let dispatcher = Dispatcher::new(
             proposer.clone(),
@@ -296,6 +297,7 @@ async fn start_member(
     client_addr: SocketAddr,
     backend: Arc<SledBackend>,
     store: Store,
+    events: Arc<crate::events::EventLog>,
 ) -> Result<Member> {
     let id = config.raft.id;
     let peer_listen = config.peer_listen.ok_or_else(|| Error::Config("no peer listen".into()))?;
@@ -316,8 +318,9 @@ async fn start_member(
     tokio::spawn(follow_address_book(raft.clone(), addresses.clone()));
     let (peer_tx, mut peer_rx) = watch::channel(false);
     let peer_raft = raft.clone();
+    let peer_events = events.clone();
     let server = tokio::spawn(async move {
-        crate::peer::serve(peer_listener, peer_raft, async move {
+        crate::peer::serve(peer_listener, peer_raft, peer_events, async move {
             let _ = peer_rx.wait_for(|s| *s).await;
         })
         .await

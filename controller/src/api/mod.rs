@@ -3,10 +3,11 @@
 //! Each handler validates its request, then either reads a consistent view of the state (queries)
 //! or proposes one command and answers after it is committed, durable and applied (writes).
 //! Objects are answered as ECS JSON (`berth_proto::model`). One file per resource:
-//! `clusters`, `taskdefs`, `services`, `tasks`, `instances`; errors map to gRPC codes in
-//! `crate::error`.
+//! `clusters`, `taskdefs`, `services`, `tasks`, `instances`, `events` (the event stream, served
+//! from this controller's own copy of the log); errors map to gRPC codes in `crate::error`.
 
 mod clusters;
+mod events;
 mod instances;
 pub mod members;
 mod placement;
@@ -31,11 +32,18 @@ pub struct Api {
     pub(crate) clock: Arc<dyn Clock>,
     /// How the scheduler counts task health (drain progress uses it).
     pub(crate) health: crate::orchestrator::health::HealthPolicy,
+    /// This controller's copy of the event log (subscriptions read it).
+    pub(crate) events: Arc<crate::events::EventLog>,
 }
 
 impl Api {
-    pub fn new(proposer: Proposer, shared: SharedState, clock: Arc<dyn Clock>) -> Self {
-        Api { proposer, shared, clock, health: Default::default() }
+    pub fn new(
+        proposer: Proposer,
+        shared: SharedState,
+        clock: Arc<dyn Clock>,
+        events: Arc<crate::events::EventLog>,
+    ) -> Self {
+        Api { proposer, shared, clock, health: Default::default(), events }
     }
 
     /// The health policy the orchestrator runs with (default: ECS's).
@@ -98,6 +106,13 @@ type R<T> = std::result::Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl Berth for Api {
+    type SubscribeEventsStream = events::EventStream;
+    async fn subscribe_events(
+        &self,
+        r: Request<v1::SubscribeEventsRequest>,
+    ) -> R<Self::SubscribeEventsStream> {
+        events::subscribe(self, r.into_inner())
+    }
     async fn create_cluster(&self, r: Request<v1::ClusterRef>) -> R<v1::ObjectReply> {
         Ok(clusters::create(self, r.into_inner()).await?)
     }

@@ -4,7 +4,10 @@
 use std::future::Future;
 
 use berth_proto::v1::raft_peer_server::{RaftPeer, RaftPeerServer};
-use berth_proto::v1::{ForwardReply, ForwardRequest, PeerAck, RaftBatch, SnapshotChunk};
+use berth_proto::v1::{
+    EventMessage, ForwardReply, ForwardRequest, PeerAck, RaftBatch, ReadEventsReply, ReadEventsRequest,
+    SnapshotChunk,
+};
 use protobuf::Message as _;
 use raft::prelude::Message;
 use tokio_stream::StreamExt as _;
@@ -23,11 +26,15 @@ pub const NOT_LEADER_METADATA: &str = "x-berth-not-leader";
 #[derive(Clone)]
 pub struct PeerService {
     raft: RaftHandle,
+    events: std::sync::Arc<crate::events::EventLog>,
 }
 
+/// Events one `ReadEvents` answers at most.
+pub const READ_EVENTS_MAX: usize = 1024;
+
 impl PeerService {
-    pub fn new(raft: RaftHandle) -> Self {
-        Self { raft }
+    pub fn new(raft: RaftHandle, events: std::sync::Arc<crate::events::EventLog>) -> Self {
+        Self { raft, events }
     }
 
     fn step_bytes(&self, bytes: &[u8]) -> Result<(), Status> {
@@ -50,6 +57,30 @@ impl PeerService {
 
 #[tonic::async_trait]
 impl RaftPeer for PeerService {
+    async fn read_events(
+        &self,
+        request: Request<ReadEventsRequest>,
+    ) -> Result<Response<ReadEventsReply>, Status> {
+        let r = request.into_inner();
+        let max = (r.max as usize).clamp(1, READ_EVENTS_MAX);
+        let first_index = self.events.tip().first;
+        let events = match self.events.read(r.from_index.max(first_index), max) {
+            Ok(events) => events,
+            Err(crate::events::Trimmed { oldest }) => {
+                return Ok(Response::new(ReadEventsReply { events: vec![], first_index: oldest }));
+            }
+        };
+        let events = events
+            .iter()
+            .map(|e| EventMessage {
+                index: e.index,
+                detail_type: e.detail_type.clone(),
+                json: e.json.clone(),
+            })
+            .collect();
+        Ok(Response::new(ReadEventsReply { events, first_index }))
+    }
+
     async fn step(&self, request: Request<RaftBatch>) -> Result<Response<PeerAck>, Status> {
         for bytes in &request.get_ref().messages {
             self.step_bytes(bytes)?;
@@ -115,11 +146,12 @@ impl RaftPeer for PeerService {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     raft: RaftHandle,
+    events: std::sync::Arc<crate::events::EventLog>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     // TCP_NODELAY (see server.rs): small raft messages must not wait for a delayed ACK.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let service = RaftPeerServer::new(PeerService::new(raft))
+    let service = RaftPeerServer::new(PeerService::new(raft, events))
         .max_decoding_message_size(PEER_MAX_MESSAGE_BYTES)
         .max_encoding_message_size(PEER_MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()

@@ -119,6 +119,11 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
             super::liveness::mark_disconnected(state, &instance_id, &session, last_heartbeat, now)
         }
         Command::MarkTasksLost(m) => super::liveness::mark_tasks_lost(state, m),
+        Command::TrimEvents { first_index } => {
+            let cursor = &mut state.events;
+            cursor.first_index = cursor.first_index.max(first_index.min(cursor.next_index));
+            Ok(Applied { ids: vec![cursor.first_index.to_string()], ..Default::default() })
+        }
     }
 }
 

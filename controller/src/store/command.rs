@@ -93,6 +93,10 @@ pub enum Command {
     },
     /// Node liveness: the instance stayed disconnected past `lost_after`; its tasks are STOPPED.
     MarkTasksLost(MarkTasksLost),
+    /// Event retention (`orchestrator/retention`): events below `first_index` are dropped.
+    TrimEvents {
+        first_index: u64,
+    },
 }
 
 /// One agent session's latest heartbeat, as stamped by the controller that received it.
@@ -234,6 +238,34 @@ pub enum Rollback {
 }
 
 impl Command {
+    /// The proposer's time stamped in the command, if it carries one (events take their time
+    /// from it).
+    pub fn time(&self) -> Option<Timestamp> {
+        match self {
+            Command::CreateCluster { now, .. }
+            | Command::RegisterTaskDefinition { now, .. }
+            | Command::DeregisterTaskDefinition { now, .. }
+            | Command::SetAgentConnected { now, .. }
+            | Command::DeleteService { now, .. }
+            | Command::StartTasks { now, .. }
+            | Command::ReportTaskStatus { now, .. }
+            | Command::MarkAgentDisconnected { now, .. } => Some(*now),
+            Command::RegisterInstance(r) => Some(r.now),
+            Command::CreateService(c) => Some(c.now),
+            Command::UpdateService(u) => Some(u.now),
+            Command::StopTasks(s) => Some(s.now),
+            Command::ServiceProgress(p) => Some(p.now),
+            Command::MarkTasksLost(m) => Some(m.now),
+            Command::SetInstanceStatus { now, .. } => *now,
+            Command::RecordHeartbeats { beats } => beats.iter().map(|b| b.at).max(),
+            Command::DeleteCluster { .. }
+            | Command::PutAttributes(_)
+            | Command::DeleteAttributes { .. }
+            | Command::PurgeStoppedTasks { .. }
+            | Command::TrimEvents { .. } => None,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         // Serializing plain data to JSON cannot fail (no non-string map keys, no custom errors).
         serde_json::to_vec(self).unwrap_or_default()

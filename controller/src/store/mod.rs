@@ -7,6 +7,7 @@
 //! * `query`   — read-side ECS views with derived fields.
 //! * `error`   — `Rejection`, the store's refusal of a command.
 //! * `liveness` — applying heartbeats, disconnections and lost tasks (node liveness).
+//! * `events`  — the ECS events each applied command produces (appended to `events::EventLog`).
 //!
 //! `Store` implements `raft::StateMachine`: raft calls `apply` for each committed entry in log
 //! order; readers take the shared `RwLock` for a consistent view. Nothing here touches the network,
@@ -16,6 +17,7 @@ pub mod apply;
 mod apply_services;
 pub mod command;
 pub mod error;
+pub mod events;
 mod liveness;
 pub mod query;
 pub mod state;
@@ -47,11 +49,19 @@ impl SharedState {
 /// The state machine raft drives.
 pub struct Store {
     shared: SharedState,
+    events: Arc<crate::events::EventLog>,
 }
 
 impl Store {
+    /// A store whose events go to an in-memory log (tests).
     pub fn new(shared: SharedState) -> Self {
-        Store { shared }
+        Self::with_events(shared, crate::events::EventLog::in_memory())
+    }
+
+    /// A store appending its events to `events`.
+    pub fn with_events(shared: SharedState, events: Arc<crate::events::EventLog>) -> Self {
+        events.set_cursor(shared.read().events, true);
+        Store { shared, events }
     }
 }
 
@@ -70,11 +80,24 @@ impl crate::raft::StateMachine for Store {
     fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
         let result: ApplyResult = match serde_json::from_slice::<Command>(command) {
             Ok(cmd) => {
+                let trims = matches!(cmd, Command::TrimEvents { .. });
                 let mut state = self.shared.write();
+                let before = events::Before::of(&state, &cmd);
                 // Apply to a copy-free path: `apply` itself is all-or-nothing by validating before it
-                // mutates, so a rejection leaves the state as it was.
+                // mutates, so a rejection leaves the state as it was (and has no events).
                 let r = apply::apply(&mut state, cmd);
+                let new_events =
+                    if r.is_ok() { events::derive(&mut state, before) } else { Vec::new() };
                 state.applied_index = index;
+                let cursor = state.events;
+                drop(state);
+                if !new_events.is_empty() {
+                    self.events.append(new_events, cursor);
+                }
+                if trims {
+                    self.events.set_cursor(cursor, false);
+                    self.events.prune();
+                }
                 r
             }
             Err(e) => {
@@ -104,7 +127,11 @@ impl crate::raft::StateMachine for Store {
 
     fn restore(&mut self, data: &[u8]) {
         match serde_json::from_slice::<State>(data) {
-            Ok(s) => *self.shared.write() = s,
+            Ok(s) => {
+                let cursor = s.events;
+                *self.shared.write() = s;
+                self.events.set_cursor(cursor, true);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "snapshot data does not decode; keeping the current state")
             }

@@ -25,6 +25,9 @@ pub struct State {
     /// circuit breaker's rollback target when no older deployment is left.
     #[serde(default)]
     pub completed_taskdefs: BTreeMap<String, String>,
+    /// Where the event log stands (its events live in the controller's event store, not here).
+    #[serde(default)]
+    pub events: super::events::EventCursor,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -100,6 +103,7 @@ impl State {
             tasks: BTreeMap::new(),
             applied_index: 0,
             completed_taskdefs: BTreeMap::new(),
+            events: Default::default(),
         }
     }
 

@@ -5,12 +5,14 @@
 //! * `service`  — Service, Deployment, ServiceEvent.
 //! * `instance` — ContainerInstance, Attribute, Resource.
 //! * `cluster`  — Cluster.
+//! * `event`    — ClusterEvent (the EventBridge envelope) and ISO-8601 times.
 //! * `report`   — what an agent reports about a task (TaskStatusReport).
 //! * `arn`      — ARNs and ids (ECS long format, configurable region/account).
 //! * `time`     — Timestamp (epoch milliseconds inside, fractional epoch seconds on the wire).
 
 pub mod arn;
 pub mod cluster;
+pub mod event;
 pub mod instance;
 pub mod placement;
 pub mod report;
@@ -21,6 +23,7 @@ pub mod time;
 
 pub use arn::*;
 pub use cluster::*;
+pub use event::ClusterEvent;
 pub use instance::*;
 pub use placement::*;
 pub use report::*;

@@ -1,0 +1,303 @@
+//! [`EventLog`]: this controller's copy of the cluster event log.
+//!
+//! Events are appended by the state machine as it applies each command (`store::Store`), into the
+//! `events` tree of the controller's key-value backend (the same sled database as the Raft log,
+//! so each Raft flush also makes them durable), keyed by index. A ring of the latest events, with
+//! their parsed JSON, serves live subscribers without reading storage or parsing again.
+//!
+//! The replicated [`EventCursor`] says which indexes exist (`first_index..next_index`); this
+//! copy can lack some for a while: a member that installs a snapshot (which does not carry the
+//! log) has a hole up to the snapshot's cursor, filled from another member by `backfill`. Reads
+//! stop at a hole and wait, so a subscriber never skips an index.
+//!
+//! Retention (`TrimEvents`) moves `first_index`; the events below are deleted off the Raft loop.
+
+use crate::storage::{KeyRange, KvBackend, WriteBatch};
+use crate::store::events::EventCursor;
+use berth_proto::model::ClusterEvent;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+pub const EVENTS_TREE: &str = "events";
+
+/// Latest events kept in memory, parsed, for live subscribers.
+pub const RECENT_EVENTS: usize = 4096;
+
+/// One event as stored and served: its JSON text and, for filtering, the parsed value.
+#[derive(Debug)]
+pub struct StoredEvent {
+    pub index: u64,
+    pub detail_type: String,
+    pub json: String,
+    pub value: Value,
+}
+
+impl StoredEvent {
+    pub fn of(event: &ClusterEvent) -> StoredEvent {
+        let value = serde_json::to_value(event).unwrap_or_default();
+        StoredEvent {
+            index: event.index,
+            detail_type: event.detail_type.clone(),
+            json: value.to_string(),
+            value,
+        }
+    }
+
+    /// Parses stored JSON (`None` if it does not decode, which only a corrupt store gives).
+    pub fn parse(json: String) -> Option<StoredEvent> {
+        let value: Value = serde_json::from_str(&json).ok()?;
+        let index = value.get("index")?.as_u64()?;
+        let detail_type = value.get("detail-type")?.as_str()?.to_string();
+        Some(StoredEvent { index, detail_type, json, value })
+    }
+}
+
+/// What this copy of the log can serve: indexes `first..next`, except `hole` (`start..end`)
+/// while it is being filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tip {
+    pub first: u64,
+    pub next: u64,
+    pub hole: Option<(u64, u64)>,
+}
+
+/// A read below what retention keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trimmed {
+    pub oldest: u64,
+}
+
+pub struct EventLog {
+    backend: Arc<dyn KvBackend>,
+    recent: Mutex<VecDeque<Arc<StoredEvent>>>,
+    tip: watch::Sender<Tip>,
+    /// Below this every key has been deleted (pruning is done up to here).
+    pruned_below: Mutex<u64>,
+}
+
+fn key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+impl EventLog {
+    pub fn new(backend: Arc<dyn KvBackend>) -> Arc<EventLog> {
+        let cursor = EventCursor::default();
+        let (tip, _) =
+            watch::channel(Tip { first: cursor.first_index, next: cursor.next_index, hole: None });
+        Arc::new(EventLog {
+            backend,
+            recent: Mutex::new(VecDeque::new()),
+            tip,
+            pruned_below: Mutex::new(0),
+        })
+    }
+
+    /// An event log on an in-memory backend (unit tests, and stores built without one).
+    pub fn in_memory() -> Arc<EventLog> {
+        EventLog::new(Arc::new(crate::storage::MemBackend::new()))
+    }
+
+    pub fn tip(&self) -> Tip {
+        *self.tip.borrow()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<Tip> {
+        self.tip.subscribe()
+    }
+
+    /// Appends the events one command produced (called while applying it, in log order).
+    pub fn append(&self, events: Vec<berth_proto::model::ClusterEvent>, cursor: EventCursor) {
+        let mut batch = WriteBatch::new();
+        let stored: Vec<Arc<StoredEvent>> =
+            events.iter().map(|e| Arc::new(StoredEvent::of(e))).collect();
+        for e in &stored {
+            batch.put(EVENTS_TREE, key(e.index), e.json.as_bytes().to_vec());
+        }
+        let failed = match self.backend.write(batch) {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "storing events failed; they will be fetched from another member");
+                true
+            }
+        };
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            for e in stored {
+                if recent.back().is_some_and(|last| last.index + 1 != e.index) {
+                    recent.clear();
+                }
+                recent.push_back(e);
+                if recent.len() > RECENT_EVENTS {
+                    recent.pop_front();
+                }
+            }
+        }
+        let first_new = events.first().map(|e| e.index);
+        self.tip.send_modify(|t| {
+            t.next = cursor.next_index;
+            if failed && let Some(start) = first_new {
+                t.hole = Some(merge_hole(t.hole, (start, cursor.next_index)));
+            }
+        });
+    }
+
+    /// Takes a new cursor: after restoring a snapshot (`restored`: the events up to the
+    /// cursor may be missing here) or after retention moved `first_index`.
+    pub fn set_cursor(&self, cursor: EventCursor, restored: bool) {
+        let hole = if restored {
+            let last = self.last_stored().unwrap_or(0);
+            let start = (last + 1).max(cursor.first_index);
+            (start < cursor.next_index).then_some((start, cursor.next_index))
+        } else {
+            None
+        };
+        if restored {
+            self.recent.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        self.tip.send_modify(|t| {
+            // A member that gave up on a hole's start keeps its higher `first`.
+            t.first = t.first.max(cursor.first_index);
+            t.next = cursor.next_index;
+            if let Some(h) = hole {
+                t.hole = Some(merge_hole(t.hole, h));
+            }
+            if let Some((s, e)) = t.hole {
+                let s = s.max(t.first);
+                t.hole = (s < e).then_some((s, e));
+            }
+        });
+    }
+
+    /// The highest index stored here.
+    pub fn last_stored(&self) -> Option<u64> {
+        let mut it = self.backend.scan(EVENTS_TREE, KeyRange::all()).ok()?;
+        let (k, _) = it.next_back()?.ok()?;
+        Some(u64::from_be_bytes(k.as_slice().try_into().ok()?))
+    }
+
+    /// Up to `max` contiguous events from `from`, ending before the log's end or a hole (empty
+    /// when `from` is there: wait for [`Self::watch`]).
+    pub fn read(&self, from: u64, max: usize) -> Result<Vec<Arc<StoredEvent>>, Trimmed> {
+        let tip = self.tip();
+        if from < tip.first {
+            return Err(Trimmed { oldest: tip.first });
+        }
+        let mut end = tip.next;
+        if let Some((s, e)) = tip.hole {
+            if from >= s && from < e {
+                return Ok(vec![]);
+            }
+            if from < s {
+                end = end.min(s);
+            }
+        }
+        let end = end.min(from.saturating_add(max as u64));
+        if from >= end {
+            return Ok(vec![]);
+        }
+        {
+            let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(front) = recent.front()
+                && front.index <= from
+            {
+                let skip = (from - front.index) as usize;
+                return Ok(recent
+                    .iter()
+                    .skip(skip)
+                    .take_while(|e| e.index < end)
+                    .cloned()
+                    .collect());
+            }
+        }
+        let Ok(iter) = self.backend.scan(EVENTS_TREE, KeyRange::between(key(from), key(end)))
+        else {
+            return Ok(vec![]);
+        };
+        let mut out = Vec::new();
+        let mut want = from;
+        for item in iter {
+            let Ok((_, v)) = item else { break };
+            let Some(e) = String::from_utf8(v).ok().and_then(StoredEvent::parse) else { break };
+            if e.index != want {
+                break; // deleted under us (retention) or missing: stop at the gap
+            }
+            want += 1;
+            out.push(Arc::new(e));
+        }
+        if out.is_empty() && from < self.tip().first {
+            return Err(Trimmed { oldest: self.tip().first });
+        }
+        Ok(out)
+    }
+
+    /// Stores events fetched from another member into the hole; returns the next index still
+    /// missing (the hole's end once it is filled).
+    pub fn fill(&self, events: &[Arc<StoredEvent>]) -> Result<(), crate::storage::KvError> {
+        let mut batch = WriteBatch::new();
+        for e in events {
+            batch.put(EVENTS_TREE, key(e.index), e.json.as_bytes().to_vec());
+        }
+        self.backend.write(batch)?;
+        let Some(last) = events.last().map(|e| e.index) else { return Ok(()) };
+        self.tip.send_modify(|t| {
+            if let Some((s, e)) = t.hole
+                && events.first().is_some_and(|f| f.index <= s)
+            {
+                t.hole = (last + 1 < e).then_some((last + 1, e));
+            }
+        });
+        Ok(())
+    }
+
+    /// The hole's start moves up to `oldest` (the member filling it no longer has the events
+    /// below): those indexes are lost here, and reads below them say so.
+    pub fn give_up_below(&self, oldest: u64) {
+        self.tip.send_modify(|t| {
+            if let Some((s, e)) = t.hole
+                && oldest > s
+            {
+                t.first = t.first.max(oldest.min(e));
+                t.hole = (oldest < e).then_some((oldest, e));
+            }
+        });
+    }
+
+    /// Deletes stored events below the tip's `first` (on a blocking thread: can be many).
+    pub fn prune(self: &Arc<Self>) {
+        let first = self.tip().first;
+        let from = {
+            let mut below = self.pruned_below.lock().unwrap_or_else(|e| e.into_inner());
+            if *below >= first {
+                return;
+            }
+            std::mem::replace(&mut *below, first)
+        };
+        let log = self.clone();
+        let job = move || {
+            let mut batch = WriteBatch::new();
+            batch.delete_range(EVENTS_TREE, KeyRange::between(key(from), key(first)));
+            if let Err(e) = log.backend.write(batch) {
+                tracing::warn!(error = %e, "deleting trimmed events failed");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(job);
+            }
+            Err(_) => job(),
+        }
+    }
+}
+
+fn merge_hole(old: Option<(u64, u64)>, new: (u64, u64)) -> (u64, u64) {
+    match old {
+        Some((s, e)) => (s.min(new.0), e.max(new.1)),
+        None => new,
+    }
+}
+
+#[cfg(test)]
+#[path = "log_tests.rs"]
+mod tests;

@@ -1,0 +1,16 @@
+//! # events — the cluster event log, its filters and its subscriptions
+//!
+//! Events are made by the state machine (`store::events`, deterministic, in the same apply as
+//! their change) and kept here:
+//! * `log`       — [`EventLog`]: this controller's durable copy, indexed, with a hole while a
+//!   member catches up after a snapshot.
+//! * `pattern`   — EventBridge event patterns: parse (with the path of a bad element), match.
+//! * `subscribe` — a subscription: backlog then live events, filtered, with bounded memory.
+//!
+//! Must not touch: Raft or the state (only `Store` appends; everything else reads).
+
+pub mod log;
+pub mod subscribe;
+pub mod pattern;
+
+pub use log::{EventLog, StoredEvent, Tip, Trimmed};

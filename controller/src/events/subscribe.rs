@@ -1,0 +1,143 @@
+//! A subscription: the backlog from an index, then (with `follow`) live events, in index order,
+//! filtered here on the server.
+//!
+//! Each subscriber reads the [`EventLog`] itself, from its own position: from the in-memory ring
+//! while it keeps up, from storage when it falls behind. So a subscriber that stops reading holds
+//! at most [`SUBSCRIBER_BUFFER`] + [`READ_BATCH`] events, however many are appended meanwhile
+//! (backpressure reaches it through the bounded channel and HTTP/2 flow control). One that falls
+//! behind retention gets [`SubscribeError::Trimmed`] naming the oldest index, never a silent jump.
+
+use super::pattern::Pattern;
+use super::{EventLog, StoredEvent, Trimmed};
+use berth_proto::model::event::DETAIL_TYPES;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::mpsc;
+
+/// Events queued between a subscriber's reader and its connection.
+pub const SUBSCRIBER_BUFFER: usize = 64;
+/// Events read from the log at a time.
+pub const READ_BATCH: usize = 256;
+
+/// Why a subscription cannot start or go on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SubscribeError {
+    #[error(
+        "events from index {wanted} are no longer retained: the oldest available index is {oldest}; resume from {oldest} or later"
+    )]
+    Trimmed { wanted: u64, oldest: u64 },
+    #[error("{0}")]
+    InvalidFilter(String),
+}
+
+/// What a subscriber wants: all of `patterns` and one of `detail_types` (empty: any).
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pattern: Pattern,
+    detail_types: Vec<String>,
+}
+
+impl Filter {
+    /// From a pattern's JSON text (empty: every event) and detail-types (full names or the short
+    /// names TASK, INSTANCE, SERVICE, DEPLOYMENT, any case).
+    pub fn new(pattern: &str, detail_types: &[String]) -> Result<Filter, SubscribeError> {
+        let pattern = if pattern.trim().is_empty() {
+            Pattern::any()
+        } else {
+            Pattern::parse(pattern).map_err(|e| SubscribeError::InvalidFilter(e.to_string()))?
+        };
+        let detail_types = detail_types
+            .iter()
+            .map(|t| {
+                DETAIL_TYPES
+                    .iter()
+                    .find(|(short, full)| t.eq_ignore_ascii_case(short) || t == full)
+                    .map(|(_, full)| full.to_string())
+                    .ok_or_else(|| {
+                        SubscribeError::InvalidFilter(format!(
+                            "detail type '{t}' is not one of TASK, INSTANCE, SERVICE, DEPLOYMENT or their ECS names ({})",
+                            DETAIL_TYPES.iter().map(|(_, f)| *f).collect::<Vec<_>>().join(", ")
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Filter { pattern, detail_types })
+    }
+
+    pub fn matches(&self, e: &StoredEvent) -> bool {
+        (self.detail_types.is_empty() || self.detail_types.contains(&e.detail_type))
+            && self.pattern.matches(&e.value)
+    }
+}
+
+/// Subscriptions running on this controller.
+pub static ACTIVE_SUBSCRIBERS: AtomicUsize = AtomicUsize::new(0);
+
+struct Active;
+impl Active {
+    fn new() -> Active {
+        ACTIVE_SUBSCRIBERS.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE_SUBSCRIBERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub type Item = Result<Arc<StoredEvent>, SubscribeError>;
+
+/// Starts a subscription from `from` (absent: the oldest retained event). The receiver yields
+/// events in index order; the reader stops when it is dropped, at the end of the log as of now
+/// unless `follow`, or after an error.
+pub fn subscribe(
+    log: Arc<EventLog>,
+    filter: Filter,
+    from: Option<u64>,
+    follow: bool,
+) -> Result<mpsc::Receiver<Item>, SubscribeError> {
+    let tip = log.tip();
+    let start = from.unwrap_or(tip.first);
+    if start < tip.first {
+        return Err(SubscribeError::Trimmed { wanted: start, oldest: tip.first });
+    }
+    let end = if follow { u64::MAX } else { tip.next };
+    let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+    tokio::spawn(async move {
+        let _active = Active::new();
+        let mut changes = log.watch();
+        let mut next = start;
+        while next < end {
+            changes.borrow_and_update();
+            let batch = match log.read(next, READ_BATCH) {
+                Ok(b) => b,
+                Err(Trimmed { oldest }) => {
+                    let _ = tx.send(Err(SubscribeError::Trimmed { wanted: next, oldest })).await;
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+                continue;
+            }
+            for e in batch {
+                if e.index >= end {
+                    return;
+                }
+                next = e.index + 1;
+                if filter.matches(&e) && tx.send(Ok(e)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+#[cfg(test)]
+#[path = "subscribe_tests.rs"]
+mod tests;

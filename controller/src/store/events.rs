@@ -1,0 +1,330 @@
+//! Events derived from a command's effect, in the ECS EventBridge shapes (ECS-NOTES §5).
+//!
+//! Part of apply, so deterministic: [`Before::of`] notes what a command may touch (the versions of
+//! its tasks and container instances, the deployments of its service, its service messages); after
+//! the command applied, [`derive`] compares and builds one event per changed object, numbered
+//! from the state's [`EventCursor`]. An event exists exactly when its change does: both come from
+//! applying the same log entry, on every replica alike.
+//!
+//! * `ECS Task State Change` — a task whose `version` grew (detail: the task, ISO times,
+//!   `updatedAt`).
+//! * `ECS Container Instance State Change` — an instance whose `version` grew; a task placed on
+//!   it or stopped off it changes its remaining resources, which grows its version too (ECS does
+//!   the same).
+//! * `ECS Deployment State Change` — a deployment whose rollout state changed, or which became
+//!   PRIMARY again (a rollback).
+//! * `ECS Service Action` — the service messages ECS also sends as actions (steady state,
+//!   placement failure, start impaired, tasks stopped).
+
+use super::command::Command;
+use super::state::{State, cluster_of_arn};
+use berth_proto::model::event::{self, ClusterEvent};
+use berth_proto::model::{Service, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+/// Where the event log stands, replicated with the state (and kept in snapshots): the log holds
+/// indexes `first_index..next_index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventCursor {
+    /// The index the next event gets (the first event is 1).
+    pub next_index: u64,
+    /// The oldest index retention keeps (`TrimEvents` moves it).
+    pub first_index: u64,
+    /// The time of the latest stamped command: the time of events from commands without one.
+    pub last_time: Timestamp,
+}
+
+impl Default for EventCursor {
+    fn default() -> Self {
+        EventCursor { next_index: 1, first_index: 1, last_time: Timestamp(0) }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TaskMark {
+    version: u64,
+    holds: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct DeploymentMark {
+    id: String,
+    status: String,
+    rollout: Option<String>,
+}
+
+/// What a command may change, noted before it applies.
+#[derive(Debug, Default)]
+pub struct Before {
+    tasks: Vec<(String, Option<TaskMark>)>,
+    instances: Vec<(String, Option<u64>)>,
+    service: Option<(String, Vec<DeploymentMark>)>,
+    messages: Vec<String>,
+    time: Option<Timestamp>,
+}
+
+impl Before {
+    pub fn of(state: &State, cmd: &Command) -> Before {
+        let mut b = Before { time: cmd.time(), ..Before::default() };
+        let note_tasks = |b: &mut Before, ids: &mut dyn Iterator<Item = &str>| {
+            for id in ids {
+                let mark = state
+                    .tasks
+                    .get(id)
+                    .map(|t| TaskMark { version: t.version, holds: t.holds_resources() });
+                b.tasks.push((id.to_string(), mark));
+            }
+        };
+        let note_instance = |b: &mut Before, id: &str| {
+            let version = state.instances.get(id).map(|r| r.instance.version);
+            b.instances.push((id.to_string(), version));
+        };
+        let note_service = |b: &mut Before, cluster: &str, name: &str| {
+            let key = State::service_key(cluster, name);
+            let marks = state.services.get(&key).map(deployment_marks).unwrap_or_default();
+            b.service = Some((key, marks));
+        };
+        match cmd {
+            Command::StartTasks { tasks, .. } => {
+                note_tasks(&mut b, &mut tasks.iter().map(|t| t.id()))
+            }
+            Command::StopTasks(s) => note_tasks(&mut b, &mut s.task_ids.iter().map(String::as_str)),
+            Command::ReportTaskStatus { report, .. } => {
+                note_tasks(&mut b, &mut std::iter::once(report.task_id.as_str()))
+            }
+            Command::MarkTasksLost(m) => {
+                note_tasks(&mut b, &mut m.task_ids.iter().map(String::as_str));
+                note_instance(&mut b, &m.instance_id);
+            }
+            Command::RegisterInstance(r) => note_instance(&mut b, &r.instance_id),
+            Command::SetAgentConnected { instance_id, .. }
+            | Command::SetInstanceStatus { instance_id, .. }
+            | Command::DeleteAttributes { instance_id, .. }
+            | Command::MarkAgentDisconnected { instance_id, .. } => {
+                note_instance(&mut b, instance_id)
+            }
+            Command::PutAttributes(p) => note_instance(&mut b, &p.instance_id),
+            Command::CreateService(c) => note_service(&mut b, &c.cluster, &c.name),
+            Command::UpdateService(u) => note_service(&mut b, &u.cluster, &u.name),
+            Command::DeleteService { cluster, name, .. } => note_service(&mut b, cluster, name),
+            Command::ServiceProgress(p) => {
+                note_service(&mut b, &p.cluster, &p.name);
+                b.messages = p.events.iter().map(|(_, m)| m.clone()).collect();
+            }
+            Command::CreateCluster { .. }
+            | Command::DeleteCluster { .. }
+            | Command::RegisterTaskDefinition { .. }
+            | Command::DeregisterTaskDefinition { .. }
+            | Command::PurgeStoppedTasks { .. }
+            | Command::RecordHeartbeats { .. }
+            | Command::TrimEvents { .. } => {}
+        }
+        b
+    }
+}
+
+fn deployment_marks(svc: &Service) -> Vec<DeploymentMark> {
+    svc.deployments
+        .iter()
+        .map(|d| DeploymentMark {
+            id: d.id.clone(),
+            status: d.status.clone(),
+            rollout: d.rollout_state.clone(),
+        })
+        .collect()
+}
+
+/// The events of an applied command (in order: tasks, instances, deployments, service actions),
+/// numbered from `state.events`, which moves past them. Grows the version of each instance whose
+/// remaining resources changed.
+pub fn derive(state: &mut State, before: Before) -> Vec<ClusterEvent> {
+    let time = before.time.unwrap_or(state.events.last_time).max(state.events.last_time);
+    state.events.last_time = time;
+    let mut out: Vec<(String, Vec<String>, Value)> = Vec::new();
+
+    let mut resources_changed: BTreeSet<String> = BTreeSet::new();
+    for (id, mark) in &before.tasks {
+        let Some(task) = state.tasks.get(id) else { continue };
+        if mark.is_some_and(|m| m.version == task.version) {
+            continue;
+        }
+        if mark.is_none_or(|m| m.holds) != task.holds_resources()
+            && let Some(instance) = task.instance_id()
+        {
+            resources_changed.insert(instance.to_string());
+        }
+        out.push((
+            event::TASK_STATE_CHANGE.into(),
+            vec![task.task_arn.clone()],
+            task_detail(task, time),
+        ));
+    }
+
+    let mut instances: Vec<(String, Option<u64>)> = before.instances.clone();
+    for id in &resources_changed {
+        if !instances.iter().any(|(i, _)| i == id) {
+            let version = state.instances.get(id).map(|r| r.instance.version);
+            instances.push((id.clone(), version));
+        }
+    }
+    for (id, version) in &instances {
+        let Some(rec) = state.instances.get_mut(id) else { continue };
+        if *version == Some(rec.instance.version) {
+            // Unchanged by the command itself: a change of remaining resources still is one.
+            if !resources_changed.contains(id) {
+                continue;
+            }
+            rec.instance.version += 1;
+        }
+        let Some(view) = state.instance_view(id) else { continue };
+        let mut detail = timestamps_to_iso(serde_json::to_value(&view).unwrap_or_default());
+        detail["clusterArn"] = json!(state.scope.cluster(cluster_of_arn(&view.container_instance_arn)));
+        detail["updatedAt"] = json!(event::iso8601_millis(time));
+        out.push((
+            event::INSTANCE_STATE_CHANGE.into(),
+            vec![view.container_instance_arn.clone()],
+            detail,
+        ));
+    }
+
+    if let Some((key, marks)) = &before.service
+        && let Some(svc) = state.services.get(key)
+    {
+        for d in &svc.deployments {
+            let was = marks.iter().find(|m| m.id == d.id);
+            let rollout_changed = was.is_none_or(|m| m.rollout != d.rollout_state);
+            let became_primary = was.is_some_and(|m| m.status != "PRIMARY") && d.status == "PRIMARY";
+            let Some(rollout) = d.rollout_state.as_deref() else { continue };
+            if !(rollout_changed || became_primary && rollout == "IN_PROGRESS") {
+                continue;
+            }
+            let (event_type, event_name) = match rollout {
+                "COMPLETED" => ("INFO", "SERVICE_DEPLOYMENT_COMPLETED"),
+                "FAILED" => ("ERROR", "SERVICE_DEPLOYMENT_FAILED"),
+                _ => ("INFO", "SERVICE_DEPLOYMENT_IN_PROGRESS"),
+            };
+            let reason = d
+                .rollout_state_reason
+                .clone()
+                .unwrap_or_else(|| format!("ECS deployment {} {}.", d.id, rollout.to_lowercase()));
+            out.push((
+                event::DEPLOYMENT_STATE_CHANGE.into(),
+                vec![svc.service_arn.clone()],
+                json!({
+                    "eventType": event_type,
+                    "eventName": event_name,
+                    "deploymentId": d.id,
+                    "clusterArn": svc.cluster_arn,
+                    "updatedAt": event::iso8601_millis(time),
+                    "reason": reason,
+                }),
+            ));
+        }
+        for message in &before.messages {
+            if let Some(detail) = service_action(state, svc, message, time) {
+                out.push((event::SERVICE_ACTION.into(), vec![svc.service_arn.clone()], detail));
+            }
+        }
+    }
+
+    out.into_iter()
+        .map(|(detail_type, resources, detail)| {
+            let index = state.events.next_index;
+            state.events.next_index += 1;
+            ClusterEvent {
+                version: "0".into(),
+                id: event_id(state, index),
+                detail_type,
+                source: "aws.ecs".into(),
+                account: state.scope.account.clone(),
+                time: event::iso8601_seconds(time),
+                region: state.scope.region.clone(),
+                resources,
+                detail,
+                index,
+            }
+        })
+        .collect()
+}
+
+/// A UUID fixed by the event's index and the cluster's scope (v5), the same on every replica.
+fn event_id(state: &State, index: u64) -> String {
+    let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, state.scope.prefix().as_bytes());
+    uuid::Uuid::new_v5(&namespace, &index.to_be_bytes()).to_string()
+}
+
+/// The DescribeTasks task with ISO-8601 times, `updatedAt` and (already there) `version`.
+fn task_detail(task: &berth_proto::model::Task, time: Timestamp) -> Value {
+    let mut detail = timestamps_to_iso(serde_json::to_value(task).unwrap_or_default());
+    detail["updatedAt"] = json!(event::iso8601_millis(time));
+    detail
+}
+
+/// Top-level `…At` fields (epoch seconds in the API shape) as ISO-8601 strings, as events show.
+fn timestamps_to_iso(mut v: Value) -> Value {
+    if let Value::Object(map) = &mut v {
+        for (key, value) in map.iter_mut() {
+            if key.ends_with("At")
+                && let Some(secs) = value.as_f64()
+            {
+                *value = json!(event::iso8601_millis(Timestamp((secs * 1000.0).round() as i64)));
+            }
+        }
+    }
+    v
+}
+
+/// The `ECS Service Action` a service message stands for, if ECS sends one for it.
+fn service_action(state: &State, svc: &Service, message: &str, time: Timestamp) -> Option<Value> {
+    let (event_type, event_name) = if message.ends_with("has reached a steady state.") {
+        ("INFO", "SERVICE_STEADY_STATE")
+    } else if message.contains("was unable to place a task") {
+        ("ERROR", "SERVICE_TASK_PLACEMENT_FAILURE")
+    } else if message.ends_with("is unable to consistently start tasks successfully.") {
+        ("WARN", "SERVICE_TASK_START_IMPAIRED")
+    } else if message.contains(" has stopped ") && message.contains(" running tasks") {
+        ("INFO", "TASKS_STOPPED")
+    } else {
+        return None;
+    };
+    let mut detail = json!({
+        "eventType": event_type,
+        "eventName": event_name,
+        "clusterArn": svc.cluster_arn,
+        "createdAt": event::iso8601_millis(time),
+    });
+    if event_name == "SERVICE_TASK_PLACEMENT_FAILURE" {
+        detail["reason"] = json!(placement_reason(message));
+        if let Some(id) = message
+            .split("closest matching container-instance ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+        {
+            let cluster = cluster_of_arn(&svc.cluster_arn);
+            detail["containerInstanceArns"] = json!([state.scope.container_instance(cluster, id)]);
+        }
+        detail["capacityProviderArns"] = json!([]);
+    }
+    Some(detail)
+}
+
+/// ECS's short reason for a placement failure (`RESOURCE:CPU`, …), read back from the sentence
+/// the scheduler's closest instance completes (`berth_scheduler::filter`'s wording).
+fn placement_reason(message: &str) -> &'static str {
+    const BY_WORDING: [(&str, &str); 6] = [
+        ("insufficient CPU", "RESOURCE:CPU"),
+        ("insufficient memory", "RESOURCE:MEMORY"),
+        ("port", "RESOURCE:PORTS"),
+        ("is not ACTIVE", "INACTIVE"),
+        ("agent connected", "AGENT"),
+        ("No container instances were found", "No Container Instances were found in your cluster."),
+    ];
+    BY_WORDING.iter().find(|(w, _)| message.contains(w)).map(|(_, r)| *r).unwrap_or("ATTRIBUTE")
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;
