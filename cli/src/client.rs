@@ -89,7 +89,7 @@ async fn try_connect(url: &str) -> Result<Channel, String> {
 }
 
 /// `127.0.0.1:7600` → `http://127.0.0.1:7600`; URLs with a scheme are kept.
-fn with_scheme(raw: &str) -> String {
+pub(crate) fn with_scheme(raw: &str) -> String {
     if raw.contains("://") { raw.to_string() } else { format!("http://{raw}") }
 }
 

@@ -21,6 +21,9 @@ pub struct DevArgs {
     /// gRPC listen address of the controller.
     #[arg(long, default_value = "127.0.0.1:7600")]
     pub listen: String,
+    /// Listen address of the controller's HTTP port (`/v1/events`, `/healthz`).
+    #[arg(long, default_value = "127.0.0.1:7602", value_name = "ADDR")]
+    pub http_listen: String,
     /// Custom attribute of the local container instance (repeatable).
     #[arg(long = "attribute", value_name = "KEY=VALUE")]
     pub attributes: Vec<String>,
@@ -54,6 +57,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .listen
         .parse()
         .with_context(|| format!("--listen {:?}: expected HOST:PORT", args.listen))?;
+    let http_listen: SocketAddr = args
+        .http_listen
+        .parse()
+        .with_context(|| format!("--http-listen {:?}: expected HOST:PORT", args.http_listen))?;
     let attributes =
         args.attributes.iter().map(|a| parse_attribute(a)).collect::<anyhow::Result<Vec<_>>>()?;
     let pull: PullBehavior =
@@ -64,6 +71,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut config = ControllerConfig {
         data_dir: args.data_dir.join("controller"),
         listen,
+        http_listen: Some(http_listen),
         ..Default::default()
     };
     args.orchestrator.apply(&mut config.orchestrator);
@@ -87,8 +95,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let agent_task = tokio::spawn(agent.run(async move {
         let _ = stop_rx.await;
     }));
+    let http = controller.http_addr.map(|a| format!(", events on http://{a}/v1/events"));
     eprintln!(
-        "berth dev: controller on {endpoint}, data in {}; Ctrl-C to stop",
+        "berth dev: controller on {endpoint}{}, data in {}; Ctrl-C to stop",
+        http.unwrap_or_default(),
         args.data_dir.display()
     );
 

@@ -8,8 +8,9 @@
 //!   it needs no connection, so it is dispatched before connecting).
 //! * [`client`] — connects to the first endpoint that answers and unwraps replies (`ObjectReply`
 //!   warnings go to stderr as `warning: …`; a `Status` becomes a [`error::CliError`]).
-//! * [`cmd`]    — one module per resource (cluster, taskdef, service, task, instance): build the
-//!   request, call, hand the reply JSON to [`output`].
+//! * [`cmd`]    — one module per resource (cluster, taskdef, service, task, instance, operator)
+//!   and `events` (the event stream: it reconnects by itself, so it is dispatched before
+//!   connecting): build the request, call, hand the reply JSON to [`output`].
 //! * [`output`] — tables and pretty JSON. Pure functions over `berth_proto::model` types.
 //!
 //! Nothing here interprets cluster state beyond formatting it; the server validates and decides.
@@ -40,9 +41,10 @@ pub struct Cli {
     /// Cluster to act on.
     #[arg(long, global = true, env = "BERTH_CLUSTER", default_value = berth_proto::model::DEFAULT_CLUSTER)]
     cluster: String,
-    /// Output format: human tables, or the ECS API JSON shapes (pretty-printed).
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
-    output: Format,
+    /// Output format: human tables, or the ECS API JSON shapes (pretty-printed) [default: table;
+    /// for `events`: JSON lines].
+    #[arg(short = 'o', long = "output", global = true, value_enum)]
+    output: Option<Format>,
     /// Answer reads from the connected controller's local state, without asking the leader
     /// (faster, possibly stale). Reads are linearizable by default.
     #[arg(long, global = true, env = "BERTH_STALE")]
@@ -73,6 +75,15 @@ enum Command {
     /// Operate the controllers: Raft members, status.
     #[command(subcommand)]
     Operator(cmd::operator::OperatorCmd),
+    /// Stream cluster events (ECS EventBridge shapes plus `index`), as JSON lines or a table.
+    Events(cmd::events::EventsArgs),
+}
+
+impl Cli {
+    /// The output format of every command but `events` (which defaults to JSON lines).
+    fn format(&self) -> Format {
+        self.output.unwrap_or(Format::Table)
+    }
 }
 
 #[tokio::main]
@@ -88,17 +99,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = cli.format();
     let command = match cli.command {
         Command::Dev(args) => {
             init_logging();
             return dev::run(args).await;
         }
+        Command::Events(args) => {
+            return cmd::events::run(args, &cli.endpoint, cli.stale, cli.output).await;
+        }
         other => other,
     };
     let mut api = client::Api::connect(&cli.endpoint, &cli.cluster, cli.stale).await?;
-    let out = cli.output;
     let result = match command {
-        Command::Dev(_) => unreachable!("dispatched above"),
+        Command::Dev(_) | Command::Events(_) => unreachable!("dispatched above"),
         Command::Cluster(c) => cmd::cluster::run(c, &mut api, out).await,
         Command::Taskdef(c) => cmd::taskdef::run(c, &mut api, out).await,
         Command::Service(c) => cmd::service::run(c, &mut api, out).await,
@@ -220,6 +234,10 @@ mod tests {
             "--stale task list",
             "-o json --cluster prod --endpoint http://a:1,http://b:2 task list",
             "task list -o json",
+            "events",
+            "events --follow --from-index 12 --type TASK --type service,DEPLOYMENT -o table",
+            "events --pattern pattern.json --type INSTANCE",
+            "dev --http-listen 127.0.0.1:7702",
         ] {
             parse(&line.split(' ').collect::<Vec<_>>());
         }
@@ -231,7 +249,7 @@ mod tests {
         assert_eq!(cli.endpoint, ["http://a:1", "http://b:2"]);
         let cli = parse(&["instance", "list"]);
         assert_eq!(cli.cluster, "default");
-        assert!(matches!(cli.output, Format::Table));
+        assert!(matches!(cli.format(), Format::Table));
     }
 
     #[test]
@@ -240,6 +258,40 @@ mod tests {
         assert!(
             Cli::try_parse_from(["berth", "task", "list", "--desired-status", "PENDING"]).is_err()
         );
+    }
+
+    #[test]
+    fn events_default_to_json_lines_and_other_commands_to_tables() {
+        let cli = parse(&["events", "--follow"]);
+        assert_eq!(cli.output, None, "events prints JSON lines unless -o is given");
+        assert!(matches!(cli.format(), Format::Table));
+        let cli = parse(&["events", "-o", "table"]);
+        assert_eq!(cli.output, Some(Format::Table));
+        let cli = parse(&["-o", "json", "events"]);
+        assert_eq!(cli.output, Some(Format::Json));
+    }
+
+    #[test]
+    fn events_flags_parse_with_repeated_and_comma_separated_types() {
+        let cli = parse(&[
+            "events",
+            "--from-index",
+            "7",
+            "--type",
+            "task,Service",
+            "--type",
+            "DEPLOYMENT",
+            "--pattern",
+            r#"{"source": ["aws.ecs"]}"#,
+        ]);
+        let Command::Events(args) = cli.command else { panic!("not events") };
+        assert_eq!(args.from_index, Some(7));
+        assert!(!args.follow);
+        assert_eq!(args.types, ["TASK", "SERVICE", "DEPLOYMENT"]);
+        assert_eq!(args.pattern.as_deref(), Some(r#"{"source": ["aws.ecs"]}"#));
+        let err = Cli::try_parse_from(["berth", "events", "--type", "TASK,NODE"]).unwrap_err();
+        assert!(err.to_string().contains("'NODE'"), "{err}");
+        assert!(Cli::try_parse_from(["berth", "events", "--from-index", "-1"]).is_err());
     }
 
     /// The name, task definition and count may come from `--from-json`, so clap accepts their

@@ -7,7 +7,11 @@
 //!   below on objects built from the model types.
 //! * [`Table`] and [`Fields`] are the two layouts: aligned columns, and `Label: value` blocks.
 //!
+//! * [`events`] — the `berth events -o table` rows (fixed widths: the rows stream).
+//!
 //! IDs are shown as the last ARN segment; task definitions as `family:revision`.
+
+pub mod events;
 
 use crate::error::CliError;
 use berth_proto::model::{

@@ -13,6 +13,7 @@
 //! * `api/`          — the `berth.v1.Berth` gRPC service.
 //! * `dispatcher/`   — agent sessions (`berth.v1.AgentDispatch`).
 //! * `orchestrator/` — leader-only loops: the service reconciler, node liveness.
+//! * `http`          — the HTTP port: `GET /v1/events` (NDJSON or SSE), `/healthz`.
 //! * `server`        — wires the parts together (`Controller::start(config)`).
 //! * `clock`, `error` — injected time and ids; the crate's one error type.
 //! * `flags`         — clap flags shared by `berth-controller` and `berth dev`.
@@ -25,6 +26,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod events;
 pub mod flags;
+pub mod http;
 pub mod orchestrator;
 pub mod peer;
 pub mod propose;

@@ -39,6 +39,10 @@ struct Args {
     /// Raft tick interval in milliseconds (election timeout: 10–20 ticks; heartbeat: 3).
     #[arg(long, default_value_t = berth_controller::raft::DEFAULT_TICK_MS, env = "BERTH_TICK_MS")]
     tick_ms: u64,
+    /// Listen address of the HTTP port (`GET /v1/events` as NDJSON or SSE, `/healthz`); off
+    /// unless given.
+    #[arg(long, env = "BERTH_HTTP_LISTEN", value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
     /// Region used in ARNs.
     #[arg(long, default_value = "local", env = "BERTH_REGION")]
     region: String,
@@ -76,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
     args.orchestrator.apply(&mut config.orchestrator);
     args.liveness.apply(&mut config.liveness);
     config.advertise_client = args.advertise_client;
+    config.http_listen = args.http_listen;
     let running = Controller::start(config).await?;
     shutdown_signal().await;
     tracing::info!("shutting down");

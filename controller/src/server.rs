@@ -57,6 +57,10 @@ pub struct ControllerConfig {
     /// Client API address announced to the group (`http://host:port`); defaults to
     /// `http://<bound listen address>`.
     pub advertise_client: Option<String>,
+    /// Listen address of the HTTP port (`crate::http`: `/v1/events`, `/healthz`); `None`: off.
+    pub http_listen: Option<SocketAddr>,
+    /// Event log retention (by age and count), applied by the leader.
+    pub retention: crate::events::retention::RetentionConfig,
 }
 
 /// How long `RunningController::stop` waits for another member to take over leadership.
@@ -97,6 +101,8 @@ impl Default for ControllerConfig {
             initial_cluster: BTreeMap::new(),
             join: false,
             advertise_client: None,
+            http_listen: None,
+            retention: Default::default(),
         }
     }
 }
@@ -155,15 +161,22 @@ pub struct RunningController {
     pub addr: SocketAddr,
     /// Bound address of the peer listener (replicated groups only).
     pub peer_addr: Option<SocketAddr>,
+    /// Bound address of the HTTP port (when `http_listen` is set).
+    pub http_addr: Option<SocketAddr>,
     pub raft: RaftHandle,
     pub shared: SharedState,
+    /// This controller's copy of the event log.
+    pub events: Arc<crate::events::EventLog>,
     /// When node liveness took office here (the start of its grace); `None` while a follower.
     pub leader_since: watch::Receiver<Option<berth_proto::model::Timestamp>>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<()>>,
+    http: Option<JoinHandle<Result<()>>>,
     orchestrator: JoinHandle<Result<()>>,
     /// The leader-only liveness loop and this controller's heartbeat writer.
     liveness: [JoinHandle<Result<()>>; 2],
+    /// The leader-only event retention loop.
+    retention: JoinHandle<Result<()>>,
     peer: Option<PeerTasks>,
 }
 
@@ -197,6 +210,13 @@ impl Controller {
             Error::Config(format!("cannot listen on {} (--listen): {e}", config.listen))
         })?;
         let addr = listener.local_addr()?;
+        let http_listener = match config.http_listen {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
+                Error::Config(format!("cannot listen on {a} (--http-listen): {e}"))
+            })?),
+            None => None,
+        };
+        let http_addr = http_listener.as_ref().map(|l| l.local_addr()).transpose()?;
         let (raft, proposer, peer_addr, peer) = if config.is_replicated() {
             let member = start_member(&config, addr, backend, store, events.clone()).await?;
             (member.raft, member.proposer, Some(member.peer_addr), Some(member.tasks))
@@ -207,6 +227,8 @@ impl Controller {
             (raft.clone(), Proposer::new(raft), None, None)
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let http = http_listener
+            .map(|l| tokio::spawn(crate::http::serve(l, events.clone(), shutdown_rx.clone())));
 
         let api = Api::new(proposer.clone(), shared.clone(), clock.clone(), events.clone())
             .with_health_policy(config.orchestrator.health_policy());
@@ -256,6 +278,7 @@ impl Controller {
             config.orchestrator.clone(),
         );
         drop(proposer);
+        let monitor_clock = clock.clone();
         let monitor = LivenessMonitor::new(
             Proposer::new(raft.clone()),
             shared.clone(),
@@ -267,18 +290,29 @@ impl Controller {
             tokio::spawn(monitor.run(shutdown_rx.clone())),
             tokio::spawn(recorder.run(shutdown_rx.clone())),
         ];
+        let retention = tokio::spawn(crate::events::retention::run(
+            Proposer::new(raft.clone()),
+            events.clone(),
+            monitor_clock,
+            config.retention.clone(),
+            shutdown_rx.clone(),
+        ));
         let orchestrator = tokio::spawn(orchestrator.run(raft.applied(), shutdown_rx));
         tracing::info!(%addr, ?peer_addr, data_dir = %config.data_dir.display(), "controller serving");
         Ok(RunningController {
             addr,
             peer_addr,
+            http_addr,
             raft,
             shared,
+            events,
             leader_since,
             shutdown: shutdown_tx,
             server,
+            http,
             orchestrator,
             liveness,
+            retention,
             peer,
         })
     }
@@ -317,6 +351,12 @@ async fn start_member(
     let raft_task = tokio::spawn(node.run(std::future::pending()));
     tokio::spawn(follow_address_book(raft.clone(), addresses.clone()));
     let (peer_tx, mut peer_rx) = watch::channel(false);
+    tokio::spawn(crate::events::backfill::run(
+        raft.clone(),
+        addresses.clone(),
+        events.clone(),
+        peer_rx.clone(),
+    ));
     let peer_raft = raft.clone();
     let peer_events = events.clone();
     let server = tokio::spawn(async move {
@@ -361,9 +401,17 @@ impl RunningController {
             }
         }
         let _ = self.shutdown.send(true);
+        // Subscriptions never end by themselves; the server's graceful stop waits for them.
+        self.events.close();
         let server = self.server.await.map_err(|e| Error::Raft(format!("server task: {e}")))?;
+        let http = match self.http {
+            Some(h) => h.await.map_err(|e| Error::Raft(format!("http task: {e}")))?,
+            None => Ok(()),
+        };
         let orch =
             self.orchestrator.await.map_err(|e| Error::Raft(format!("orchestrator task: {e}")))?;
+        let retention =
+            self.retention.await.map_err(|e| Error::Raft(format!("retention task: {e}")))?;
         let mut liveness = Ok(());
         for handle in self.liveness {
             let r = handle.await.map_err(|e| Error::Raft(format!("liveness task: {e}")))?;
@@ -378,8 +426,10 @@ impl RunningController {
             served?;
         }
         server?;
+        http?;
         orch?;
         liveness?;
+        retention?;
         Ok(())
     }
 }

@@ -12,9 +12,11 @@
 //! * [`http_status`] does a raw HTTP/1.0 GET on loopback;
 //! * [`agent::AgentProcess`] runs an extra real `berth-agent` (a second container instance).
 //!
-//! The bench binary (`src/bin/bench.rs`) shares this harness.
+//! The bench binary (`src/bin/bench.rs`) shares this harness; its larger suites live here
+//! ([`bench_scheduler`], [`bench_events`]).
 
 pub mod agent;
+pub mod bench_events;
 pub mod bench_scheduler;
 pub mod cluster;
 
@@ -55,6 +57,23 @@ pub fn test_release() -> bool {
 pub fn build_bin(package: &str, bin: &str, release: bool) -> PathBuf {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root()).args(["build", "-q", "-p", package, "--bin", bin]);
+    // Under `cargo run` / `cargo test` this process carries the variables cargo sets for a
+    // running crate (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, …). Build scripts that watch them
+    // (ring's `rerun-if-env-changed`) would see them change and rebuild half the tree on every
+    // call, then again on the next outer build; the inner cargo must see the user's env only.
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || k.starts_with("CARGO_BIN_")
+            || matches!(
+                k.as_ref(),
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(&key);
+        }
+    }
     if release {
         cmd.arg("--release");
     }
@@ -192,6 +211,8 @@ impl Dev {
             .args(["dev", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--listen", &self.listen])
+            // Parallel tests each run a `berth dev`: no fixed HTTP port (the default is 7602).
+            .args(["--http-listen", "127.0.0.1:0"])
             .args(&self.extra)
             .env("ECS_IMAGE_PULL_BEHAVIOR", "prefer-cached")
             .env("RUST_LOG", "info")

@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod deploy;
+pub mod events;
 pub mod instance;
 pub mod operator;
 pub mod placement;

@@ -16,8 +16,8 @@ pub const OLDEST_INDEX_METADATA: &str = "x-berth-oldest-index";
 
 pub(super) fn subscribe(api: &Api, r: SubscribeEventsRequest) -> R<EventStream> {
     let filter = Filter::new(&r.pattern, &r.detail_types).map_err(status)?;
-    let rx = subscribe::subscribe(api.events.clone(), filter, r.from_index, r.follow)
-        .map_err(status)?;
+    let rx =
+        subscribe::subscribe(api.events.clone(), filter, r.from_index, r.follow).map_err(status)?;
     let stream = ReceiverStream::new(rx).map(|item| match item {
         Ok(e) => Ok(EventMessage {
             index: e.index,
@@ -40,6 +40,7 @@ pub fn status(e: SubscribeError) -> Status {
             }
             s
         }
+        SubscribeError::Closing { .. } => Status::unavailable(e.to_string()),
         SubscribeError::InvalidFilter(m) => {
             Status::invalid_argument(format!("InvalidParameterException: {m}"))
         }

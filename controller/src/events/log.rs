@@ -32,6 +32,25 @@ pub struct StoredEvent {
     pub detail_type: String,
     pub json: String,
     pub value: Value,
+    /// Counts this event in its log's [`EventLog::events_in_memory`] while it lives.
+    live: Option<Live>,
+}
+
+/// One unit of a log's count of events in memory, given back on drop.
+#[derive(Debug)]
+struct Live(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Live {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Live {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Live(count.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl StoredEvent {
@@ -42,6 +61,7 @@ impl StoredEvent {
             detail_type: event.detail_type.clone(),
             json: value.to_string(),
             value,
+            live: None,
         }
     }
 
@@ -50,7 +70,7 @@ impl StoredEvent {
         let value: Value = serde_json::from_str(&json).ok()?;
         let index = value.get("index")?.as_u64()?;
         let detail_type = value.get("detail-type")?.as_str()?.to_string();
-        Some(StoredEvent { index, detail_type, json, value })
+        Some(StoredEvent { index, detail_type, json, value, live: None })
     }
 }
 
@@ -61,6 +81,8 @@ pub struct Tip {
     pub first: u64,
     pub next: u64,
     pub hole: Option<(u64, u64)>,
+    /// The controller is stopping: subscriptions end (their clients resume elsewhere).
+    pub closed: bool,
 }
 
 /// A read below what retention keeps.
@@ -75,6 +97,8 @@ pub struct EventLog {
     tip: watch::Sender<Tip>,
     /// Below this every key has been deleted (pruning is done up to here).
     pruned_below: Mutex<u64>,
+    /// Events of this log alive in memory (the ring, subscribers' queues and batches).
+    live: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn key(index: u64) -> [u8; 8] {
@@ -84,13 +108,18 @@ fn key(index: u64) -> [u8; 8] {
 impl EventLog {
     pub fn new(backend: Arc<dyn KvBackend>) -> Arc<EventLog> {
         let cursor = EventCursor::default();
-        let (tip, _) =
-            watch::channel(Tip { first: cursor.first_index, next: cursor.next_index, hole: None });
+        let (tip, _) = watch::channel(Tip {
+            first: cursor.first_index,
+            next: cursor.next_index,
+            hole: None,
+            closed: false,
+        });
         Arc::new(EventLog {
             backend,
             recent: Mutex::new(VecDeque::new()),
             tip,
             pruned_below: Mutex::new(0),
+            live: Default::default(),
         })
     }
 
@@ -107,11 +136,22 @@ impl EventLog {
         self.tip.subscribe()
     }
 
+    /// How many events of this log are in memory now: the ring of recent ones plus those that
+    /// subscribers hold. Bounded whatever subscribers do (`subscribe`'s map says how).
+    pub fn events_in_memory(&self) -> usize {
+        self.live.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn counted(&self, mut e: StoredEvent) -> Arc<StoredEvent> {
+        e.live = Some(Live::new(&self.live));
+        Arc::new(e)
+    }
+
     /// Appends the events one command produced (called while applying it, in log order).
     pub fn append(&self, events: Vec<berth_proto::model::ClusterEvent>, cursor: EventCursor) {
         let mut batch = WriteBatch::new();
         let stored: Vec<Arc<StoredEvent>> =
-            events.iter().map(|e| Arc::new(StoredEvent::of(e))).collect();
+            events.iter().map(|e| self.counted(StoredEvent::of(e))).collect();
         for e in &stored {
             batch.put(EVENTS_TREE, key(e.index), e.json.as_bytes().to_vec());
         }
@@ -216,15 +256,13 @@ impl EventLog {
             return Ok(vec![]);
         };
         let mut out = Vec::new();
-        let mut want = from;
-        for item in iter {
+        for (want, item) in (from..).zip(iter) {
             let Ok((_, v)) = item else { break };
             let Some(e) = String::from_utf8(v).ok().and_then(StoredEvent::parse) else { break };
             if e.index != want {
                 break; // deleted under us (retention) or missing: stop at the gap
             }
-            want += 1;
-            out.push(Arc::new(e));
+            out.push(self.counted(e));
         }
         if out.is_empty() && from < self.tip().first {
             return Err(Trimmed { oldest: self.tip().first });
@@ -264,6 +302,11 @@ impl EventLog {
         });
     }
 
+    /// Ends every subscription (the controller is stopping).
+    pub fn close(&self) {
+        self.tip.send_modify(|t| t.closed = true);
+    }
+
     /// Deletes stored events below the tip's `first` (on a blocking thread: can be many).
     pub fn prune(self: &Arc<Self>) {
         let first = self.tip().first;
@@ -298,6 +341,4 @@ fn merge_hole(old: Option<(u64, u64)>, new: (u64, u64)) -> (u64, u64) {
     }
 }
 
-#[cfg(test)]
-#[path = "log_tests.rs"]
-mod tests;
+// Tested with the store (`store/events_tests.rs`) and subscriptions (`subscribe_tests.rs`).

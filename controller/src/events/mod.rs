@@ -6,11 +6,15 @@
 //!   member catches up after a snapshot.
 //! * `pattern`   — EventBridge event patterns: parse (with the path of a bad element), match.
 //! * `subscribe` — a subscription: backlog then live events, filtered, with bounded memory.
+//! * `retention` — the leader's loop trimming the log by age and count (`TrimEvents`).
+//! * `backfill`  — fills a member's hole after a snapshot from another member (`ReadEvents`).
 //!
 //! Must not touch: Raft or the state (only `Store` appends; everything else reads).
 
+pub mod backfill;
 pub mod log;
-pub mod subscribe;
 pub mod pattern;
+pub mod retention;
+pub mod subscribe;
 
 pub use log::{EventLog, StoredEvent, Tip, Trimmed};

@@ -74,9 +74,7 @@ impl Pattern {
     pub fn from_value(value: &Value) -> Result<Pattern, PatternError> {
         match value {
             Value::Object(map) => Ok(Pattern { root: compile_object(map, "$", true)? }),
-            other => {
-                Err(error("$", format!("a pattern must be a JSON object, got {}", show(other))))
-            }
+            other => fail("$", format!("a pattern must be a JSON object, got {}", show(other))),
         }
     }
 
@@ -91,9 +89,7 @@ impl Pattern {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Compiled form
-// ---------------------------------------------------------------------------------------------
+// ---- compiled form ---------------------------------------------------------------------------
 
 /// One object level of a pattern: all `fields` must match, and one of `any_of` if it is not empty.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -162,9 +158,11 @@ enum Cidr {
     V6 { network: u128, mask: u128 },
 }
 
-// ---------------------------------------------------------------------------------------------
-// Compilation
-// ---------------------------------------------------------------------------------------------
+// ---- compilation -----------------------------------------------------------------------------
+
+fn fail<T>(path: &str, message: impl Into<String>) -> Result<T, PatternError> {
+    Err(error(path, message))
+}
 
 fn error(path: &str, message: impl Into<String>) -> PatternError {
     PatternError { path: path.to_owned(), message: message.into() }
@@ -200,17 +198,17 @@ fn fold(text: &str) -> String {
 }
 
 fn is_operator_name(key: &str) -> bool {
-    matches!(
-        key,
-        "prefix"
-            | "suffix"
-            | "equals-ignore-case"
-            | "wildcard"
-            | "anything-but"
-            | "numeric"
-            | "exists"
-            | "cidr"
-    )
+    const OPERATORS: [&str; 8] = [
+        "prefix",
+        "suffix",
+        "equals-ignore-case",
+        "wildcard",
+        "anything-but",
+        "numeric",
+        "exists",
+        "cidr",
+    ];
+    OPERATORS.contains(&key)
 }
 
 fn compile_object(
@@ -219,7 +217,7 @@ fn compile_object(
     allow_empty: bool,
 ) -> Result<ObjectNode, PatternError> {
     if map.is_empty() && !allow_empty {
-        return Err(error(path, "an empty object is not allowed; omit the field to ignore it"));
+        return fail(path, "an empty object is not allowed; omit the field to ignore it");
     }
     let mut node = ObjectNode::default();
     for (key, value) in map {
@@ -246,13 +244,10 @@ fn scalar_field_error(key: &str, value: &Value, path: &str) -> PatternError {
         );
     }
     if is_operator_name(key) {
+        let name = quote(key);
         return error(
             path,
-            format!(
-                "operator {} must be inside a leaf's array, e.g. \"field\": [{{{}: …}}]",
-                quote(key),
-                quote(key)
-            ),
+            format!(r#"operator {name} must be inside a leaf's array: [{{{name}: …}}]"#),
         );
     }
     error(path, format!("a leaf must be an array of values or operators, got {}", show(value)))
@@ -261,17 +256,13 @@ fn scalar_field_error(key: &str, value: &Value, path: &str) -> PatternError {
 fn compile_or(value: &Value, path: &str) -> Result<Vec<ObjectNode>, PatternError> {
     let items = match value {
         Value::Array(items) if items.len() >= 2 => items,
-        Value::Array(items) => {
-            return Err(error(
-                path,
-                format!("\"$or\" takes an array of at least two patterns, got {}", items.len()),
-            ));
-        }
         other => {
-            return Err(error(
-                path,
-                format!("\"$or\" takes an array of at least two patterns, got {}", show(other)),
-            ));
+            let got = match other {
+                Value::Array(items) => items.len().to_string(),
+                _ => show(other),
+            };
+            let message = format!("\"$or\" takes an array of at least two patterns, got {got}");
+            return fail(path, message);
         }
     };
     items
@@ -281,10 +272,10 @@ fn compile_or(value: &Value, path: &str) -> Result<Vec<ObjectNode>, PatternError
             let item_path = index_path(path, i);
             match item {
                 Value::Object(map) => compile_object(map, &item_path, false),
-                other => Err(error(
-                    &item_path,
-                    format!("a \"$or\" alternative must be a pattern object, got {}", show(other)),
-                )),
+                other => {
+                    let got = show(other);
+                    fail(&item_path, format!(r#"a "$or" alternative must be an object, got {got}"#))
+                }
             }
         })
         .collect()
@@ -292,7 +283,7 @@ fn compile_or(value: &Value, path: &str) -> Result<Vec<ObjectNode>, PatternError
 
 fn compile_leaf(items: &[Value], path: &str) -> Result<Vec<Matcher>, PatternError> {
     if items.is_empty() {
-        return Err(error(path, "a leaf's array must not be empty (it would match nothing)"));
+        return fail(path, "a leaf's array must not be empty (it would match nothing)");
     }
     items
         .iter()
@@ -301,29 +292,20 @@ fn compile_leaf(items: &[Value], path: &str) -> Result<Vec<Matcher>, PatternErro
             let item_path = index_path(path, i);
             match item {
                 Value::Object(op) => compile_operator(op, &item_path),
-                Value::Array(_) => Err(error(
-                    &item_path,
-                    format!(
-                        "a leaf alternative must be a value or an operator object, got {}",
-                        show(item)
-                    ),
-                )),
-                literal => Ok(Matcher::Exact(compile_literal(literal, &item_path)?)),
+                Value::Array(_) => {
+                    let got = show(item);
+                    fail(
+                        &item_path,
+                        format!("a leaf alternative must be a value or operator, got {got}"),
+                    )
+                }
+                Value::String(text) => Ok(Matcher::Exact(Literal::Str(text.clone()))),
+                Value::Number(_) => Ok(Matcher::Exact(Literal::Num(number(item, &item_path)?))),
+                Value::Bool(b) => Ok(Matcher::Exact(Literal::Bool(*b))),
+                Value::Null => Ok(Matcher::Exact(Literal::Null)),
             }
         })
         .collect()
-}
-
-fn compile_literal(value: &Value, path: &str) -> Result<Literal, PatternError> {
-    Ok(match value {
-        Value::String(s) => Literal::Str(s.clone()),
-        Value::Number(_) => Literal::Num(number(value, path)?),
-        Value::Bool(b) => Literal::Bool(*b),
-        Value::Null => Literal::Null,
-        other => {
-            return Err(error(path, format!("expected a literal value, got {}", show(other))));
-        }
-    })
 }
 
 fn number(value: &Value, path: &str) -> Result<f64, PatternError> {
@@ -348,17 +330,13 @@ fn single_entry<'a>(
     let mut entries = op.iter();
     match (entries.next(), op.len()) {
         (Some(entry), 1) => Ok(entry),
-        (None, _) => Err(error(path, "an operator object must have exactly one key, got none")),
+        (None, _) => fail(path, "an operator object must have exactly one key, got none"),
         _ => {
-            let keys: Vec<String> = op.keys().map(|k| quote(k)).collect();
-            Err(error(
+            let keys = op.keys().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+            fail(
                 path,
-                format!(
-                    "an operator object must have exactly one key, got {}: {}",
-                    op.len(),
-                    keys.join(", ")
-                ),
-            ))
+                format!("an operator object must have exactly one key, got {}: {keys}", op.len()),
+            )
         }
     }
 }
@@ -387,14 +365,11 @@ fn compile_operator(op: &Map<String, Value>, path: &str) -> Result<Matcher, Patt
         "exists" => match operand {
             Value::Bool(b) => Matcher::Exists(*b),
             other => {
-                return Err(error(
-                    &op_path,
-                    format!("\"exists\" takes true or false, got {}", show(other)),
-                ));
+                return fail(&op_path, format!(r#""exists" takes true or false, got {other}"#));
             }
         },
         "cidr" => Matcher::Cidr(Cidr::compile(string_operand(name, operand, &op_path)?, &op_path)?),
-        other => return Err(error(path, format!("unknown operator {}", quote(other)))),
+        other => return fail(path, format!("unknown operator {}", quote(other))),
     })
 }
 
@@ -405,19 +380,15 @@ fn affix_operand(name: &str, operand: &Value, path: &str) -> Result<(String, boo
         Value::Object(inner) => {
             let (key, value) = single_entry(inner, path)?;
             if key != "equals-ignore-case" {
-                return Err(error(
-                    path,
-                    format!(
-                        "{} accepts only {{\"equals-ignore-case\": string}} as an object, got {}",
-                        quote(name),
-                        quote(key)
-                    ),
-                ));
+                let (name, key) = (quote(name), quote(key));
+                let message =
+                    format!(r#"{name} accepts only {{"equals-ignore-case": …}}, got {key}"#);
+                return fail(path, message);
             }
             let inner_path = key_path(path, key);
             Ok((fold(string_operand(key, value, &inner_path)?), true))
         }
-        other => Err(error(path, format!("{} takes a string, got {}", quote(name), show(other)))),
+        other => fail(path, format!("{} takes a string, got {}", quote(name), show(other))),
     }
 }
 
@@ -433,10 +404,9 @@ fn compile_anything_but(operand: &Value, path: &str) -> Result<AnythingBut, Patt
                 "prefix" | "suffix" => {
                     let text = string_operand(key, value, &inner_path)?;
                     if text.is_empty() {
-                        return Err(error(
-                            &inner_path,
-                            format!("{} inside \"anything-but\" must not be empty", quote(key)),
-                        ));
+                        let message =
+                            format!(r#"{} inside "anything-but" must not be empty"#, quote(key));
+                        return fail(&inner_path, message);
                     }
                     Ok(if key == "prefix" {
                         AnythingBut::Prefix(text.to_owned())
@@ -445,43 +415,40 @@ fn compile_anything_but(operand: &Value, path: &str) -> Result<AnythingBut, Patt
                     })
                 }
                 "equals-ignore-case" => Ok(AnythingBut::IgnoreCase(
-                    string_list(key, value, &inner_path)?.into_iter().map(fold).collect(),
+                    string_list(key, value, &inner_path)?
+                        .into_iter()
+                        .map(|(text, _)| fold(text))
+                        .collect(),
                 )),
-                "wildcard" => {
-                    let texts = string_list(key, value, &inner_path)?;
-                    let mut compiled = Vec::with_capacity(texts.len());
-                    for (i, text) in texts.into_iter().enumerate() {
-                        let at = if value.is_array() {
-                            index_path(&inner_path, i)
-                        } else {
-                            inner_path.clone()
-                        };
-                        compiled.push(Wildcard::compile(text, &at)?);
-                    }
-                    Ok(AnythingBut::Wildcards(compiled))
+                "wildcard" => string_list(key, value, &inner_path)?
+                    .into_iter()
+                    .map(|(text, at)| Wildcard::compile(text, &at))
+                    .collect::<Result<_, _>>()
+                    .map(AnythingBut::Wildcards),
+                other => {
+                    let got = quote(other);
+                    let message = format!(
+                        r#""anything-but" accepts "prefix", "suffix", "equals-ignore-case" or "wildcard" in an object, got {got}"#
+                    );
+                    fail(path, message)
                 }
-                other => Err(error(
-                    path,
-                    format!(
-                        "\"anything-but\" accepts \"prefix\", \"suffix\", \"equals-ignore-case\" or \"wildcard\" inside an object, got {}",
-                        quote(other)
-                    ),
-                )),
             }
         }
-        other => Err(error(
-            path,
-            format!(
-                "\"anything-but\" takes a string, a number, a list of them, or an operator object, got {}",
-                show(other)
-            ),
-        )),
+        other => {
+            let got = show(other);
+            fail(
+                path,
+                format!(
+                    r#""anything-but" takes a string, a number, a list or an object, got {got}"#
+                ),
+            )
+        }
     }
 }
 
 fn compile_anything_but_list(items: &[Value], path: &str) -> Result<AnythingBut, PatternError> {
     let Some(first) = items.first() else {
-        return Err(error(path, "an \"anything-but\" list must not be empty"));
+        return fail(path, "an \"anything-but\" list must not be empty");
     };
     if first.is_number() {
         let mut numbers = Vec::with_capacity(items.len());
@@ -511,58 +478,55 @@ fn mixed_list_error(item: &Value, path: &str) -> PatternError {
     )
 }
 
-/// A string or a non-empty array of strings.
-fn string_list<'a>(name: &str, value: &'a Value, path: &str) -> Result<Vec<&'a str>, PatternError> {
-    match value {
-        Value::String(s) => Ok(vec![s.as_str()]),
-        Value::Array(items) if !items.is_empty() => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| string_operand(name, item, &index_path(path, i)))
-            .collect(),
-        other => Err(error(
-            path,
-            format!(
+/// A string or a non-empty array of strings, each with its path.
+fn string_list<'a>(
+    name: &str,
+    value: &'a Value,
+    path: &str,
+) -> Result<Vec<(&'a str, String)>, PatternError> {
+    let items = match value {
+        Value::String(s) => return Ok(vec![(s.as_str(), path.to_owned())]),
+        Value::Array(items) if !items.is_empty() => items,
+        other => {
+            let message = format!(
                 "{} takes a string or a non-empty list of strings, got {}",
                 quote(name),
                 show(other)
-            ),
-        )),
+            );
+            return fail(path, message);
+        }
+    };
+    let mut texts = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = index_path(path, i);
+        texts.push((string_operand(name, item, &at)?, at));
     }
+    Ok(texts)
 }
 
 fn compile_numeric(operand: &Value, path: &str) -> Result<NumericRange, PatternError> {
     let items = match operand {
         Value::Array(items) if items.len() == 2 || items.len() == 4 => items,
-        _ => return Err(error(path, NUMERIC_SHAPE)),
+        _ => return fail(path, NUMERIC_SHAPE),
     };
     let operator = |i: usize| -> Result<&str, PatternError> {
         match &items[i] {
             Value::String(op) if matches!(op.as_str(), "=" | "<" | "<=" | ">" | ">=") => Ok(op),
-            other => Err(error(
-                &index_path(path, i),
-                format!(
-                    "unknown numeric operator {}; use one of \"=\", \"<\", \"<=\", \">\", \">=\"",
-                    show(other)
-                ),
-            )),
+            other => {
+                let message = format!(r#"unknown numeric operator {other}; use = < <= > >="#);
+                fail(&index_path(path, i), message)
+            }
         }
     };
     let bound = |i: usize| -> Result<f64, PatternError> {
         let at = index_path(path, i);
         let value = &items[i];
         if !value.is_number() {
-            return Err(error(
-                &at,
-                format!("a numeric bound must be a number, got {}", show(value)),
-            ));
+            return fail(&at, format!("a numeric bound must be a number, got {}", show(value)));
         }
         let n = number(value, &at)?;
         if !(-NUMERIC_LIMIT..=NUMERIC_LIMIT).contains(&n) {
-            return Err(error(
-                &at,
-                format!("a numeric bound must lie within ±5e9, got {}", show(value)),
-            ));
+            return fail(&at, format!("a numeric bound must lie within ±5e9, got {}", show(value)));
         }
         Ok(n)
     };
@@ -570,31 +534,27 @@ fn compile_numeric(operand: &Value, path: &str) -> Result<NumericRange, PatternE
     let first_bound = bound(1)?;
     if items.len() == 2 {
         let b = Some((first_bound, first.contains('=')));
-        return Ok(match first {
-            "=" => NumericRange { lower: b, upper: b },
-            ">" | ">=" => NumericRange { lower: b, upper: None },
-            _ => NumericRange { lower: None, upper: b },
-        });
+        let (lower, upper) = match first {
+            "=" => (b, b),
+            ">" | ">=" => (b, None),
+            _ => (None, b),
+        };
+        return Ok(NumericRange { lower, upper });
     }
     if !matches!(first, ">" | ">=") {
-        return Err(error(
-            &index_path(path, 0),
-            format!("a numeric range must start with \">\" or \">=\", got {}", quote(first)),
-        ));
+        let message = format!(r#"a numeric range must start with ">" or ">=", got "{first}""#);
+        return fail(&index_path(path, 0), message);
     }
     let second = operator(2)?;
     if !matches!(second, "<" | "<=") {
-        return Err(error(
-            &index_path(path, 2),
-            format!("a numeric range must end with \"<\" or \"<=\", got {}", quote(second)),
-        ));
+        let message = format!(r#"a numeric range must end with "<" or "<=", got "{second}""#);
+        return fail(&index_path(path, 2), message);
     }
     let second_bound = bound(3)?;
     if first_bound >= second_bound {
-        return Err(error(
-            path,
-            format!("a numeric range needs lower < upper, got {first_bound} and {second_bound}"),
-        ));
+        let message =
+            format!("a numeric range needs lower < upper, got {first_bound}, {second_bound}");
+        return fail(path, message);
     }
     Ok(NumericRange {
         lower: Some((first_bound, first == ">=")),
@@ -613,10 +573,10 @@ impl Wildcard {
             match c {
                 '*' => {
                     if previous_was_star {
-                        return Err(error(
+                        return fail(
                             path,
-                            "consecutive wildcard characters (\"**\") are not allowed",
-                        ));
+                            r#"consecutive wildcard characters ("**") are not allowed"#,
+                        );
                     }
                     parts.push(std::mem::take(&mut current));
                     previous_was_star = true;
@@ -625,14 +585,11 @@ impl Wildcard {
                 '\\' => match chars.next() {
                     Some(escaped @ ('*' | '\\')) => current.push(escaped),
                     Some(other) => {
-                        return Err(error(
-                            path,
-                            format!(
-                                "a backslash may escape only \"*\" or \"\\\" in a wildcard, got \"\\{other}\""
-                            ),
-                        ));
+                        let message =
+                            format!(r#"a backslash may escape only "*" or "\", got "\{other}""#);
+                        return fail(path, message);
                     }
-                    None => return Err(error(path, "a wildcard must not end in a lone backslash")),
+                    None => return fail(path, "a wildcard must not end in a lone backslash"),
                 },
                 other => current.push(other),
             }
@@ -664,15 +621,10 @@ impl Wildcard {
 
 impl Cidr {
     fn compile(text: &str, path: &str) -> Result<Cidr, PatternError> {
-        let bad = || {
-            error(
-                path,
-                format!(
-                    "\"cidr\" takes \"address/prefix-length\", e.g. \"10.0.0.0/24\", got {}",
-                    quote(text)
-                ),
-            )
-        };
+        let got = quote(text);
+        let message =
+            format!(r#""cidr" takes "address/prefix-length", e.g. "10.0.0.0/24", got {got}"#);
+        let bad = || error(path, message.as_str());
         let (address, length) = text.split_once('/').ok_or_else(bad)?;
         let address: IpAddr = address.parse().map_err(|_| bad())?;
         let length: u32 = length.parse().map_err(|_| bad())?;
@@ -698,9 +650,7 @@ impl Cidr {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Matching
-// ---------------------------------------------------------------------------------------------
+// ---- matching --------------------------------------------------------------------------------
 
 impl ObjectNode {
     /// `event` is `None` when this level is absent from the event.

@@ -564,7 +564,7 @@ fn or_errors() {
     rejected(
         json!({"detail": {"$or": [{"a": ["x"]}, "b"]}}),
         "$.detail.$or[1]",
-        "must be a pattern object",
+        "must be an object",
     );
     rejected(json!({"$or": [{"a": ["x"]}, {}]}), "$.$or[1]", "empty object");
     rejected(json!({"$or": [{"a": ["x"]}, {"b": "y"}]}), "$.$or[1].b", "a leaf must be an array");

@@ -19,6 +19,14 @@ pub const SUBSCRIBER_BUFFER: usize = 64;
 /// Events read from the log at a time.
 pub const READ_BATCH: usize = 256;
 
+/// The most events of a log in memory with `subscribers` subscriptions, whatever they read: the
+/// ring of recent events, each subscriber's queue and batch, and retention's look at ages.
+pub const fn memory_bound(subscribers: usize) -> usize {
+    super::log::RECENT_EVENTS
+        + subscribers * (SUBSCRIBER_BUFFER + READ_BATCH)
+        + super::retention::AGE_SCAN_BATCH
+}
+
 /// Why a subscription cannot start or go on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SubscribeError {
@@ -28,6 +36,8 @@ pub enum SubscribeError {
     Trimmed { wanted: u64, oldest: u64 },
     #[error("{0}")]
     InvalidFilter(String),
+    #[error("the controller is stopping; resume from index {next} on another controller")]
+    Closing { next: u64 },
 }
 
 /// What a subscriber wants: all of `patterns` and one of `detail_types` (empty: any).
@@ -98,7 +108,8 @@ pub fn subscribe(
     follow: bool,
 ) -> Result<mpsc::Receiver<Item>, SubscribeError> {
     let tip = log.tip();
-    let start = from.unwrap_or(tip.first);
+    // Indexes start at 1: asking for 0 (or 1) loses nothing until retention trimmed event 1.
+    let start = from.unwrap_or(tip.first).max(1);
     if start < tip.first {
         return Err(SubscribeError::Trimmed { wanted: start, oldest: tip.first });
     }
@@ -109,7 +120,10 @@ pub fn subscribe(
         let mut changes = log.watch();
         let mut next = start;
         while next < end {
-            changes.borrow_and_update();
+            if changes.borrow_and_update().closed {
+                let _ = tx.send(Err(SubscribeError::Closing { next })).await;
+                return;
+            }
             let batch = match log.read(next, READ_BATCH) {
                 Ok(b) => b,
                 Err(Trimmed { oldest }) => {

@@ -20,7 +20,7 @@ pub(super) fn new_deployment(id: &str, taskdef: &str, desired: i64, now: Timesta
         updated_at: now,
         launch_type: "EC2".into(),
         rollout_state: Some("IN_PROGRESS".into()),
-        rollout_state_reason: Some("ECS deployment in progress.".into()),
+        rollout_state_reason: Some(format!("ECS deployment {id} in progress.")),
         ..Default::default()
     }
 }

@@ -151,7 +151,7 @@ pub fn derive(state: &mut State, before: Before) -> Vec<ClusterEvent> {
         if mark.is_some_and(|m| m.version == task.version) {
             continue;
         }
-        if mark.is_none_or(|m| m.holds) != task.holds_resources()
+        if mark.is_some_and(|m| m.holds) != task.holds_resources()
             && let Some(instance) = task.instance_id()
         {
             resources_changed.insert(instance.to_string());
@@ -181,7 +181,8 @@ pub fn derive(state: &mut State, before: Before) -> Vec<ClusterEvent> {
         }
         let Some(view) = state.instance_view(id) else { continue };
         let mut detail = timestamps_to_iso(serde_json::to_value(&view).unwrap_or_default());
-        detail["clusterArn"] = json!(state.scope.cluster(cluster_of_arn(&view.container_instance_arn)));
+        detail["clusterArn"] =
+            json!(state.scope.cluster(cluster_of_arn(&view.container_instance_arn)));
         detail["updatedAt"] = json!(event::iso8601_millis(time));
         out.push((
             event::INSTANCE_STATE_CHANGE.into(),
@@ -196,7 +197,8 @@ pub fn derive(state: &mut State, before: Before) -> Vec<ClusterEvent> {
         for d in &svc.deployments {
             let was = marks.iter().find(|m| m.id == d.id);
             let rollout_changed = was.is_none_or(|m| m.rollout != d.rollout_state);
-            let became_primary = was.is_some_and(|m| m.status != "PRIMARY") && d.status == "PRIMARY";
+            let became_primary =
+                was.is_some_and(|m| m.status != "PRIMARY") && d.status == "PRIMARY";
             let Some(rollout) = d.rollout_state.as_deref() else { continue };
             if !(rollout_changed || became_primary && rollout == "IN_PROGRESS") {
                 continue;

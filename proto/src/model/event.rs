@@ -60,6 +60,32 @@ pub fn iso8601_millis(t: Timestamp) -> String {
     )
 }
 
+/// Parses what [`iso8601_seconds`] and [`iso8601_millis`] write (UTC, `Z`), back to a time.
+pub fn parse_iso8601(text: &str) -> Option<Timestamp> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, ms) = match time.split_once('.') {
+        Some((hms, frac)) => (hms, format!("{frac:0<3}").get(..3)?.parse::<i64>().ok()?),
+        None => (time, 0),
+    };
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant), the inverse of `civil`.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(Timestamp(((days * 86_400 + h * 3600 + m * 60 + s) * 1000) + ms))
+}
+
 /// (`YYYY-MM-DD`, seconds of the day, milliseconds) in UTC, by Howard Hinnant's days-to-civil.
 fn civil(t: Timestamp) -> (String, i64, i64) {
     let ms = t.millis().rem_euclid(1000);
@@ -91,6 +117,17 @@ mod tests {
         // A leap day and the end of a year.
         assert_eq!(iso8601_seconds(Timestamp(951_782_400_000)), "2000-02-29T00:00:00Z");
         assert_eq!(iso8601_millis(Timestamp(1_798_761_599_999)), "2026-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn iso_times_parse_back() {
+        for ms in [0, 951_782_400_000, 1_492_119_449_932, 1_798_761_599_999, 4_102_444_800_123] {
+            assert_eq!(parse_iso8601(&iso8601_millis(Timestamp(ms))), Some(Timestamp(ms)));
+            let secs = ms - ms % 1000;
+            assert_eq!(parse_iso8601(&iso8601_seconds(Timestamp(ms))), Some(Timestamp(secs)));
+        }
+        assert_eq!(parse_iso8601("2017-13-01T00:00:00Z"), None);
+        assert_eq!(parse_iso8601("2017-01-01 00:00:00"), None);
     }
 
     #[test]

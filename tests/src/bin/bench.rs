@@ -14,6 +14,9 @@
 //! * `scheduler`     — `berth_scheduler::place_with` on 1k/10k/100k tasks over 100/1k/10k nodes
 //!   (3 zones, 5 instance types, spread by zone then binpack memory, memberOf m5.*), one core:
 //!   see `berth_tests::bench_scheduler`.
+//! * `events`        — 3 controller processes, simulated agents (a fake runtime), producers
+//!   looping RunTask/StopTask, `--subscribers` followers with mixed filters: events appended per
+//!   second and end-to-end delivery latency; see `berth_tests::bench_events`.
 //!
 //! Later issues add suites (and anchors such as Docker Swarm, run side by side).
 
@@ -520,7 +523,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(suite) = args.first().cloned() else {
         bail!(
-            "usage: bench SUITE [OPTIONS]; suites: list, api-write, service-start, raft, scheduler"
+            "usage: bench SUITE [OPTIONS]; suites: list, api-write, service-start, raft, scheduler, events"
         );
     };
     match suite.as_str() {
@@ -537,12 +540,16 @@ async fn main() -> Result<()> {
             println!(
                 "scheduler      [--runs N]                     placement of 1k/10k/100k tasks on 100/1k/10k nodes, one core"
             );
+            println!(
+                "events         [--subscribers N] [--seconds S] [--producers N] [--instances N]   event stream fan-out: events/s, delivery p99"
+            );
             Ok(())
         }
         "api-write" => api_write(&args).await,
         "service-start" => service_start(&args).await,
         "raft" => raft(&args).await,
         "scheduler" => berth_tests::bench_scheduler::run(&args),
+        "events" => berth_tests::bench_events::run(&args).await,
         other => bail!("unknown suite {other:?}; run `bench list`"),
     }
 }
