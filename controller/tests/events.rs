@@ -8,7 +8,9 @@
 
 use berth_controller::raft::RaftConfig;
 use berth_controller::{Controller, ControllerConfig, RunningController};
-use berth_proto::v1::{self, agent_dispatch_client::AgentDispatchClient, berth_client::BerthClient};
+use berth_proto::v1::{
+    self, agent_dispatch_client::AgentDispatchClient, berth_client::BerthClient,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -77,7 +79,8 @@ async fn fake_agent(c: &RunningController, id: &str) -> mpsc::Sender<v1::AgentMe
     tx.send(v1::AgentMessage { msg: Some(v1::agent_message::Msg::Register(register)) })
         .await
         .expect("send");
-    let mut inbound = dispatch.session(ReceiverStream::new(rx)).await.expect("session").into_inner();
+    let mut inbound =
+        dispatch.session(ReceiverStream::new(rx)).await.expect("session").into_inner();
     tokio::spawn(async move { while let Ok(Some(_)) = inbound.message().await {} });
     let beats = tx.clone();
     tokio::spawn(async move {
@@ -162,7 +165,8 @@ async fn a_stalled_subscriber_holds_bounded_memory_then_gets_every_event_in_orde
         .map(|w| {
             let addr = c.addr;
             tokio::spawn(async move {
-                let mut api = BerthClient::connect(format!("http://{addr}")).await.expect("connect");
+                let mut api =
+                    BerthClient::connect(format!("http://{addr}")).await.expect("connect");
                 for n in 0..1250 {
                     let attributes = [(format!("writer{w}"), n.to_string())].into();
                     api.put_attributes(v1::AttributesRequest {
@@ -217,8 +221,10 @@ async fn a_member_restored_from_a_snapshot_fills_its_log_and_all_serve_the_same_
     let _agent = fake_agent(&nodes[leader], INSTANCE).await;
     let mut api = client(&nodes[leader]).await;
     register_tiny(&mut api).await;
-    until("the instance registered", || nodes[leader].shared.read().instances.contains_key(INSTANCE))
-        .await;
+    until("the instance registered", || {
+        nodes[leader].shared.read().instances.contains_key(INSTANCE)
+    })
+    .await;
 
     // A follower stops; the others write far past the snapshot threshold and compact.
     let lagging = (leader + 1) % 3;
@@ -272,8 +278,10 @@ async fn events_from_before_a_restart_of_every_controller_are_still_served() {
     let _agent = fake_agent(&nodes[leader], INSTANCE).await;
     let mut api = client(&nodes[leader]).await;
     register_tiny(&mut api).await;
-    until("the instance registered", || nodes[leader].shared.read().instances.contains_key(INSTANCE))
-        .await;
+    until("the instance registered", || {
+        nodes[leader].shared.read().instances.contains_key(INSTANCE)
+    })
+    .await;
     for _ in 0..40 {
         run_tasks(&mut api, 2).await;
     }
@@ -288,8 +296,7 @@ async fn events_from_before_a_restart_of_every_controller_are_still_served() {
     }
     until("a leader after the restart", || nodes.iter().any(|n| n.raft.is_leader())).await;
     for n in &nodes {
-        until("the member applied the old log", || n.events.tip().next > before.len() as u64)
-            .await;
+        until("the member applied the old log", || n.events.tip().next > before.len() as u64).await;
         let after = read_all(n).await;
         assert_eq!(
             after[..before.len()],
