@@ -41,6 +41,8 @@ pub struct DevArgs {
     pub orchestrator: berth_controller::flags::OrchestratorFlags,
     #[command(flatten)]
     pub liveness: berth_controller::flags::LivenessFlags,
+    #[command(flatten)]
+    pub events: berth_controller::flags::EventFlags,
 }
 
 fn parse_attribute(s: &str) -> anyhow::Result<(String, String)> {
@@ -76,6 +78,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     args.orchestrator.apply(&mut config.orchestrator);
     args.liveness.apply(&mut config.liveness);
+    args.events.apply(&mut config.retention);
     let controller = Controller::start(config).await.context("starting the controller")?;
     controller.wait_leader(Duration::from_secs(10)).await?;
     let endpoint = format!("http://{}", controller.addr);

@@ -55,3 +55,27 @@ impl LivenessFlags {
         config.lost_after = Duration::from_secs(self.lost_after_secs);
     }
 }
+
+/// Event log retention (`events/retention`): by age and by count, whichever keeps fewer.
+#[derive(Debug, Clone, Args)]
+pub struct EventFlags {
+    /// Hours of events the log keeps.
+    #[arg(long, default_value_t = 24, value_name = "HOURS", env = "BERTH_EVENT_RETENTION_HOURS")]
+    pub event_retention_hours: u64,
+    /// Most events the log keeps.
+    #[arg(
+        long,
+        default_value_t = crate::events::retention::DEFAULT_MAX_EVENTS,
+        value_name = "COUNT",
+        env = "BERTH_EVENT_RETENTION_COUNT"
+    )]
+    pub event_retention_count: u64,
+}
+
+impl EventFlags {
+    /// Writes the flags into `config`.
+    pub fn apply(&self, config: &mut crate::events::retention::RetentionConfig) {
+        config.max_age = Duration::from_secs(self.event_retention_hours.saturating_mul(3600));
+        config.max_events = self.event_retention_count.max(1);
+    }
+}

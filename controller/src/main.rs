@@ -53,6 +53,8 @@ struct Args {
     orchestrator: berth_controller::flags::OrchestratorFlags,
     #[command(flatten)]
     liveness: berth_controller::flags::LivenessFlags,
+    #[command(flatten)]
+    events: berth_controller::flags::EventFlags,
 }
 
 #[tokio::main]
@@ -79,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
     config.join = args.join;
     args.orchestrator.apply(&mut config.orchestrator);
     args.liveness.apply(&mut config.liveness);
+    args.events.apply(&mut config.retention);
     config.advertise_client = args.advertise_client;
     config.http_listen = args.http_listen;
     let running = Controller::start(config).await?;

@@ -309,3 +309,63 @@ async fn events_from_before_a_restart_of_every_controller_are_still_served() {
         n.stop().await.expect("stop");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_trims_by_count_and_an_older_index_is_refused_naming_the_oldest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ControllerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        retention: berth_controller::events::retention::RetentionConfig {
+            max_events: 50,
+            interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+        ..ControllerConfig::default()
+    };
+    let c = Controller::start(config).await.expect("start");
+    c.wait_leader(Duration::from_secs(10)).await.expect("leader");
+    let _agent = fake_agent(&c, INSTANCE).await;
+    let mut api = client(&c).await;
+    register_tiny(&mut api).await;
+    for _ in 0..20 {
+        run_tasks(&mut api, 10).await;
+    }
+    until("retention kept at most 50 events", || {
+        let t = c.events.tip();
+        t.next > 200 && t.next - t.first <= 50
+    })
+    .await;
+    let oldest = c.events.tip().first;
+    let err = client(&c)
+        .await
+        .subscribe_events(v1::SubscribeEventsRequest { from_index: Some(1), ..Default::default() })
+        .await
+        .expect_err("index 1 is gone");
+    assert_eq!(err.code(), tonic::Code::OutOfRange);
+    let named: u64 = err
+        .metadata()
+        .get("x-berth-oldest-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("the oldest index in metadata");
+    assert!(named >= oldest, "named {named}, oldest was {oldest}");
+    assert!(err.message().contains(&format!("the oldest available index is {named}")), "{err}");
+    // From the oldest on, the log is served without a gap.
+    let mut stream = client(&c)
+        .await
+        .subscribe_events(v1::SubscribeEventsRequest {
+            from_index: Some(named),
+            ..Default::default()
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut want = named;
+    while let Some(m) = stream.message().await.expect("stream") {
+        assert_eq!(m.index, want);
+        want += 1;
+    }
+    assert!(want > 200);
+    c.stop().await.expect("stop");
+}

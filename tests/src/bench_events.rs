@@ -10,7 +10,7 @@
 //!  producers ──RunTask ×10 / StopTask──► controllers (Raft) ──assignments──► simulated agents
 //!      │ instant each call was sent            │ every change appends events      │
 //!      ▼                                       │ on every member  ◄──reports──────┘
-//!  SentCalls (call key → Instant) ◄─lookup─ subscribers (follow, round-robin over members)
+//!  Shared::sent (call key → Instant) ◄─lookup─ subscribers (follow, round-robin over members)
 //! ```
 //!
 //! Workload: `--producers` (default 4) clients, round-robin over the members, loop for
@@ -31,7 +31,8 @@
 //!   on `lastStatus` RUNNING never receive creation events, so they count in `delivered` and in
 //!   the checks but give no latency samples.
 //!
-//! Checks, after the log went quiet and every subscriber caught up to its last index: every
+//! Checks, over the indexes of the run (the log's end when the producers stopped; the agents'
+//! later reports are not checked), once every subscriber caught up to that end: every
 //! subscriber's indexes strictly increase (`out_of_order`); an unfiltered one's have no gap
 //! (`gaps`); a filtered one received exactly the events its filter selects, compared with the
 //! same selection decided here from subscriber 0's unfiltered stream (`mismatched`, by count,
