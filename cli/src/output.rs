@@ -150,24 +150,9 @@ impl Fields {
 
 /// UTC `YYYY-MM-DD HH:MM:SS` (no time-zone dependency; the CLI may run anywhere).
 pub fn time(t: Timestamp) -> String {
-    let secs = t.millis().div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // `2017-04-13T21:37:29Z` → `2017-04-13 21:37:29`.
+    let iso = berth_proto::model::event::iso8601_seconds(t);
+    iso.trim_end_matches('Z').replacen('T', " ", 1)
 }
 
 fn opt_time(t: Option<Timestamp>) -> String {

@@ -206,25 +206,39 @@ async fn a_stalled_subscriber_holds_bounded_memory_then_gets_every_event_in_orde
     c.stop().await.expect("stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_restored_from_a_snapshot_fills_its_log_and_all_serve_the_same_events() {
+/// Three members, one fake agent registered through the leader, the tiny task definition.
+struct Three {
+    ports: Vec<(u64, u16)>,
+    peers: BTreeMap<u64, String>,
+    dirs: Vec<tempfile::TempDir>,
+    nodes: Vec<RunningController>,
+    leader: usize,
+    _agent: mpsc::Sender<v1::AgentMessage>,
+}
+
+async fn three(snapshot_threshold: u64) -> Three {
     let ports: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_port())).collect();
     let peers: BTreeMap<u64, String> =
         ports.iter().map(|(id, p)| (*id, format!("127.0.0.1:{p}"))).collect();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
     let mut nodes = Vec::new();
     for (i, (id, port)) in ports.iter().enumerate() {
-        nodes.push(start(*id, dirs[i].path(), &peers, Some(*port), 20).await);
+        nodes.push(start(*id, dirs[i].path(), &peers, Some(*port), snapshot_threshold).await);
     }
     until("a leader", || nodes.iter().any(|n| n.raft.is_leader())).await;
     let leader = nodes.iter().position(|n| n.raft.is_leader()).expect("leader");
     let _agent = fake_agent(&nodes[leader], INSTANCE).await;
-    let mut api = client(&nodes[leader]).await;
-    register_tiny(&mut api).await;
+    register_tiny(&mut client(&nodes[leader]).await).await;
     until("the instance registered", || {
         nodes[leader].shared.read().instances.contains_key(INSTANCE)
     })
     .await;
+    Three { ports, peers, dirs, nodes, leader, _agent }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restored_from_a_snapshot_fills_its_log_and_all_serve_the_same_events() {
+    let Three { ports, peers, dirs, mut nodes, leader, _agent } = three(20).await;
 
     // A follower stops; the others write far past the snapshot threshold and compact.
     let lagging = (leader + 1) % 3;
@@ -265,23 +279,8 @@ async fn a_member_restored_from_a_snapshot_fills_its_log_and_all_serve_the_same_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_from_before_a_restart_of_every_controller_are_still_served() {
-    let ports: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_port())).collect();
-    let peers: BTreeMap<u64, String> =
-        ports.iter().map(|(id, p)| (*id, format!("127.0.0.1:{p}"))).collect();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let mut nodes = Vec::new();
-    for (i, (id, port)) in ports.iter().enumerate() {
-        nodes.push(start(*id, dirs[i].path(), &peers, Some(*port), 50).await);
-    }
-    until("a leader", || nodes.iter().any(|n| n.raft.is_leader())).await;
-    let leader = nodes.iter().position(|n| n.raft.is_leader()).expect("leader");
-    let _agent = fake_agent(&nodes[leader], INSTANCE).await;
+    let Three { ports, peers, dirs, mut nodes, leader, _agent } = three(50).await;
     let mut api = client(&nodes[leader]).await;
-    register_tiny(&mut api).await;
-    until("the instance registered", || {
-        nodes[leader].shared.read().instances.contains_key(INSTANCE)
-    })
-    .await;
     for _ in 0..40 {
         run_tasks(&mut api, 2).await;
     }
