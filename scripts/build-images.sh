@@ -7,8 +7,8 @@
 #   nginx:latest    the same root filesystem, httpd on :80 — a stand-in for nginx in the
 #                   nginx-ec2 fixture (image nginx:latest, containerPort 80, no command)
 #
-# How: a root filesystem (bin/busybox plus applet symlinks, /www/index.html, /tmp, /etc/passwd and
-# /etc/group with root and nobody) is tarred reproducibly (sorted, mtime 0, uid/gid 0) and given to
+# How: a root filesystem (bin/busybox plus a symlink for every applet, /www/index.html, /tmp,
+# /etc/passwd and /etc/group with root and nobody) is tarred reproducibly (sorted, mtime 0, uid/gid 0) and given to
 # `docker import` with the image config as --change lines. Each image carries a label with a hash
 # of the tarball and its config; an image whose label matches is left alone, so running this
 # again changes nothing (idempotent). A replaced image of ours that is left untagged is removed.
@@ -19,8 +19,6 @@ set -euo pipefail
 
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 LABEL=io.berth.build
-APPLETS=(sh ash httpd sleep cat echo printf ls env true false test wget nc ps kill id hostname
-         mkdir rm cp mv ln touch chmod grep sed awk head tail wc tee date uname seq sync vi)
 
 die() { echo "build-images: $*" >&2; exit 1; }
 
@@ -34,13 +32,16 @@ trap 'rm -rf "$work"' EXIT
 root=$work/rootfs
 
 # --- the root filesystem -------------------------------------------------------------------------
-mkdir -p "$root/bin" "$root/usr/bin" "$root/etc" "$root/www" "$root/tmp" "$root/root"
+mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/etc" "$root/www" \
+  "$root/tmp" "$root/root" "$root/var"
 cp "$BUSYBOX" "$root/bin/busybox"
 chmod 0755 "$root/bin/busybox"
+# Every applet at its usual path (`busybox --install -s`, but into the root filesystem and sorted
+# for a reproducible tarball): ifconfig, mount, whoami, egrep… as on the busybox image.
+mapfile -t APPLETS < <("$BUSYBOX" --list-full | sort)
 for applet in "${APPLETS[@]}"; do
-  ln -s busybox "$root/bin/$applet"
+  [ "$applet" = bin/busybox ] || ln -s /bin/busybox "$root/$applet"
 done
-ln -s /bin/busybox "$root/usr/bin/env"     # for `#!/usr/bin/env sh` scripts
 chmod 1777 "$root/tmp"
 cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
@@ -76,7 +77,7 @@ build() {
     return
   fi
   old=$(docker image inspect -f '{{.Id}}' "$ref" 2>/dev/null || true)
-  local changes=(--change "CMD $cmd" --change "ENV PATH=/bin:/usr/bin" --change "WORKDIR /"
+  local changes=(--change "CMD $cmd" --change "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin" --change "WORKDIR /"
                  --change "LABEL $LABEL=$key")
   if [ -n "$port" ]; then changes+=(--change "EXPOSE $port"); fi
   new=$(docker import "${changes[@]}" "$work/rootfs.tar" "$ref")

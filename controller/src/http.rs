@@ -165,8 +165,11 @@ async fn events_stream(
         Err(e) => return error_response(&e),
     };
     let mut stop = state.shutdown.clone();
+    // The subscription itself ends with a `Closing` error when the controller stops; this only
+    // cuts off a stream whose reader does not take that last message.
     let items = ReceiverStream::new(rx).take_until(Box::pin(async move {
         let _ = stop.wait_for(|s| *s).await;
+        tokio::time::sleep(subscribe::CLOSING_GRACE * 2).await;
     }));
     if request.sse {
         let events = items.map(|item| {

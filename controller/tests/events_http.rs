@@ -213,6 +213,31 @@ async fn follow_delivers_live_events_and_stop_ends_the_stream() {
 }
 
 #[tokio::test]
+async fn a_stopping_controller_tells_an_sse_follower_where_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path()).await;
+    let addr = http_addr(&c);
+    make_events(&c).await;
+    let _ = wait_events(addr, 2).await;
+    let accept = [("Accept", "text/event-stream")];
+    let (status, _, mut stream) = request(addr, "/v1/events?follow=true", &accept).await;
+    assert_eq!(status, 200);
+    let reader = tokio::spawn(async move {
+        let mut body = String::new();
+        let _ = stream.read_to_string(&mut body).await;
+        body
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(20), c.stop()).await.expect("stop").unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("ends").unwrap();
+    assert!(body.contains("id: 1\n"), "{body}");
+    let error = body.split("event: error\ndata: ").nth(1).expect("an error event last");
+    let error: Value = serde_json::from_str(error.lines().next().unwrap()).unwrap();
+    assert_eq!(error["__type"], "ServerException", "{error}");
+    assert!(error["nextIndex"].as_u64().unwrap() >= 3, "{error}");
+}
+
+#[tokio::test]
 async fn bad_filters_are_400_and_trimmed_indexes_410() {
     let dir = tempfile::tempdir().unwrap();
     let c = start(dir.path()).await;

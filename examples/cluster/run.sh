@@ -7,7 +7,8 @@
 #
 # DIR (default .berth-cluster, or $BERTH_CLUSTER_DIR) holds each process's data dir, log and pid file.
 # Ports: controller N serves clients on 127.0.0.1:$((BASE_PORT+N)) and Raft peers on
-# 127.0.0.1:$((BASE_PORT+10+N)); BASE_PORT defaults to 7600. SKIP_BUILD=1 uses target/release as is.
+# 127.0.0.1:$((BASE_PORT+10+N)), its HTTP port (/v1/events) on 127.0.0.1:$((BASE_PORT+20+N));
+# BASE_PORT defaults to 7600. SKIP_BUILD=1 uses target/release as is.
 set -euo pipefail
 cmd=${1:-start}
 DIR=${2:-${BERTH_CLUSTER_DIR:-.berth-cluster}}
@@ -52,6 +53,7 @@ start)
   for i in "${IDS[@]}"; do
     launch "controller-$i" "$BIN/berth-controller" --node-id "$i" --data-dir "$DIR/controller-$i" \
       --listen "127.0.0.1:$((BASE_PORT + i))" --peer-listen "127.0.0.1:$((BASE_PORT + 10 + i))" \
+      --http-listen "127.0.0.1:$((BASE_PORT + 20 + i))" \
       --initial-cluster "$INITIAL"
   done
   # Ready when a linearizable read succeeds: that needs an elected leader.

@@ -4,27 +4,34 @@
 //! an `http://`/`tcp://` address, then negotiates the API version (Debian's 20.10 daemon speaks
 //! 1.41; bollard's default is newer). Logs always go to the `json-file` driver.
 //!
+//! * `create.rs`  — [`ContainerSpec`] → the engine's create body (config and host config). Pure.
+//! * `volumes.rs` — engine volumes: created before a container that mounts them, task-scoped
+//!   ones removed with the task's last container.
+//!
 //! Health checks are Docker's own (`HealthConfig` on create, durations in nanoseconds); inspect
 //! reads `State.Health.Status`, and list reads the summary's `Health` (API ≥ 1.52) or, from older
 //! daemons, the "(healthy)" / "(unhealthy)" / "(health: starting)" suffix of its status text, so
 //! that the observer can tell a health change without inspecting every container every poll.
 
+mod create;
+mod volumes;
+
 use super::{
     BoundPort, ContainerHealth, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState,
-    HealthCheckSpec, RuntimeError,
+    RuntimeError,
 };
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum, HealthConfig, HealthStatusEnum,
-    HostConfig, HostConfigLogConfig, PortBinding,
+    ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHealthStatusEnum,
+    ContainerSummaryStateEnum, HealthStatusEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
+use create::create_body;
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -99,29 +106,6 @@ fn map_err(context: &str, e: BollardError) -> RuntimeError {
     }
 }
 
-/// Nanoseconds for Docker, saturating (Docker rejects nothing above a few centuries anyway).
-fn nanos(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
-}
-
-/// `None` → `["NONE"]`: without a declared check the image's HEALTHCHECK must not run either.
-fn health_config(hc: Option<&HealthCheckSpec>) -> HealthConfig {
-    match hc {
-        Some(hc) => HealthConfig {
-            test: Some(hc.test.clone()),
-            interval: Some(nanos(hc.interval)),
-            timeout: Some(nanos(hc.timeout)),
-            retries: Some(i64::from(hc.retries)),
-            // 0 means "inherit from the image" to Docker, which is "none" unless the image
-            // declares a start period of its own.
-            start_period: Some(nanos(hc.start_period)),
-            // StartInterval needs API 1.44; Debian's 20.10 daemon (1.41) would reject it.
-            start_interval: None,
-        },
-        None => HealthConfig { test: Some(vec!["NONE".to_string()]), ..Default::default() },
-    }
-}
-
 fn health_of_status(status: Option<HealthStatusEnum>) -> Option<ContainerHealth> {
     match status? {
         HealthStatusEnum::STARTING => Some(ContainerHealth::Starting),
@@ -162,56 +146,6 @@ fn health_of_status_text(text: &str) -> Option<ContainerHealth> {
     }
 }
 
-fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
-    let mut exposed = Vec::new();
-    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    if spec.network_mode != "none" {
-        for pm in &spec.port_mappings {
-            let key = format!("{}/{}", pm.container_port, pm.protocol);
-            exposed.push(key.clone());
-            if spec.network_mode != "host" {
-                let host_port = pm.host_port.filter(|p| *p != 0).map(|p| p.to_string());
-                bindings
-                    .entry(key)
-                    .or_insert_with(|| Some(Vec::new()))
-                    .get_or_insert_with(Vec::new)
-                    .push(PortBinding {
-                        host_ip: None,
-                        host_port: Some(host_port.unwrap_or_default()),
-                    });
-            }
-        }
-    }
-    let labels: HashMap<String, String> =
-        spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    ContainerCreateBody {
-        image: Some(spec.image.clone()),
-        entrypoint: spec.entrypoint.clone(),
-        cmd: spec.cmd.clone(),
-        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
-        labels: Some(labels),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        hostname: spec.hostname.clone(),
-        user: spec.user.clone(),
-        working_dir: spec.working_dir.clone(),
-        stop_timeout: spec.stop_timeout.map(|t| t.as_secs() as i64),
-        healthcheck: Some(health_config(spec.health_check.as_ref())),
-        host_config: Some(HostConfig {
-            port_bindings: (!bindings.is_empty()).then_some(bindings),
-            memory: spec.memory_bytes,
-            memory_reservation: spec.memory_reservation_bytes,
-            cpu_shares: spec.cpu_shares,
-            network_mode: Some(spec.network_mode.clone()),
-            log_config: Some(HostConfigLogConfig {
-                typ: Some("json-file".to_string()),
-                config: None,
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn parse_port_key(key: &str) -> Option<(u16, String)> {
     let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
     Some((port.parse().ok()?, proto.to_string()))
@@ -248,13 +182,21 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let created_volumes = volumes::ensure(&self.docker, spec).await?;
         let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-        let resp = self
-            .docker
-            .create_container(Some(opts), create_body(spec))
-            .await
-            .map_err(|e| map_err(&format!("create {}", spec.name), e))?;
-        Ok(resp.id)
+        match self.docker.create_container(Some(opts), create_body(spec)).await {
+            Ok(resp) => Ok(resp.id),
+            Err(e) => {
+                // Take back the task volumes made for this container alone; the create is
+                // retried or the task fails, and either way nothing else holds them.
+                if let Err(v) =
+                    volumes::remove_unused_task_volumes(&self.docker, &created_volumes).await
+                {
+                    tracing::warn!(container = %spec.name, error = %v, "task volume cleanup failed");
+                }
+                Err(map_err(&format!("create {}", spec.name), e))
+            }
+        }
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
@@ -335,12 +277,20 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        // Task volumes go with the task's last container: read what it mounts before it goes.
+        let mounted = volumes::mounted_by(&self.docker, id).await;
         let opts = RemoveContainerOptionsBuilder::default().v(true).build();
         match self.docker.remove_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-            Err(e) => Err(map_err(&format!("remove {id}"), e)),
+            Ok(()) => {}
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(map_err(&format!("remove {id}"), e)),
         }
+        // The container is gone; a volume that cannot be removed now is not worth failing the
+        // removal for (a retry would no longer know which volumes it used).
+        if let Err(e) = volumes::remove_unused_task_volumes(&self.docker, &mounted).await {
+            tracing::warn!(container = %id, error = %e, "task volume cleanup failed");
+        }
+        Ok(())
     }
 
     async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
@@ -386,24 +336,6 @@ impl ContainerRuntime for DockerRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn health_config_is_in_nanoseconds_and_no_check_disables_the_image_one() {
-        let hc = HealthCheckSpec {
-            test: vec!["CMD-SHELL".into(), "true".into()],
-            interval: Duration::from_secs(30),
-            timeout: Duration::from_secs(5),
-            retries: 3,
-            start_period: Duration::from_secs(10),
-        };
-        let c = health_config(Some(&hc));
-        assert_eq!(c.test, Some(hc.test.clone()));
-        assert_eq!(c.interval, Some(30_000_000_000));
-        assert_eq!(c.timeout, Some(5_000_000_000));
-        assert_eq!(c.retries, Some(3));
-        assert_eq!(c.start_period, Some(10_000_000_000));
-        assert_eq!(health_config(None).test, Some(vec!["NONE".to_string()]));
-    }
 
     #[test]
     fn list_status_text_yields_health() {

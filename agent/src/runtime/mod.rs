@@ -33,6 +33,8 @@ pub const LABEL_TASK_VERSION: &str = "berth.task-version";
 /// Seconds between SIGTERM and SIGKILL for this container, so that a restarted agent (or an
 /// orphan cleanup without the task definition) stops it with the right grace period.
 pub const LABEL_STOP_TIMEOUT: &str = "berth.stop-timeout";
+/// On engine volumes Berth creates: `task` (removed with the task's containers) or `shared`.
+pub const LABEL_VOLUME_SCOPE: &str = "berth.volume-scope";
 
 /// Everything needed to create one container.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -59,6 +61,87 @@ pub struct ContainerSpec {
     /// The container's health check. `None`: no check, and any check baked into the image is
     /// disabled too (ECS ignores image HEALTHCHECKs that the definition does not declare).
     pub health_check: Option<HealthCheckSpec>,
+    /// Everything else a task definition can ask of the engine (volumes, links, security,
+    /// limits, …); see [`ContainerOptions`].
+    pub options: ContainerOptions,
+}
+
+/// Engine options beyond the basics (ECS-NOTES §1.2, §1.5). Names are the engine's; the
+/// translation from ECS field names happens in `supervisor::spec`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContainerOptions {
+    /// Bind mounts and volumes, in `mountPoints` order.
+    pub mounts: Vec<MountSpec>,
+    /// Engine names of containers whose volumes this one mounts: `NAME` or `NAME:ro`.
+    pub volumes_from: Vec<String>,
+    /// Legacy links `ENGINE_NAME:ALIAS` (bridge mode).
+    pub links: Vec<String>,
+    pub dns_servers: Vec<String>,
+    pub dns_search_domains: Vec<String>,
+    /// `HOSTNAME:IP` entries for `/etc/hosts`.
+    pub extra_hosts: Vec<String>,
+    pub network_disabled: bool,
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub ulimits: Vec<UlimitSpec>,
+    pub sysctls: BTreeMap<String, String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub devices: Vec<DeviceSpec>,
+    /// Run an init process as PID 1 (`None`: the engine's default).
+    pub init: Option<bool>,
+    pub shm_size_bytes: Option<i64>,
+    /// Container path → tmpfs mount options (`size=…,mode=…`).
+    pub tmpfs: BTreeMap<String, String>,
+    pub open_stdin: bool,
+    pub tty: bool,
+    /// `json-file` log driver options (`max-size`, `max-file`, …).
+    pub log_options: BTreeMap<String, String>,
+}
+
+/// One mount into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub source: MountSource,
+    pub container_path: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A host directory (created by the engine when missing).
+    HostPath(String),
+    /// A named engine volume, created on demand by the runtime.
+    Volume(VolumeSpec),
+}
+
+/// A named engine volume. Task-scoped ones are removed by [`ContainerRuntime::remove`] once the
+/// last container using them is gone; shared ones persist.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub shared: bool,
+    /// Shared volumes only: create when missing (task volumes are always created).
+    pub autoprovision: bool,
+    pub driver: String,
+    pub driver_opts: BTreeMap<String, String>,
+    /// Includes [`LABEL_VOLUME_SCOPE`] and, for task volumes, [`LABEL_TASK_ID`].
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UlimitSpec {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSpec {
+    pub host_path: String,
+    pub container_path: String,
+    /// cgroup permissions, a subset of `rwm`.
+    pub permissions: String,
 }
 
 /// A health check the engine runs inside the container (ECS `healthCheck`, defaults applied).

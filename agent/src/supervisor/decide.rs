@@ -1,13 +1,16 @@
 //! The pure core of a task's state machine: given the desired status, the current phase, the
 //! plan and what the runtime shows, decide the next phase and the next single step. Also builds
 //! the `TaskStatusReport` for a phase, with container and task `healthStatus` (the task's from
-//! its essential containers that have a health check, ECS-NOTES §1.4.2). No I/O, no clock.
+//! its essential containers that have a health check, ECS-NOTES §1.4.2). No I/O, no clock:
+//! the worker passes `now` in. Container ordering (`dependsOn`, `links`, `startTimeout`,
+//! reverse-order shutdown) is decided with the helpers of `decide_order.rs`.
 
+use super::decide_order::{self, Gate, OrderView};
 use super::spec::{DEFAULT_STOP_TIMEOUT, TaskPlan};
 use crate::runtime::{ContainerInfo, ContainerState, LABEL_CONTAINER_NAME, LABEL_STOP_TIMEOUT};
 use berth_proto::model::{ContainerReport, NetworkBinding, TaskStatusReport, Timestamp};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const STOP_CODE_ESSENTIAL_EXITED: &str = "EssentialContainerExited";
 pub const STOP_CODE_FAILED_TO_START: &str = "TaskFailedToStart";
@@ -65,6 +68,9 @@ pub struct View<'a> {
     pub observed: &'a [ContainerInfo],
     /// Per plan container: image available.
     pub images_ready: &'a [bool],
+    /// Per plan container: when the worker first saw it started (for `startTimeout`).
+    pub started_at: &'a [Option<Instant>],
+    pub now: Instant,
     /// Remove containers once stopped (desired STOPPED, unassigned, or cleanup wait over).
     pub remove_when_stopped: bool,
     /// stopCode / stoppedReason the controller gave when it set desired STOPPED.
@@ -156,25 +162,43 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
                     reached_running,
                 });
             }
-            for (i, c) in plan.containers.iter().enumerate() {
-                match by_name.get(c.name.as_str()) {
-                    None if !v.images_ready.get(i).copied().unwrap_or(false) => {
-                        return Next::Step(Step::PrepareImage(i));
-                    }
-                    None => return Next::Step(Step::Create(i)),
-                    Some(info) if info.state == ContainerState::Created => {
-                        return Next::Step(Step::Start(i, info.id.clone()));
-                    }
-                    Some(info) if info.state == ContainerState::Other => {
-                        return Next::Step(Step::Wait);
-                    }
-                    Some(_) => {}
+            let order = OrderView::new(plan, &by_name, v.started_at, v.now);
+            if let Some(reason) = decide_order::blocked(&order) {
+                return Next::Phase(Phase::Stopping {
+                    stop_code: Some(STOP_CODE_FAILED_TO_START.into()),
+                    reason: Some(reason),
+                    reached_running,
+                });
+            }
+            // Pulls need no ordering: every image is made available before the first create.
+            for (i, info) in order.observed.iter().enumerate() {
+                if info.is_none() && !v.images_ready.get(i).copied().unwrap_or(false) {
+                    return Next::Step(Step::PrepareImage(i));
                 }
             }
+            for (i, info) in order.observed.iter().enumerate() {
+                match info {
+                    None if decide_order::gate(&order, i, false) == Gate::Open => {
+                        return Next::Step(Step::Create(i));
+                    }
+                    Some(info)
+                        if info.state == ContainerState::Created
+                            && decide_order::gate(&order, i, true) == Gate::Open =>
+                    {
+                        return Next::Step(Step::Start(i, info.id.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            let all_started = (0..plan.containers.len()).all(|i| order.has_started(i));
             let all_essential_run = plan.containers.iter().filter(|c| c.essential).all(|c| {
                 by_name.get(c.name.as_str()).is_some_and(|i| i.state == ContainerState::Running)
             });
-            if all_essential_run { Next::Phase(Phase::Running) } else { Next::Step(Step::Wait) }
+            if all_started && all_essential_run {
+                Next::Phase(Phase::Running)
+            } else {
+                Next::Step(Step::Wait)
+            }
         }
         Phase::Running => match v.plan {
             Some(plan) if essential_exited(plan, &by_name, true) => Next::Phase(Phase::Stopping {
@@ -185,17 +209,35 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
             _ => Next::Step(Step::Wait),
         },
         Phase::Stopping { stop_code, reason, .. } => {
-            let running: Vec<(String, Duration)> = v
+            let live: Vec<&ContainerInfo> = v
                 .observed
                 .iter()
                 .filter(|c| matches!(c.state, ContainerState::Running | ContainerState::Other))
-                .map(|c| (c.id.clone(), stop_timeout_of(c)))
                 .collect();
-            if running.is_empty() {
-                Next::Phase(Phase::Stopped { stop_code: stop_code.clone(), reason: reason.clone() })
-            } else {
-                Next::Step(Step::Stop(running))
+            if live.is_empty() {
+                return Next::Phase(Phase::Stopped {
+                    stop_code: stop_code.clone(),
+                    reason: reason.clone(),
+                });
             }
+            // Reverse start order: a container stops once its dependents have stopped.
+            let order = v.plan.map(|p| OrderView::new(p, &by_name, v.started_at, v.now));
+            let may_stop = |c: &ContainerInfo| {
+                let Some(order) = &order else { return true };
+                let name = c.label(LABEL_CONTAINER_NAME).unwrap_or("");
+                match order.plan.containers.iter().position(|p| p.name == name) {
+                    Some(i) => decide_order::stoppable(order, i),
+                    None => true,
+                }
+            };
+            let mut batch: Vec<&ContainerInfo> =
+                live.iter().copied().filter(|c| may_stop(c)).collect();
+            if batch.is_empty() {
+                batch = live; // only a dependency cycle could get here; never hang on it
+            }
+            Next::Step(Step::Stop(
+                batch.into_iter().map(|c| (c.id.clone(), stop_timeout_of(c))).collect(),
+            ))
         }
         Phase::Stopped { .. } => {
             if !v.remove_when_stopped {
@@ -367,6 +409,8 @@ mod tests {
                         health_check: if *checked { check() } else { None },
                         ..Default::default()
                     },
+                    depends_on: Vec::new(),
+                    start_timeout: None,
                 })
                 .collect(),
             warnings: Vec::new(),

@@ -10,6 +10,8 @@
 //! * `spec.rs`   — assignment JSON → container specs (names, labels, resources, ports). Pure.
 //! * `decide.rs` — phase + observed containers → next step; report building, with container
 //!   and task `healthStatus` from the engine's health checks. Pure.
+//! * `decide_order.rs` — container ordering: `dependsOn` / `links` start gates, `startTimeout`,
+//!   reverse-order shutdown. Pure (time is an input).
 //! * `images.rs` — pull behaviours (default / always / once / prefer-cached).
 //!
 //! Adoption needs nothing special: a worker's first decision is made on a snapshot that already
@@ -19,6 +21,7 @@
 //! has arrived. The supervisor never touches containers labelled with another instance id.
 
 pub mod decide;
+pub mod decide_order;
 pub mod images;
 pub mod observer;
 pub mod spec;

@@ -2,6 +2,7 @@
 //! Health checks get ECS's defaults here (ECS-NOTES §1.4.2); their limits were checked when the
 //! definition was registered.
 
+use super::decide_order::{Dependency, plan_dependencies};
 use crate::runtime::{
     ContainerSpec, HealthCheckSpec, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE_ID,
     LABEL_STOP_TIMEOUT, LABEL_TASK_ID, LABEL_TASK_VERSION, PortMappingSpec,
@@ -22,6 +23,10 @@ const MIN_CPU_SHARES: i64 = 2;
 
 const MIB: i64 = 1024 * 1024;
 
+/// ECS container options beyond the basics (volumes, links, security, limits): `spec/options.rs`.
+mod options;
+pub use options::task_volume_name;
+
 /// Where a task runs: the identity labels every container gets.
 #[derive(Debug, Clone)]
 pub struct Placement {
@@ -35,6 +40,11 @@ pub struct PlannedContainer {
     pub name: String,
     pub essential: bool,
     pub spec: ContainerSpec,
+    /// `dependsOn`, plus an implicit `START` dependency per `links` target (`decide_order.rs`).
+    pub depends_on: Vec<Dependency>,
+    /// How long containers depending on this one wait for it (ECS `startTimeout`; none: no
+    /// limit, as with the ECS agent).
+    pub start_timeout: Option<Duration>,
 }
 
 /// Everything the supervisor needs to run one task.
@@ -83,6 +93,7 @@ pub fn plan_task(
         return Err("task definition has no containers".to_string());
     }
     let awsvpc = def.network_mode() == "awsvpc";
+    let mut dependencies = plan_dependencies(def)?.into_iter();
     let mut containers = Vec::with_capacity(def.container_definitions.len());
     for c in &def.container_definitions {
         let mut spec =
@@ -98,6 +109,11 @@ pub fn plan_task(
             name: c.name.clone(),
             essential: c.is_essential(),
             spec,
+            depends_on: dependencies.next().unwrap_or_default(),
+            start_timeout: c
+                .start_timeout
+                .filter(|t| *t > 0)
+                .map(|t| Duration::from_secs(t as u64)),
         });
     }
     Ok(TaskPlan { task_id: task_id.to_string(), containers, warnings })
@@ -156,8 +172,14 @@ fn container_spec(
         .filter(|t| *t >= 0)
         .map(|t| Duration::from_secs(t as u64))
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
-    let mut labels: std::collections::BTreeMap<String, String> =
-        c.docker_labels.clone().unwrap_or_default();
+    // dockerLabels never override Berth's own `berth.*` labels (registration warns about them).
+    let mut labels: std::collections::BTreeMap<String, String> = c
+        .docker_labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !k.starts_with(berth_proto::taskdef::RESERVED_LABEL_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     labels.insert(LABEL_TASK_ID.into(), task_id.into());
     labels.insert(LABEL_CONTAINER_NAME.into(), c.name.clone());
     labels.insert(LABEL_INSTANCE_ID.into(), placement.instance_id.clone());
@@ -218,6 +240,7 @@ fn container_spec(
         working_dir: c.working_directory.clone(),
         stop_timeout: Some(stop_timeout),
         health_check: None,
+        options: options::container_options(task_id, def, c, warnings),
     }
 }
 

@@ -11,6 +11,8 @@ use crate::testkit::{
 use berth_proto::model::{ContainerDefinition, HealthCheck, PortMapping, Task, TaskDefinition};
 use serde_json::json;
 
+mod order;
+
 const WAIT: Duration = Duration::from_secs(20);
 
 fn task_json(task_id: &str, desired: &str) -> String {

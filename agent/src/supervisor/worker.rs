@@ -6,12 +6,13 @@
 //! containers: a decision is never made on a view that predates the last create.
 
 use super::decide::{self, Desired, Phase, STOP_CODE_FAILED_TO_START, Step, Times, View};
+use super::decide_order::{self, OrderView};
 use super::observer::{ObserverHandle, Snapshot};
 use super::spec::TaskPlan;
 use super::{ReportBoard, images::ImagePreparer};
 use crate::Clock;
 use crate::config::PullBehavior;
-use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::runtime::{ContainerRuntime, ContainerState, RuntimeError};
 use berth_proto::model::TaskStatusReport;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,15 +79,32 @@ pub async fn run(
     let mut times = Times::default();
     let mut last_report: Option<TaskStatusReport> = None;
     let mut stopped_at: Option<Instant> = None;
+    // When each container was first seen started: `startTimeout` counts from there. (After an
+    // agent restart it counts from adoption: the engine's own start time is not in the view.)
+    let mut started_at: Vec<Option<std::time::Instant>> = vec![None; n];
 
     loop {
         let d = desired_rx.borrow_and_update().clone();
         let cleanup_due = stopped_at.map(|t| t + ctx.task_cleanup_wait);
+        let now = Instant::now().into_std();
+        if let Some(p) = &plan {
+            let by_name = decide::by_container_name(snap.task(&task_id));
+            for (i, c) in p.containers.iter().enumerate() {
+                let started = by_name.get(c.name.as_str()).is_some_and(|info| {
+                    matches!(info.state, ContainerState::Running | ContainerState::Exited)
+                });
+                if started && started_at[i].is_none() {
+                    started_at[i] = Some(now);
+                }
+            }
+        }
         let view = View {
             desired: d.desired,
             plan: plan.as_ref(),
             observed: snap.task(&task_id),
             images_ready: &images_ready,
+            started_at: &started_at,
+            now,
             remove_when_stopped: d.desired == Desired::Stopped
                 || plan.is_none()
                 || cleanup_due.is_some_and(|t| Instant::now() >= t),
@@ -101,6 +119,13 @@ pub async fn run(
             tracing::info!(task_id = %task_id, from = decide::last_status(&phase), to = ?p, "task transition");
             phase = p;
         }
+        let start_deadline = match (&phase, &plan) {
+            (Phase::Starting, Some(p)) => {
+                let by_name = decide::by_container_name(snap.task(&task_id));
+                decide_order::next_deadline(&OrderView::new(p, &by_name, &started_at, now))
+            }
+            _ => None,
+        };
         // The STOPPED report is final: once sent, removal must not rewrite it.
         let report_final = last_report.as_ref().is_some_and(|r| r.last_status == "STOPPED");
         if !silent && !report_final {
@@ -120,8 +145,12 @@ pub async fn run(
         let outcome = match step {
             Step::Finished => return,
             Step::Wait => {
-                let cleanup_sleep = async {
-                    match cleanup_due {
+                let deadline = match (cleanup_due, start_deadline.map(Instant::from_std)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let timer = async {
+                    match deadline {
                         Some(t) => tokio::time::sleep_until(t).await,
                         None => std::future::pending().await,
                     }
@@ -132,7 +161,7 @@ pub async fn run(
                         snap = snap_rx.borrow_and_update().clone();
                     }
                     r = desired_rx.changed() => if r.is_err() { return; },
-                    _ = cleanup_sleep => {}
+                    _ = timer => {}
                 }
                 continue;
             }

@@ -148,7 +148,7 @@ impl EventLog {
     }
 
     /// Appends the events one command produced (called while applying it, in log order).
-    pub fn append(&self, events: Vec<berth_proto::model::ClusterEvent>, cursor: EventCursor) {
+    pub fn append(&self, events: Vec<berth_proto::model::ClusterEvent>, cursor: &EventCursor) {
         let mut batch = WriteBatch::new();
         let stored: Vec<Arc<StoredEvent>> =
             events.iter().map(|e| self.counted(StoredEvent::of(e))).collect();
@@ -185,7 +185,7 @@ impl EventLog {
 
     /// Takes a new cursor: after restoring a snapshot (`restored`: the events up to the
     /// cursor may be missing here) or after retention moved `first_index`.
-    pub fn set_cursor(&self, cursor: EventCursor, restored: bool) {
+    pub fn set_cursor(&self, cursor: &EventCursor, restored: bool) {
         let hole = if restored {
             let last = self.last_stored().unwrap_or(0);
             let start = (last + 1).max(cursor.first_index);

@@ -19,6 +19,9 @@ pub const SUBSCRIBER_BUFFER: usize = 64;
 /// Events read from the log at a time.
 pub const READ_BATCH: usize = 256;
 
+/// How long a stopping controller waits to hand a subscriber its last message.
+pub const CLOSING_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The most events of a log in memory with `subscribers` subscriptions, whatever they read: the
 /// ring of recent events, each subscriber's queue and batch, and retention's look at ages.
 pub const fn memory_bound(subscribers: usize) -> usize {
@@ -61,7 +64,7 @@ impl Filter {
             .map(|t| {
                 DETAIL_TYPES
                     .iter()
-                    .find(|(short, full)| t.eq_ignore_ascii_case(short) || t == full)
+                    .find(|(short, full)| t.eq_ignore_ascii_case(short) || t.eq_ignore_ascii_case(full))
                     .map(|(_, full)| full.to_string())
                     .ok_or_else(|| {
                         SubscribeError::InvalidFilter(format!(
@@ -113,15 +116,18 @@ pub fn subscribe(
     if start < tip.first {
         return Err(SubscribeError::Trimmed { wanted: start, oldest: tip.first });
     }
-    let end = if follow { u64::MAX } else { tip.next };
+    // Without follow: up to the log's end as of now. With it: no end.
+    let end = if follow { None } else { Some(tip.next) };
     let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
     tokio::spawn(async move {
         let _active = Active::new();
         let mut changes = log.watch();
         let mut next = start;
-        while next < end {
+        while end.is_none_or(|end| next < end) {
             if changes.borrow_and_update().closed {
-                let _ = tx.send(Err(SubscribeError::Closing { next })).await;
+                // A reader that stopped reading must not hold the controller's shutdown.
+                let closing = tx.send(Err(SubscribeError::Closing { next }));
+                let _ = tokio::time::timeout(CLOSING_GRACE, closing).await;
                 return;
             }
             let batch = match log.read(next, READ_BATCH) {
@@ -139,7 +145,7 @@ pub fn subscribe(
                 continue;
             }
             for e in batch {
-                if e.index >= end {
+                if end.is_some_and(|end| e.index >= end) {
                     return;
                 }
                 next = e.index + 1;

@@ -25,7 +25,7 @@ fn append(log: &EventLog, from: u64, to: u64) {
         .collect();
     log.append(
         events,
-        EventCursor { next_index: to, first_index: log.tip().first, ..Default::default() },
+        &EventCursor { next_index: to, first_index: log.tip().first, ..Default::default() },
     );
 }
 
@@ -103,7 +103,7 @@ fn bad_filters_are_refused_with_the_rule() {
 async fn an_index_below_retention_is_refused_with_the_oldest_available() {
     let log = EventLog::in_memory();
     append(&log, 1, 11);
-    log.set_cursor(EventCursor { next_index: 11, first_index: 6, ..Default::default() }, false);
+    log.set_cursor(&EventCursor { next_index: 11, first_index: 6, ..Default::default() }, false);
     let e = subscribe(log.clone(), all(), Some(2), true).unwrap_err();
     assert_eq!(e, SubscribeError::Trimmed { wanted: 2, oldest: 6 });
     assert!(e.to_string().contains("the oldest available index is 6"), "{e}");
@@ -120,7 +120,7 @@ async fn a_subscriber_overtaken_by_retention_is_told_where_to_resume() {
     assert_eq!(next(&mut rx).await.unwrap().index, 1);
     // Retention drops everything below 1500 while the subscriber sits at its first batch.
     log.set_cursor(
-        EventCursor { next_index: 2000, first_index: 1500, ..Default::default() },
+        &EventCursor { next_index: 2000, first_index: 1500, ..Default::default() },
         false,
     );
     let mut last = 1;
@@ -161,7 +161,6 @@ async fn a_subscriber_that_reads_nothing_holds_a_bounded_number_of_events() {
     }
     assert!(log.events_in_memory() <= bound);
 }
-
 
 #[tokio::test]
 async fn a_closing_log_ends_subscriptions_with_the_index_to_resume_from() {

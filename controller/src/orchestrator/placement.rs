@@ -165,6 +165,7 @@ pub fn new_task(
             cpu: Some(c.cpu.unwrap_or(0).to_string()),
             memory: c.memory.map(|m| m.to_string()),
             memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+            health_status: "UNKNOWN".into(),
             ..Default::default()
         })
         .collect();

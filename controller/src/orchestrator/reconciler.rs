@@ -67,7 +67,7 @@ pub struct ServiceDecision {
 pub(super) fn completion_events(name: &str, deployment: &str) -> [String; 2] {
     [
         format!("{} (deployment {deployment}) deployment completed.", prefix(name)),
-        format!("{} has reached a steady state.", prefix(name)),
+        steady_message(name),
     ]
 }
 
@@ -200,8 +200,16 @@ pub fn decide(
     if steady && primary.rollout_state.as_deref() == Some("IN_PROGRESS") {
         d.complete_primary = true;
         d.events.extend(completion_events(name, &primary.id));
+    } else if steady && svc.events.last().is_some_and(|e| e.message != steady_message(name)) {
+        // Back at steady state after a scale or a replaced task: ECS says so again.
+        d.events.push(steady_message(name));
     }
     d
+}
+
+/// ECS's steady-state service event.
+fn steady_message(name: &str) -> String {
+    format!("{} has reached a steady state.", prefix(name))
 }
 
 /// The circuit breaker (consecutive failures of the PRIMARY deployment while it rolls out): when
@@ -382,6 +390,31 @@ mod tests {
             "{:?}",
             d.events
         );
+    }
+
+    #[test]
+    fn steady_state_is_said_again_after_a_scale_but_not_twice_in_a_row() {
+        let mut st = setup(2, 2);
+        let key = State::service_key("default", "web");
+        let dep = st.services[&key].deployments[0].id.clone();
+        let done = berth_proto::model::Deployment {
+            rollout_state: Some("COMPLETED".into()),
+            ..st.services[&key].deployments[0].clone()
+        };
+        let s = st.services.get_mut(&key).unwrap();
+        s.deployments[0] = done;
+        let event = |m: &str| berth_proto::model::ServiceEvent {
+            id: "e".into(),
+            created_at: Timestamp(1),
+            message: m.into(),
+        };
+        s.events = vec![event("(service web) has started 1 tasks: (task x).")];
+        let d = decide(&st, &svc(&st), Timestamp(10), &POLICY);
+        assert!(!d.complete_primary, "{dep} is already COMPLETED");
+        assert_eq!(d.events, ["(service web) has reached a steady state."]);
+        st.services.get_mut(&key).unwrap().events =
+            vec![event("(service web) has reached a steady state.")];
+        assert!(decide(&st, &svc(&st), Timestamp(10), &POLICY).events.is_empty());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 
 /// Where the event log stands, replicated with the state (and kept in snapshots): the log holds
 /// indexes `first_index..next_index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventCursor {
     /// The index the next event gets (the first event is 1).
@@ -35,11 +35,20 @@ pub struct EventCursor {
     pub first_index: u64,
     /// The time of the latest stamped command: the time of events from commands without one.
     pub last_time: Timestamp,
+    /// This log's identity, fixed by the first command ever applied (a hash of its bytes, which
+    /// hold a time and random ids): event ids differ between clusters and data dirs.
+    #[serde(default)]
+    pub log_id: String,
 }
 
 impl Default for EventCursor {
     fn default() -> Self {
-        EventCursor { next_index: 1, first_index: 1, last_time: Timestamp(0) }
+        EventCursor {
+            next_index: 1,
+            first_index: 1,
+            last_time: Timestamp(0),
+            log_id: String::new(),
+        }
     }
 }
 
@@ -252,9 +261,18 @@ pub fn derive(state: &mut State, before: Before) -> Vec<ClusterEvent> {
         .collect()
 }
 
-/// A UUID fixed by the event's index and the cluster's scope (v5), the same on every replica.
+/// Fixes the log's identity from the first command applied (see [`EventCursor::log_id`]).
+pub fn identify_log(state: &mut State, command: &[u8]) {
+    if state.events.log_id.is_empty() {
+        state.events.log_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, command).to_string();
+    }
+}
+
+/// A UUID (v5) fixed by the log's identity, the scope and the event's index: the same on every
+/// replica, different in another cluster.
 fn event_id(state: &State, index: u64) -> String {
-    let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, state.scope.prefix().as_bytes());
+    let scope = format!("{}/{}", state.scope.prefix(), state.events.log_id);
+    let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, scope.as_bytes());
     uuid::Uuid::new_v5(&namespace, &index.to_be_bytes()).to_string()
 }
 

@@ -185,6 +185,18 @@ fn replaying_the_same_log_gives_the_same_events() {
 }
 
 #[test]
+fn another_cluster_gives_its_events_other_ids() {
+    let (mut a, mut b) = (Fixture::new(), Fixture::new());
+    task_lifecycle(&mut a, &"e".repeat(32));
+    // Another cluster: its first command differs (here, its time), so its log has another identity.
+    assert!(b.apply(Command::RegisterTaskDefinition { definition: def(), now: Timestamp(2) }));
+    assert!(b.apply(register_instance("i1", 1024)));
+    let (ea, eb) = (a.events(), b.events());
+    assert_eq!(ea[0]["index"], eb[0]["index"]);
+    assert_ne!(ea[0]["id"], eb[0]["id"]);
+}
+
+#[test]
 fn a_rejected_command_makes_no_event_and_takes_no_index() {
     let mut f = Fixture::new();
     assert!(f.apply(register_instance("i1", 1024)));

@@ -60,7 +60,8 @@ impl Store {
 
     /// A store appending its events to `events`.
     pub fn with_events(shared: SharedState, events: Arc<crate::events::EventLog>) -> Self {
-        events.set_cursor(shared.read().events, true);
+        let cursor = shared.read().events.clone();
+        events.set_cursor(&cursor, true);
         Store { shared, events }
     }
 }
@@ -82,6 +83,7 @@ impl crate::raft::StateMachine for Store {
             Ok(cmd) => {
                 let trims = matches!(cmd, Command::TrimEvents { .. });
                 let mut state = self.shared.write();
+                events::identify_log(&mut state, command);
                 let before = events::Before::of(&state, &cmd);
                 // Apply to a copy-free path: `apply` itself is all-or-nothing by validating before it
                 // mutates, so a rejection leaves the state as it was (and has no events).
@@ -89,13 +91,13 @@ impl crate::raft::StateMachine for Store {
                 let new_events =
                     if r.is_ok() { events::derive(&mut state, before) } else { Vec::new() };
                 state.applied_index = index;
-                let cursor = state.events;
+                let cursor = state.events.clone();
                 drop(state);
                 if !new_events.is_empty() {
-                    self.events.append(new_events, cursor);
+                    self.events.append(new_events, &cursor);
                 }
                 if trims {
-                    self.events.set_cursor(cursor, false);
+                    self.events.set_cursor(&cursor, false);
                     self.events.prune();
                 }
                 r
@@ -128,9 +130,9 @@ impl crate::raft::StateMachine for Store {
     fn restore(&mut self, data: &[u8]) {
         match serde_json::from_slice::<State>(data) {
             Ok(s) => {
-                let cursor = s.events;
+                let cursor = s.events.clone();
                 *self.shared.write() = s;
-                self.events.set_cursor(cursor, true);
+                self.events.set_cursor(&cursor, true);
             }
             Err(e) => {
                 tracing::error!(error = %e, "snapshot data does not decode; keeping the current state")

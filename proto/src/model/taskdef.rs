@@ -153,7 +153,7 @@ pub struct ContainerDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes_from: Option<Vec<VolumeFrom>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub linux_parameters: Option<Value>,
+    pub linux_parameters: Option<LinuxParameters>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Vec<Secret>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,13 +337,92 @@ pub struct Volume {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostVolume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub docker_volume_configuration: Option<Value>,
+    pub docker_volume_configuration: Option<DockerVolumeConfiguration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub efs_volume_configuration: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fsx_windows_file_server_volume_configuration: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configured_at_launch: Option<bool>,
+}
+
+/// A Docker volume: `task`-scoped ones live and die with the task, `shared` ones persist and
+/// are reused by name (created first if `autoprovision`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DockerVolumeConfiguration {
+    /// `task` (default) or `shared`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Shared scope only: create the volume when it does not exist yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoprovision: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+impl DockerVolumeConfiguration {
+    /// ECS default scope: `task`.
+    pub fn is_shared(&self) -> bool {
+        self.scope.as_deref() == Some("shared")
+    }
+}
+
+/// Linux-specific container options (ECS `linuxParameters`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinuxParameters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<KernelCapabilities>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<Device>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_process_enabled: Option<bool>,
+    /// MiB of `/dev/shm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_memory_size: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<Vec<Tmpfs>>,
+    /// MiB of swap; not applied by Berth (warned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_swap: Option<i64>,
+    /// 0..100; not applied by Berth (warned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swappiness: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KernelCapabilities {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Device {
+    pub host_path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_path: Option<String>,
+    /// `read`, `write`, `mknod`; all three when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tmpfs {
+    pub container_path: String,
+    /// MiB.
+    pub size: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_options: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

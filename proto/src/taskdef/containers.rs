@@ -3,6 +3,7 @@
 //! requirements, ulimits and environment. Rules that relate containers to each other live in
 //! `validate`.
 
+use super::runtime_options::check_container_options;
 use super::validate::Findings;
 use crate::model::{ContainerDefinition, HealthCheck, PortMapping, TaskDefinition};
 
@@ -23,6 +24,7 @@ pub(crate) fn check_container(
     check_image(c, path, f);
     check_cpu_memory(c, path, f);
     check_port_mappings(def.network_mode(), c, path, f);
+    check_container_options(def, c, path, f);
     if let Some(hc) = &c.health_check {
         check_health_check(hc, &format!("{path}.healthCheck"), f);
     }

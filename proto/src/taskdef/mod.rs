@@ -22,6 +22,7 @@ mod containers;
 pub(crate) mod error;
 mod normalize;
 pub(crate) mod parse;
+mod runtime_options;
 mod validate;
 mod warnings;
 
@@ -29,6 +30,7 @@ mod warnings;
 mod tests;
 
 pub use error::{TaskDefError, Violation};
+pub use warnings::RESERVED_LABEL_PREFIX;
 
 use crate::model::TaskDefinition;
 

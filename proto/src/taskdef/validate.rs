@@ -14,6 +14,7 @@
 use super::containers::check_container;
 use super::error::Violation;
 use super::normalize;
+use super::runtime_options;
 use crate::model::{ContainerDefinition, TaskDefinition};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -185,19 +186,7 @@ fn check_volumes(def: &TaskDefinition, f: &mut Findings) {
                  fsxWindowsFileServerVolumeConfiguration",
             );
         }
-        if let Some(scope) = v
-            .docker_volume_configuration
-            .as_ref()
-            .and_then(|d| d.get("scope"))
-            .and_then(|s| s.as_str())
-        {
-            one_of(
-                f,
-                &format!("volumes[{i}].dockerVolumeConfiguration.scope"),
-                scope,
-                &["task", "shared"],
-            );
-        }
+        runtime_options::check_volume(i, v, f);
     }
 }
 

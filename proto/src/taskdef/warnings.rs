@@ -6,6 +6,9 @@
 use crate::model::TaskDefinition;
 use std::collections::BTreeSet;
 
+/// Label keys the agent sets on every container; `dockerLabels` cannot override them.
+pub const RESERVED_LABEL_PREFIX: &str = "berth.";
+
 /// Warnings for a (valid) definition, in document order: task-level first, then per container.
 pub(crate) fn unsupported(def: &TaskDefinition) -> Vec<String> {
     let mut w = Vec::new();
@@ -77,20 +80,19 @@ pub(crate) fn unsupported(def: &TaskDefinition) -> Vec<String> {
             ));
         }
     }
-    let mounted: Vec<&str> = def
-        .volumes
-        .iter()
-        .flatten()
-        .filter(|v| v.efs_volume_configuration.is_none())
-        .filter(|v| v.fsx_windows_file_server_volume_configuration.is_none())
-        .map(|v| v.name.as_deref().unwrap_or(""))
-        .collect();
-    if !mounted.is_empty() {
-        w.push(format!(
-            "volumes ({}): host and Docker volumes are not mounted by the Berth agent yet; the \
-             containers start without them",
-            mounted.join(", ")
-        ));
+    for (i, v) in def.volumes.iter().flatten().enumerate() {
+        let name = v.name.as_deref().unwrap_or("");
+        if let Some(driver) = v
+            .docker_volume_configuration
+            .as_ref()
+            .and_then(|d| d.driver.as_deref())
+            .filter(|d| *d != "local")
+        {
+            w.push(format!(
+                "volumes[{i}] \"{name}\": volume driver {driver} must be installed on the Berth \
+                 host (only local is built in); otherwise the container cannot be created"
+            ));
+        }
     }
     for (i, c) in def.container_definitions.iter().enumerate() {
         container_warnings(i, c, &mut w);
@@ -104,18 +106,14 @@ pub(crate) fn unsupported(def: &TaskDefinition) -> Vec<String> {
 fn not_applied_yet(i: usize, c: &crate::model::ContainerDefinition, w: &mut Vec<String>) {
     let present = |v: bool, name: &'static str| v.then_some(name);
     let fields: Vec<&str> = [
-        present(c.depends_on.as_ref().is_some_and(|d| !d.is_empty()), "dependsOn"),
-        present(c.start_timeout.is_some(), "startTimeout"),
-        present(c.links.as_ref().is_some_and(|l| !l.is_empty()), "links"),
-        present(c.mount_points.as_ref().is_some_and(|m| !m.is_empty()), "mountPoints"),
-        present(c.volumes_from.as_ref().is_some_and(|v| !v.is_empty()), "volumesFrom"),
-        present(c.linux_parameters.as_ref().is_some_and(|l| !l.is_null()), "linuxParameters"),
-        present(c.ulimits.as_ref().is_some_and(|u| !u.is_empty()), "ulimits"),
-        present(c.system_controls.as_ref().is_some_and(|s| !s.is_empty()), "systemControls"),
-        present(c.dns_servers.as_ref().is_some_and(|d| !d.is_empty()), "dnsServers"),
-        present(c.extra_hosts.as_ref().is_some_and(|e| !e.is_empty()), "extraHosts"),
-        present(c.privileged == Some(true), "privileged"),
-        present(c.readonly_root_filesystem == Some(true), "readonlyRootFilesystem"),
+        present(
+            c.linux_parameters.as_ref().is_some_and(|l| l.max_swap.is_some()),
+            "linuxParameters.maxSwap",
+        ),
+        present(
+            c.linux_parameters.as_ref().is_some_and(|l| l.swappiness.is_some()),
+            "linuxParameters.swappiness",
+        ),
     ]
     .into_iter()
     .flatten()
@@ -132,6 +130,19 @@ fn not_applied_yet(i: usize, c: &crate::model::ContainerDefinition, w: &mut Vec<
 
 fn container_warnings(i: usize, c: &crate::model::ContainerDefinition, w: &mut Vec<String>) {
     let at = format!("containerDefinitions[{i}] \"{}\"", c.name);
+    let reserved: Vec<&str> = c
+        .docker_labels
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with(RESERVED_LABEL_PREFIX))
+        .collect();
+    if !reserved.is_empty() {
+        w.push(format!(
+            "{at}: dockerLabels {} are ignored ({RESERVED_LABEL_PREFIX}* labels are Berth's own)",
+            reserved.join(", ")
+        ));
+    }
     if let Some(log) = &c.log_configuration {
         if log.log_driver != "json-file" {
             w.push(format!(
