@@ -8,6 +8,10 @@
 //! conformance suite can run unchanged against both runtimes: a container whose command ends in
 //! `-c "exit N"` (e.g. `sh -c 'exit 3'`) exits with code N as soon as it starts.
 //!
+//! A start can be made to fail for one task container ([`SimulatedRuntime::fail_starts_of`]);
+//! like Docker when the command is not an executable, the container then stays `created` with
+//! the engine's error.
+//!
 //! Health: a started container with a health check is [`ContainerHealth::Starting`] until test
 //! code calls [`SimulatedRuntime::set_health`]; for the conformance suite, a check whose command
 //! is exactly `true` or `false` (`["CMD", "true"]`, `["CMD-SHELL", "false"]`) reaches its verdict
@@ -15,7 +19,7 @@
 
 use super::{
     BoundPort, ContainerHealth, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState,
-    RuntimeError,
+    LABEL_CONTAINER_NAME, RuntimeError,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -37,6 +41,8 @@ struct SimState {
     /// Names of containers that ignore SIGTERM (stop ends with 137 instead of 143).
     ignores_sigterm: HashSet<String>,
     fail_create: Option<String>,
+    /// Task container name (`berth.container-name` label) → error every start of it fails with.
+    fail_start: HashMap<String, String>,
     /// The spec each container was created from (its "config": port mappings, network mode).
     specs: HashMap<String, ContainerSpec>,
 }
@@ -86,6 +92,16 @@ impl SimulatedRuntime {
     /// Makes every later `create` fail with `message`.
     pub fn fail_creates(&self, message: Option<&str>) {
         self.lock().fail_create = message.map(str::to_string);
+    }
+
+    /// Makes every later `start` of a container whose task container name (the
+    /// `berth.container-name` label) is `container` fail with `message` (`None`: start again).
+    pub fn fail_starts_of(&self, container: &str, message: Option<&str>) {
+        let mut st = self.lock();
+        match message {
+            Some(m) => st.fail_start.insert(container.to_string(), m.to_string()),
+            None => st.fail_start.remove(container),
+        };
     }
 
     /// Marks the container named `name` as ignoring SIGTERM: a stop then ends with exit code 137.
@@ -229,10 +245,16 @@ impl ContainerRuntime for SimulatedRuntime {
             st.next_port = FIRST_DYNAMIC_PORT;
         }
         let mut next_port = st.next_port;
+        let st_fail = st.fail_start.clone();
         let c = find_mut(&mut st.containers, id)
             .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
         if c.state == ContainerState::Running {
             return Ok(());
+        }
+        let failure = c.label(LABEL_CONTAINER_NAME).and_then(|n| st_fail.get(n)).cloned();
+        if let Some(message) = failure {
+            c.error = Some(message.clone());
+            return Err(RuntimeError::Engine(message));
         }
         c.state = ContainerState::Running;
         c.exit_code = None;

@@ -70,6 +70,9 @@ pub struct View<'a> {
     pub images_ready: &'a [bool],
     /// Per plan container: when the worker first saw it started (for `startTimeout`).
     pub started_at: &'a [Option<Instant>],
+    /// Per plan container: why its start failed, for a non-essential container whose start the
+    /// worker gave up on (it counts as stopped and is never started again).
+    pub start_failed: &'a [Option<String>],
     pub now: Instant,
     /// Remove containers once stopped (desired STOPPED, unassigned, or cleanup wait over).
     pub remove_when_stopped: bool,
@@ -162,7 +165,7 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
                     reached_running,
                 });
             }
-            let order = OrderView::new(plan, &by_name, v.started_at, v.now);
+            let order = OrderView::new(plan, &by_name, v.started_at, v.start_failed, v.now);
             if let Some(reason) = decide_order::blocked(&order) {
                 return Next::Phase(Phase::Stopping {
                     stop_code: Some(STOP_CODE_FAILED_TO_START.into()),
@@ -182,7 +185,7 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
                         return Next::Step(Step::Create(i));
                     }
                     Some(info)
-                        if info.state == ContainerState::Created
+                        if order.state(i) == Some(ContainerState::Created)
                             && decide_order::gate(&order, i, true) == Gate::Open =>
                     {
                         return Next::Step(Step::Start(i, info.id.clone()));
@@ -221,7 +224,8 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
                 });
             }
             // Reverse start order: a container stops once its dependents have stopped.
-            let order = v.plan.map(|p| OrderView::new(p, &by_name, v.started_at, v.now));
+            let order =
+                v.plan.map(|p| OrderView::new(p, &by_name, v.started_at, v.start_failed, v.now));
             let may_stop = |c: &ContainerInfo| {
                 let Some(order) = &order else { return true };
                 let name = c.label(LABEL_CONTAINER_NAME).unwrap_or("");
@@ -300,11 +304,14 @@ fn container_health(info: Option<&ContainerInfo>, last: Option<&str>) -> String 
 
 /// Builds the report for `phase` from what the runtime shows. `previous` is the last report
 /// published for the task (health of containers that no longer run carries over from it).
+/// `start_failed` (per plan container, as in [`View`]) reports a container whose start failed
+/// as STOPPED with that reason.
 pub fn build_report(
     task_id: &str,
     phase: &Phase,
     plan: Option<&TaskPlan>,
     observed: &[ContainerInfo],
+    start_failed: &[Option<String>],
     times: &Times,
     previous: Option<&TaskStatusReport>,
 ) -> TaskStatusReport {
@@ -342,9 +349,15 @@ pub fn build_report(
             let containers: Vec<ContainerReport> = plan
                 .containers
                 .iter()
-                .map(|c| {
+                .enumerate()
+                .map(|(i, c)| {
                     let checked = c.spec.health_check.is_some();
-                    report_of(&c.name, checked, by_name.get(c.name.as_str()).copied())
+                    let mut r = report_of(&c.name, checked, by_name.get(c.name.as_str()).copied());
+                    if let Some(why) = start_failed.get(i).and_then(Option::as_deref) {
+                        r.last_status = "STOPPED".to_string();
+                        r.reason = Some(why.to_string());
+                    }
+                    r
                 })
                 .collect();
             let checked_essential = plan
@@ -432,7 +445,7 @@ mod tests {
     }
 
     fn report(plan: &TaskPlan, observed: &[ContainerInfo]) -> TaskStatusReport {
-        build_report("t", &Phase::Running, Some(plan), observed, &Times::default(), None)
+        build_report("t", &Phase::Running, Some(plan), observed, &[], &Times::default(), None)
     }
 
     fn health_of<'a>(r: &'a TaskStatusReport, name: &str) -> Option<&'a str> {
@@ -507,7 +520,7 @@ mod tests {
         );
         assert_eq!(health_of(&r, "web"), None);
         assert_eq!(r.health_status.as_deref(), Some(UNKNOWN));
-        let orphan = build_report("t", &Phase::Running, None, &[], &Times::default(), None);
+        let orphan = build_report("t", &Phase::Running, None, &[], &[], &Times::default(), None);
         assert_eq!(orphan.health_status.as_deref(), Some(UNKNOWN));
     }
 
@@ -521,10 +534,10 @@ mod tests {
         let exited = [info("web", ContainerState::Exited, Some(ContainerHealth::Healthy))];
         let phase = Phase::Stopped { stop_code: None, reason: None };
         let times = Times::default();
-        let after = build_report("t", &phase, Some(&p), &exited, &times, Some(&before));
+        let after = build_report("t", &phase, Some(&p), &exited, &[], &times, Some(&before));
         assert_eq!(health_of(&after, "web"), Some(UNHEALTHY));
         assert_eq!(after.health_status.as_deref(), Some(UNHEALTHY));
-        let fresh = build_report("t", &phase, Some(&p), &exited, &times, None);
+        let fresh = build_report("t", &phase, Some(&p), &exited, &[], &times, None);
         assert_eq!(health_of(&fresh, "web"), Some(UNKNOWN));
     }
 

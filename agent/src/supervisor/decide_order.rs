@@ -6,14 +6,20 @@
 //! * Start gates follow the ECS agent's dependency graph (`agent/engine/dependencygraph`):
 //!   `START` lets the dependent be *created* once its target exists and *started* once the
 //!   target has started; `COMPLETE` / `SUCCESS` / `HEALTHY` hold both until the target has
-//!   exited / exited 0 / reports HEALTHY. A `links` entry is an implicit `START` dependency.
+//!   exited / exited 0 / reports HEALTHY. A `links` entry is an implicit `START` dependency;
+//!   a `volumesFrom[].sourceContainer` is an implicit `CREATED` one (Docker needs the source to
+//!   exist when the dependent is created; it need not run, as the ECS agent's
+//!   `verifyVolumeDependencies` allows).
 //! * A dependency that can never be met — a `SUCCESS` target that exited non-zero, a `HEALTHY`
 //!   target that exited, or a target's `startTimeout` (counted from the target's start, and
 //!   only for COMPLETE / SUCCESS / HEALTHY, as the ECS agent does) running out before the
 //!   dependent was created — fails the task (see [`blocked`]). Without `startTimeout` the
 //!   dependent waits as long as it takes (the ECS agent has no default either).
 //! * Shutdown is the reverse of the start order: a container is stopped only once every
-//!   container that depends on it has stopped (see [`stoppable`]).
+//!   container that depends on it (`dependsOn`, `links` or `volumesFrom`, as the ECS agent's
+//!   `verifyShutdownOrder`) has stopped (see [`stoppable`]).
+//! * A non-essential container whose start failed (remembered by the worker, passed in as
+//!   `start_failed`) counts as exited without an exit code: it is never started again.
 
 use super::spec::TaskPlan;
 use crate::runtime::{ContainerHealth, ContainerInfo, ContainerState};
@@ -22,9 +28,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Instant;
 
-/// An ECS `dependsOn[].condition`.
+/// An ECS `dependsOn[].condition`, or the internal `Created`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
+    /// Internal, never parsed from a definition: the target exists (for creating and for
+    /// starting the dependent). Implied by `volumesFrom`.
+    Created,
     Start,
     Complete,
     Success,
@@ -44,6 +53,7 @@ impl Condition {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Condition::Created => "CREATED",
             Condition::Start => "START",
             Condition::Complete => "COMPLETE",
             Condition::Success => "SUCCESS",
@@ -54,7 +64,7 @@ impl Condition {
     /// Conditions the target's `startTimeout` applies to (the ECS agent's
     /// `hasDependencyTimedOut`).
     fn times_out(self) -> bool {
-        self != Condition::Start
+        !matches!(self, Condition::Created | Condition::Start)
     }
 }
 
@@ -72,7 +82,8 @@ pub struct Dependency {
 }
 
 /// Per container of `def` (in definition order): its `dependsOn` entries plus an implicit
-/// `START` dependency for each `links` target not already named. Refuses what registration
+/// `START` dependency for each `links` target and an implicit `CREATED` one for each
+/// `volumesFrom[].sourceContainer`, when not already named. Refuses what registration
 /// refuses (an unknown container or condition, a cycle), so that a definition that slipped past
 /// it can never leave a task waiting forever.
 pub fn plan_dependencies(def: &TaskDefinition) -> Result<Vec<Vec<Dependency>>, String> {
@@ -102,11 +113,19 @@ pub fn plan_dependencies(def: &TaskDefinition) -> Result<Vec<Vec<Dependency>>, S
                 deps.push(Dependency { target, condition: Condition::Start });
             }
         }
+        for name in c.volumes_from.iter().flatten().filter_map(|v| v.source_container.as_deref()) {
+            let target = *index.get(name).ok_or_else(|| {
+                format!("container {}: volumesFrom names unknown container {name}", c.name)
+            })?;
+            if !deps.iter().any(|d| d.target == target) {
+                deps.push(Dependency { target, condition: Condition::Created });
+            }
+        }
         all.push(deps);
     }
     if let Some(name) = cycle_member(&all) {
         return Err(format!(
-            "container {}: dependsOn/links form a cycle",
+            "container {}: dependsOn/links/volumesFrom form a cycle",
             def.container_definitions[name].name
         ));
     }
@@ -141,6 +160,8 @@ pub struct OrderView<'a> {
     pub observed: Vec<Option<&'a ContainerInfo>>,
     /// By plan index: when the worker first saw the container started (running or exited).
     pub started_at: &'a [Option<Instant>],
+    /// By plan index: why starting the (non-essential) container failed, if it did.
+    pub start_failed: &'a [Option<String>],
     pub now: Instant,
 }
 
@@ -149,15 +170,27 @@ impl<'a> OrderView<'a> {
         plan: &'a TaskPlan,
         by_name: &HashMap<&str, &'a ContainerInfo>,
         started_at: &'a [Option<Instant>],
+        start_failed: &'a [Option<String>],
         now: Instant,
     ) -> Self {
         let observed =
             plan.containers.iter().map(|c| by_name.get(c.name.as_str()).copied()).collect();
-        OrderView { plan, observed, started_at, now }
+        OrderView { plan, observed, started_at, start_failed, now }
     }
 
-    fn state(&self, i: usize) -> Option<ContainerState> {
-        self.observed.get(i).copied().flatten().map(|c| c.state)
+    /// Why starting container `i` failed, if it did (it then counts as exited).
+    pub fn start_failure(&self, i: usize) -> Option<&'a str> {
+        self.start_failed.get(i)?.as_deref()
+    }
+
+    /// The runtime's state of container `i`; `Exited` for one whose start failed (Docker
+    /// leaves it `created`).
+    pub fn state(&self, i: usize) -> Option<ContainerState> {
+        let state = self.observed.get(i).copied().flatten().map(|c| c.state);
+        match state {
+            Some(_) if self.start_failure(i).is_some() => Some(ContainerState::Exited),
+            s => s,
+        }
     }
 
     /// Container `i` has been started (it runs, or ran and exited).
@@ -186,15 +219,18 @@ pub fn gate(v: &OrderView<'_>, i: usize, for_start: bool) -> Gate {
     };
     let met = c.depends_on.iter().all(|d| {
         let target = v.observed.get(d.target).copied().flatten();
+        let state = v.state(d.target);
         match d.condition {
+            Condition::Created => target.is_some(),
             Condition::Start if for_start => v.has_started(d.target),
             Condition::Start => target.is_some(),
-            Condition::Complete => target.is_some_and(|t| t.state == ContainerState::Exited),
+            Condition::Complete => state == Some(ContainerState::Exited),
             Condition::Success => {
-                target.is_some_and(|t| t.state == ContainerState::Exited && t.exit_code == Some(0))
+                state == Some(ContainerState::Exited)
+                    && target.is_some_and(|t| t.exit_code == Some(0))
             }
             Condition::Healthy => target.is_some_and(|t| {
-                t.state == ContainerState::Running && t.health == Some(ContainerHealth::Healthy)
+                state == Some(ContainerState::Running) && t.health == Some(ContainerHealth::Healthy)
             }),
         }
     });
@@ -210,7 +246,11 @@ pub fn blocked(v: &OrderView<'_>) -> Option<String> {
         }
         for d in &c.depends_on {
             let target = &v.plan.containers[d.target];
+            let failed = v.start_failure(d.target);
             let why = match (v.observed.get(d.target).copied().flatten(), d.condition) {
+                (Some(_), Condition::Success | Condition::Healthy) if failed.is_some() => {
+                    Some(format!("failed to start ({})", failed.unwrap_or_default()))
+                }
                 (Some(t), Condition::Success) if t.state == ContainerState::Exited => {
                     match t.exit_code {
                         Some(0) | None => None,
@@ -220,7 +260,9 @@ pub fn blocked(v: &OrderView<'_>) -> Option<String> {
                 (Some(t), Condition::Healthy) if t.state == ContainerState::Exited => {
                     Some("exited without becoming HEALTHY".to_string())
                 }
-                (Some(t), cond) if t.state != ContainerState::Exited && cond.times_out() => {
+                (Some(_), cond)
+                    if v.state(d.target) != Some(ContainerState::Exited) && cond.times_out() =>
+                {
                     match (v.deadline(d.target), target.start_timeout) {
                         (Some(at), Some(timeout)) if v.now >= at => Some(format!(
                             "did not reach {cond} within its startTimeout of {}s",
@@ -275,7 +317,7 @@ mod tests {
         Desired, Phase, STOP_CODE_FAILED_TO_START, Step, View, decide,
     };
     use crate::supervisor::spec::PlannedContainer;
-    use berth_proto::model::{ContainerDefinition, ContainerDependency};
+    use berth_proto::model::{ContainerDefinition, ContainerDependency, VolumeFrom};
     use std::time::Duration;
 
     struct C {
@@ -283,6 +325,7 @@ mod tests {
         essential: bool,
         deps: Vec<(&'static str, &'static str)>,
         links: Vec<&'static str>,
+        volumes_from: Vec<&'static str>,
         start_timeout: Option<i64>,
         checked: bool,
     }
@@ -293,6 +336,7 @@ mod tests {
             essential,
             deps: Vec::new(),
             links: Vec::new(),
+            volumes_from: Vec::new(),
             start_timeout: None,
             checked: false,
         }
@@ -305,6 +349,10 @@ mod tests {
         }
         fn link(mut self, target: &'static str) -> C {
             self.links.push(target);
+            self
+        }
+        fn volumes_from(mut self, source: &'static str) -> C {
+            self.volumes_from.push(source);
             self
         }
         fn timeout(mut self, secs: i64) -> C {
@@ -336,6 +384,15 @@ mod tests {
                             .collect(),
                     ),
                     links: Some(c.links.iter().map(|l| format!("{l}:{l}")).collect()),
+                    volumes_from: Some(
+                        c.volumes_from
+                            .iter()
+                            .map(|s| VolumeFrom {
+                                source_container: Some(s.to_string()),
+                                read_only: None,
+                            })
+                            .collect(),
+                    ),
                     start_timeout: c.start_timeout,
                     ..Default::default()
                 })
@@ -409,13 +466,14 @@ mod tests {
         plan: TaskPlan,
         t0: Instant,
         started: Vec<Option<Instant>>,
+        start_failed: Vec<Option<String>>,
     }
 
     impl Sim {
         fn new(containers: &[C]) -> Sim {
             let plan = plan(containers);
             let n = plan.containers.len();
-            Sim { plan, t0: Instant::now(), started: vec![None; n] }
+            Sim { plan, t0: Instant::now(), started: vec![None; n], start_failed: vec![None; n] }
         }
 
         /// Marks the started containers of `observed` as started at `t0` (as the worker does).
@@ -442,6 +500,7 @@ mod tests {
                 observed,
                 images_ready: &ready,
                 started_at: &self.started,
+                start_failed: &self.start_failed,
                 now: self.t0 + elapsed,
                 remove_when_stopped: false,
                 controller_stop: (None, None),
@@ -554,7 +613,7 @@ mod tests {
         let (p, step) = sim.decide_at(Phase::Starting, Desired::Running, &running, at(4));
         assert_eq!((p, step), (None, Step::Wait), "4 s of 5: still waiting");
         let by_name = crate::supervisor::decide::by_container_name(&running);
-        let order = OrderView::new(&sim.plan, &by_name, &sim.started, sim.t0);
+        let order = OrderView::new(&sim.plan, &by_name, &sim.started, &sim.start_failed, sim.t0);
         assert_eq!(next_deadline(&order), Some(sim.t0 + at(5)), "the worker wakes up for it");
         let (p, _) = sim.decide_at(Phase::Starting, Desired::Running, &running, at(5));
         let (code, reason) = failure(p);
@@ -636,5 +695,71 @@ mod tests {
         let phase = Phase::Stopping { stop_code: None, reason: None, reached_running: false };
         let (_, step) = sim.decide_at(phase, Desired::Stopped, &obs, Duration::ZERO);
         assert_eq!(step, Step::Stop(vec![("id-db".to_string(), Duration::from_secs(7))]));
+    }
+
+    #[test]
+    fn volumes_from_implies_a_created_dependency_unless_already_named() {
+        let p = plan(&[c("app", true).volumes_from("data"), c("data", false)]);
+        let created = Dependency { target: 1, condition: Condition::Created };
+        assert_eq!(p.containers[0].depends_on, vec![created]);
+        let p =
+            plan(&[c("app", true).on("data", "SUCCESS").volumes_from("data"), c("data", false)]);
+        let success = Dependency { target: 1, condition: Condition::Success };
+        assert_eq!(p.containers[0].depends_on, vec![success], "dependsOn wins");
+        assert_eq!(Condition::parse("CREATED"), None, "internal, never read from a definition");
+        let d = def(&[c("a", true).volumes_from("zz")]);
+        assert!(plan_dependencies(&d).err().unwrap_or_default().contains("unknown container zz"));
+        let d = def(&[c("a", true).volumes_from("b"), c("b", true).on("a", "START")]);
+        assert!(plan_dependencies(&d).err().unwrap_or_default().contains("form a cycle"));
+    }
+
+    #[test]
+    fn volumes_from_creates_and_starts_the_dependent_once_the_source_exists() {
+        let mut sim = Sim::new(&[c("app", true).volumes_from("data"), c("data", false)]);
+        assert_eq!(sim.step(&[]).1, Step::Create(1), "the source first");
+        let data_created = info("data", ContainerState::Created);
+        assert_eq!(sim.step(std::slice::from_ref(&data_created)).1, Step::Create(0));
+        // The source need not run for the dependent to start: whichever comes first.
+        let app_created = info("app", ContainerState::Created);
+        assert_eq!(started(&sim.step(&[app_created, data_created.clone()]).1), Some("app"));
+        let by_name = HashMap::new();
+        let order = OrderView::new(&sim.plan, &by_name, &sim.started, &sim.start_failed, sim.t0);
+        assert_eq!(gate(&order, 0, false), Gate::Wait);
+        assert_eq!(blocked(&order), None);
+        assert_eq!(next_deadline(&order), None, "no startTimeout for CREATED");
+    }
+
+    #[test]
+    fn volumes_from_source_stops_after_its_dependents() {
+        let mut sim = Sim::new(&[c("app", true).volumes_from("data"), c("data", false)]);
+        let both = [info("app", ContainerState::Running), info("data", ContainerState::Running)];
+        let stopping = Phase::Stopping { stop_code: None, reason: None, reached_running: true };
+        let (_, step) = sim.decide_at(stopping.clone(), Desired::Stopped, &both, Duration::ZERO);
+        assert_eq!(step, Step::Stop(vec![("id-app".to_string(), Duration::from_secs(7))]));
+        let app_gone = [exited("app", 143), both[1].clone()];
+        let (_, step) = sim.decide_at(stopping, Desired::Stopped, &app_gone, Duration::ZERO);
+        assert_eq!(step, Step::Stop(vec![("id-data".to_string(), Duration::from_secs(7))]));
+    }
+
+    #[test]
+    fn failed_non_essential_start_counts_as_stopped_and_is_not_retried() {
+        // The datavolume case: `data` cannot run, `app` only mounts its volumes.
+        let cs = [c("app", true).volumes_from("data"), c("data", false)];
+        let mut sim = Sim::new(&cs);
+        let obs = [info("app", ContainerState::Created), info("data", ContainerState::Created)];
+        assert_eq!(started(&sim.step(&obs).1), Some("app"));
+        let obs = [info("app", ContainerState::Running), info("data", ContainerState::Created)];
+        assert_eq!(started(&sim.step(&obs).1), Some("data"));
+        sim.start_failed[1] = Some("CannotStartContainerError: no such file".into());
+        let (phase, step) = sim.step(&obs);
+        assert_eq!((phase, step), (Some(Phase::Running), Step::Wait), "no second start");
+        // A COMPLETE dependent goes on; a SUCCESS one can never start.
+        let mut sim = Sim::new(&[c("app", true).on("data", "COMPLETE"), c("data", false)]);
+        sim.start_failed[1] = Some("CannotStartContainerError: x".into());
+        assert_eq!(sim.step(&[info("data", ContainerState::Created)]).1, Step::Create(0));
+        let mut sim = Sim::new(&[c("app", true).on("data", "SUCCESS"), c("data", false)]);
+        sim.start_failed[1] = Some("CannotStartContainerError: x".into());
+        let (_, reason) = failure(sim.step(&[info("data", ContainerState::Created)]).0);
+        assert!(reason.contains("(SUCCESS), which failed to start (CannotStartContainerError: x)"));
     }
 }

@@ -82,6 +82,9 @@ pub async fn run(
     // When each container was first seen started: `startTimeout` counts from there. (After an
     // agent restart it counts from adoption: the engine's own start time is not in the view.)
     let mut started_at: Vec<Option<std::time::Instant>> = vec![None; n];
+    // Non-essential containers whose start failed (ECS marks them STOPPED and goes on). Lost on
+    // an agent restart: the adopting worker tries once more and remembers the failure again.
+    let mut start_failed: Vec<Option<String>> = vec![None; n];
 
     loop {
         let d = desired_rx.borrow_and_update().clone();
@@ -104,6 +107,7 @@ pub async fn run(
             observed: snap.task(&task_id),
             images_ready: &images_ready,
             started_at: &started_at,
+            start_failed: &start_failed,
             now,
             remove_when_stopped: d.desired == Desired::Stopped
                 || plan.is_none()
@@ -122,7 +126,8 @@ pub async fn run(
         let start_deadline = match (&phase, &plan) {
             (Phase::Starting, Some(p)) => {
                 let by_name = decide::by_container_name(snap.task(&task_id));
-                decide_order::next_deadline(&OrderView::new(p, &by_name, &started_at, now))
+                let order = OrderView::new(p, &by_name, &started_at, &start_failed, now);
+                decide_order::next_deadline(&order)
             }
             _ => None,
         };
@@ -134,6 +139,7 @@ pub async fn run(
                 &phase,
                 plan.as_ref(),
                 snap.task(&task_id),
+                &start_failed,
                 &times,
                 last_report.as_ref(),
             );
@@ -223,11 +229,20 @@ pub async fn run(
                     }
                 }
             }
-            Step::Start(_, id) => match ctx.runtime.start(&id).await {
+            Step::Start(i, id) => match ctx.runtime.start(&id).await {
                 Ok(()) => Outcome::Fresh,
                 Err(RuntimeError::Unavailable(e)) => Outcome::Retry(e),
                 Err(e) => {
-                    phase = failed(format!("CannotStartContainerError: {e}"), false);
+                    let reason = format!("CannotStartContainerError: {e}");
+                    let essential =
+                        plan.as_ref().and_then(|p| p.containers.get(i)).is_none_or(|c| c.essential);
+                    match start_failed.get_mut(i) {
+                        Some(slot) if !essential => {
+                            tracing::warn!(task_id = %task_id, container = i, %reason, "non-essential container failed to start; it counts as stopped");
+                            *slot = Some(reason);
+                        }
+                        _ => phase = failed(reason, false),
+                    }
                     Outcome::Fresh
                 }
             },

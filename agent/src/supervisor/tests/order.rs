@@ -4,7 +4,7 @@
 use super::*;
 use crate::runtime::{ContainerSpec, LABEL_CONTAINER_NAME, RuntimeError};
 use async_trait::async_trait;
-use berth_proto::model::ContainerDependency;
+use berth_proto::model::{ContainerDependency, VolumeFrom};
 
 /// Records `start:NAME` / `stop:NAME` (the task's container names) in call order.
 struct Recorder {
@@ -197,4 +197,60 @@ async fn healthy_dependency_starts_the_dependent_once_healthy() {
     let r = wait_status(&sup, "th1", "RUNNING").await;
     let app = r.containers.iter().find(|c| c.name == "app").map(|c| c.last_status.clone());
     assert_eq!(app.as_deref(), Some("RUNNING"));
+}
+
+/// The ECS agent's `datavolume` case: `exit` and `dataSource` mount the volumes of
+/// `data-volume-source`, whose command cannot run.
+fn datavolume_def() -> TaskDefinition {
+    let from = |mut c: ContainerDefinition| {
+        c.volumes_from = Some(vec![VolumeFrom {
+            source_container: Some("data-volume-source".into()),
+            read_only: None,
+        }]);
+        c
+    };
+    taskdef(vec![
+        from(sleeper("exit", true)),
+        from(container("dataSource", &["sh", "-c", "touch /data/success"], false)),
+        container("data-volume-source", &["data volumes shouldn't need to run"], false),
+    ])
+}
+
+#[tokio::test]
+async fn volumes_from_source_is_created_first_and_a_failed_non_essential_start_is_stopped() {
+    let rt = sim();
+    rt.fail_starts_of("data-volume-source", Some("exec: not found in $PATH"));
+    let rec = Recorder::new(rt.clone());
+    let mut sup = supervisor(rec.clone(), "i-dv", PullBehavior::PreferCached);
+    let def = datavolume_def();
+    sup.apply(true, &[assignment("tdv", 1, "RUNNING", &def)]).await;
+    let r = wait_status(&sup, "tdv", "RUNNING").await;
+    let source = r.containers.iter().find(|c| c.name == "data-volume-source");
+    assert_eq!(source.map(|c| c.last_status.as_str()), Some("STOPPED"), "{r:?}");
+    assert_eq!(
+        source.and_then(|c| c.reason.as_deref()),
+        Some("CannotStartContainerError: container engine error: exec: not found in $PATH")
+    );
+    assert_eq!(source.and_then(|c| c.exit_code), None);
+    // A few more polls: the failed start is never tried again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let starts = rec.calls("start");
+    let tries = starts.iter().filter(|s| *s == "data-volume-source").count();
+    assert_eq!(tries, 1, "{starts:?}");
+    assert!(rt.exit_container("berth-web-1-exit-tdv", 42));
+    let r = wait_status(&sup, "tdv", "STOPPED").await;
+    assert_eq!(r.stop_code.as_deref(), Some("EssentialContainerExited"));
+    let exit = r.containers.iter().find(|c| c.name == "exit");
+    assert_eq!(exit.and_then(|c| c.exit_code), Some(42));
+}
+
+#[tokio::test]
+async fn essential_start_failure_still_fails_the_task() {
+    let rt = sim();
+    rt.fail_starts_of("exit", Some("exec: not found in $PATH"));
+    let mut sup = supervisor(Arc::new(rt.clone()), "i-dv2", PullBehavior::PreferCached);
+    sup.apply(true, &[assignment("tdv2", 1, "RUNNING", &datavolume_def())]).await;
+    let r = wait_status(&sup, "tdv2", "STOPPED").await;
+    assert_eq!(r.stop_code.as_deref(), Some("TaskFailedToStart"));
+    assert!(stopped_reason(&r).starts_with("CannotStartContainerError:"), "{r:?}");
 }
