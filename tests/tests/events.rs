@@ -173,8 +173,16 @@ fn a_service_lifecycle_streams_the_same_events_to_a_live_and_a_late_subscriber()
     dev.json(&["service", "wait-running", "web", "--timeout", "90s"]);
     std::fs::write(&td, doc("two").to_string()).expect("write");
     dev.json(&["taskdef", "register", td.to_str().expect("path")]);
-    let out =
-        dev.berth(&["service", "update", "web", "--taskdef", "web:2", "--wait", "--wait-timeout", "3m"]);
+    let out = dev.berth(&[
+        "service",
+        "update",
+        "web",
+        "--taskdef",
+        "web:2",
+        "--wait",
+        "--wait-timeout",
+        "3m",
+    ]);
     assert!(out.status.success(), "deploy: {}", String::from_utf8_lossy(&out.stderr));
     dev.json(&["service", "delete", "web", "--force"]);
     wait_until("every task of the service stopped", Duration::from_secs(90), || {

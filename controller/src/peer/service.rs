@@ -5,8 +5,8 @@ use std::future::Future;
 
 use berth_proto::v1::raft_peer_server::{RaftPeer, RaftPeerServer};
 use berth_proto::v1::{
-    EventMessage, ForwardReply, ForwardRequest, PeerAck, RaftBatch, ReadEventsReply, ReadEventsRequest,
-    SnapshotChunk,
+    EventMessage, ForwardReply, ForwardRequest, PeerAck, RaftBatch, ReadEventsReply,
+    ReadEventsRequest, SnapshotChunk,
 };
 use protobuf::Message as _;
 use raft::prelude::Message;
