@@ -116,15 +116,21 @@ fn ecs_agent_simpletests_pass() {
     outcomes.extend(results.into_inner().unwrap());
 
     let count = |f: fn(&Outcome) -> bool| outcomes.values().filter(|o| f(o)).count();
-    for (name, outcome) in &outcomes {
-        println!("{}", outcome.line(name));
-    }
-    println!(
+    let mut summary: Vec<String> =
+        outcomes.iter().map(|(name, outcome)| outcome.line(name)).collect();
+    summary.push(format!(
         "CONFORMANCE ecs-agent-simpletests passed={} failed={} skipped={}",
         count(|o| matches!(o, Outcome::Pass)),
         count(|o| matches!(o, Outcome::Fail(_))),
         count(|o| matches!(o, Outcome::Skip(_))),
-    );
+    ));
+    let summary = summary.join("\n") + "\n";
+    print!("{summary}");
+    // cargo test shows a passing test's output only with --nocapture: .ci/run prints this file.
+    let file = workspace_root().join("target").join("conformance-summary.txt");
+    if let Err(e) = std::fs::write(&file, &summary) {
+        eprintln!("cannot write {}: {e}", file.display());
+    }
     check_baseline(&outcomes, &dev);
 }
 
