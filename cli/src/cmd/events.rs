@@ -19,7 +19,7 @@
 use crate::client::{self, Api};
 use crate::error::CliError;
 use crate::output::{self, Format};
-use berth_proto::model::event::DETAIL_TYPES;
+use berth_proto::model::event::detail_type;
 use berth_proto::v1::{EventMessage, SubscribeEventsRequest};
 use clap::Args;
 use std::io::Write;
@@ -57,12 +57,9 @@ pub struct EventsArgs {
 
 /// `task` → `TASK`; also the full ECS detail-type (`ECS Task State Change`).
 fn parse_type(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    DETAIL_TYPES
-        .iter()
-        .find(|(short, full)| s.eq_ignore_ascii_case(short) || s == *full)
+    detail_type(s)
         .map(|(short, _)| short.to_string())
-        .ok_or_else(|| format!("'{s}' is not one of TASK, INSTANCE, SERVICE, DEPLOYMENT"))
+        .ok_or_else(|| format!("'{}' is not one of TASK, INSTANCE, SERVICE, DEPLOYMENT", s.trim()))
 }
 
 /// The pattern's JSON text: the argument itself when it starts with `{` (after trimming),

@@ -6,7 +6,7 @@
 //! (the last ARN segment of `resources[0]`), SUMMARY (per detail-type, see [`summary`]).
 
 use berth_proto::model::arn_tail;
-use berth_proto::model::event::DETAIL_TYPES;
+use berth_proto::model::event::detail_type;
 use serde_json::Value;
 
 /// Column widths: an index up to 9,999,999; `2026-12-04T02:03:02Z`; `DEPLOYMENT`; a task id (32
@@ -24,9 +24,7 @@ pub fn event_row(json: &str) -> String {
     let index = v.get("index").and_then(Value::as_u64).map(|i| i.to_string());
     let time = text(&v, "time");
     let full_type = text(&v, "detail-type");
-    let short = DETAIL_TYPES
-        .iter()
-        .find(|(_, full)| *full == full_type)
+    let short = detail_type(&full_type)
         .map(|(short, _)| short.to_string())
         .unwrap_or_else(|| full_type.clone());
     let resource = v

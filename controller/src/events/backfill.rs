@@ -12,12 +12,15 @@ use crate::peer::PeerAddresses;
 use crate::raft::RaftHandle;
 use berth_proto::v1::ReadEventsRequest;
 use berth_proto::v1::raft_peer_client::RaftPeerClient;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
 
 const BATCH: u32 = 1024;
 const RETRY: Duration = Duration::from_millis(500);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Runs until shutdown.
 pub async fn run(
@@ -28,6 +31,8 @@ pub async fn run(
 ) {
     let mut tip = log.watch();
     let mut attempt: usize = 0;
+    // One lazily connected client per member address, reused for every batch.
+    let mut clients: HashMap<String, RaftPeerClient<Channel>> = HashMap::new();
     loop {
         let hole = tip.borrow_and_update().hole;
         let Some((start, end)) = hole else {
@@ -47,7 +52,10 @@ pub async fn run(
         sources.dedup();
         let source = sources.get(attempt % sources.len().max(1)).copied();
         let fetched = match source.and_then(|id| addresses.get(id)) {
-            Some(address) => fetch(&address, start, end, &log).await,
+            Some(address) => match client(&mut clients, &address) {
+                Ok(c) => fetch(c, start, end, &log).await,
+                Err(e) => Err(e),
+            },
             None => Err("no other member's address is known yet".to_string()),
         };
         match fetched {
@@ -64,12 +72,30 @@ pub async fn run(
     }
 }
 
-/// One batch from `address` into the hole `start..end`.
-async fn fetch(address: &str, start: u64, end: u64, log: &EventLog) -> Result<(), String> {
-    let mut client = RaftPeerClient::connect(crate::peer::peer_uri(address))
-        .await
-        .map_err(|e| e.to_string())?
-        .max_decoding_message_size(crate::peer::PEER_MAX_MESSAGE_BYTES);
+/// The client for `address`, created (connecting lazily) on first use.
+fn client<'a>(
+    clients: &'a mut HashMap<String, RaftPeerClient<Channel>>,
+    address: &str,
+) -> Result<&'a mut RaftPeerClient<Channel>, String> {
+    if !clients.contains_key(address) {
+        let channel = Endpoint::from_shared(crate::peer::peer_uri(address))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_lazy();
+        let c = RaftPeerClient::new(channel)
+            .max_decoding_message_size(crate::peer::PEER_MAX_MESSAGE_BYTES);
+        clients.insert(address.to_string(), c);
+    }
+    clients.get_mut(address).ok_or_else(|| format!("no client for {address}"))
+}
+
+/// One batch from a member into the hole `start..end`.
+async fn fetch(
+    client: &mut RaftPeerClient<Channel>,
+    start: u64,
+    end: u64,
+    log: &EventLog,
+) -> Result<(), String> {
     let want = BATCH.min((end - start).min(u64::from(u32::MAX)) as u32);
     let reply = client
         .read_events(ReadEventsRequest { from_index: start, max: want })

@@ -9,9 +9,8 @@
 
 use super::pattern::Pattern;
 use super::{EventLog, StoredEvent, Trimmed};
-use berth_proto::model::event::DETAIL_TYPES;
+use berth_proto::model::event::{DETAIL_TYPES, detail_type};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 
 /// Events queued between a subscriber's reader and its connection.
@@ -62,16 +61,12 @@ impl Filter {
         let detail_types = detail_types
             .iter()
             .map(|t| {
-                DETAIL_TYPES
-                    .iter()
-                    .find(|(short, full)| t.eq_ignore_ascii_case(short) || t.eq_ignore_ascii_case(full))
-                    .map(|(_, full)| full.to_string())
-                    .ok_or_else(|| {
-                        SubscribeError::InvalidFilter(format!(
-                            "detail type '{t}' is not one of TASK, INSTANCE, SERVICE, DEPLOYMENT or their ECS names ({})",
-                            DETAIL_TYPES.iter().map(|(_, f)| *f).collect::<Vec<_>>().join(", ")
-                        ))
-                    })
+                detail_type(t).map(|(_, full)| full.to_string()).ok_or_else(|| {
+                    SubscribeError::InvalidFilter(format!(
+                        "detail type '{t}' is not one of TASK, INSTANCE, SERVICE, DEPLOYMENT or their ECS names ({})",
+                        DETAIL_TYPES.iter().map(|(_, f)| *f).collect::<Vec<_>>().join(", ")
+                    ))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Filter { pattern, detail_types })
@@ -80,22 +75,6 @@ impl Filter {
     pub fn matches(&self, e: &StoredEvent) -> bool {
         (self.detail_types.is_empty() || self.detail_types.contains(&e.detail_type))
             && self.pattern.matches(&e.value)
-    }
-}
-
-/// Subscriptions running on this controller.
-pub static ACTIVE_SUBSCRIBERS: AtomicUsize = AtomicUsize::new(0);
-
-struct Active;
-impl Active {
-    fn new() -> Active {
-        ACTIVE_SUBSCRIBERS.fetch_add(1, Ordering::Relaxed);
-        Active
-    }
-}
-impl Drop for Active {
-    fn drop(&mut self) {
-        ACTIVE_SUBSCRIBERS.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -120,7 +99,6 @@ pub fn subscribe(
     let end = if follow { None } else { Some(tip.next) };
     let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
     tokio::spawn(async move {
-        let _active = Active::new();
         let mut changes = log.watch();
         let mut next = start;
         while end.is_none_or(|end| next < end) {

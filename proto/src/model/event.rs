@@ -21,6 +21,15 @@ pub const DETAIL_TYPES: [(&str, &str); 4] = [
     ("DEPLOYMENT", DEPLOYMENT_STATE_CHANGE),
 ];
 
+/// The (short, full) detail-type a name stands for: a short name or a full ECS name, any case.
+pub fn detail_type(name: &str) -> Option<(&'static str, &'static str)> {
+    let name = name.trim();
+    DETAIL_TYPES
+        .iter()
+        .find(|(short, full)| name.eq_ignore_ascii_case(short) || name.eq_ignore_ascii_case(full))
+        .copied()
+}
+
 /// One event of the cluster event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterEvent {
@@ -117,6 +126,16 @@ mod tests {
         // A leap day and the end of a year.
         assert_eq!(iso8601_seconds(Timestamp(951_782_400_000)), "2000-02-29T00:00:00Z");
         assert_eq!(iso8601_millis(Timestamp(1_798_761_599_999)), "2026-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn detail_types_are_found_by_short_or_full_name_in_any_case() {
+        assert_eq!(detail_type(" task"), Some(("TASK", TASK_STATE_CHANGE)));
+        assert_eq!(
+            detail_type("ecs deployment state change"),
+            Some(("DEPLOYMENT", DEPLOYMENT_STATE_CHANGE))
+        );
+        assert_eq!(detail_type("NODE"), None);
     }
 
     #[test]
