@@ -15,6 +15,9 @@
 # image is pushed only when the registry's manifest names a different image id. Concurrent runs
 # are serialised with a lock file.
 #
+#   /dev/xvda                  where absent, a block device node over a loop device (the `devices`
+#                              case maps it into a container)
+#
 # Not provided (a single host cannot): the `parallel-pull` image set (consul, redis, httpd, …
 # tagged parallel-pull-fts) and amazon/testnnp; the conformance test skips those cases.
 #
@@ -140,4 +143,21 @@ for repo in busybox nginx ubuntu; do
     say "$ref pushed ${local_id:7:12}"
   fi
 done
+# --- /dev/xvda -----------------------------------------------------------------------------------
+# The `devices` case maps the host's /dev/xvda (an EC2 instance's root disk) into a container
+# read-only. Where the host has no such device, a loop device over a sparse file in $STATE stands
+# in for it: a block device node /dev/xvda with the loop device's numbers. Made once; kept.
+if [ -e /dev/xvda ]; then
+  say "/dev/xvda present"
+elif [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null 2>&1; then
+  say "no /dev/xvda, and no root or losetup to make a stand-in: the devices case will fail"
+else
+  truncate -s 16M "$STATE/xvda.img"
+  loop=$(losetup -j "$STATE/xvda.img" | cut -d: -f1 | head -1)
+  [ -n "$loop" ] || loop=$(losetup -f --show "$STATE/xvda.img") || die "losetup failed"
+  majmin=$(stat -c '%t %T' "$loop")
+  mknod /dev/xvda b $((16#${majmin% *})) $((16#${majmin#* })) || die "mknod /dev/xvda failed"
+  chmod 600 /dev/xvda
+  say "/dev/xvda: a stand-in block device ($loop over $STATE/xvda.img)"
+fi
 say "done"

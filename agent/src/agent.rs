@@ -2,17 +2,31 @@
 //! `new(config)` → `run(shutdown)`. `run` keeps reconnecting (rotating endpoints, following a
 //! leader hint, backing off) until `shutdown` resolves; it then disconnects and leaves the
 //! containers running for the next agent process to adopt.
+//!
+//! With `cfg.metadata_port` set, the task metadata endpoint (`crate::telemetry::start`) is
+//! bound when `run` starts (a port in use fails `run`) and stops with it.
+//!
+//! With `cfg.http_listen` set, the operator HTTP API (`crate::http`) is bound at construction
+//! (so the URL the agent registers carries the real port, even for port 0) and served for the
+//! whole of `run`; it stops with the agent.
 
+use crate::http::{self, ApiState};
 use crate::runtime::{ContainerRuntime, DockerRuntime};
 use crate::session::{self, SessionState, register};
 use crate::{AgentConfig, AgentError, Clock, SystemClock};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long `run` waits for the HTTP API's open connections once the agent stops (its streams
+/// end on the same signal, so this only bounds a client that does not read).
+const HTTP_STOP_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Agent {
     cfg: AgentConfig,
     runtime: Arc<dyn ContainerRuntime>,
     clock: Arc<dyn Clock>,
+    http_listener: Option<std::net::TcpListener>,
 }
 
 impl Agent {
@@ -29,8 +43,35 @@ impl Agent {
         cfg: AgentConfig,
         runtime: Arc<dyn ContainerRuntime>,
     ) -> Result<Agent, AgentError> {
+        let mut cfg = cfg;
         cfg.validate()?;
-        Ok(Agent { cfg, runtime, clock: Arc::new(SystemClock) })
+        let http_listener = match cfg.http_listen {
+            Some(addr) => {
+                let listener = http::bind(addr)?;
+                let bound = listener.local_addr().map_err(|e| AgentError::Http {
+                    addr: addr.to_string(),
+                    message: e.to_string(),
+                })?;
+                if cfg.advertise_http.is_none() {
+                    let host = crate::session::register::hostname(&cfg);
+                    cfg.advertise_http = Some(http::advertise_url(bound, &host));
+                }
+                tracing::info!(%bound, url = ?cfg.advertise_http, "operator HTTP API bound");
+                Some(listener)
+            }
+            None => None,
+        };
+        Ok(Agent { cfg, runtime, clock: Arc::new(SystemClock), http_listener })
+    }
+
+    /// Where the operator HTTP API listens, when enabled.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The URL the agent registers for its HTTP API (`RegisterAgent.agent_endpoint`).
+    pub fn advertised_http(&self) -> Option<&str> {
+        self.cfg.advertise_http.as_deref()
     }
 
     /// Replaces the clock used for report timestamps.
@@ -40,59 +81,97 @@ impl Agent {
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AgentError> {
-        let Agent { cfg, runtime, clock } = self;
-        let instance_id = register::read_instance_id(&cfg.data_dir)?;
-        let docker_version = match runtime.version().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the container engine version");
-                String::new()
-            }
-        };
-        let mut state = SessionState::new(instance_id, docker_version);
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut idx = 0usize;
-        let mut backoff = cfg.reconnect_backoff_min;
-        let mut hint: Option<String> = None;
-        loop {
-            let endpoint =
-                hint.take().unwrap_or_else(|| cfg.endpoints[idx % cfg.endpoints.len()].clone());
-            let result = tokio::select! {
-                _ = &mut shutdown => break,
-                r = session::run_session(&cfg, &endpoint, &runtime, &clock, &mut state) => r,
+        let Agent { cfg, runtime, clock, http_listener } = self;
+        let (http_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let http_server = http_listener.map(|listener| {
+            let state = ApiState {
+                runtime: runtime.clone(),
+                data_dir: cfg.data_dir.clone(),
+                shutdown: stop_rx,
             };
-            match result {
-                Ok(end) => {
-                    tracing::warn!(endpoint, "controller closed the session");
-                    if end.registered {
-                        backoff = cfg.reconnect_backoff_min;
-                    }
-                }
-                Err(AgentError::Controller { endpoint, message, leader_hint }) => {
-                    tracing::warn!(%endpoint, %message, leader = ?leader_hint, "session failed");
-                    hint = leader_hint;
-                }
-                Err(e) => {
-                    // Local failures (the data dir) are not cured by reconnecting.
-                    if let Some((sup, _)) = state.supervisor.as_mut() {
-                        sup.shutdown();
-                    }
-                    return Err(e);
-                }
-            }
-            if hint.is_none() {
-                idx = idx.wrapping_add(1);
-            }
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(cfg.reconnect_backoff_max);
+            tokio::spawn(http::serve(listener, state))
+        });
+        let (telemetry, metadata_server) =
+            crate::telemetry::start(&cfg, &runtime, http_stop.subscribe()).await?;
+        let result = run_sessions(cfg, runtime, clock, telemetry, shutdown).await;
+        let _ = http_stop.send(true);
+        if let Some(server) = metadata_server
+            && tokio::time::timeout(HTTP_STOP_GRACE, server).await.is_err()
+        {
+            tracing::warn!("task metadata endpoint did not stop in time; left behind");
         }
-        tracing::info!("agent shutting down; containers are left running");
-        if let Some((sup, _)) = state.supervisor.as_mut() {
-            sup.shutdown();
+        if let Some(server) = http_server {
+            match tokio::time::timeout(HTTP_STOP_GRACE, server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "operator HTTP API failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "operator HTTP API task failed"),
+                Err(_) => tracing::warn!("operator HTTP API did not stop in time; left behind"),
+            }
         }
-        Ok(())
+        result
     }
+}
+
+/// The session loop of [`Agent::run`].
+async fn run_sessions(
+    cfg: crate::AgentConfig,
+    runtime: Arc<dyn ContainerRuntime>,
+    clock: Arc<dyn Clock>,
+    telemetry: crate::telemetry::Telemetry,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AgentError> {
+    let instance_id = register::read_instance_id(&cfg.data_dir)?;
+    let docker_version = match runtime.version().await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the container engine version");
+            String::new()
+        }
+    };
+    let mut state = SessionState::new(instance_id, docker_version);
+    state.telemetry = telemetry;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut idx = 0usize;
+    let mut backoff = cfg.reconnect_backoff_min;
+    let mut hint: Option<String> = None;
+    loop {
+        let endpoint =
+            hint.take().unwrap_or_else(|| cfg.endpoints[idx % cfg.endpoints.len()].clone());
+        let result = tokio::select! {
+            _ = &mut shutdown => break,
+            r = session::run_session(&cfg, &endpoint, &runtime, &clock, &mut state) => r,
+        };
+        match result {
+            Ok(end) => {
+                tracing::warn!(endpoint, "controller closed the session");
+                if end.registered {
+                    backoff = cfg.reconnect_backoff_min;
+                }
+            }
+            Err(AgentError::Controller { endpoint, message, leader_hint }) => {
+                tracing::warn!(%endpoint, %message, leader = ?leader_hint, "session failed");
+                hint = leader_hint;
+            }
+            Err(e) => {
+                // Local failures (the data dir) are not cured by reconnecting.
+                if let Some((sup, _)) = state.supervisor.as_mut() {
+                    sup.shutdown();
+                }
+                return Err(e);
+            }
+        }
+        if hint.is_none() {
+            idx = idx.wrapping_add(1);
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(cfg.reconnect_backoff_max);
+    }
+    tracing::info!("agent shutting down; containers are left running");
+    if let Some((sup, _)) = state.supervisor.as_mut() {
+        sup.shutdown();
+    }
+    Ok(())
 }

@@ -41,6 +41,9 @@ impl std::fmt::Display for PullBehavior {
     }
 }
 
+/// Longest `advertise_http` accepted (the controller applies the same bound).
+pub const MAX_ADVERTISE_URL_LEN: usize = 256;
+
 /// Everything an agent needs to run.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -69,6 +72,22 @@ pub struct AgentConfig {
     pub task_cleanup_wait: Duration,
     /// Reported hostname (the machine's when `None`).
     pub hostname: Option<String>,
+    /// Where to serve the operator HTTP API (`crate::http`); `None`: not served. The binary
+    /// defaults to `crate::http::DEFAULT_HTTP_LISTEN`; library users (tests, simulations) opt in.
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// The API's URL as the controller and `berth task logs` should use it (`http://host:port`);
+    /// `None`: derived from the bound address (`crate::http::advertise_url`).
+    pub advertise_http: Option<String>,
+    /// awsvpc tasks: the engine network and subnet, the pause image (`--awsvpc-network`,
+    /// `--awsvpc-subnet`, `--pause-image`).
+    pub awsvpc: crate::supervisor::awsvpc::AwsvpcSettings,
+    /// Port of the task metadata endpoint (`crate::metadata`), on 127.0.0.1 and the Docker
+    /// bridge gateway; `Some(0)`: one the system picks; `None`: off. The binary defaults to
+    /// `crate::metadata::DEFAULT_METADATA_PORT`; library users (tests, simulations) opt in.
+    pub metadata_port: Option<u16>,
+    /// How often running containers' CPU and memory are sampled and reported (`crate::stats`);
+    /// zero: never.
+    pub stats_interval: Duration,
 }
 
 impl Default for AgentConfig {
@@ -88,6 +107,11 @@ impl Default for AgentConfig {
             reconnect_backoff_max: Duration::from_secs(10),
             task_cleanup_wait: Duration::from_secs(3 * 3600),
             hostname: None,
+            http_listen: None,
+            advertise_http: None,
+            awsvpc: Default::default(),
+            metadata_port: None,
+            stats_interval: crate::stats::DEFAULT_STATS_INTERVAL,
         }
     }
 }
@@ -129,6 +153,26 @@ impl AgentConfig {
                 return bad(format!("{name}: must be greater than zero"));
             }
         }
+        if let Some(url) = &self.advertise_http {
+            let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.starts_with('/'))
+                || url.len() > MAX_ADVERTISE_URL_LEN
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return bad(format!(
+                    "advertise_http: {url:?} must look like http://host:port (at most {MAX_ADVERTISE_URL_LEN} characters, no spaces)"
+                ));
+            }
+        }
+        if self.awsvpc.network.is_empty() || self.awsvpc.network.contains(['/', ':', ' ']) {
+            return bad(format!(
+                "awsvpc network: {:?} is not a Docker network name",
+                self.awsvpc.network
+            ));
+        }
+        if self.awsvpc.pause_image.as_deref().is_some_and(|i| i.trim().is_empty()) {
+            return bad("pause image: must not be empty".into());
+        }
         if self.reconnect_backoff_max < self.reconnect_backoff_min {
             return bad("reconnect_backoff_max: must be at least reconnect_backoff_min".into());
         }
@@ -145,6 +189,20 @@ mod tests {
         assert_eq!("prefer-cached".parse::<PullBehavior>().ok(), Some(PullBehavior::PreferCached));
         assert_eq!("once".parse::<PullBehavior>().ok(), Some(PullBehavior::Once));
         assert!("sometimes".parse::<PullBehavior>().is_err());
+    }
+
+    #[test]
+    fn validate_names_a_bad_advertise_url() {
+        for bad in ["127.0.0.1:51678", "http://", "http://a b:1"] {
+            let cfg = AgentConfig { advertise_http: Some(bad.into()), ..Default::default() };
+            let e = cfg.validate().expect_err(bad).to_string();
+            assert!(e.contains("advertise_http"), "{e}");
+        }
+        let ok = AgentConfig {
+            advertise_http: Some("http://node-1:51678".into()),
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
     }
 
     #[test]

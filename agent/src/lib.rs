@@ -13,10 +13,25 @@
 //! * [`runtime`]: the [`runtime::ContainerRuntime`] seam with [`runtime::DockerRuntime`] and
 //!   [`runtime::SimulatedRuntime`].
 //! * [`supervisor`]: one state machine per task (pure decision core in `decide.rs`), an
-//!   observer polling the runtime, adoption of containers a previous agent process started.
+//!   observer listing the runtime's containers on every step, engine event and safety-net tick,
+//!   adoption of containers a previous agent process started.
 //!   Health checks run in the engine (Docker's native healthcheck); the agent only reports
 //!   them (container and task `healthStatus`) and never stops a task for being unhealthy.
+//!   awsvpc tasks (`supervisor/awsvpc.rs`, `runtime/task_network.rs`, `runtime/pause_image.rs`)
+//!   get a network namespace of their own behind a pause container, with an address on the
+//!   agent's `berth-awsvpc` bridge network.
 //! * [`session`]: connect/register/reconnect, heartbeats, assignment and report plumbing.
+//! * [`http`]: the operator HTTP API (`--http-listen`): `/healthz` and
+//!   `/v1/tasks/{id}/logs` (container output through [`runtime::ContainerRuntime::logs`]). Its
+//!   URL goes to the controller in `RegisterAgent.agent_endpoint`.
+//! * [`simulate`]: `berth-agent --simulate N`: N simulated container instances in one process,
+//!   each a full agent over a fake engine with seeded delays and failures (scale work only).
+//! * [`metadata`]: the ECS task metadata endpoint v4 (`--metadata-port`): per-container
+//!   tokens in `ECS_CONTAINER_METADATA_URI_V4`, served on loopback and the Docker bridge
+//!   gateway, isolated per task (unknown token 404, another task's address 403).
+//! * [`stats`]: container CPU / memory sampled every `--stats-interval-secs` and sent to the
+//!   controller as one `ContainerStatsReport` per period; [`telemetry`] hooks both onto the
+//!   supervisor once it exists.
 //! * [`agent`]: [`Agent`], wiring the three with the lifecycle `new` → `run(shutdown)`.
 //!
 //! The agent never edits controller state except through reports, never touches containers
@@ -25,9 +40,14 @@
 
 pub mod agent;
 pub mod config;
+pub mod http;
+pub mod metadata;
 pub mod runtime;
 pub mod session;
+pub mod simulate;
+pub mod stats;
 pub mod supervisor;
+pub mod telemetry;
 
 pub use agent::Agent;
 pub use config::{AgentConfig, PullBehavior};
@@ -41,6 +61,8 @@ pub enum AgentError {
     Runtime(#[from] runtime::RuntimeError),
     #[error("data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+    #[error("agent HTTP API on {addr}: {message}")]
+    Http { addr: String, message: String },
     #[error("controller {endpoint}: {message}")]
     Controller { endpoint: String, message: String, leader_hint: Option<String> },
 }

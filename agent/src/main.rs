@@ -31,6 +31,44 @@ struct Args {
     /// Memory MiB to offer (default: MemTotal).
     #[arg(long)]
     memory_mib: Option<i64>,
+    /// Listen address of the operator HTTP API (`/healthz`, `/v1/tasks/ID/logs`); port 0 picks
+    /// a free port. Not served with --simulate.
+    #[arg(long, value_name = "ADDR", default_value = berth_agent::http::DEFAULT_HTTP_LISTEN)]
+    http_listen: std::net::SocketAddr,
+    /// URL under which the controller and `berth task logs` reach that API (default: from the
+    /// bound address; the hostname when bound to a wildcard address).
+    #[arg(long, value_name = "URL")]
+    advertise_http: Option<String>,
+    /// Port of the task metadata endpoint v4 (ECS_CONTAINER_METADATA_URI_V4), on 127.0.0.1 and
+    /// the Docker bridge gateway; 0 picks a free port (the same on both); `off` disables it.
+    /// Not served with --simulate.
+    #[arg(long, value_name = "PORT|off", default_value = "51679")]
+    metadata_port: berth_agent::metadata::MetadataPortFlag,
+    /// Seconds between container CPU / memory samples sent to the controller (0: off).
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    stats_interval_secs: u64,
+    #[command(flatten)]
+    awsvpc: berth_agent::supervisor::awsvpc::AwsvpcFlags,
+    /// SIMULATION: register N simulated container instances from this process, each a full
+    /// agent over an in-memory fake engine (no Docker). --cpu-units / --memory-mib are then per
+    /// node (default 2048 / 8192); each node keeps its id in DATA_DIR/sim-node-I.
+    #[arg(long, value_name = "N")]
+    simulate: Option<usize>,
+    /// With --simulate: KEY=V1|V2|…,KEY2=… ; node I gets value I mod n of each key.
+    #[arg(long, value_name = "TEMPLATE", requires = "simulate")]
+    attributes_template: Option<String>,
+    /// With --simulate: delay before each simulated container start (ms).
+    #[arg(long, default_value_t = 0, requires = "simulate")]
+    sim_start_delay_ms: u64,
+    /// With --simulate: delay before each simulated container stop (ms).
+    #[arg(long, default_value_t = 0, requires = "simulate")]
+    sim_stop_delay_ms: u64,
+    /// With --simulate: probability in [0, 1] that a simulated container start fails.
+    #[arg(long, default_value_t = 0.0, requires = "simulate")]
+    sim_start_failure_rate: f64,
+    /// With --simulate: seed of the simulation's random choices.
+    #[arg(long, default_value_t = 0, requires = "simulate")]
+    sim_seed: u64,
 }
 
 fn parse_attribute(s: &str) -> Result<(String, String), String> {
@@ -58,7 +96,33 @@ async fn main() -> anyhow::Result<()> {
         image_pull_behavior: args.image_pull_behavior,
         cpu_units: args.cpu_units,
         memory_mib: args.memory_mib,
+        awsvpc: args.awsvpc.settings(),
+        stats_interval: std::time::Duration::from_secs(args.stats_interval_secs),
         ..AgentConfig::default()
+    };
+    if let Some(nodes) = args.simulate {
+        let sim = berth_agent::simulate::SimulationConfig {
+            nodes,
+            base: cfg,
+            template: args.attributes_template.as_deref().unwrap_or("").parse()?,
+            behavior: berth_agent::simulate::SimBehavior {
+                start_delay: std::time::Duration::from_millis(args.sim_start_delay_ms),
+                stop_delay: std::time::Duration::from_millis(args.sim_stop_delay_ms),
+                start_failure_rate: args.sim_start_failure_rate,
+            },
+            seed: args.sim_seed,
+        };
+        berth_agent::simulate::run(sim, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        return Ok(());
+    }
+    let cfg = AgentConfig {
+        http_listen: Some(args.http_listen),
+        advertise_http: args.advertise_http,
+        metadata_port: args.metadata_port.0,
+        ..cfg
     };
     let agent = Agent::new(cfg).await?;
     agent

@@ -4,6 +4,13 @@
 //! the agent connects to it over real gRPC on loopback and runs real Docker containers. On
 //! SIGINT/SIGTERM the agent disconnects (leaving its containers running, to be adopted on the next
 //! start) and the controller snapshots and flushes before the process exits.
+//!
+//! The agent serves the task metadata endpoint v4 on `--metadata-port` (default 51679, as the
+//! ECS agent) and samples container stats every `--stats-interval-secs` (default 20).
+//!
+//! The agent's operator HTTP API (container logs for `berth task logs`) listens on
+//! `--agent-http-listen` (default 127.0.0.1:7603, beside the controller's 7600 and 7602; port 0
+//! picks a free one) and is registered with the controller, so the CLI finds it either way.
 
 use anyhow::Context;
 use berth_agent::{Agent, AgentConfig, PullBehavior};
@@ -24,6 +31,10 @@ pub struct DevArgs {
     /// Listen address of the controller's HTTP port (`/v1/events`, `/healthz`).
     #[arg(long, default_value = "127.0.0.1:7602", value_name = "ADDR")]
     pub http_listen: String,
+    /// Listen address of the local agent's HTTP API (`/v1/tasks/ID/logs`, `/healthz`); port 0
+    /// picks a free one.
+    #[arg(long, default_value = "127.0.0.1:7603", value_name = "ADDR")]
+    pub agent_http_listen: String,
     /// Custom attribute of the local container instance (repeatable).
     #[arg(long = "attribute", value_name = "KEY=VALUE")]
     pub attributes: Vec<String>,
@@ -37,6 +48,15 @@ pub struct DevArgs {
     /// (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION), in seconds.
     #[arg(long, default_value_t = 3600)]
     pub task_cleanup_wait_secs: u64,
+    /// Port of the local agent's task metadata endpoint v4 (`ECS_CONTAINER_METADATA_URI_V4`,
+    /// on 127.0.0.1 and the Docker bridge gateway); 0 picks a free one; `off` disables it.
+    #[arg(long, value_name = "PORT|off", default_value = "51679")]
+    pub metadata_port: berth_agent::metadata::MetadataPortFlag,
+    /// Seconds between the local agent's container CPU / memory samples (0: off).
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    pub stats_interval_secs: u64,
+    #[command(flatten)]
+    pub awsvpc: berth_agent::supervisor::awsvpc::AwsvpcFlags,
     #[command(flatten)]
     pub orchestrator: berth_controller::flags::OrchestratorFlags,
     #[command(flatten)]
@@ -63,6 +83,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .http_listen
         .parse()
         .with_context(|| format!("--http-listen {:?}: expected HOST:PORT", args.http_listen))?;
+    let agent_http_listen: SocketAddr = args.agent_http_listen.parse().with_context(|| {
+        format!("--agent-http-listen {:?}: expected HOST:PORT", args.agent_http_listen)
+    })?;
     let attributes =
         args.attributes.iter().map(|a| parse_attribute(a)).collect::<anyhow::Result<Vec<_>>>()?;
     let pull: PullBehavior =
@@ -89,19 +112,25 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir.join("agent"),
         docker_host: args.docker_host,
         image_pull_behavior: pull,
+        awsvpc: args.awsvpc.settings(),
         task_cleanup_wait: Duration::from_secs(args.task_cleanup_wait_secs),
+        http_listen: Some(agent_http_listen),
+        metadata_port: args.metadata_port.0,
+        stats_interval: Duration::from_secs(args.stats_interval_secs),
         ..Default::default()
     };
     let agent =
         Agent::new(agent_config).await.map_err(|e| anyhow::anyhow!("starting the agent: {e}"))?;
+    let agent_api = agent.advertised_http().map(|u| format!(", agent API on {u}"));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent_task = tokio::spawn(agent.run(async move {
         let _ = stop_rx.await;
     }));
     let http = controller.http_addr.map(|a| format!(", events on http://{a}/v1/events"));
     eprintln!(
-        "berth dev: controller on {endpoint}{}, data in {}; Ctrl-C to stop",
+        "berth dev: controller on {endpoint}{}{}, data in {}; Ctrl-C to stop",
         http.unwrap_or_default(),
+        agent_api.unwrap_or_default(),
         args.data_dir.display()
     );
 

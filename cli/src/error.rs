@@ -33,6 +33,18 @@ pub enum CliError {
     /// The command line and the document together lack something required, or contradict.
     #[error("{0}")]
     Usage(String),
+
+    /// `task logs`: the task has no output to show, and why (not placed, containers removed).
+    #[error("{0}")]
+    NoLogs(String),
+
+    /// `task logs`: the agent's HTTP API did not answer.
+    #[error("cannot reach the agent of container instance {instance} at {url}: {cause}")]
+    AgentUnreachable { instance: String, url: String, cause: String },
+
+    /// `task logs`: the agent answered with an error (its message verbatim).
+    #[error("agent of container instance {instance}: {message}")]
+    Agent { instance: String, message: String },
 }
 
 const CONNECT_HINT: &str = " (is `berth dev` running? set --endpoint or BERTH_ENDPOINT)";

@@ -15,8 +15,8 @@ pub mod events;
 
 use crate::error::CliError;
 use berth_proto::model::{
-    Cluster, ContainerInstance, Failure, NetworkBinding, Resource, Service, Task, TaskDefinition,
-    Timestamp, arn_tail,
+    Cluster, ContainerInstance, ContainerUsage, Failure, NetworkBinding, Resource, Service, Task,
+    TaskDefinition, Timestamp, arn_tail,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -380,23 +380,50 @@ pub fn task_detail(task: &Task) -> String {
         .add("Health", task.health_status.clone())
         .add("Created", time(task.created_at))
         .add("Started", opt_time(task.started_at));
+    // awsvpc: the task's own address (its ENI-shaped attachment).
+    for a in &task.attachments {
+        let detail = |name: &str| {
+            a["details"].as_array()?.iter().find(|d| d["name"] == name)?["value"].as_str()
+        };
+        if let Some(ip) = detail("privateIPv4Address") {
+            let dns = detail("privateDnsName").unwrap_or_default();
+            let status = a["status"].as_str().unwrap_or_default();
+            f.add("Address", format!("{ip} {dns} ({status})"));
+        }
+    }
     if task.stopped_at.is_some() || task.stop_code.is_some() || task.stopped_reason.is_some() {
         f.add("Stopped", opt_time(task.stopped_at))
             .add("Stop code", task.stop_code.clone().unwrap_or_default())
             .add("Reason", task.stopped_reason.clone().unwrap_or_default());
     }
-    let mut t = Table::new(&["CONTAINER", "IMAGE", "LAST", "EXIT", "PORTS", "REASON"]);
+    let mut t =
+        Table::new(&["CONTAINER", "IMAGE", "LAST", "EXIT", "CPU", "MEM", "PORTS", "REASON"]);
     for c in &task.containers {
+        let (cpu, mem) = usage_cells(c.stats.as_ref());
         t.row(vec![
             c.name.clone(),
             c.image.clone(),
             c.last_status.clone(),
             c.exit_code.map(|v| v.to_string()).unwrap_or_default(),
+            cpu,
+            mem,
             bindings(&c.network_bindings).join(","),
             c.reason.clone().unwrap_or_default(),
         ]);
     }
     format!("{}Containers:\n{}", f.render(), t.render_indented("  "))
+}
+
+/// A container's latest usage as table cells: CPU units (1024 = one core), memory MiB in use
+/// over the limit. Empty before the first sample; CPU needs two.
+fn usage_cells(stats: Option<&ContainerUsage>) -> (String, String) {
+    let Some(s) = stats else { return (String::new(), String::new()) };
+    let cpu = s.cpu_utilized.map(|c| format!("{c:.1}")).unwrap_or_default();
+    let mem = match s.memory_limit {
+        Some(l) => format!("{:.1}/{l:.0}MiB", s.memory_utilized),
+        None => format!("{:.1}MiB", s.memory_utilized),
+    };
+    (cpu, mem)
 }
 
 pub fn failures_table(failures: &[Failure]) -> String {
@@ -436,6 +463,7 @@ pub fn instance_detail(i: &ContainerInstance) -> String {
         .add("Hostname", i.hostname.clone().unwrap_or_default())
         .add("Agent", i.version_info.agent_version.clone().unwrap_or_default())
         .add("Docker", i.version_info.docker_version.clone().unwrap_or_default())
+        .add("Agent API", i.agent_endpoint.clone().unwrap_or_default())
         .add("Registered", time(i.registered_at))
         .add(
             "Tasks",
@@ -573,6 +601,40 @@ mod tests {
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v[0]["taskArn"], ArnScope::default().task("default", ID));
         assert_eq!(v[0]["containers"][0]["networkBindings"][0]["hostPort"], 32768);
+    }
+
+    #[test]
+    fn task_detail_shows_the_awsvpc_address() {
+        let task = Task {
+            attachments: vec![serde_json::json!({"status": "ATTACHED", "details": [
+                {"name": "privateDnsName", "value": "ip-10-213-0-9.local.compute.internal"},
+                {"name": "privateIPv4Address", "value": "10.213.0.9"}
+            ]})],
+            ..Default::default()
+        };
+        let out = task_detail(&task);
+        assert!(
+            out.contains("Address:     10.213.0.9 ip-10-213-0-9.local.compute.internal (ATTACHED)"),
+            "{out}"
+        );
+        assert!(!task_detail(&Task::default()).contains("Address"));
+    }
+
+    #[test]
+    fn task_detail_shows_container_cpu_and_memory() {
+        let mut t = task(ID, 32768);
+        t.containers[0].stats = Some(ContainerUsage {
+            cpu_utilized: Some(256.0),
+            memory_utilized: 3.3,
+            memory_limit: Some(64.0),
+            sampled_at: Timestamp(1_621_198_756_207),
+        });
+        let out = task_detail(&t);
+        let header = out.lines().find(|l| l.contains("CONTAINER")).unwrap_or_default();
+        assert!(header.contains("CPU") && header.contains("MEM"), "{out}");
+        let row = out.lines().find(|l| l.contains("berth/httpd:1")).unwrap_or_default();
+        assert!(row.contains("256.0") && row.contains("3.3/64MiB"), "{out}");
+        assert_eq!(usage_cells(None), (String::new(), String::new()));
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct OrchestratorFlags {
     /// counts toward the deployment circuit breaker (ECS counts only failures to start).
     #[arg(long, default_value_t = 60, value_name = "SECONDS", env = "BERTH_BREAKER_MONITOR_SECS")]
     pub breaker_monitor_secs: u64,
+    /// Largest desiredCount a service may have (ECS's default quota: 5000 tasks per service).
+    #[arg(long, default_value_t = crate::orchestrator::DEFAULT_MAX_SERVICE_TASKS, value_name = "N", env = "BERTH_MAX_SERVICE_TASKS")]
+    pub max_service_tasks: i64,
 }
 
 impl OrchestratorFlags {
@@ -23,6 +26,7 @@ impl OrchestratorFlags {
     pub fn apply(&self, config: &mut OrchestratorConfig) {
         config.task_settle = Duration::from_secs(self.task_settle_secs);
         config.breaker_monitor = Duration::from_secs(self.breaker_monitor_secs);
+        config.max_service_tasks = self.max_service_tasks;
     }
 }
 

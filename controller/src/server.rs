@@ -231,7 +231,8 @@ impl Controller {
             .map(|l| tokio::spawn(crate::http::serve(l, events.clone(), shutdown_rx.clone())));
 
         let api = Api::new(proposer.clone(), shared.clone(), clock.clone(), events.clone())
-            .with_health_policy(config.orchestrator.health_policy());
+            .with_health_policy(config.orchestrator.health_policy())
+            .with_max_service_tasks(config.orchestrator.max_service_tasks);
         let dispatcher = Dispatcher::new(
             proposer.clone(),
             shared.clone(),

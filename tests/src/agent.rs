@@ -51,11 +51,16 @@ impl AgentProcess {
         let child = Command::new(agent_bin())
             .args(["--endpoint", &self.endpoint, "--data-dir"])
             .arg(&self.data_dir)
+            // Several agents run at once in tests: no fixed API port (the default is 51678).
+            .args(["--http-listen", "127.0.0.1:0"])
+            // Nor for the task metadata endpoint (the default is 51679).
+            .args(["--metadata-port", "0"])
             .args(&self.extra)
             .env("ECS_IMAGE_PULL_BEHAVIOR", "prefer-cached")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            // tracing writes to stdout: both streams go to agent.log.
+            .stdout(log.try_clone().expect("cloning the agent.log handle"))
             .stderr(log)
             .spawn()
             .expect("spawning berth-agent");

@@ -159,11 +159,17 @@ impl ControllerCluster {
             .args(&extra)
             .env("RUST_LOG", std::env::var("BERTH_CONTROLLER_LOG").unwrap_or("info".into()))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            // The controller logs to stdout (tracing's default): into the member log too.
+            .stdout(log.try_clone().map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
             .stderr(log)
             .spawn()
             .expect("spawning berth-controller");
         m.child = Some(child);
+    }
+
+    /// The OS process id of member `id`, while it runs (e.g. to sample its memory).
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.member(id).child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&self, id: u64) -> bool {

@@ -13,11 +13,13 @@
 //! * [`agent::AgentProcess`] runs an extra real `berth-agent` (a second container instance).
 //!
 //! The bench binary (`src/bin/bench.rs`) shares this harness; its larger suites live here
-//! ([`bench_scheduler`], [`bench_events`]).
+//! ([`bench_scheduler`], [`bench_events`], [`bench_e2e`]).
 
 pub mod agent;
+pub mod bench_e2e;
 pub mod bench_events;
 pub mod bench_scheduler;
+pub mod bench_sim;
 pub mod cluster;
 
 use serde_json::Value;
@@ -213,6 +215,11 @@ impl Dev {
             .args(["--listen", &self.listen])
             // Parallel tests each run a `berth dev`: no fixed HTTP port (the default is 7602).
             .args(["--http-listen", "127.0.0.1:0"])
+            // Nor for the agent's API (the default is 7603); it registers the port it got.
+            .args(["--agent-http-listen", "127.0.0.1:0"])
+            // Nor for the task metadata endpoint (the default is 51679, as on ECS); the agent keeps
+            // the port it picked in its data dir, so a restart binds the same one.
+            .args(["--metadata-port", "0"])
             .args(&self.extra)
             .env("ECS_IMAGE_PULL_BEHAVIOR", "prefer-cached")
             .env("RUST_LOG", "info")

@@ -1,7 +1,7 @@
 //! One behaviour suite for every [`ContainerRuntime`]: run against [`SimulatedRuntime`] always
 //! and against [`DockerRuntime`] when a daemon answers (the Docker part skips otherwise, or
 //! fails under `BERTH_REQUIRE_DOCKER=1`). Covers images, lifecycle, exit codes, stop timeouts,
-//! removal and health checks.
+//! removal, health checks and stats.
 
 use super::*;
 use crate::testkit::{
@@ -72,6 +72,20 @@ async fn conformance(rt: &dyn ContainerRuntime, instance: &str) {
     let listed = rt.list(LABEL_INSTANCE_ID, instance).await.expect("list");
     assert_eq!(listed.iter().filter(|c| c.id == id).count(), 1);
     assert!(listed.iter().all(|c| c.label(LABEL_INSTANCE_ID) == Some(instance)));
+
+    // Stats: a running container's sample carries its memory limit, the engine's JSON with
+    // `memory_stats`, and CPU counters that never go backwards; a missing container has none.
+    let first = rt.stats(&id).await.expect("stats of a running container");
+    let second = rt.stats(&id).await.expect("stats again");
+    assert_eq!(first.memory_limit_bytes, Some(64 * 1024 * 1024));
+    assert!(first.raw["memory_stats"].is_object(), "{}", first.raw);
+    assert!(first.system_cpu_usage_ns.is_some());
+    assert!(second.cpu_total_usage_ns >= first.cpu_total_usage_ns);
+    assert!(matches!(
+        rt.stats("berth-test-no-such-container").await,
+        Err(RuntimeError::NotFound(_))
+    ));
+    assert!(rt.networks(&id).await.is_ok());
 
     // A container that exits by itself reports its exit code.
     let exits = spec(instance, "exit3", &["sh", "-c", "exit 3"]);

@@ -4,21 +4,28 @@
 //! an `http://`/`tcp://` address, then negotiates the API version (Debian's 20.10 daemon speaks
 //! 1.41; bollard's default is newer). Logs always go to the `json-file` driver.
 //!
+//! * `awsvpc.rs`  — the awsvpc task network, pause containers with an address of their own, and
+//!   the built-in pause image (`docker import` of an in-memory tar).
 //! * `create.rs`  — [`ContainerSpec`] → the engine's create body (config and host config). Pure.
+//! * `stats.rs`   — one-shot stats samples, a container's networks, the bridge gateway.
 //! * `volumes.rs` — engine volumes: created before a container that mounts them, task-scoped
 //!   ones removed with the task's last container.
+//! * `logs.rs`    — a container's stdout/stderr (the engine's logs endpoint) as a stream.
 //!
 //! Health checks are Docker's own (`HealthConfig` on create, durations in nanoseconds); inspect
 //! reads `State.Health.Status`, and list reads the summary's `Health` (API ≥ 1.52) or, from older
 //! daemons, the "(healthy)" / "(unhealthy)" / "(health: starting)" suffix of its status text, so
 //! that the observer can tell a health change without inspecting every container every poll.
 
+mod awsvpc;
 mod create;
+mod logs;
+mod stats;
 mod volumes;
 
 use super::{
-    BoundPort, ContainerHealth, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState,
-    RuntimeError,
+    BoundPort, ContainerHealth, ContainerInfo, ContainerNetwork, ContainerRuntime, ContainerSpec,
+    ContainerState, ContainerStats, LogStream, LogsOptions, RuntimeError,
 };
 use async_trait::async_trait;
 use bollard::Docker;
@@ -28,7 +35,8 @@ use bollard::models::{
     ContainerSummaryStateEnum, HealthStatusEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use create::create_body;
@@ -47,6 +55,8 @@ const DOCKER_REQUEST_TIMEOUT_SECS: u64 = 300;
 #[derive(Debug, Clone)]
 pub struct DockerRuntime {
     docker: Docker,
+    /// awsvpc address allocation and pause image builds, one at a time (`awsvpc.rs`).
+    awsvpc: std::sync::Arc<awsvpc::AwsvpcLocks>,
 }
 
 impl DockerRuntime {
@@ -73,7 +83,7 @@ impl DockerRuntime {
             .negotiate_version()
             .await
             .map_err(|e| RuntimeError::Unavailable(format!("{host}: {e}")))?;
-        Ok(Self { docker })
+        Ok(Self { docker, awsvpc: Default::default() })
     }
 
     /// The underlying bollard client (for tests that need engine calls the trait lacks).
@@ -182,6 +192,9 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        if let Some(tn) = &spec.task_network {
+            return awsvpc::create_pause(&self.docker, &self.awsvpc, spec, tn).await;
+        }
         let created_volumes = volumes::ensure(&self.docker, spec).await?;
         let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
         match self.docker.create_container(Some(opts), create_body(spec)).await {
@@ -293,6 +306,35 @@ impl ContainerRuntime for DockerRuntime {
         Ok(())
     }
 
+    async fn ensure_pause_image(&self, image: &str) -> Result<(), RuntimeError> {
+        awsvpc::ensure_builtin_image(&self.docker, &self.awsvpc, image).await
+    }
+
+    fn watch(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Option<futures::stream::BoxStream<'static, String>> {
+        let mut filters = HashMap::new();
+        filters.insert("type".to_string(), vec!["container".to_string()]);
+        filters.insert("label".to_string(), vec![format!("{key}={value}")]);
+        let opts = EventsOptionsBuilder::default().filters(&filters).build();
+        let events = self.docker.events(Some(opts));
+        // Exec events (health checks run as execs) are noise: their outcome shows up as a
+        // `health_status` event. The stream stops at the first error (the observer re-opens it).
+        Some(
+            events
+                .take_while(|e| futures::future::ready(e.is_ok()))
+                .filter_map(|e| {
+                    let e = e.ok();
+                    let action = e.as_ref().and_then(|e| e.action.clone()).unwrap_or_default();
+                    let id = e.and_then(|e| e.actor).and_then(|a| a.id);
+                    futures::future::ready(id.filter(|_| !action.starts_with("exec_")))
+                })
+                .boxed(),
+        )
+    }
+
     async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), vec![format!("{key}={value}")]);
@@ -330,6 +372,22 @@ impl ContainerRuntime for DockerRuntime {
                 })
             })
             .collect())
+    }
+
+    async fn logs(&self, id: &str, opts: LogsOptions) -> Result<LogStream, RuntimeError> {
+        logs::logs(&self.docker, id, opts).await
+    }
+
+    async fn stats(&self, id: &str) -> Result<ContainerStats, RuntimeError> {
+        stats::sample(&self.docker, id).await
+    }
+
+    async fn networks(&self, id: &str) -> Result<Vec<ContainerNetwork>, RuntimeError> {
+        stats::networks(&self.docker, id).await
+    }
+
+    async fn bridge_gateway(&self) -> Result<Option<std::net::IpAddr>, RuntimeError> {
+        stats::bridge_gateway(&self.docker).await
     }
 }
 

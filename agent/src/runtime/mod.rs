@@ -1,25 +1,40 @@
 //! # runtime — the narrow seam between the agent and a container engine
 //!
 //! * [`ContainerRuntime`]: the only operations the supervisor needs (image present / pull,
-//!   create, start, inspect, stop with a timeout, remove, list by label, engine version).
+//!   create, start, inspect, stop with a timeout, remove, list by label, engine version) and
+//!   what the operator API needs ([`ContainerRuntime::logs`]: a container's output as a stream
+//!   of [`LogChunk`]s, for `berth task logs`).
+//! * Stats and addresses: [`ContainerRuntime::stats`] ([`ContainerStats`], one sample),
+//!   [`ContainerRuntime::networks`] and [`ContainerRuntime::bridge_gateway`] (the task metadata
+//!   endpoint's listen address and caller check).
 //! * Health checks run in the engine ([`HealthCheckSpec`] on create, Docker's native
 //!   healthcheck); [`ContainerInfo::health`] carries what the engine last concluded.
 //! * [`DockerRuntime`] (`docker.rs`): the real thing, Docker Engine API through bollard 0.21.
 //! * [`SimulatedRuntime`] (`simulated.rs`): an in-memory fake for unit tests and scale
 //!   simulations. Containers "run" until test code makes them exit.
+//! * awsvpc: `task_network.rs` (subnet, address allocation, names; pure) and `pause_image.rs`
+//!   (the built-in pause image: a hand-assembled static executable in an in-memory tar), used
+//!   by the runtime when a [`ContainerSpec`] has a `task_network`, and by
+//!   [`ContainerRuntime::ensure_pause_image`].
 //! * `conformance.rs` (tests only): one behaviour suite run against both implementations.
+//!   `conformance_logs.rs` (tests only) does the same for [`ContainerRuntime::logs`].
 //!
 //! The types here are engine-neutral: the supervisor never sees a bollard type.
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::time::Duration;
 
 pub mod docker;
+pub mod pause_image;
 pub mod simulated;
+pub mod task_network;
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+mod conformance_logs;
 
 pub use docker::DockerRuntime;
 pub use simulated::SimulatedRuntime;
@@ -64,6 +79,10 @@ pub struct ContainerSpec {
     /// Everything else a task definition can ask of the engine (volumes, links, security,
     /// limits, …); see [`ContainerOptions`].
     pub options: ContainerOptions,
+    /// Set on the pause container of an awsvpc task only: the runtime attaches it to this
+    /// network with an address of its own and sets its hostname and the `berth.awsvpc.*` labels
+    /// from that address (`task_network.rs`). `network_mode` is then ignored.
+    pub task_network: Option<task_network::TaskNetworkSpec>,
 }
 
 /// Engine options beyond the basics (ECS-NOTES §1.2, §1.5). Names are the engine's; the
@@ -243,6 +262,67 @@ impl ContainerInfo {
     }
 }
 
+/// Which output stream of a container a [`LogChunk`] came from. A container with a TTY has one
+/// merged stream, reported as `Stdout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSource {
+    Stdout,
+    Stderr,
+}
+
+/// A piece of a container's output, as the engine delivered it (usually one line; not
+/// guaranteed to end on a line boundary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub source: LogSource,
+    pub data: bytes::Bytes,
+}
+
+/// What [`ContainerRuntime::logs`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogsOptions {
+    /// Keep the stream open and deliver new output until the container exits. On a container
+    /// that is not running, the stream ends after the output so far.
+    pub follow: bool,
+    /// Only the last N lines of the output so far (stdout and stderr counted together).
+    pub tail: Option<u64>,
+    /// Prefix every line with the engine's RFC 3339 timestamp.
+    pub timestamps: bool,
+}
+
+/// A container's output; an `Err` item ends it (the engine failed mid-stream).
+pub type LogStream =
+    Pin<Box<dyn futures::Stream<Item = Result<LogChunk, RuntimeError>> + Send + 'static>>;
+
+/// One resource-usage sample of a container, from [`ContainerRuntime::stats`]. CPU counters are
+/// cumulative, so a rate needs two samples (`crate::stats` keeps the previous one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerStats {
+    /// CPU time the container has used since it started, nanoseconds.
+    pub cpu_total_usage_ns: u64,
+    /// CPU time of the whole host since boot, nanoseconds (`None` when the engine does not say).
+    pub system_cpu_usage_ns: Option<u64>,
+    pub online_cpus: Option<u32>,
+    /// Memory in use without the reclaimable page cache (what `docker stats` shows), bytes.
+    pub memory_usage_bytes: u64,
+    /// The container's memory limit (the host's memory when it has none), bytes.
+    pub memory_limit_bytes: Option<u64>,
+    /// The engine's own stats document (Docker's `ContainerStats` JSON), which the task
+    /// metadata endpoint serves as is.
+    pub raw: serde_json::Value,
+}
+
+/// A network a container is attached to, from [`ContainerRuntime::networks`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerNetwork {
+    /// The engine's network name (`bridge`, `host`, …).
+    pub name: String,
+    pub ipv4: Option<std::net::Ipv4Addr>,
+    pub prefix_len: Option<u8>,
+    pub gateway: Option<std::net::Ipv4Addr>,
+    pub mac: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("no such container or image: {0}")]
@@ -275,4 +355,45 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
     /// All containers (running or not) carrying the label `key=value`.
     async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, RuntimeError>;
+    /// Makes Berth's built-in pause image ([`pause_image::BUILTIN_PAUSE_IMAGE`]) available,
+    /// building it locally when absent (no registry involved). The default only checks that it
+    /// is present (for runtimes that cannot build).
+    async fn ensure_pause_image(&self, image: &str) -> Result<(), RuntimeError> {
+        if self.image_present(image).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::NotFound(format!("pause image {image}")))
+        }
+    }
+    /// The container's stdout and stderr, interleaved as the engine recorded them. Fails with
+    /// [`RuntimeError::NotFound`] before streaming when there is no such container.
+    async fn logs(&self, id: &str, opts: LogsOptions) -> Result<LogStream, RuntimeError>;
+    /// One resource-usage sample (Docker: a one-shot stats call, no stream). The default is for
+    /// runtimes without stats (the sampler skips what fails).
+    async fn stats(&self, id: &str) -> Result<ContainerStats, RuntimeError> {
+        Err(RuntimeError::Engine(format!("stats of {id}: not supported by this runtime")))
+    }
+    /// The networks a container is attached to, with its addresses (empty: unknown).
+    async fn networks(&self, id: &str) -> Result<Vec<ContainerNetwork>, RuntimeError> {
+        let _ = id;
+        Ok(Vec::new())
+    }
+    /// The host's address on the engine's default bridge network (Docker: the `bridge`
+    /// network's IPAM gateway, typically 172.17.0.1), where bridge-mode containers reach the
+    /// host; `None` when there is no such network (the simulated runtime).
+    async fn bridge_gateway(&self) -> Result<Option<std::net::IpAddr>, RuntimeError> {
+        Ok(None)
+    }
+    /// A stream of the ids of containers labelled `key=value` as they change state (Docker: the
+    /// engine's event stream, filtered by that label); the observer polls at once on each.
+    /// `None`: the runtime has no such stream (the observer relies on its poll interval and on
+    /// the pokes after each step). The stream ends when the engine connection breaks.
+    fn watch(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Option<futures::stream::BoxStream<'static, String>> {
+        let _ = (key, value);
+        None
+    }
 }

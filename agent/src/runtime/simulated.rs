@@ -16,10 +16,27 @@
 //! code calls [`SimulatedRuntime::set_health`]; for the conformance suite, a check whose command
 //! is exactly `true` or `false` (`["CMD", "true"]`, `["CMD-SHELL", "false"]`) reaches its verdict
 //! as soon as the container starts (no intervals or retries are simulated).
+//!
+//! Stats (`stats.rs`): simulated, deterministic numbers — each sample of a running container
+//! adds [`SIMULATED_CPU_NS_PER_SAMPLE`] of CPU time, so two samples read as a quarter of a core;
+//! memory in use is always [`SIMULATED_MEMORY_BYTES`].
+//!
+//! awsvpc: a pause container (a spec with `task_network`) gets an address from the same
+//! allocator as on Docker, in the same `berth.awsvpc.*` labels; the built-in pause image is
+//! "built" by [`ContainerRuntime::ensure_pause_image`] adding it to the cache.
+//!
+//! Output (`logs.rs`): only what test code writes with [`SimulatedRuntime::append_log`]; a
+//! container nobody wrote to shows [`SIMULATED_NO_LOGS`].
+
+mod logs;
+mod stats;
+
+pub use logs::SIMULATED_NO_LOGS;
+pub use stats::{SIMULATED_CPU_NS_PER_SAMPLE, SIMULATED_MEMORY_BYTES};
 
 use super::{
     BoundPort, ContainerHealth, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState,
-    LABEL_CONTAINER_NAME, RuntimeError,
+    LABEL_CONTAINER_NAME, LogChunk, LogStream, LogsOptions, RuntimeError,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -45,6 +62,13 @@ struct SimState {
     fail_start: HashMap<String, String>,
     /// The spec each container was created from (its "config": port mappings, network mode).
     specs: HashMap<String, ContainerSpec>,
+    /// Container id → how many stats samples were taken (`stats.rs`: the fake counters grow
+    /// with it).
+    stats_samples: HashMap<String, u64>,
+    /// Container id → the output lines test code wrote (`logs.rs`).
+    logs: HashMap<String, Vec<LogChunk>>,
+    /// Woken when output is written or a container stops running (log followers wait on it).
+    log_changed: Arc<tokio::sync::Notify>,
 }
 
 /// In-memory fake container engine. Cheap to clone (shared state).
@@ -122,6 +146,7 @@ impl SimulatedRuntime {
         c.exit_code = Some(code);
         c.ports.clear();
         c.health = None;
+        logs::notify_followers(&st);
         true
     }
 
@@ -221,11 +246,15 @@ impl ContainerRuntime for SimulatedRuntime {
         st.next_id += 1;
         st.creates += 1;
         let id = format!("sim{:061x}", st.next_id);
+        let labels = match &spec.task_network {
+            Some(tn) => pause_labels(&st, spec, tn)?,
+            None => spec.labels.clone(),
+        };
         let info = ContainerInfo {
             id: id.clone(),
             name: spec.name.clone(),
             image: spec.image.clone(),
-            labels: spec.labels.clone(),
+            labels,
             state: ContainerState::Created,
             exit_code: None,
             ports: Vec::new(),
@@ -235,6 +264,19 @@ impl ContainerRuntime for SimulatedRuntime {
         st.containers.insert(id.clone(), info);
         st.specs.insert(id.clone(), spec.clone());
         Ok(id)
+    }
+
+    /// The built-in pause image is "built" by adding it to the cache.
+    async fn ensure_pause_image(&self, image: &str) -> Result<(), RuntimeError> {
+        let mut st = self.lock();
+        if image == super::pause_image::BUILTIN_PAUSE_IMAGE {
+            st.cached.insert(image.to_string());
+        }
+        if st.cached.contains(image) {
+            Ok(())
+        } else {
+            Err(RuntimeError::NotFound(format!("pause image {image}")))
+        }
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
@@ -287,6 +329,7 @@ impl ContainerRuntime for SimulatedRuntime {
             c.health = None;
         }
         st.next_port = next_port;
+        logs::notify_followers(&st);
         Ok(())
     }
 
@@ -309,6 +352,7 @@ impl ContainerRuntime for SimulatedRuntime {
             c.ports.clear();
             c.health = None;
         }
+        logs::notify_followers(&st);
         Ok(())
     }
 
@@ -323,6 +367,8 @@ impl ContainerRuntime for SimulatedRuntime {
         };
         st.containers.remove(&key);
         st.specs.remove(&key);
+        st.logs.remove(&key);
+        logs::notify_followers(&st);
         Ok(())
     }
 
@@ -335,4 +381,46 @@ impl ContainerRuntime for SimulatedRuntime {
             .cloned()
             .collect())
     }
+
+    async fn logs(&self, id: &str, opts: LogsOptions) -> Result<LogStream, RuntimeError> {
+        logs::logs(self, id, opts)
+    }
+
+    async fn stats(&self, id: &str) -> Result<super::ContainerStats, RuntimeError> {
+        let mut st = self.lock();
+        let SimState { containers, specs, stats_samples, .. } = &mut *st;
+        let c = find_mut(containers, id)
+            .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
+        let n = stats_samples.entry(c.id.clone()).or_default();
+        *n += 1;
+        let limit = specs.get(&c.id).and_then(|s| s.memory_bytes);
+        Ok(stats::simulated_sample(c, *n, limit))
+    }
+}
+
+/// A pause container (awsvpc) gets an address as the Docker runtime gives one (the task
+/// network's allocator, skipping the addresses of the other pause containers), recorded in the
+/// same `berth.awsvpc.*` labels.
+fn pause_labels(
+    st: &SimState,
+    spec: &ContainerSpec,
+    tn: &super::task_network::TaskNetworkSpec,
+) -> Result<BTreeMap<String, String>, RuntimeError> {
+    use super::task_network::*;
+    let mut used: HashSet<std::net::Ipv4Addr> = [tn.subnet.gateway()].into();
+    used.extend(
+        st.containers
+            .values()
+            .filter_map(|c| c.label(LABEL_AWSVPC_IPV4)?.parse::<std::net::Ipv4Addr>().ok()),
+    );
+    let ip = allocate(&tn.subnet, &used, tn.seed).ok_or_else(|| {
+        RuntimeError::Engine(format!("network {} has no free address", tn.network))
+    })?;
+    let mut labels = spec.labels.clone();
+    labels.insert(LABEL_AWSVPC_IPV4.into(), ip.to_string());
+    labels.insert(LABEL_AWSVPC_MAC.into(), mac_address(ip));
+    labels.insert(LABEL_AWSVPC_DNS_NAME.into(), private_dns_name(ip, &tn.dns_domain));
+    labels.insert(LABEL_AWSVPC_NETWORK.into(), tn.network.clone());
+    labels.insert(LABEL_AWSVPC_SUBNET.into(), tn.subnet.to_string());
+    Ok(labels)
 }

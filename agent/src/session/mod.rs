@@ -7,8 +7,9 @@
 //! [`LEADER_HINT_METADATA`]) is tried next.
 //!
 //! On `Registered` the instance id is persisted and the supervisor is created (once per agent
-//! process, it outlives connections); then the latest report of every task is re-sent, because
-//! reports made while disconnected were not delivered (the controller deduplicates).
+//! process, it outlives connections); then the reports made while disconnected are delivered in
+//! order (the supervisor queues them, bounded by `REPORT_QUEUE_BOUND`), followed by the latest
+//! report of every task not already covered (the controller ignores what it already has).
 //!
 //! * `register.rs` — the RegisterAgent message, host resources, the instance-id file.
 
@@ -18,7 +19,7 @@ pub mod register;
 mod tests;
 
 use crate::runtime::ContainerRuntime;
-use crate::supervisor::{Supervisor, SupervisorConfig};
+use crate::supervisor::{ReportStream, Supervisor, SupervisorConfig};
 use crate::{AgentConfig, AgentError, Clock};
 use berth_proto::model::TaskStatusReport;
 use berth_proto::v1::agent_dispatch_client::AgentDispatchClient;
@@ -44,14 +45,23 @@ const OUTBOUND_QUEUE: usize = 1024;
 /// State that survives reconnects.
 pub struct SessionState {
     pub instance_id: String,
-    pub supervisor: Option<(Supervisor, mpsc::UnboundedReceiver<TaskStatusReport>)>,
+    pub supervisor: Option<(Supervisor, ReportStream)>,
     pub docker_version: String,
+    /// The metadata endpoint's view and the stats sampler, hooked onto the supervisor when it
+    /// is created (`crate::telemetry`; off unless the agent sets it).
+    pub telemetry: crate::telemetry::Telemetry,
     heartbeat_seq: u64,
 }
 
 impl SessionState {
     pub fn new(instance_id: String, docker_version: String) -> Self {
-        SessionState { instance_id, supervisor: None, docker_version, heartbeat_seq: 0 }
+        SessionState {
+            instance_id,
+            supervisor: None,
+            docker_version,
+            telemetry: Default::default(),
+            heartbeat_seq: 0,
+        }
     }
 }
 
@@ -98,9 +108,23 @@ fn report_message(r: &TaskStatusReport) -> Option<pb::AgentMessage> {
     }
 }
 
+/// One stats period as the `ContainerStatsReport` message.
+fn stats_message(r: &berth_proto::model::StatsReport) -> Option<pb::AgentMessage> {
+    match serde_json::to_string(r) {
+        Ok(json) => Some(pb::AgentMessage {
+            msg: Some(agent_message::Msg::ContainerStats(pb::ContainerStatsReport { json })),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "stats report does not serialize");
+            None
+        }
+    }
+}
+
 enum Event {
     Inbound(Result<Option<pb::ControllerMessage>, tonic::Status>),
-    Report(TaskStatusReport),
+    Reports(Vec<TaskStatusReport>),
+    Stats(Arc<berth_proto::model::StatsReport>),
     Heartbeat,
 }
 
@@ -154,9 +178,11 @@ pub async fn run_session(
                     _ => std::future::pending().await,
                 }
             };
+            let stats = state.telemetry.next_report();
             tokio::select! {
                 m = inbound.message() => Event::Inbound(m),
-                Some(r) = reports => Event::Report(r),
+                Some(r) = reports => Event::Reports(r),
+                Some(s) = stats, if registered => Event::Stats(s),
                 _ = heartbeat.tick() => Event::Heartbeat,
             }
         };
@@ -179,7 +205,8 @@ pub async fn run_session(
                 }
                 handle_inbound(cfg, runtime, clock, state, m, &mut registered).await?
             }
-            Event::Report(r) => report_message(&r).into_iter().collect(),
+            Event::Reports(rs) => rs.iter().filter_map(report_message).collect(),
+            Event::Stats(s) => stats_message(&s).into_iter().collect(),
             Event::Heartbeat => {
                 state.heartbeat_seq += 1;
                 vec![pb::AgentMessage {
@@ -228,19 +255,25 @@ async fn handle_inbound(
                         pull_behavior: cfg.image_pull_behavior,
                         poll_interval: cfg.poll_interval,
                         task_cleanup_wait: cfg.task_cleanup_wait,
+                        awsvpc: cfg.awsvpc.clone().with_zone(
+                            register::attributes(cfg)
+                                .get("ecs.availability-zone")
+                                .map(String::as_str),
+                        ),
                     };
-                    state.supervisor = Some(Supervisor::new(runtime.clone(), sc, clock.clone()));
+                    let (mut sup, reports) = Supervisor::new(runtime.clone(), sc, clock.clone());
+                    state.telemetry.attach(&mut sup, runtime, clock);
+                    state.supervisor = Some((sup, reports));
                 }
             }
             state.instance_id = r.instance_id.clone();
             *registered = true;
             tracing::info!(instance_id = %r.instance_id, arn = %r.instance_arn, "registered");
-            // Re-send the latest report of every task; queued ones are covered by that.
-            let Some((sup, rx)) = state.supervisor.as_mut() else {
+            // Deliver what happened while disconnected, in order, then the latest of every task.
+            let Some((_, rx)) = state.supervisor.as_mut() else {
                 return Ok(Vec::new());
             };
-            while rx.try_recv().is_ok() {}
-            Ok(sup.latest_reports().iter().filter_map(report_message).collect())
+            Ok(rx.drain_for_reconnect().iter().filter_map(report_message).collect())
         }
         Some(controller_message::Msg::Assignments(a)) => {
             match state.supervisor.as_mut() {

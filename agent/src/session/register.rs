@@ -73,6 +73,7 @@ pub fn register_message(
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         docker_version: docker_version.to_string(),
         hostname: hostname(cfg),
+        agent_endpoint: cfg.advertise_http.clone().unwrap_or_default(),
     }
 }
 

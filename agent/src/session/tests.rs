@@ -7,6 +7,7 @@ use berth_proto::model::{ContainerDefinition, Task, TaskDefinition, TaskStatusRe
 use berth_proto::v1::agent_dispatch_server::{AgentDispatch, AgentDispatchServer};
 use berth_proto::v1::{self as pb, agent_message, controller_message};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -25,6 +26,9 @@ struct FakeController {
     sessions: Arc<Mutex<Vec<SessionTx>>>,
     /// The heartbeat interval announced in `Registered` (0: none).
     heartbeat_ms: u64,
+    /// While set, every session is refused (a controller outage); `refused` counts attempts.
+    down: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
 }
 
 impl FakeController {
@@ -67,6 +71,10 @@ impl AgentDispatch for FakeController {
         &self,
         req: tonic::Request<tonic::Streaming<pb::AgentMessage>>,
     ) -> Result<tonic::Response<Out>, tonic::Status> {
+        if self.down.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(tonic::Status::unavailable("controller down"));
+        }
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(64);
         if let Ok(mut s) = self.sessions.lock() {
@@ -124,15 +132,24 @@ async fn serve(fake: FakeController) -> String {
 }
 
 fn one_assignment() -> pb::Assignment {
+    assignment(&[("app", true)])
+}
+
+/// One task `abc` with the given (container name, essential) list.
+fn assignment(containers: &[(&str, bool)]) -> pb::Assignment {
     let def = TaskDefinition {
         family: "svc".into(),
         revision: Some(1),
-        container_definitions: vec![ContainerDefinition {
-            name: "app".into(),
-            image: TEST_IMAGE.into(),
-            memory: Some(16),
-            ..Default::default()
-        }],
+        container_definitions: containers
+            .iter()
+            .map(|(name, essential)| ContainerDefinition {
+                name: name.to_string(),
+                image: TEST_IMAGE.into(),
+                memory: Some(16),
+                essential: Some(*essential),
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     };
     let task = Task {
@@ -254,6 +271,96 @@ async fn agent_beats_at_the_interval_the_controller_announces() {
         (beats >= 3).then_some(())
     })
     .await;
+    let _ = stop_tx.send(());
+    let _ = run.await;
+}
+
+/// Controller outage: containers keep running, the transitions the agent sees meanwhile are
+/// queued, and on reconnect they arrive in the order they happened (not just the final state).
+#[tokio::test]
+async fn state_changes_made_while_the_controller_is_down_arrive_in_order_on_reconnect() {
+    let fake = FakeController::default();
+    if let Ok(mut a) = fake.assignments.lock() {
+        a.push(assignment(&[("app", true), ("side", false)]));
+    }
+    let endpoint = serve(fake.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = SimulatedRuntime::new();
+    rt.add_cached_image(TEST_IMAGE);
+    let cfg = AgentConfig {
+        endpoints: vec![endpoint],
+        data_dir: dir.path().to_path_buf(),
+        image_pull_behavior: crate::PullBehavior::PreferCached,
+        heartbeat_interval: Duration::from_millis(100),
+        poll_interval: Duration::from_millis(20),
+        reconnect_backoff_min: Duration::from_millis(20),
+        reconnect_backoff_max: Duration::from_millis(40),
+        ..Default::default()
+    };
+    let agent = Agent::with_runtime(cfg, Arc::new(rt.clone())).expect("agent");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(agent.run(async {
+        let _ = stop_rx.await;
+    }));
+    wait_for(WAIT, "RUNNING report", || async {
+        fake.reports().into_iter().find(|r| r.task_id == "abc" && r.last_status == "RUNNING")
+    })
+    .await;
+
+    // The controller goes away.
+    fake.down.store(true, Ordering::SeqCst);
+    fake.disconnect_all();
+    let refused_after = |n: usize| {
+        let fake = fake.clone();
+        async move {
+            let start = fake.refused.load(Ordering::SeqCst);
+            wait_for(WAIT, "refused reconnect attempts", || async {
+                (fake.refused.load(Ordering::SeqCst) >= start + n).then_some(())
+            })
+            .await;
+        }
+    };
+    refused_after(1).await;
+    let before = fake.reports().len();
+    let id_of = |name: &str| {
+        rt.containers()
+            .into_iter()
+            .find(|c| c.label(crate::runtime::LABEL_CONTAINER_NAME) == Some(name))
+            .map(|c| c.id)
+            .unwrap_or_default()
+    };
+    // Two transitions while it is down, each given several poll intervals to be observed.
+    assert!(rt.exit_container(&id_of("side"), 5), "side container exits");
+    refused_after(5).await;
+    assert!(
+        rt.containers().iter().any(|c| c.state == crate::runtime::ContainerState::Running),
+        "the essential container keeps running while the controller is away"
+    );
+    assert!(rt.exit_container(&id_of("app"), 3), "app container exits");
+    refused_after(5).await;
+    assert_eq!(fake.reports().len(), before, "nothing was delivered while down");
+
+    // Back: the queued transitions arrive in order.
+    fake.down.store(false, Ordering::SeqCst);
+    let after = wait_for(WAIT, "the STOPPED report after reconnecting", || async {
+        let after: Vec<TaskStatusReport> = fake.reports()[before..].to_vec();
+        after.iter().any(|r| r.last_status == "STOPPED").then_some(after)
+    })
+    .await;
+    let exit = |r: &TaskStatusReport, name: &str| {
+        r.containers.iter().find(|c| c.name == name).and_then(|c| c.exit_code)
+    };
+    let side_exited = after
+        .iter()
+        .position(|r| r.last_status == "RUNNING" && exit(r, "side") == Some(5))
+        .unwrap_or_else(|| panic!("no RUNNING report with side exited: {after:?}"));
+    let stopped = after
+        .iter()
+        .position(|r| r.last_status == "STOPPED")
+        .unwrap_or_else(|| panic!("no STOPPED report: {after:?}"));
+    assert!(side_exited < stopped, "in order: {after:?}");
+    assert_eq!(exit(&after[stopped], "app"), Some(3));
+    assert_eq!(exit(&after[stopped], "side"), Some(5));
     let _ = stop_tx.send(());
     let _ = run.await;
 }

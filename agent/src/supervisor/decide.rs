@@ -5,6 +5,7 @@
 //! the worker passes `now` in. Container ordering (`dependsOn`, `links`, `startTimeout`,
 //! reverse-order shutdown) is decided with the helpers of `decide_order.rs`.
 
+use super::awsvpc;
 use super::decide_order::{self, Gate, OrderView};
 use super::spec::{DEFAULT_STOP_TIMEOUT, TaskPlan};
 use crate::runtime::{ContainerInfo, ContainerState, LABEL_CONTAINER_NAME, LABEL_STOP_TIMEOUT};
@@ -317,6 +318,11 @@ pub fn build_report(
 ) -> TaskStatusReport {
     let by_name = by_container_name(observed);
     let stopped = matches!(phase, Phase::Stopped { .. });
+    // awsvpc: the pause container is never a container of the report; it gives the task's
+    // attachment and every container's interface.
+    let pause = observed.iter().find(|c| awsvpc::is_pause_info(c));
+    let interfaces: Vec<_> =
+        pause.and_then(|p| awsvpc::network_interface(task_id, p)).into_iter().collect();
     let last_health =
         |name: &str| previous?.containers.iter().find(|c| c.name == name)?.health_status.as_deref();
     let report_of = |name: &str, checked: bool, info: Option<&ContainerInfo>| ContainerReport {
@@ -343,6 +349,7 @@ pub fn build_report(
             })
             .unwrap_or_default(),
         health_status: checked.then(|| container_health(info, last_health(name))),
+        network_interfaces: interfaces.clone(),
     };
     let (containers, health): (Vec<ContainerReport>, &str) = match plan {
         Some(plan) => {
@@ -350,6 +357,7 @@ pub fn build_report(
                 .containers
                 .iter()
                 .enumerate()
+                .filter(|(_, c)| !awsvpc::is_pause(c))
                 .map(|(i, c)| {
                     let checked = c.spec.health_check.is_some();
                     let mut r = report_of(&c.name, checked, by_name.get(c.name.as_str()).copied());
@@ -363,6 +371,7 @@ pub fn build_report(
             let checked_essential = plan
                 .containers
                 .iter()
+                .filter(|c| !awsvpc::is_pause(c))
                 .zip(&containers)
                 .filter(|(c, _)| c.essential)
                 .filter_map(|(_, r)| r.health_status.as_deref());
@@ -371,7 +380,11 @@ pub fn build_report(
         }
         // Without the definition nothing is known to have a health check.
         None => (
-            by_name.iter().map(|(name, info)| report_of(name, false, Some(info))).collect(),
+            by_name
+                .iter()
+                .filter(|(_, info)| !awsvpc::is_pause_info(info))
+                .map(|(name, info)| report_of(name, false, Some(info)))
+                .collect(),
             UNKNOWN,
         ),
     };
@@ -389,6 +402,10 @@ pub fn build_report(
         pull_stopped_at: times.pull_stopped_at,
         execution_stopped_at: times.execution_stopped_at,
         health_status: Some(health.to_string()),
+        attachments: pause
+            .and_then(|p| awsvpc::attachment(task_id, p, stopped))
+            .into_iter()
+            .collect(),
     }
 }
 

@@ -12,7 +12,13 @@
 //!   and task `healthStatus` from the engine's health checks. Pure.
 //! * `decide_order.rs` — container ordering: `dependsOn` / `links` start gates, `startTimeout`,
 //!   reverse-order shutdown. Pure (time is an input).
-//! * `images.rs` — pull behaviours (default / always / once / prefer-cached).
+//! * `awsvpc.rs` — awsvpc tasks: the pause container in the plan, the ENI-shaped attachment and
+//!   `networkInterfaces` in the report. Pure.
+//! * `metadata_view.rs` — the task metadata endpoint's read-only view of the tasks, and the
+//!   env var / token injection into new plans (only while the endpoint is on).
+//! * `images.rs` — pull behaviours (default / always / once / prefer-cached); one pull per image
+//!   at a time, shared by the tasks that ask meanwhile.
+//! * `pacing.rs` — removals of stopped containers wait while tasks are starting (bounded).
 //!
 //! Adoption needs nothing special: a worker's first decision is made on a snapshot that already
 //! shows the containers a previous agent process created (same labels, same names), so it starts
@@ -20,10 +26,13 @@
 //! instance that belong to no assigned task are stopped and removed once a full assignment set
 //! has arrived. The supervisor never touches containers labelled with another instance id.
 
+pub mod awsvpc;
 pub mod decide;
 pub mod decide_order;
 pub mod images;
+pub mod metadata_view;
 pub mod observer;
+pub mod pacing;
 pub mod spec;
 mod worker;
 
@@ -38,6 +47,7 @@ use berth_proto::v1::Assignment;
 use decide::{Desired, Phase, STOP_CODE_FAILED_TO_START};
 use spec::Placement;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -55,22 +65,55 @@ pub struct SupervisorConfig {
     pub pull_behavior: PullBehavior,
     pub poll_interval: Duration,
     pub task_cleanup_wait: Duration,
+    /// How awsvpc tasks get their network namespace (`awsvpc.rs`).
+    pub awsvpc: awsvpc::AwsvpcSettings,
 }
 
-/// Latest report per task, plus a stream of every new one.
+/// Reports waiting for the session, at most this many. While the controller is unreachable the
+/// session does not read, so every transition waits here in order and is delivered on reconnect
+/// (ECS agents buffer state changes the same way). Past the bound the newest transitions are not
+/// queued: the latest report of every task is then re-sent instead, so the final state is never
+/// lost, only intermediate history.
+pub const REPORT_QUEUE_BOUND: usize = 4096;
+
+/// Latest report per task, plus a bounded, ordered queue of every new one.
 pub struct ReportBoard {
     latest: Mutex<HashMap<String, TaskStatusReport>>,
     tx: mpsc::UnboundedSender<TaskStatusReport>,
+    queued: AtomicUsize,
+    overflowed: AtomicBool,
 }
 
 impl ReportBoard {
+    fn new(tx: mpsc::UnboundedSender<TaskStatusReport>) -> ReportBoard {
+        ReportBoard {
+            latest: Mutex::new(HashMap::new()),
+            tx,
+            queued: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
+        }
+    }
+
     pub fn publish(&self, report: TaskStatusReport) {
         self.latest
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(report.task_id.clone(), report.clone());
+        if self.queued.load(Ordering::SeqCst) >= REPORT_QUEUE_BOUND {
+            if !self.overflowed.swap(true, Ordering::SeqCst) {
+                tracing::warn!(
+                    bound = REPORT_QUEUE_BOUND,
+                    "report queue full (controller unreachable?): intermediate transitions are \
+                     dropped; the latest state of every task is re-sent"
+                );
+            }
+            return;
+        }
+        self.queued.fetch_add(1, Ordering::SeqCst);
         // The receiver is gone only while the agent shuts down; the latest map still has it.
-        let _ = self.tx.send(report);
+        if self.tx.send(report).is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     pub fn latest(&self) -> Vec<TaskStatusReport> {
@@ -89,6 +132,49 @@ impl ReportBoard {
     }
 }
 
+/// The session's end of the report queue.
+pub struct ReportStream {
+    rx: mpsc::UnboundedReceiver<TaskStatusReport>,
+    board: Arc<ReportBoard>,
+}
+
+impl ReportStream {
+    /// The next report, in publication order; then, if the queue overflowed since the last
+    /// call, the latest report of every task (the caller sends them all).
+    pub async fn recv(&mut self) -> Option<Vec<TaskStatusReport>> {
+        let r = self.rx.recv().await?;
+        self.board.queued.fetch_sub(1, Ordering::SeqCst);
+        let mut out = vec![r];
+        if self.board.overflowed.swap(false, Ordering::SeqCst) {
+            out.extend(self.board.latest());
+        }
+        Some(out)
+    }
+
+    /// Everything to send after (re)registering: the queued reports in order (transitions made
+    /// while disconnected), then the latest report of every task whose last queued report is not
+    /// its latest (all tasks after an overflow; tasks with nothing queued, e.g. after a new
+    /// controller leader, are re-sent too — the controller ignores what it already has).
+    pub fn drain_for_reconnect(&mut self) -> Vec<TaskStatusReport> {
+        let mut out = Vec::new();
+        while let Ok(r) = self.rx.try_recv() {
+            self.board.queued.fetch_sub(1, Ordering::SeqCst);
+            out.push(r);
+        }
+        let overflowed = self.board.overflowed.swap(false, Ordering::SeqCst);
+        let last: HashMap<&str, &TaskStatusReport> =
+            out.iter().map(|r| (r.task_id.as_str(), r)).collect();
+        let extra: Vec<TaskStatusReport> = self
+            .board
+            .latest()
+            .into_iter()
+            .filter(|l| overflowed || last.get(l.task_id.as_str()).is_none_or(|q| *q != l))
+            .collect();
+        out.extend(extra);
+        out
+    }
+}
+
 struct TaskEntry {
     version: u64,
     desired_tx: watch::Sender<DesiredState>,
@@ -101,6 +187,8 @@ pub struct Supervisor {
     ctx: Arc<WorkerContext>,
     tasks: HashMap<String, TaskEntry>,
     observer_handle: JoinHandle<()>,
+    /// Set while the task metadata endpoint is on (`metadata_view.rs`).
+    metadata: Option<metadata_view::MetadataHooks>,
 }
 
 impl Supervisor {
@@ -109,20 +197,25 @@ impl Supervisor {
         runtime: Arc<dyn ContainerRuntime>,
         cfg: SupervisorConfig,
         clock: Arc<dyn Clock>,
-    ) -> (Supervisor, mpsc::UnboundedReceiver<TaskStatusReport>) {
+    ) -> (Supervisor, ReportStream) {
         let (observer, observer_handle) =
             observer::spawn(runtime.clone(), cfg.instance_id.clone(), cfg.poll_interval);
         let (tx, rx) = mpsc::unbounded_channel();
+        let board = Arc::new(ReportBoard::new(tx));
         let ctx = Arc::new(WorkerContext {
             runtime,
             observer,
             images: Arc::new(images::ImagePreparer::default()),
+            start_gate: Arc::default(),
             pull_behavior: cfg.pull_behavior,
-            reports: Arc::new(ReportBoard { latest: Mutex::new(HashMap::new()), tx }),
+            reports: board.clone(),
             clock,
             task_cleanup_wait: cfg.task_cleanup_wait,
         });
-        (Supervisor { cfg, ctx, tasks: HashMap::new(), observer_handle }, rx)
+        (
+            Supervisor { cfg, ctx, tasks: HashMap::new(), observer_handle, metadata: None },
+            ReportStream { rx, board },
+        )
     }
 
     pub fn instance_id(&self) -> &str {
@@ -163,6 +256,9 @@ impl Supervisor {
         for id in forget {
             self.tasks.remove(&id);
             self.ctx.reports.forget(&id);
+            if let Some(m) = &self.metadata {
+                m.forget(&id);
+            }
         }
         self.sweep_orphans().await;
     }
@@ -190,6 +286,9 @@ impl Supervisor {
         // counts as an essential container that exited (ECS never re-runs a task's containers).
         let already_ran = parsed.as_ref().is_ok_and(|(task, _)| task.last_status == "RUNNING");
         let state = DesiredState { desired, stop_code, stopped_reason };
+        if let (Some(m), Ok((task, def))) = (&self.metadata, &parsed) {
+            m.note(a, self.tasks.get(&a.task_id).map(|e| e.version), task, def);
+        }
         if let Some(entry) = self.tasks.get_mut(&a.task_id) {
             if a.version < entry.version {
                 tracing::debug!(task_id = %a.task_id, version = a.version, have = entry.version, "stale assignment ignored");
@@ -208,7 +307,13 @@ impl Supervisor {
             cluster: self.cfg.cluster.clone(),
         };
         let (plan, phase) = match parsed.and_then(|(_, def)| {
-            spec::plan_task(&a.task_id, a.version, &def, &placement)
+            spec::plan_task_with(&a.task_id, a.version, &def, &placement, &self.cfg.awsvpc)
+                .map(|mut plan| {
+                    if let Some(m) = &self.metadata {
+                        m.inject(&def, &mut plan);
+                    }
+                    plan
+                })
                 .map_err(|e| format!("CannotCreateContainerError: {e}"))
         }) {
             Ok(plan) if already_ran => (Some(plan), Phase::Running),

@@ -2,10 +2,15 @@
 //! `berth.instance-id` label), inspects the ones whose state changed, and publishes a numbered
 //! snapshot that every task worker watches.
 //!
-//! Exit detection is by polling rather than Docker events: one list call per
-//! [`POLL_INTERVAL`] per agent, whatever the task count, works the same against the simulated
-//! runtime, and can never miss an event across a daemon or agent restart. Workers poke the
-//! observer after each action so that steps do not wait for the next tick.
+//! Changes are noticed three ways, so no step waits on a fixed interval: workers poke the
+//! observer after each action; the runtime's change stream ([`ContainerRuntime::watch`], Docker's
+//! events filtered by this instance's label) pokes it when a container exits or changes health
+//! on its own; and one list call per [`POLL_INTERVAL`] stays as the safety net (it works the
+//! same against the simulated runtime and cannot miss a change across a daemon or agent
+//! restart, or while the event stream is being re-opened). Events only trigger polls; the
+//! snapshot always comes from a list, so it never depends on an event being delivered. A
+//! container named by an event is inspected at the next poll even when its listed state looks
+//! unchanged (Docker emits `die` before its list view shows the container exited).
 //!
 //! A container is inspected again when its listed state changes, or when the list shows a health
 //! verdict different from the inspected one (health changes while the state stays "running").
@@ -13,7 +18,10 @@
 use crate::runtime::{
     ContainerInfo, ContainerRuntime, ContainerState, LABEL_INSTANCE_ID, LABEL_TASK_ID,
 };
-use std::collections::HashMap;
+use futures::FutureExt;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -97,9 +105,15 @@ pub fn spawn(
     let join = tokio::spawn(async move {
         // Inspected details by container id, reused while the listed state is unchanged.
         let mut cache: HashMap<String, ContainerInfo> = HashMap::new();
+        let mut events = runtime.watch(LABEL_INSTANCE_ID, &instance_id);
+        let watchable = events.is_some();
+        // Containers with an event since the last poll: inspected whatever the list says (the
+        // engine emits `die` before its list view shows the container exited).
+        let mut dirty: HashSet<String> = HashSet::new();
         loop {
             let generation = started.fetch_add(1, Ordering::SeqCst) + 1;
-            match poll(runtime.as_ref(), &instance_id, &mut cache).await {
+            let inspect = std::mem::take(&mut dirty);
+            match poll(runtime.as_ref(), &instance_id, &mut cache, &inspect).await {
                 Ok(by_task) => {
                     if tx.send(Arc::new(Snapshot { generation, by_task })).is_err() {
                         return;
@@ -109,17 +123,44 @@ pub fn spawn(
             }
             tokio::select! {
                 _ = poke.notified() => {}
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(interval) => {
+                    if watchable && events.is_none() {
+                        events = runtime.watch(LABEL_INSTANCE_ID, &instance_id);
+                    }
+                }
+                e = next_event(&mut events) => match e {
+                    // One poll for a burst: take every event already delivered.
+                    Some(id) => {
+                        dirty.insert(id);
+                        while let Some(Some(id)) =
+                            events.as_mut().and_then(|s| s.next().now_or_never())
+                        {
+                            dirty.insert(id);
+                        }
+                    }
+                    None => {
+                        tracing::debug!("container event stream ended; re-opened on the next tick");
+                        events = None;
+                    }
+                },
             }
         }
     });
     (handle, join)
 }
 
+async fn next_event(events: &mut Option<BoxStream<'static, String>>) -> Option<String> {
+    match events {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn poll(
     runtime: &dyn ContainerRuntime,
     instance_id: &str,
     cache: &mut HashMap<String, ContainerInfo>,
+    dirty: &HashSet<String>,
 ) -> Result<HashMap<String, Vec<ContainerInfo>>, crate::runtime::RuntimeError> {
     let listed = runtime.list(LABEL_INSTANCE_ID, instance_id).await?;
     let mut by_task: HashMap<String, Vec<ContainerInfo>> = HashMap::new();
@@ -133,7 +174,7 @@ async fn poll(
                 && (c.health.is_none() || c.health == prev.health)
         };
         let info = match cache.get(&c.id) {
-            Some(prev) if unchanged(prev) => prev.clone(),
+            Some(prev) if unchanged(prev) && !dirty.contains(&c.id) => prev.clone(),
             _ => match runtime.inspect(&c.id).await {
                 Ok(info) => info,
                 // Removed between list and inspect: it is gone.

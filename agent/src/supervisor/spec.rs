@@ -2,6 +2,7 @@
 //! Health checks get ECS's defaults here (ECS-NOTES §1.4.2); their limits were checked when the
 //! definition was registered.
 
+use super::awsvpc::{self, AwsvpcSettings};
 use super::decide_order::{Dependency, plan_dependencies};
 use crate::runtime::{
     ContainerSpec, HealthCheckSpec, LABEL_CLUSTER, LABEL_CONTAINER_NAME, LABEL_INSTANCE_ID,
@@ -65,26 +66,29 @@ pub fn parse_assignment(task_json: &str, def_json: &str) -> Result<(Task, TaskDe
 }
 
 /// Builds the plan, or a `CannotCreateContainerError`-style message for a definition this host
-/// cannot run.
+/// cannot run. awsvpc tasks get the default [`AwsvpcSettings`]; see [`plan_task_with`].
 pub fn plan_task(
     task_id: &str,
     version: u64,
     def: &TaskDefinition,
     placement: &Placement,
 ) -> Result<TaskPlan, String> {
+    plan_task_with(task_id, version, def, placement, &AwsvpcSettings::default())
+}
+
+/// [`plan_task`] with this agent's awsvpc settings: an awsvpc task's containers join the network
+/// namespace of a pause container appended to the plan (`awsvpc.rs`).
+pub fn plan_task_with(
+    task_id: &str,
+    version: u64,
+    def: &TaskDefinition,
+    placement: &Placement,
+    awsvpc_settings: &AwsvpcSettings,
+) -> Result<TaskPlan, String> {
     let mut warnings = Vec::new();
     let network_mode = match def.network_mode() {
         m @ ("bridge" | "host" | "none") => m.to_string(),
-        // Until Berth gives awsvpc tasks their own network namespace (a later issue), they run on
-        // the Docker bridge: hostPort (absent or equal to containerPort in awsvpc) becomes a
-        // dynamic host port, so two such tasks never collide. The register warning says so.
-        "awsvpc" => {
-            warnings.push(
-                "networkMode awsvpc runs on the Docker bridge with dynamic host ports on this host"
-                    .to_string(),
-            );
-            "bridge".to_string()
-        }
+        "awsvpc" => awsvpc::container_network_mode(def, task_id),
         other => {
             return Err(format!("network mode {other} is not supported on this host"));
         }
@@ -98,9 +102,6 @@ pub fn plan_task(
     for c in &def.container_definitions {
         let mut spec =
             container_spec(task_id, version, def, c, &network_mode, placement, &mut warnings);
-        if awsvpc {
-            spec.port_mappings.iter_mut().for_each(|p| p.host_port = None);
-        }
         spec.health_check = match &c.health_check {
             Some(hc) => health_check_spec(hc).map_err(|e| format!("container {}: {e}", c.name))?,
             None => None,
@@ -115,6 +116,9 @@ pub fn plan_task(
                 .filter(|t| *t > 0)
                 .map(|t| Duration::from_secs(t as u64)),
         });
+    }
+    if awsvpc {
+        awsvpc::add_pause(&mut containers, task_id, version, def, placement, awsvpc_settings);
     }
     Ok(TaskPlan { task_id: task_id.to_string(), containers, warnings })
 }
@@ -241,6 +245,7 @@ fn container_spec(
         stop_timeout: Some(stop_timeout),
         health_check: None,
         options: options::container_options(task_id, def, c, warnings),
+        task_network: None,
     }
 }
 
@@ -291,7 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn awsvpc_runs_on_the_bridge_with_dynamic_host_ports() {
+    fn awsvpc_containers_join_the_pause_container_and_publish_no_ports() {
         let mut d = def();
         d.network_mode = Some("awsvpc".into());
         if let Some(pm) = d.container_definitions[0].port_mappings.as_mut() {
@@ -300,8 +305,10 @@ mod tests {
         let p = Placement { instance_id: "i".into(), cluster: "c".into() };
         let plan = plan_task("t", 1, &d, &p).expect("awsvpc plans");
         let s = &plan.containers[0].spec;
-        assert_eq!(s.network_mode, "bridge");
-        assert!(s.port_mappings.iter().all(|p| p.host_port.is_none()));
+        assert_eq!(s.network_mode, "container:berth-web-3-internal.pause-t");
+        assert!(s.port_mappings.is_empty());
+        assert_eq!(plan.containers[1].name, awsvpc::PAUSE_CONTAINER_NAME);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::testkit::{
 use berth_proto::model::{ContainerDefinition, HealthCheck, PortMapping, Task, TaskDefinition};
 use serde_json::json;
 
+mod awsvpc;
 mod order;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -65,6 +66,7 @@ fn supervisor(rt: Arc<dyn ContainerRuntime>, instance: &str, pull: PullBehavior)
         pull_behavior: pull,
         poll_interval: Duration::from_millis(50),
         task_cleanup_wait: Duration::from_secs(3600),
+        awsvpc: Default::default(),
     };
     Supervisor::new(rt, cfg, Arc::new(SystemClock)).0
 }
@@ -522,4 +524,62 @@ fn report_json_uses_ecs_field_names() {
         v,
         json!({"taskId": "t", "lastStatus": "STOPPED", "containers": [], "stopCode": "X"})
     );
+}
+
+/// The report queue is bounded: past `REPORT_QUEUE_BOUND` transitions are not queued, and the
+/// reconnect drain then ends with the latest report of every task, so no final state is lost.
+#[test]
+fn report_queue_is_bounded_and_an_overflow_resends_the_latest_of_every_task() {
+    use super::{REPORT_QUEUE_BOUND, ReportBoard, ReportStream};
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let board = Arc::new(ReportBoard::new(tx));
+    let mut stream = ReportStream { rx, board: board.clone() };
+    let report = |task: &str, n: usize| TaskStatusReport {
+        task_id: task.into(),
+        last_status: if n == 0 { "PENDING".into() } else { "RUNNING".into() },
+        stopped_reason: Some(format!("n{n}")),
+        ..Default::default()
+    };
+    for n in 0..REPORT_QUEUE_BOUND + 10 {
+        board.publish(report("a", n));
+    }
+    board.publish(report("b", 1));
+    let out = stream.drain_for_reconnect();
+    assert_eq!(out.len(), REPORT_QUEUE_BOUND + 2, "the bound, then the latest of a and b");
+    assert_eq!(out[0], report("a", 0), "oldest first");
+    assert_eq!(out[REPORT_QUEUE_BOUND - 1], report("a", REPORT_QUEUE_BOUND - 1));
+    assert_eq!(out[REPORT_QUEUE_BOUND], report("a", REPORT_QUEUE_BOUND + 9), "a's final state");
+    assert_eq!(out[REPORT_QUEUE_BOUND + 1], report("b", 1), "b's only report");
+    // Drained: the queue takes reports again; a task whose latest report is queued is not
+    // repeated, one with nothing queued gets its latest re-sent.
+    board.publish(report("a", 99));
+    assert_eq!(stream.drain_for_reconnect(), vec![report("a", 99), report("b", 1)]);
+}
+
+/// With the safety-net poll far away (2 min), an exit the agent did not cause is still noticed
+/// at once: Docker's event stream pokes the observer.
+#[tokio::test]
+async fn docker_exit_on_its_own_is_noticed_through_engine_events() {
+    let Some(case) = DockerCase::new("events").await else {
+        return;
+    };
+    let cfg = SupervisorConfig {
+        instance_id: case.instance.clone(),
+        cluster: "test".into(),
+        pull_behavior: PullBehavior::PreferCached,
+        poll_interval: Duration::from_secs(120),
+        task_cleanup_wait: Duration::from_secs(3600),
+        awsvpc: Default::default(),
+    };
+    let mut sup = Supervisor::new(Arc::new(case.rt.clone()), cfg, Arc::new(SystemClock)).0;
+    let task = unique_task("events");
+    let def = taskdef(vec![container("main", &["sh", "-c", "sleep 2; exit 4"], true)]);
+    sup.apply(false, &[assignment(&task, 1, "RUNNING", &def)]).await;
+    wait_status(&sup, &task, "RUNNING").await;
+    let running = std::time::Instant::now();
+    let r = wait_status(&sup, &task, "STOPPED").await;
+    assert!(running.elapsed() < Duration::from_secs(20), "noticed after {:?}", running.elapsed());
+    assert_eq!(r.containers[0].exit_code, Some(4));
+    drop(sup);
+    case.cleanup().await;
 }

@@ -8,10 +8,12 @@
 use super::decide::{self, Desired, Phase, STOP_CODE_FAILED_TO_START, Step, Times, View};
 use super::decide_order::{self, OrderView};
 use super::observer::{ObserverHandle, Snapshot};
+use super::pacing;
 use super::spec::TaskPlan;
-use super::{ReportBoard, images::ImagePreparer};
+use super::{ReportBoard, awsvpc, images::ImagePreparer};
 use crate::Clock;
 use crate::config::PullBehavior;
+use crate::runtime::pause_image::BUILTIN_PAUSE_IMAGE;
 use crate::runtime::{ContainerRuntime, ContainerState, RuntimeError};
 use berth_proto::model::TaskStatusReport;
 use std::sync::Arc;
@@ -24,6 +26,8 @@ pub struct WorkerContext {
     pub runtime: Arc<dyn ContainerRuntime>,
     pub observer: ObserverHandle,
     pub images: Arc<ImagePreparer>,
+    /// Tasks starting now; removals wait for them (`pacing.rs`).
+    pub start_gate: Arc<pacing::StartGate>,
     pub pull_behavior: PullBehavior,
     pub reports: Arc<ReportBoard>,
     pub clock: Arc<dyn Clock>,
@@ -85,6 +89,8 @@ pub async fn run(
     // Non-essential containers whose start failed (ECS marks them STOPPED and goes on). Lost on
     // an agent restart: the adopting worker tries once more and remembers the failure again.
     let mut start_failed: Vec<Option<String>> = vec![None; n];
+    // Held while this task starts: removals of stopped containers wait for it (`pacing.rs`).
+    let mut starting: Option<pacing::Starting> = None;
 
     loop {
         let d = desired_rx.borrow_and_update().clone();
@@ -123,6 +129,11 @@ pub async fn run(
             tracing::info!(task_id = %task_id, from = decide::last_status(&phase), to = ?p, "task transition");
             phase = p;
         }
+        if matches!(phase, Phase::Starting) && plan.is_some() && !silent {
+            starting.get_or_insert_with(|| ctx.start_gate.starting());
+        } else {
+            starting = None;
+        }
         let start_deadline = match (&phase, &plan) {
             (Phase::Starting, Some(p)) => {
                 let by_name = decide::by_container_name(snap.task(&task_id));
@@ -144,6 +155,7 @@ pub async fn run(
                 last_report.as_ref(),
             );
             if last_report.as_ref() != Some(&r) {
+                log_container_stops(&task_id, last_report.as_ref(), &r);
                 ctx.reports.publish(r.clone());
                 last_report = Some(r);
             }
@@ -181,7 +193,20 @@ pub async fn run(
                 else {
                     return;
                 };
-                let r = ctx.images.prepare(ctx.runtime.as_ref(), &image, ctx.pull_behavior).await;
+                let builtin_pause = image == BUILTIN_PAUSE_IMAGE
+                    && plan
+                        .as_ref()
+                        .and_then(|p| p.containers.get(i))
+                        .is_some_and(awsvpc::is_pause);
+                let r = if builtin_pause {
+                    // Berth's own pause image is built by the runtime, never pulled.
+                    ctx.runtime
+                        .ensure_pause_image(&image)
+                        .await
+                        .map_err(|e| format!("CannotPullContainerError: awsvpc pause image: {e}"))
+                } else {
+                    ctx.images.prepare(ctx.runtime.as_ref(), &image, ctx.pull_behavior).await
+                };
                 times.pull_stopped_at = Some(ctx.clock.now());
                 match r {
                     Ok(()) => {
@@ -258,6 +283,7 @@ pub async fn run(
                 }
             }
             Step::Remove(ids) => {
+                ctx.start_gate.wait_idle(pacing::REMOVE_DEFER_MAX).await;
                 let mut err = None;
                 for id in &ids {
                     if let Err(e) = ctx.runtime.remove(id).await {
@@ -286,4 +312,16 @@ enum Outcome {
     Fresh,
     /// The step failed in a way worth retrying; wait for the next regular poll.
     Retry(String),
+}
+
+/// One log line per container that this report shows STOPPED for the first time.
+fn log_container_stops(task_id: &str, last: Option<&TaskStatusReport>, r: &TaskStatusReport) {
+    for c in r.containers.iter().filter(|c| c.last_status == "STOPPED") {
+        let was_stopped = last.is_some_and(|l| {
+            l.containers.iter().any(|p| p.name == c.name && p.last_status == "STOPPED")
+        });
+        if !was_stopped {
+            tracing::info!(task_id, container = %c.name, exit_code = ?c.exit_code, "container stopped");
+        }
+    }
 }

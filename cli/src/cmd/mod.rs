@@ -12,4 +12,5 @@ pub mod placement;
 pub mod service;
 pub mod service_create;
 pub mod task;
+pub mod task_logs;
 pub mod taskdef;

@@ -1,5 +1,6 @@
 //! `berth task run|list|describe|stop`, plus `berth task urls` (the URLs of running tasks' host
-//! port bindings, one per line, for scripts such as `scripts/quickstart.sh`).
+//! port bindings, one per line, for scripts such as `scripts/quickstart.sh`) and `berth task
+//! logs` (in `task_logs.rs`: container output streamed from the agent).
 //!
 //! [`list_tasks`] is shared with `service wait-running`: it returns each task both parsed (to
 //! decide and draw tables) and as the server's JSON (so `-o json` prints exactly what was sent).
@@ -64,6 +65,8 @@ pub enum TaskCmd {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Print a task container's stdout and stderr, streamed from its agent.
+    Logs(super::task_logs::LogsArgs),
     /// Print `http://HOST:PORT/` for every tcp host port binding of the RUNNING tasks.
     Urls {
         #[arg(long)]
@@ -175,6 +178,7 @@ pub async fn run(cmd: TaskCmd, api: &mut Api, out: Format) -> anyhow::Result<()>
             let json = client::object(api.grpc().stop_task(req).await)?;
             print!("{}", output::show::<Task>(out, &json, "task", output::task_detail)?);
         }
+        TaskCmd::Logs(args) => super::task_logs::run(args, api).await?,
         TaskCmd::Urls { service, host } => {
             let req = ListTasksRequest {
                 cluster,

@@ -34,6 +34,8 @@ pub struct Api {
     pub(crate) health: crate::orchestrator::health::HealthPolicy,
     /// This controller's copy of the event log (subscriptions read it).
     pub(crate) events: Arc<crate::events::EventLog>,
+    /// Largest desiredCount a service may have (`--max-service-tasks`).
+    pub(crate) max_service_tasks: i64,
 }
 
 impl Api {
@@ -43,7 +45,20 @@ impl Api {
         clock: Arc<dyn Clock>,
         events: Arc<crate::events::EventLog>,
     ) -> Self {
-        Api { proposer, shared, clock, health: Default::default(), events }
+        Api {
+            proposer,
+            shared,
+            clock,
+            health: Default::default(),
+            events,
+            max_service_tasks: crate::orchestrator::DEFAULT_MAX_SERVICE_TASKS,
+        }
+    }
+
+    /// The largest desiredCount a service may have (default: ECS's quota of 5000).
+    pub fn with_max_service_tasks(mut self, n: i64) -> Self {
+        self.max_service_tasks = n;
+        self
     }
 
     /// The health policy the orchestrator runs with (default: ECS's).

@@ -119,10 +119,10 @@ fn check_daemon(
     Ok(())
 }
 
-fn check_count(n: i64) -> Result<()> {
-    if !(0..=5000).contains(&n) {
+fn check_count(n: i64, max: i64) -> Result<()> {
+    if !(0..=max).contains(&n) {
         return Err(Error::invalid(format!(
-            "desiredCount {n} is invalid: it must be between 0 and 5000."
+            "desiredCount {n} is invalid: it must be between 0 and {max}."
         )));
     }
     Ok(())
@@ -131,7 +131,7 @@ fn check_count(n: i64) -> Result<()> {
 pub async fn create(api: &Api, r: v1::CreateServiceRequest) -> Result<Response<v1::ObjectReply>> {
     let cluster = cluster_name(api, &r.cluster)?;
     let name = service_name(&r.service_name)?;
-    check_count(r.desired_count)?;
+    check_count(r.desired_count, api.max_service_tasks)?;
     let arn = taskdef_arn(api, &r.task_definition)?;
     let placement = placement::from_request(&r.placement_strategy, &r.placement_constraints)?;
     let strategy = scheduling_strategy(&r.scheduling_strategy)?;
@@ -183,7 +183,7 @@ pub async fn update(api: &Api, r: v1::UpdateServiceRequest) -> Result<Response<v
     let cluster = cluster_name(api, &r.cluster)?;
     let name = service_name(&r.service)?;
     if let Some(n) = r.desired_count {
-        check_count(n)?;
+        check_count(n, api.max_service_tasks)?;
     }
     let arn = if r.task_definition.is_empty() {
         None

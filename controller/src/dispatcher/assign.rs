@@ -11,7 +11,7 @@ pub fn tasks_for<'a>(
     state: &'a State,
     instance_id: &'a str,
 ) -> impl Iterator<Item = &'a Task> + 'a {
-    state.tasks.values().filter(move |t| t.instance_id() == Some(instance_id) && !t.is_stopped())
+    state.tasks_placed_on(instance_id).filter(|t| !t.is_stopped())
 }
 
 pub fn assignment(state: &State, task: &Task) -> v1::Assignment {

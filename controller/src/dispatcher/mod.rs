@@ -4,6 +4,7 @@
 //!   (as Raft commands) and assignments down.
 //! * `assign`  — pure: which tasks an instance should know about, and what changed since the
 //!   last message (full set on connect, then changes only; each carries the task's version).
+//! * `reports` — task reports of all sessions, proposed in batches (`ReportTaskStatuses`).
 //! * `heartbeats` — heartbeats received here, written to the store in batches for node liveness
 //!   (`orchestrator/liveness`). A session whose agent the leader declared disconnected closes,
 //!   so the agent registers again and gets its full set (without the tasks it lost).
@@ -13,6 +14,7 @@
 
 mod assign;
 pub mod heartbeats;
+pub mod reports;
 mod session;
 
 pub use session::{valid_attribute_name, valid_attribute_value};
@@ -43,6 +45,8 @@ pub struct Dispatcher {
     pub(crate) heartbeats: Arc<heartbeats::HeartbeatBook>,
     /// Told to every agent at registration: how often it must send a heartbeat.
     pub(crate) heartbeat_interval: std::time::Duration,
+    /// Where sessions send task reports (see `reports`).
+    pub(crate) reports: reports::ReportBatcher,
 }
 
 impl Dispatcher {
@@ -54,6 +58,7 @@ impl Dispatcher {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Dispatcher {
+            reports: reports::ReportBatcher::new(proposer.clone(), clock.clone()),
             proposer,
             shared,
             clock,

@@ -5,7 +5,7 @@ use super::{Dispatcher, assign};
 use crate::clock::new_id;
 use crate::store::Command;
 use crate::store::command::RegisterInstance;
-use berth_proto::model::{Attribute, DEFAULT_CLUSTER, TaskStatusReport, VersionInfo};
+use berth_proto::model::{Attribute, DEFAULT_CLUSTER, StatsReport, TaskStatusReport, VersionInfo};
 use berth_proto::v1::{self, agent_message::Msg, controller_message::Msg as Out};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -32,6 +32,27 @@ pub fn valid_attribute_value(v: &str) -> bool {
         && v.len() <= 128
         && v.trim() == v
         && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_/\\.@: ".contains(c))
+}
+
+/// Longest `agent_endpoint` accepted (the agent's own bound is the same).
+pub const MAX_AGENT_ENDPOINT_LEN: usize = 256;
+
+/// `RegisterAgent.agent_endpoint`: empty (no API) or an `http://`/`https://` URL with a host, no
+/// spaces or control characters, at most [`MAX_AGENT_ENDPOINT_LEN`] long.
+pub fn check_agent_endpoint(url: &str) -> Result<Option<String>, String> {
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/'))
+        || url.len() > MAX_AGENT_ENDPOINT_LEN
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "agent_endpoint '{url}' is invalid: an http:// or https:// URL with a host, at most {MAX_AGENT_ENDPOINT_LEN} characters, no spaces"
+        ));
+    }
+    Ok(Some(url.trim_end_matches('/').to_string()))
 }
 
 /// Validate the agent's registration and propose it.
@@ -73,6 +94,8 @@ pub async fn register(d: &Dispatcher, reg: v1::RegisterAgent) -> Result<Register
     attributes.sort_by(|a, b| a.name.cmp(&b.name));
     let ports: Vec<u16> =
         reg.reserved_ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect();
+    let agent_endpoint =
+        check_agent_endpoint(&reg.agent_endpoint).map_err(Status::invalid_argument)?;
     let session = new_id();
     let cmd = Command::RegisterInstance(RegisterInstance {
         cluster: cluster.clone(),
@@ -88,11 +111,45 @@ pub async fn register(d: &Dispatcher, reg: v1::RegisterAgent) -> Result<Register
             docker_version: Some(reg.docker_version.clone()),
         },
         hostname: (!reg.hostname.is_empty()).then(|| reg.hostname.clone()),
+        agent_endpoint,
         now: d.clock.now(),
     });
     d.proposer.propose(&cmd).await.map_err(Status::from)?;
     tracing::info!(instance = %instance_id, cluster = %cluster, "agent registered");
     Ok(Registered { instance_id, cluster, session })
+}
+
+/// Reports of one session waiting for the pump, at most (then the session waits: back-pressure).
+const REPORT_QUEUE: usize = 1024;
+
+/// One session's task reports, in arrival order: whatever arrived while the previous group was
+/// being applied is submitted as the next group (`reports.rs` never splits a group), so an
+/// agent's reports apply in order and a burst costs one round trip, not one per report.
+async fn report_pump(
+    batcher: super::reports::ReportBatcher,
+    instance_id: String,
+    mut rx: mpsc::Receiver<TaskStatusReport>,
+) {
+    use super::reports::ReportOutcome;
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while let Ok(r) = rx.try_recv() {
+            group.push(r);
+        }
+        let ids: Vec<String> = group.iter().map(|r| r.task_id.clone()).collect();
+        let outcomes = batcher.submit(&instance_id, group).await;
+        for (task, outcome) in ids.iter().zip(outcomes) {
+            match outcome {
+                ReportOutcome::Applied => {}
+                ReportOutcome::Refused => {
+                    tracing::warn!(instance = %instance_id, %task, "task report refused: the task is not assigned to this instance");
+                }
+                ReportOutcome::Failed(e) => {
+                    tracing::warn!(instance = %instance_id, %task, error = %e, "task report not recorded");
+                }
+            }
+        }
+    }
 }
 
 pub struct Session {
@@ -148,8 +205,19 @@ impl Session {
                 }
             }
         });
+        // Task reports go through a pump of their own (see `report_pump`), so a report in flight
+        // holds up neither heartbeats nor the next reports' arrival.
+        let (reports_tx, reports_rx) = mpsc::channel(REPORT_QUEUE);
+        let pump = tokio::spawn(report_pump(self.d.reports.clone(), id.clone(), reports_rx));
         let mut sent: HashMap<String, u64> = HashMap::new();
-        let full = assign::full(&self.d.shared.read(), &id, &mut sent);
+        // The instance's change counter when its tasks were last compared: an applied command
+        // that touched no task of this instance needs no look at them.
+        let mut seen_changes;
+        let full = {
+            let st = self.d.shared.read();
+            seen_changes = st.index.instance_changes(&id);
+            assign::full(&st, &id, &mut sent)
+        };
         let mut applied = self.d.applied.clone();
         let mut shutdown = self.d.shutdown.clone();
         let mut ok = self.send(registered).await && self.send(Out::Assignments(full)).await;
@@ -162,18 +230,30 @@ impl Session {
                         tracing::warn!(instance = %id, "the leader declared this agent disconnected (missed heartbeats); closing the session so it registers again");
                         break;
                     }
-                    let next = assign::changes(&self.d.shared.read(), &id, &mut sent);
+                    let next = {
+                        let st = self.d.shared.read();
+                        let changes = st.index.instance_changes(&id);
+                        if changes == seen_changes && st.index.covers(st.tasks.len()) {
+                            None
+                        } else {
+                            seen_changes = changes;
+                            assign::changes(&st, &id, &mut sent)
+                        }
+                    };
                     if let Some(a) = next {
                         ok = self.send(Out::Assignments(a)).await;
                     }
                 }
                 msg = in_rx.recv() => match msg {
                     None => break,
-                    Some(m) => ok = self.handle(m).await,
+                    Some(m) => ok = self.handle(m, &reports_tx).await,
                 },
             }
         }
         reader.abort();
+        // Reports the agent sent before it went are applied before it is marked disconnected.
+        drop(reports_tx);
+        let _ = pump.await;
         if self.is_current() && !*self.d.shutdown.borrow() {
             let cmd = Command::SetAgentConnected {
                 instance_id: id.clone(),
@@ -188,7 +268,32 @@ impl Session {
         tracing::info!(instance = %id, "agent session ended");
     }
 
-    async fn handle(&self, m: v1::AgentMessage) -> bool {
+    /// One stats period of the agent → one `RecordContainerStats` command. Bad input is logged and
+    /// dropped (stats are best effort; the next period brings fresh ones).
+    async fn record_stats(&self, json: &str) {
+        let id = &self.reg.instance_id;
+        let report: StatsReport = match serde_json::from_str(json) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "undecodable stats report ignored");
+                return;
+            }
+        };
+        if let Err(reason) = crate::store::stats::check_report(&report) {
+            tracing::warn!(instance = %id, %reason, "stats report ignored");
+            return;
+        }
+        if report.samples.is_empty() {
+            return;
+        }
+        let cmd =
+            Command::RecordContainerStats { instance_id: id.clone(), samples: report.samples };
+        if let Err(e) = self.d.proposer.propose(&cmd).await {
+            tracing::debug!(instance = %id, error = %e, "stats report not recorded");
+        }
+    }
+
+    async fn handle(&self, m: v1::AgentMessage, reports: &mpsc::Sender<TaskStatusReport>) -> bool {
         match m.msg {
             Some(Msg::Heartbeat(h)) => {
                 self.d.heartbeats.record(
@@ -206,14 +311,12 @@ impl Session {
                         return true;
                     }
                 };
-                let cmd = Command::ReportTaskStatus {
-                    instance_id: self.reg.instance_id.clone(),
-                    report,
-                    now: self.d.clock.now(),
-                };
-                if let Err(e) = self.d.proposer.propose(&cmd).await {
-                    tracing::warn!(instance = %self.reg.instance_id, task = %ts.task_id, error = %e, "task report not recorded");
-                }
+                // The pump ends only when this session drops its sender.
+                let _ = reports.send(report).await;
+                true
+            }
+            Some(Msg::ContainerStats(cs)) => {
+                self.record_stats(&cs.json).await;
                 true
             }
             Some(Msg::Register(_)) => {
@@ -222,5 +325,24 @@ impl Session {
             }
             None => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod agent_endpoint_tests {
+    use super::*;
+
+    #[test]
+    fn agent_endpoint_is_optional_and_must_be_an_http_url() {
+        assert_eq!(check_agent_endpoint(""), Ok(None));
+        assert_eq!(
+            check_agent_endpoint("http://10.0.0.5:51678/"),
+            Ok(Some("http://10.0.0.5:51678".to_string()))
+        );
+        for bad in ["10.0.0.5:51678", "http://", "http://a b:1", "ftp://x:1"] {
+            let e = check_agent_endpoint(bad).expect_err(bad);
+            assert!(e.contains("agent_endpoint"), "{e}");
+        }
+        assert!(check_agent_endpoint(&format!("http://{}", "a".repeat(300))).is_err());
     }
 }

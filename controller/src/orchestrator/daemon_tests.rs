@@ -36,6 +36,7 @@ fn register(st: &mut State, id: &str, role: &str) {
             reserved_ports: vec![],
             version_info: VersionInfo::default(),
             hostname: None,
+            agent_endpoint: None,
             now: Timestamp(1),
         }),
     )

@@ -46,7 +46,12 @@ pub struct OrchestratorConfig {
     pub task_settle: Duration,
     /// A task that fails within this long of reaching RUNNING counts toward the circuit breaker.
     pub breaker_monitor: Duration,
+    /// Largest desiredCount a service may have (checked by the API).
+    pub max_service_tasks: i64,
 }
+
+/// ECS's default quota of tasks per service.
+pub const DEFAULT_MAX_SERVICE_TASKS: i64 = 5000;
 
 impl OrchestratorConfig {
     pub fn health_policy(&self) -> health::HealthPolicy {
@@ -65,6 +70,7 @@ impl Default for OrchestratorConfig {
             stopped_task_retention: Duration::from_secs(3600),
             task_settle: Duration::from_secs(40),
             breaker_monitor: Duration::from_secs(60),
+            max_service_tasks: DEFAULT_MAX_SERVICE_TASKS,
         }
     }
 }
@@ -332,7 +338,9 @@ impl Orchestrator {
         )])
     }
 
-    /// Place and start `count` tasks of the PRIMARY deployment; returns the events to record.
+    /// Place and start `count` tasks of the PRIMARY deployment, at most [`LAUNCH_BATCH`] per
+    /// `StartTasks` command (each batch placed on the state the previous one left); returns the
+    /// events to record.
     async fn start_tasks(
         &self,
         cluster: &str,
@@ -341,10 +349,35 @@ impl Orchestrator {
         count: usize,
         now: berth_proto::model::Timestamp,
     ) -> Result<Vec<String>> {
+        let mut events = vec![];
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(LAUNCH_BATCH);
+            left -= n;
+            let (batch, placed_all) = self.start_batch(cluster, name, primary, n, now).await?;
+            events.extend(batch);
+            if !placed_all {
+                break;
+            }
+        }
+        Ok(events)
+    }
+
+    /// One batch of [`Orchestrator::start_tasks`]; answers its events and whether every task of
+    /// the batch was started.
+    async fn start_batch(
+        &self,
+        cluster: &str,
+        name: &str,
+        primary: &berth_proto::model::Deployment,
+        count: usize,
+        now: berth_proto::model::Timestamp,
+    ) -> Result<(Vec<String>, bool)> {
+        let mut started = 0;
         let plan = {
             let st = self.shared.read();
             let Some(def) = st.taskdef_by_arn(&primary.task_definition).cloned() else {
-                return Ok(vec![]);
+                return Ok((vec![], false));
             };
             let launch = Launch {
                 cluster,
@@ -354,15 +387,16 @@ impl Orchestrator {
                 started_by: Some(primary.id.clone()),
             };
             let Some(svc) = st.services.get(&State::service_key(cluster, name)) else {
-                return Ok(vec![]);
+                return Ok((vec![], false));
             };
             let spec =
                 match placement::spec(&svc.placement_strategy, &svc.placement_constraints, &def) {
                     Ok(spec) => spec,
                     Err(e) => {
-                        return Ok(vec![format!(
-                            "service {name} was unable to place a task. Reason: {e}"
-                        )]);
+                        return Ok((
+                            vec![format!("service {name} was unable to place a task. Reason: {e}")],
+                            false,
+                        ));
                     }
                 };
             plan_launch(&st, &launch, &spec, now, rand::random(), &mut new_id)
@@ -371,6 +405,7 @@ impl Orchestrator {
         if !plan.tasks.is_empty() {
             let applied =
                 self.proposer.propose(&Command::StartTasks { tasks: plan.tasks, now }).await?;
+            started = applied.ids.len();
             if !applied.ids.is_empty() {
                 events.push(format!(
                     "{} has started {} tasks: {}.",
@@ -384,9 +419,13 @@ impl Orchestrator {
             let detail = plan.failure_detail.unwrap_or_default();
             events.push(format!("service {name} was unable to place a task because no container instance met all of its requirements. {detail}").trim_end().to_string());
         }
-        Ok(events)
+        Ok((events, started == count))
     }
 }
+
+/// Most tasks one `StartTasks` command carries: bounds the Raft entry (a task is about 1 KiB
+/// of JSON) and the time the state is locked for one apply, while keeping entries few.
+pub const LAUNCH_BATCH: usize = 1000;
 
 /// ECS deployment ids look like `ecs-svc/8646900195280463695`.
 pub fn new_deployment_id() -> String {

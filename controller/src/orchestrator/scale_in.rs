@@ -106,6 +106,7 @@ mod tests {
                 reserved_ports: vec![],
                 version_info: VersionInfo::default(),
                 hostname: None,
+                agent_endpoint: None,
                 now: Timestamp(1),
             }),
         )

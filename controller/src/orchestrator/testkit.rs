@@ -42,6 +42,7 @@ pub fn register_instance(st: &mut State, id: &str) {
             reserved_ports: vec![],
             version_info: VersionInfo::default(),
             hostname: None,
+            agent_endpoint: None,
             now: Timestamp(1),
         }),
     )

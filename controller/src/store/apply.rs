@@ -76,6 +76,17 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
         Command::ReportTaskStatus { instance_id, report, now } => {
             report_status(state, &instance_id, report, now)
         }
+        Command::ReportTaskStatuses { reports, now } => {
+            let mut out = Applied::default();
+            for r in reports {
+                let task_id = r.report.task_id.clone();
+                match report_status(state, &r.instance_id, r.report, now) {
+                    Ok(a) => out.ids.extend(a.ids),
+                    Err(_) => out.rejected.push(task_id),
+                }
+            }
+            Ok(out)
+        }
         Command::ServiceProgress(p) => service_progress(state, p),
         Command::PutAttributes(p) => put_attributes(state, p),
         Command::SetInstanceStatus { instance_id, status, now } => {
@@ -106,7 +117,7 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
         }
         Command::PurgeStoppedTasks { stopped_before } => {
             let before = state.tasks.len();
-            state.tasks.retain(|_, t| {
+            state.retain_tasks(|t| {
                 !(t.is_stopped() && t.stopped_at.is_some_and(|s| s < stopped_before))
             });
             Ok(Applied {
@@ -119,6 +130,9 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
             super::liveness::mark_disconnected(state, &instance_id, &session, last_heartbeat, now)
         }
         Command::MarkTasksLost(m) => super::liveness::mark_tasks_lost(state, m),
+        Command::RecordContainerStats { instance_id, samples } => {
+            super::stats::record_container_stats(state, &instance_id, samples)
+        }
         Command::TrimEvents { first_index } => {
             let cursor = &mut state.events;
             cursor.first_index = cursor.first_index.max(first_index.min(cursor.next_index));
@@ -240,6 +254,7 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
             ci.registered_resources = registered;
             ci.version_info = r.version_info;
             ci.hostname = r.hostname;
+            ci.agent_endpoint = r.agent_endpoint;
             ci.agent_connected = true;
             if ci.status == "INACTIVE" {
                 ci.status = "ACTIVE".into();
@@ -264,6 +279,7 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
                 registered_resources: registered,
                 registered_at: r.now,
                 hostname: r.hostname,
+                agent_endpoint: r.agent_endpoint,
                 ..Default::default()
             };
             state.instances.insert(
@@ -301,7 +317,7 @@ fn start_tasks(state: &mut State, tasks: Vec<Task>) -> ApplyResult {
             continue;
         }
         out.ids.push(task.id().to_string());
-        state.tasks.insert(task.id().to_string(), task);
+        state.insert_task(task);
     }
     Ok(out)
 }
@@ -316,7 +332,7 @@ fn stop_tasks(state: &mut State, s: StopTasks) -> ApplyResult {
     }
     let mut out = Applied::default();
     for id in &s.task_ids {
-        let Some(task) = state.tasks.get_mut(id) else {
+        let Some(task) = state.task_mut(id) else {
             continue;
         };
         if task.desired_status == STOPPED {
@@ -345,7 +361,7 @@ fn report_status(
     report: TaskStatusReport,
     now: Timestamp,
 ) -> ApplyResult {
-    let Some(task) = state.tasks.get_mut(&report.task_id) else {
+    let Some(task) = state.task_mut(&report.task_id) else {
         return Ok(Applied::default());
     };
     if task.instance_id() != Some(instance_id) {
@@ -376,6 +392,11 @@ fn report_status(
                 task.stop_code = report.stop_code.clone();
                 task.stopped_reason = report.stopped_reason.clone();
             }
+        }
+        // awsvpc: the agent's latest view of the task's interface (PRECREATED → ATTACHED →
+        // DELETED); reports without one leave it as it is.
+        if !report.attachments.is_empty() {
+            task.attachments = report.attachments.clone();
         }
         task.pull_started_at = task.pull_started_at.or(report.pull_started_at);
         task.pull_stopped_at = task.pull_stopped_at.or(report.pull_stopped_at);
@@ -418,6 +439,9 @@ fn merge_container(c: &mut Container, cr: &model::ContainerReport) {
     }
     if !cr.network_bindings.is_empty() {
         c.network_bindings = cr.network_bindings.clone();
+    }
+    if !cr.network_interfaces.is_empty() {
+        c.network_interfaces = cr.network_interfaces.clone();
     }
     if let Some(h) = cr.health_status.as_ref().filter(|h| !h.is_empty()) {
         c.health_status = h.clone();

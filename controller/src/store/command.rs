@@ -57,6 +57,14 @@ pub enum Command {
         report: TaskStatusReport,
         now: Timestamp,
     },
+    /// Reports of many agents, batched by the controller that received them
+    /// (`dispatcher/reports.rs`). Each applies as its `ReportTaskStatus` would, in order; one
+    /// that is refused (its task is on another instance) is listed in `rejected` by task id and
+    /// does not hold up the others.
+    ReportTaskStatuses {
+        reports: Vec<InstanceReport>,
+        now: Timestamp,
+    },
     /// Service events (scheduler messages) and deployment rollout changes.
     ServiceProgress(ServiceProgress),
     PutAttributes(PutAttributes),
@@ -97,6 +105,20 @@ pub enum Command {
     TrimEvents {
         first_index: u64,
     },
+    /// One agent's stats period (`store/stats.rs`): the latest usage of its running containers.
+    /// Changes no version and produces no event (it is telemetry, not a state change).
+    RecordContainerStats {
+        instance_id: String,
+        samples: Vec<berth_proto::model::ContainerUsageSample>,
+    },
+}
+
+/// One task report and the instance whose agent sent it (`Command::ReportTaskStatuses`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceReport {
+    pub instance_id: String,
+    pub report: TaskStatusReport,
 }
 
 /// One agent session's latest heartbeat, as stamped by the controller that received it.
@@ -135,6 +157,9 @@ pub struct RegisterInstance {
     pub reserved_ports: Vec<u16>,
     pub version_info: VersionInfo,
     pub hostname: Option<String>,
+    /// URL of the agent's operator HTTP API (`RegisterAgent.agent_endpoint`), validated.
+    #[serde(default)]
+    pub agent_endpoint: Option<String>,
     pub now: Timestamp,
 }
 
@@ -249,6 +274,7 @@ impl Command {
             | Command::DeleteService { now, .. }
             | Command::StartTasks { now, .. }
             | Command::ReportTaskStatus { now, .. }
+            | Command::ReportTaskStatuses { now, .. }
             | Command::MarkAgentDisconnected { now, .. } => Some(*now),
             Command::RegisterInstance(r) => Some(r.now),
             Command::CreateService(c) => Some(c.now),
@@ -262,7 +288,8 @@ impl Command {
             | Command::PutAttributes(_)
             | Command::DeleteAttributes { .. }
             | Command::PurgeStoppedTasks { .. }
-            | Command::TrimEvents { .. } => None,
+            | Command::TrimEvents { .. }
+            | Command::RecordContainerStats { .. } => None,
         }
     }
 

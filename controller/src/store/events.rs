@@ -104,6 +104,12 @@ impl Before {
             Command::ReportTaskStatus { report, .. } => {
                 note_tasks(&mut b, &mut std::iter::once(report.task_id.as_str()))
             }
+            Command::ReportTaskStatuses { reports, .. } => {
+                // A task reported twice in one batch gets one event, of its final state.
+                let mut seen = std::collections::HashSet::new();
+                let ids = reports.iter().map(|r| r.report.task_id.as_str());
+                note_tasks(&mut b, &mut ids.filter(|id| seen.insert(*id)))
+            }
             Command::MarkTasksLost(m) => {
                 note_tasks(&mut b, &mut m.task_ids.iter().map(String::as_str));
                 note_instance(&mut b, &m.instance_id);
@@ -129,7 +135,9 @@ impl Before {
             | Command::DeregisterTaskDefinition { .. }
             | Command::PurgeStoppedTasks { .. }
             | Command::RecordHeartbeats { .. }
-            | Command::TrimEvents { .. } => {}
+            | Command::TrimEvents { .. }
+            // Telemetry: no version moves, so no event (`store/stats.rs`).
+            | Command::RecordContainerStats { .. } => {}
         }
         b
     }

@@ -60,6 +60,7 @@ fn register_instance(id: &str, memory: i64) -> Command {
         reserved_ports: vec![],
         version_info: VersionInfo::default(),
         hostname: None,
+        agent_endpoint: None,
         now: Timestamp(1_492_119_449_000),
     })
 }

@@ -5,8 +5,11 @@
 //!   service commands and the reconciler's progress).
 //! * `state`   — the data (ordered maps), serialized whole for snapshots.
 //! * `query`   — read-side ECS views with derived fields.
+//! * `index`   — task ids by instance and by service, per-instance change counters (derived,
+//!   rebuilt on restore).
 //! * `error`   — `Rejection`, the store's refusal of a command.
 //! * `liveness` — applying heartbeats, disconnections and lost tasks (node liveness).
+//! * `stats`   — recording the agents' container usage samples (no version bump, no event).
 //! * `events`  — the ECS events each applied command produces (appended to `events::EventLog`).
 //!
 //! `Store` implements `raft::StateMachine`: raft calls `apply` for each committed entry in log
@@ -18,9 +21,11 @@ mod apply_services;
 pub mod command;
 pub mod error;
 pub mod events;
+pub mod index;
 mod liveness;
 pub mod query;
 pub mod state;
+pub mod stats;
 
 pub use apply::{Applied, ApplyResult};
 pub use command::Command;
@@ -129,7 +134,8 @@ impl crate::raft::StateMachine for Store {
 
     fn restore(&mut self, data: &[u8]) {
         match serde_json::from_slice::<State>(data) {
-            Ok(s) => {
+            Ok(mut s) => {
+                s.rebuild_index();
                 let cursor = s.events.clone();
                 *self.shared.write() = s;
                 self.events.set_cursor(&cursor, true);

@@ -48,14 +48,25 @@ impl State {
         self.taskdef_by_arn(&task.task_definition_arn).map(Reservation::of).unwrap_or_default()
     }
 
+    /// Every task placed on an instance (stopped ones included), in id order: from the index,
+    /// or a scan when the index does not cover the tasks (state built by hand in tests).
+    pub fn tasks_placed_on<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> Box<dyn Iterator<Item = &'a Task> + 'a> {
+        if self.index.covers(self.tasks.len()) {
+            Box::new(self.index.on_instance(instance_id).filter_map(|id| self.tasks.get(id)))
+        } else {
+            Box::new(self.tasks.values().filter(move |t| t.instance_id() == Some(instance_id)))
+        }
+    }
+
     /// Tasks placed on an instance that still hold resources.
     pub fn tasks_on_instance<'a>(
         &'a self,
         instance_id: &'a str,
     ) -> impl Iterator<Item = &'a Task> + 'a {
-        self.tasks
-            .values()
-            .filter(move |t| t.instance_id() == Some(instance_id) && t.holds_resources())
+        self.tasks_placed_on(instance_id).filter(|t| t.holds_resources())
     }
 
     pub fn remaining(&self, instance: &ContainerInstance) -> Remaining {
@@ -136,11 +147,19 @@ impl State {
         cluster: &'a str,
         name: &'a str,
     ) -> impl Iterator<Item = &'a Task> + 'a {
-        self.tasks.values().filter(move |t| {
+        let of_service = move |t: &&Task| {
             t.service_name() == Some(name)
                 && cluster_of_arn(&t.cluster_arn) == cluster
                 && !t.is_stopped()
-        })
+        };
+        let all: Box<dyn Iterator<Item = &'a Task> + 'a> = if self.index.covers(self.tasks.len())
+        {
+            let ids = self.index.of_service_tasks(cluster, name);
+            Box::new(ids.filter_map(|id| self.tasks.get(id)))
+        } else {
+            Box::new(self.tasks.values())
+        };
+        all.filter(of_service)
     }
 
     /// Consecutive failed launches of a deployment, newest first: tasks that stopped on their own

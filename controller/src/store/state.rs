@@ -28,6 +28,10 @@ pub struct State {
     /// Where the event log stands (its events live in the controller's event store, not here).
     #[serde(default)]
     pub events: super::events::EventCursor,
+    /// Lookups over `tasks` (derived, not serialized; see `index.rs`). Change tasks through
+    /// [`State::insert_task`], [`State::task_mut`] and [`State::retain_tasks`] to keep it current.
+    #[serde(skip)]
+    pub index: super::index::TaskIndex,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -104,7 +108,45 @@ impl State {
             applied_index: 0,
             completed_taskdefs: BTreeMap::new(),
             events: Default::default(),
+            index: Default::default(),
         }
+    }
+
+    /// Rebuilds the task index from the tasks (after a restore).
+    pub fn rebuild_index(&mut self) {
+        self.index = super::index::TaskIndex::build(&self.tasks);
+    }
+
+    /// Adds or replaces a task, keeping the index current.
+    pub fn insert_task(&mut self, task: Task) {
+        let id = task.id().to_string();
+        if let Some(old) = self.tasks.get(&id) {
+            self.index.remove(old);
+        }
+        self.index.insert(&task);
+        self.tasks.insert(id, task);
+    }
+
+    /// A task to change in place. Its placement (instance, cluster, group) must not change;
+    /// the instance's change counter moves, so agent sessions look at it again.
+    pub fn task_mut(&mut self, id: &str) -> Option<&mut Task> {
+        let task = self.tasks.get_mut(id)?;
+        if let Some(i) = task.instance_id() {
+            self.index.touch(i);
+        }
+        Some(task)
+    }
+
+    /// Keeps the tasks `keep` accepts, keeping the index current.
+    pub fn retain_tasks(&mut self, mut keep: impl FnMut(&Task) -> bool) {
+        let index = &mut self.index;
+        self.tasks.retain(|_, t| {
+            let k = keep(t);
+            if !k {
+                index.remove(t);
+            }
+            k
+        });
     }
 
     pub fn service_key(cluster: &str, name: &str) -> String {

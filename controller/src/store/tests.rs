@@ -38,6 +38,7 @@ fn instance(id: &str, cpu: i64, mem: i64) -> Command {
         reserved_ports: vec![],
         version_info: VersionInfo::default(),
         hostname: None,
+        agent_endpoint: None,
         now: Timestamp(1),
     })
 }
@@ -169,6 +170,49 @@ fn task_status_only_moves_forward_and_stale_reports_change_nothing() {
 }
 
 #[test]
+fn awsvpc_attachment_and_interfaces_come_from_the_agents_report() {
+    let (mut st, arn) = setup();
+    let id = "e".repeat(32);
+    let t = task(&st, &id, "i1", &arn);
+    apply(&mut st, Command::StartTasks { tasks: vec![t], now: Timestamp(6) }).unwrap();
+    let att = |status: &str| {
+        serde_json::json!({"id": "a1", "type": "ElasticNetworkInterface", "status": status,
+            "details": [{"name": "privateIPv4Address", "value": "10.213.0.9"}]})
+    };
+    let report = |status: &str, attachments: Vec<serde_json::Value>| TaskStatusReport {
+        task_id: id.clone(),
+        last_status: status.into(),
+        containers: vec![ContainerReport {
+            name: "web".into(),
+            last_status: status.into(),
+            network_interfaces: vec![NetworkInterface {
+                attachment_id: "a1".into(),
+                private_ipv4_address: Some("10.213.0.9".into()),
+            }],
+            ..Default::default()
+        }],
+        attachments,
+        ..Default::default()
+    };
+    let rep = |st: &mut State, r| {
+        let c =
+            Command::ReportTaskStatus { instance_id: "i1".into(), report: r, now: Timestamp(9) };
+        apply(st, c).unwrap()
+    };
+    rep(&mut st, report("RUNNING", vec![att("ATTACHED")]));
+    let t = &st.tasks[&id];
+    assert_eq!(t.attachments, vec![att("ATTACHED")]);
+    assert_eq!(
+        t.containers[0].network_interfaces[0].private_ipv4_address.as_deref(),
+        Some("10.213.0.9")
+    );
+    rep(&mut st, report("RUNNING", Vec::new())); // a report without one keeps it
+    assert_eq!(st.tasks[&id].attachments, vec![att("ATTACHED")]);
+    rep(&mut st, report("STOPPED", vec![att("DELETED")]));
+    assert_eq!(st.tasks[&id].attachments, vec![att("DELETED")]);
+}
+
+#[test]
 fn report_from_another_instance_is_refused() {
     let (mut st, arn) = setup();
     apply(&mut st, instance("i2", 1024, 1024)).unwrap();
@@ -239,6 +283,26 @@ fn service_names_are_unique_while_active_and_delete_needs_zero_or_force() {
     )
     .unwrap();
     assert_eq!(st.services["default/web"].status, "DRAINING");
+}
+
+#[test]
+fn agent_endpoint_is_stored_and_replaced_on_reregistration() {
+    let (mut st, _) = setup();
+    let mut with = instance("i1", 1024, 1024);
+    if let Command::RegisterInstance(r) = &mut with {
+        r.agent_endpoint = Some("http://10.0.0.5:51678".into());
+    }
+    apply(&mut st, with).unwrap();
+    let ci = &st.instances["i1"].instance;
+    assert_eq!(ci.agent_endpoint.as_deref(), Some("http://10.0.0.5:51678"));
+    let json = serde_json::to_value(ci).unwrap();
+    assert_eq!(json["agentEndpoint"], "http://10.0.0.5:51678");
+    // An agent that serves no API (or an older one) clears it.
+    apply(&mut st, instance("i1", 1024, 1024)).unwrap();
+    assert_eq!(st.instances["i1"].instance.agent_endpoint, None);
+    assert!(
+        serde_json::to_value(&st.instances["i1"].instance).unwrap().get("agentEndpoint").is_none()
+    );
 }
 
 #[test]

@@ -29,6 +29,11 @@ pub struct ContainerInstance {
     pub registered_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Berth extension: URL of the agent's operator HTTP API (`berth-agent --http-listen` /
+    /// `--advertise-http`), where `berth task logs` reads container output. Absent when the
+    /// agent serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_endpoint: Option<String>,
     /// Berth extension: set by DescribeContainerInstances while the instance is DRAINING.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_progress: Option<DrainProgress>,

@@ -7,6 +7,7 @@
 //! * `cluster`  — Cluster.
 //! * `event`    — ClusterEvent (the EventBridge envelope) and ISO-8601 times.
 //! * `report`   — what an agent reports about a task (TaskStatusReport).
+//! * `stats`    — container resource usage (`containers[].stats`) and the agent's StatsReport.
 //! * `arn`      — ARNs and ids (ECS long format, configurable region/account).
 //! * `time`     — Timestamp (epoch milliseconds inside, fractional epoch seconds on the wire).
 
@@ -17,6 +18,7 @@ pub mod instance;
 pub mod placement;
 pub mod report;
 pub mod service;
+pub mod stats;
 pub mod task;
 pub mod taskdef;
 pub mod time;
@@ -28,6 +30,7 @@ pub use instance::*;
 pub use placement::*;
 pub use report::*;
 pub use service::*;
+pub use stats::*;
 pub use task::*;
 pub use taskdef::*;
 pub use time::{Clock, SystemClock, Timestamp};

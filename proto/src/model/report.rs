@@ -1,7 +1,7 @@
 //! What an agent reports about one task: its observed state. The controller folds a report into
 //! the Task (statuses only move forward; a stale report changes nothing).
 
-use super::{NetworkBinding, Timestamp};
+use super::{NetworkBinding, NetworkInterface, Timestamp};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -28,6 +28,10 @@ pub struct TaskStatusReport {
     /// do not derive it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_status: Option<String>,
+    /// awsvpc tasks: the task's `attachments` (ECS shape, see `Task::attachments`); empty for
+    /// other network modes and before the agent knows the address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -47,4 +51,7 @@ pub struct ContainerReport {
     /// HEALTHY / UNHEALTHY / UNKNOWN for a container with a health check; `None` without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_status: Option<String>,
+    /// awsvpc tasks: `[{attachmentId, privateIpv4Address}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<NetworkInterface>,
 }

@@ -71,6 +71,9 @@ pub struct Task {
     pub stopped_reason: Option<String>,
     #[serde(default)]
     pub overrides: TaskOverride,
+    /// awsvpc tasks: one `ElasticNetworkInterface` attachment (`id`, `type`, `status`,
+    /// `details` with `subnetId`, `networkInterfaceId`, `macAddress`, `privateDnsName`,
+    /// `privateIPv4Address`), as the agent reports it.
     #[serde(default)]
     pub attachments: Vec<serde_json::Value>,
 }
@@ -135,6 +138,23 @@ pub struct Container {
     pub memory: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_reservation: Option<String>,
+    /// Berth extension: the latest resource usage the agent sampled (`stats.rs`); kept after
+    /// the container stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<super::ContainerUsage>,
+    /// awsvpc tasks: the task's interface as this container sees it (ECS shape).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<NetworkInterface>,
+}
+
+/// A container's `networkInterfaces` entry (ECS): the task attachment it belongs to and the
+/// address it has there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterface {
+    pub attachment_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ipv4_address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -94,8 +94,8 @@ impl TaskDefinition {
     /// Static host ports (tcp) the task needs on its instance: non-zero `hostPort`s, and in `host`
     /// network mode every `containerPort`.
     pub fn static_host_ports(&self) -> Vec<u16> {
-        // awsvpc tasks get their own address in ECS; on a Berth host they run on the bridge with
-        // dynamic host ports for now, so they reserve none.
+        // awsvpc tasks get an address of their own (on ECS an ENI, on a Berth host the agent's
+        // awsvpc bridge network) and publish nothing on the host, so they reserve no host port.
         if self.network_mode() == "awsvpc" {
             return Vec::new();
         }

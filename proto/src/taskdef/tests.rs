@@ -347,6 +347,35 @@ fn network_mode_must_be_known() {
 }
 
 #[test]
+fn awsvpc_refuses_links_hostname_and_other_host_ports() {
+    let awsvpc = |c: Value| {
+        let mut d = json!({"family": "f", "networkMode": "awsvpc", "containerDefinitions": [
+            {"name": "a", "image": "x", "memory": 16}, {"name": "b", "image": "x", "memory": 16}
+        ]});
+        if let (Some(first), Some(extra)) =
+            (d["containerDefinitions"][0].as_object_mut(), c.as_object())
+        {
+            first.extend(extra.clone());
+        }
+        d
+    };
+    ok(awsvpc(json!({"portMappings": [{"containerPort": 80}]})));
+    ok(awsvpc(json!({"portMappings": [{"containerPort": 80, "hostPort": 80}]})));
+    assert_err_mentions(
+        awsvpc(json!({"portMappings": [{"containerPort": 80, "hostPort": 8080}]})),
+        &["containerDefinitions[0].portMappings[0].hostPort", "networkMode awsvpc", "80"],
+    );
+    assert_err_mentions(
+        awsvpc(json!({"links": ["b"]})),
+        &["containerDefinitions[0].links", "only supported with networkMode bridge, not awsvpc"],
+    );
+    assert_err_mentions(
+        awsvpc(json!({"hostname": "web"})),
+        &["containerDefinitions[0].hostname", "hostname is not supported with awsvpc"],
+    );
+}
+
+#[test]
 fn port_rules_follow_the_network_mode() {
     let mapping = |mode: &str, m: Value| {
         let mut d = with_container(json!({"portMappings": [m]}));

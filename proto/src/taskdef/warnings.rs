@@ -21,8 +21,9 @@ pub(crate) fn unsupported(def: &TaskDefinition) -> Vec<String> {
     }
     if def.network_mode() == "awsvpc" {
         w.push(
-            "networkMode awsvpc: there are no ENIs on a Berth host (on ECS it needs a \
-             networkConfiguration); the task will run on a local bridge network"
+            "networkMode awsvpc: there are no ENIs on a Berth host; each task gets a network \
+             namespace and address of its own on the agent's bridge network (berth-awsvpc), \
+             reachable from that host only, and publishes no host ports"
                 .to_string(),
         );
     }

@@ -17,25 +17,23 @@
 //! * `events`        — 3 controller processes, simulated agents (a fake runtime), producers
 //!   looping RunTask/StopTask, `--subscribers` followers with mixed filters: events appended per
 //!   second and end-to-end delivery latency; see `berth_tests::bench_events`.
+//! * `sim`           — 3 controller processes and `berth-agent --simulate --nodes` (SIMULATED
+//!   instances, a fake engine): time from desired count 0 to `--tasks` RUNNING and the
+//!   controllers' peak RSS; see `berth_tests::bench_sim`.
 //!
-//! Later issues add suites (and anchors such as Docker Swarm, run side by side).
+//! * `e2e`           — on the local Docker engine, Berth (controller + agent in process) from 0
+//!   to `--tasks` busybox tasks and a rolling update of them, beside the engine floor
+//!   (`../shared/anchors/engine-floor.py`) and Docker Swarm (`../shared/anchors/swarm-scale.sh`);
+//!   see `berth_tests::bench_e2e`.
+//! * `agent`         — a real `berth-agent` process running `--tasks` tasks: RSS and idle CPU.
 
 use anyhow::{Context, Result, bail};
-use berth_agent::{Agent, AgentConfig, PullBehavior};
+use berth_agent::PullBehavior;
 use berth_controller::{Controller, ControllerConfig, RunningController};
 use berth_proto::v1::{self, berth_client::BerthClient};
+use berth_tests::bench_e2e::{self, LocalBerth, arg, wait_for};
 use berth_tests::cluster::{ControllerCluster, build_controller, client_for};
 use std::time::{Duration, Instant};
-
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => {
-            let v = args.get(i + 1).with_context(|| format!("{name} needs a value"))?;
-            v.parse().map_err(|_| anyhow::anyhow!("{name} {v:?}: not a valid value"))
-        }
-    }
-}
 
 async fn controller(dir: &std::path::Path) -> Result<RunningController> {
     let config = ControllerConfig {
@@ -105,103 +103,52 @@ async fn api_write(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Tasks of the `bench` service with this desired and last status.
 async fn count_tasks(
-    api: &mut BerthClient<tonic::transport::Channel>,
+    api: &BerthClient<tonic::transport::Channel>,
     desired: &str,
     last: &str,
 ) -> Result<usize> {
-    let list = api
-        .list_tasks(v1::ListTasksRequest {
-            service_name: "bench".into(),
-            desired_status: desired.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    let mut n = 0;
-    for item in list.items {
-        let t: berth_proto::model::Task = serde_json::from_str(&item)?;
-        if t.last_status == last {
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
-async fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut f: impl AsyncFnMut() -> Result<bool>,
-) -> Result<Duration> {
-    let start = Instant::now();
-    while !f().await? {
-        if start.elapsed() > timeout {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(start.elapsed())
+    Ok(bench_e2e::count_tasks(api, "bench", desired, last).await?.values().sum())
 }
 
 async fn service_start(args: &[String]) -> Result<()> {
     let tasks: usize = arg(args, "--tasks", 10)?;
     let dir = tempfile::tempdir()?;
-    let c = controller(&dir.path().join("controller")).await?;
-    let endpoint = format!("http://{}", c.addr);
-    let agent = Agent::new(AgentConfig {
-        endpoints: vec![endpoint.clone()],
-        data_dir: dir.path().join("agent"),
-        image_pull_behavior: PullBehavior::PreferCached,
-        ..Default::default()
-    })
-    .await
-    .context("starting the agent (is a Docker daemon running?)")?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent.run(async move {
-        let _ = stop_rx.await;
-    }));
-    let mut api = BerthClient::connect(endpoint).await?;
-    wait_for("the agent to register", Duration::from_secs(30), async || {
-        Ok(!api
-            .clone()
-            .list_container_instances(v1::ListInstancesRequest::default())
-            .await?
-            .into_inner()
-            .items
-            .is_empty())
-    })
-    .await?;
-    api.register_task_definition(v1::RegisterTaskDefinitionRequest {
-        document: WEB.into(),
-        ..Default::default()
-    })
-    .await?;
-    let start = Instant::now();
-    api.create_service(v1::CreateServiceRequest {
-        service_name: "bench".into(),
-        task_definition: "bench".into(),
-        desired_count: tasks as i64,
-        ..Default::default()
-    })
-    .await?;
+    let berth = LocalBerth::start(dir.path(), PullBehavior::PreferCached, None).await?;
+    let api = berth.api.clone();
+    api.clone()
+        .register_task_definition(v1::RegisterTaskDefinitionRequest {
+            document: WEB.into(),
+            ..Default::default()
+        })
+        .await?;
+    api.clone()
+        .create_service(v1::CreateServiceRequest {
+            service_name: "bench".into(),
+            task_definition: "bench".into(),
+            desired_count: tasks as i64,
+            ..Default::default()
+        })
+        .await?;
     let up = wait_for("all tasks RUNNING", Duration::from_secs(300), async || {
-        Ok(count_tasks(&mut api.clone(), "RUNNING", "RUNNING").await? == tasks)
+        Ok(count_tasks(&api, "RUNNING", "RUNNING").await? == tasks)
     })
     .await?;
-    let _ = start;
     println!(
         "BENCH service-start tasks={tasks} seconds={:.2} tasks_per_sec={:.1}",
         up.as_secs_f64(),
         tasks as f64 / up.as_secs_f64()
     );
-    api.update_service(v1::UpdateServiceRequest {
-        service: "bench".into(),
-        desired_count: Some(0),
-        ..Default::default()
-    })
-    .await?;
+    api.clone()
+        .update_service(v1::UpdateServiceRequest {
+            service: "bench".into(),
+            desired_count: Some(0),
+            ..Default::default()
+        })
+        .await?;
     let down = wait_for("all tasks STOPPED", Duration::from_secs(300), async || {
-        Ok(count_tasks(&mut api.clone(), "STOPPED", "STOPPED").await? == tasks)
+        Ok(count_tasks(&api, "STOPPED", "STOPPED").await? == tasks)
     })
     .await?;
     println!(
@@ -209,15 +156,14 @@ async fn service_start(args: &[String]) -> Result<()> {
         down.as_secs_f64(),
         tasks as f64 / down.as_secs_f64()
     );
-    api.delete_service(v1::DeleteServiceRequest {
-        service: "bench".into(),
-        force: true,
-        ..Default::default()
-    })
-    .await?;
-    let _ = stop_tx.send(());
-    agent_task.await??;
-    c.stop().await?;
+    api.clone()
+        .delete_service(v1::DeleteServiceRequest {
+            service: "bench".into(),
+            force: true,
+            ..Default::default()
+        })
+        .await?;
+    berth.stop().await?;
     Ok(())
 }
 
@@ -523,7 +469,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(suite) = args.first().cloned() else {
         bail!(
-            "usage: bench SUITE [OPTIONS]; suites: list, api-write, service-start, raft, scheduler, events"
+            "usage: bench SUITE [OPTIONS]; suites: list, api-write, service-start, raft, scheduler, events, sim"
         );
     };
     match suite.as_str() {
@@ -543,6 +489,15 @@ async fn main() -> Result<()> {
             println!(
                 "events         [--subscribers N] [--seconds S] [--producers N] [--instances N]   event stream fan-out: events/s, delivery p99"
             );
+            println!(
+                "sim            [--nodes N] [--tasks T] [--timeout-secs S] [--keep] [--no-build]   3 controllers + N simulated instances: 0 → T RUNNING"
+            );
+            println!(
+                "e2e            [--tasks N] [--skip-floor] [--skip-swarm] [--image-pull-behavior B] [--task-settle-secs 0]   0 -> N busybox tasks and a rolling update vs engine floor and Docker Swarm"
+            );
+            println!(
+                "agent          [--tasks N] [--idle-seconds S]   a berth-agent process with N tasks: RSS and idle CPU"
+            );
             Ok(())
         }
         "api-write" => api_write(&args).await,
@@ -550,6 +505,9 @@ async fn main() -> Result<()> {
         "raft" => raft(&args).await,
         "scheduler" => berth_tests::bench_scheduler::run(&args),
         "events" => berth_tests::bench_events::run(&args).await,
+        "e2e" => bench_e2e::run_e2e(&args).await,
+        "agent" => bench_e2e::run_agent(&args).await,
+        "sim" => berth_tests::bench_sim::run(&args).await,
         other => bail!("unknown suite {other:?}; run `bench list`"),
     }
 }

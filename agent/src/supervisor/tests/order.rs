@@ -70,6 +70,13 @@ impl ContainerRuntime for Recorder {
     async fn list(&self, key: &str, value: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
         self.inner.list(key, value).await
     }
+    async fn logs(
+        &self,
+        id: &str,
+        opts: crate::runtime::LogsOptions,
+    ) -> Result<crate::runtime::LogStream, RuntimeError> {
+        self.inner.logs(id, opts).await
+    }
 }
 
 fn depends(mut c: ContainerDefinition, target: &str, condition: &str) -> ContainerDefinition {

@@ -163,6 +163,7 @@ mod tests {
             reserved_ports: vec![],
             version_info: VersionInfo::default(),
             hostname: None,
+            agent_endpoint: None,
             now,
         });
         apply(st, cmd).expect("register");
