@@ -11,6 +11,7 @@
 //! whole of `run`; it stops with the agent.
 
 use crate::http::{self, ApiState};
+use crate::metrics::{AgentMetrics, InstrumentedRuntime};
 use crate::runtime::{ContainerRuntime, DockerRuntime};
 use crate::session::{self, SessionState, register};
 use crate::{AgentConfig, AgentError, Clock, SystemClock};
@@ -27,6 +28,7 @@ pub struct Agent {
     runtime: Arc<dyn ContainerRuntime>,
     clock: Arc<dyn Clock>,
     http_listener: Option<std::net::TcpListener>,
+    metrics: AgentMetrics,
 }
 
 impl Agent {
@@ -61,7 +63,15 @@ impl Agent {
             }
             None => None,
         };
-        Ok(Agent { cfg, runtime, clock: Arc::new(SystemClock), http_listener })
+        let metrics = AgentMetrics::new();
+        let runtime: Arc<dyn ContainerRuntime> =
+            Arc::new(InstrumentedRuntime::new(runtime, metrics.clone()));
+        Ok(Agent { cfg, runtime, clock: Arc::new(SystemClock), http_listener, metrics })
+    }
+
+    /// This agent's Prometheus series (served on `/metrics` of the HTTP API).
+    pub fn metrics(&self) -> &AgentMetrics {
+        &self.metrics
     }
 
     /// Where the operator HTTP API listens, when enabled.
@@ -81,19 +91,20 @@ impl Agent {
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AgentError> {
-        let Agent { cfg, runtime, clock, http_listener } = self;
+        let Agent { cfg, runtime, clock, http_listener, metrics } = self;
         let (http_stop, stop_rx) = tokio::sync::watch::channel(false);
         let http_server = http_listener.map(|listener| {
             let state = ApiState {
                 runtime: runtime.clone(),
                 data_dir: cfg.data_dir.clone(),
                 shutdown: stop_rx,
+                metrics: metrics.clone(),
             };
             tokio::spawn(http::serve(listener, state))
         });
         let (telemetry, metadata_server) =
             crate::telemetry::start(&cfg, &runtime, http_stop.subscribe()).await?;
-        let result = run_sessions(cfg, runtime, clock, telemetry, shutdown).await;
+        let result = run_sessions(cfg, runtime, clock, telemetry, metrics, shutdown).await;
         let _ = http_stop.send(true);
         if let Some(server) = metadata_server
             && tokio::time::timeout(HTTP_STOP_GRACE, server).await.is_err()
@@ -118,6 +129,7 @@ async fn run_sessions(
     runtime: Arc<dyn ContainerRuntime>,
     clock: Arc<dyn Clock>,
     telemetry: crate::telemetry::Telemetry,
+    metrics: AgentMetrics,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AgentError> {
     let instance_id = register::read_instance_id(&cfg.data_dir)?;
@@ -130,6 +142,7 @@ async fn run_sessions(
     };
     let mut state = SessionState::new(instance_id, docker_version);
     state.telemetry = telemetry;
+    state.metrics = metrics;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut idx = 0usize;
     let mut backoff = cfg.reconnect_backoff_min;
@@ -141,6 +154,7 @@ async fn run_sessions(
             _ = &mut shutdown => break,
             r = session::run_session(&cfg, &endpoint, &runtime, &clock, &mut state) => r,
         };
+        state.metrics.set_connected(false);
         match result {
             Ok(end) => {
                 tracing::warn!(endpoint, "controller closed the session");

@@ -21,9 +21,13 @@
 //!   get a network namespace of their own behind a pause container, with an address on the
 //!   agent's `berth-awsvpc` bridge network.
 //! * [`session`]: connect/register/reconnect, heartbeats, assignment and report plumbing.
-//! * [`http`]: the operator HTTP API (`--http-listen`): `/healthz` and
+//! * [`http`]: the operator HTTP API (`--http-listen`): `/healthz`, `/readyz`, `/metrics` and
 //!   `/v1/tasks/{id}/logs` (container output through [`runtime::ContainerRuntime::logs`]). Its
 //!   URL goes to the controller in `RegisterAgent.agent_endpoint`.
+//! * [`logging`]: `--log-format text|json`, to stderr, `RUST_LOG` filtering.
+//! * [`metrics`]: the Prometheus series on `/metrics` of the HTTP API
+//!   ([`metrics::AgentMetrics`], `charts/berth/METRICS.md`); [`metrics::InstrumentedRuntime`]
+//!   wraps the runtime seam to time every engine call.
 //! * [`simulate`]: `berth-agent --simulate N`: N simulated container instances in one process,
 //!   each a full agent over a fake engine with seeded delays and failures (scale work only).
 //! * [`metadata`]: the ECS task metadata endpoint v4 (`--metadata-port`): per-container
@@ -41,7 +45,9 @@
 pub mod agent;
 pub mod config;
 pub mod http;
+pub mod logging;
 pub mod metadata;
+pub mod metrics;
 pub mod runtime;
 pub mod session;
 pub mod simulate;

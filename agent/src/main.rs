@@ -69,6 +69,9 @@ struct Args {
     /// With --simulate: seed of the simulation's random choices.
     #[arg(long, default_value_t = 0, requires = "simulate")]
     sim_seed: u64,
+    /// Log format on stderr: `text` (human) or `json` (one object per line); RUST_LOG filters.
+    #[arg(long, value_enum, default_value = "text", env = "BERTH_LOG_FORMAT")]
+    log_format: berth_agent::logging::LogFormat,
 }
 
 fn parse_attribute(s: &str) -> Result<(String, String), String> {
@@ -80,13 +83,8 @@ fn parse_attribute(s: &str) -> Result<(String, String), String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
+    berth_agent::logging::init(args.log_format);
     let cfg = AgentConfig {
         endpoints: args.endpoints,
         cluster: args.cluster,

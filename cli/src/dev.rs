@@ -28,11 +28,12 @@ pub struct DevArgs {
     /// gRPC listen address of the controller.
     #[arg(long, default_value = "127.0.0.1:7600")]
     pub listen: String,
-    /// Listen address of the controller's HTTP port (`/v1/events`, `/healthz`).
+    /// Listen address of the controller's HTTP port (`/v1/events`, `/metrics`, `/healthz`,
+    /// `/readyz`).
     #[arg(long, default_value = "127.0.0.1:7602", value_name = "ADDR")]
     pub http_listen: String,
-    /// Listen address of the local agent's HTTP API (`/v1/tasks/ID/logs`, `/healthz`); port 0
-    /// picks a free one.
+    /// Listen address of the local agent's HTTP API (`/v1/tasks/ID/logs`, `/metrics`,
+    /// `/healthz`, `/readyz`); port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:7603", value_name = "ADDR")]
     pub agent_http_listen: String,
     /// Custom attribute of the local container instance (repeatable).
@@ -63,6 +64,10 @@ pub struct DevArgs {
     pub liveness: berth_controller::flags::LivenessFlags,
     #[command(flatten)]
     pub events: berth_controller::flags::EventFlags,
+    /// Log format on stderr (controller and agent): `text` (human) or `json` (one object per
+    /// line); RUST_LOG filters (default `info`). Client commands log nothing.
+    #[arg(long, value_enum, default_value = "text", env = "BERTH_LOG_FORMAT")]
+    pub log_format: berth_controller::logging::LogFormat,
 }
 
 fn parse_attribute(s: &str) -> anyhow::Result<(String, String)> {

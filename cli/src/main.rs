@@ -102,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = cli.format();
     let command = match cli.command {
         Command::Dev(args) => {
-            init_logging();
+            berth_controller::logging::init(args.log_format);
             return dev::run(args).await;
         }
         Command::Events(args) => {
@@ -151,20 +151,6 @@ fn one_line(e: &anyhow::Error) -> String {
         }
     }
     line
-}
-
-/// Logs of `berth dev` (controller and agent) go to stderr, filtered by `RUST_LOG` (default
-/// `info`). Client commands log nothing: their output is the reply. `try_init` so that a
-/// subscriber installed elsewhere (tests, `dev.rs`) wins instead of panicking.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()); // plain text into log files
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
 }
 
 #[cfg(test)]

@@ -396,8 +396,16 @@ pub fn task_detail(task: &Task) -> String {
             .add("Stop code", task.stop_code.clone().unwrap_or_default())
             .add("Reason", task.stopped_reason.clone().unwrap_or_default());
     }
-    let mut t =
-        Table::new(&["CONTAINER", "IMAGE", "LAST", "EXIT", "CPU", "MEM", "PORTS", "REASON"]);
+    let mut t = Table::new(&[
+        "CONTAINER",
+        "IMAGE",
+        "LAST",
+        "EXIT",
+        "CPU (units)",
+        "MEM (MiB)",
+        "PORTS",
+        "REASON",
+    ]);
     for c in &task.containers {
         let (cpu, mem) = usage_cells(c.stats.as_ref());
         t.row(vec![
@@ -414,14 +422,14 @@ pub fn task_detail(task: &Task) -> String {
     format!("{}Containers:\n{}", f.render(), t.render_indented("  "))
 }
 
-/// A container's latest usage as table cells: CPU units (1024 = one core), memory MiB in use
-/// over the limit. Empty before the first sample; CPU needs two.
+/// A container's latest usage as table cells (the headers name the units): CPU units (1024 =
+/// one core), memory MiB in use over the limit. Empty before the first sample; CPU needs two.
 fn usage_cells(stats: Option<&ContainerUsage>) -> (String, String) {
     let Some(s) = stats else { return (String::new(), String::new()) };
     let cpu = s.cpu_utilized.map(|c| format!("{c:.1}")).unwrap_or_default();
     let mem = match s.memory_limit {
-        Some(l) => format!("{:.1}/{l:.0}MiB", s.memory_utilized),
-        None => format!("{:.1}MiB", s.memory_utilized),
+        Some(l) => format!("{:.1}/{l:.0}", s.memory_utilized),
+        None => format!("{:.1}", s.memory_utilized),
     };
     (cpu, mem)
 }
@@ -631,9 +639,9 @@ mod tests {
         });
         let out = task_detail(&t);
         let header = out.lines().find(|l| l.contains("CONTAINER")).unwrap_or_default();
-        assert!(header.contains("CPU") && header.contains("MEM"), "{out}");
+        assert!(header.contains("CPU (units)") && header.contains("MEM (MiB)"), "{out}");
         let row = out.lines().find(|l| l.contains("berth/httpd:1")).unwrap_or_default();
-        assert!(row.contains("256.0") && row.contains("3.3/64MiB"), "{out}");
+        assert!(row.contains("256.0") && row.contains("3.3/64") && !row.contains("MiB"), "{out}");
         assert_eq!(usage_cells(None), (String::new(), String::new()));
     }
 

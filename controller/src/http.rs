@@ -6,6 +6,10 @@
 //!   Server-Sent Events when the request accepts `text/event-stream` (`id:` = the event's index,
 //!   `event:` = its detail-type, `data:` = its JSON; `Last-Event-ID` resumes at the next index).
 //! * `GET /healthz` — `ok` while the process serves.
+//! * `GET /readyz` — 200 `ready` when this controller is a member of a group with a known leader
+//!   and has applied up to the commit index it knows; else 503 with a JSON reason
+//!   (`{"ready": false, "reason": …, "leader": …, "applied": …, "commit": …}`).
+//! * `GET /metrics` — the Prometheus text exposition (`crate::metrics`, `charts/berth/METRICS.md`).
 //!
 //! Errors are JSON bodies in the ECS style (`{"__type": "InvalidParameterException", "message":
 //! …}`): 400 for a bad parameter, pattern or type, 410 Gone (`OutOfRangeException`, with
@@ -22,6 +26,9 @@
 use crate::error::{Error, Result};
 use crate::events::EventLog;
 use crate::events::subscribe::{self, Filter, SubscribeError};
+use crate::metrics::Metrics;
+use crate::raft::RaftHandle;
+use crate::store::SharedState;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -50,15 +57,26 @@ pub const NDJSON: &str = "application/x-ndjson";
 struct HttpState {
     events: Arc<EventLog>,
     shutdown: watch::Receiver<bool>,
+    probes: Probes,
+}
+
+/// What `/readyz` and `/metrics` read.
+#[derive(Clone)]
+pub struct Probes {
+    pub raft: RaftHandle,
+    pub shared: SharedState,
+    pub metrics: Metrics,
 }
 
 /// The routes, on `events`; every stream ends once `shutdown` turns true.
-pub fn router(events: Arc<EventLog>, shutdown: watch::Receiver<bool>) -> Router {
+pub fn router(events: Arc<EventLog>, shutdown: watch::Receiver<bool>, probes: Probes) -> Router {
     Router::new()
         .route("/v1/events", get(events_stream))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
-        .with_state(HttpState { events, shutdown })
+        .with_state(HttpState { events, shutdown, probes })
 }
 
 /// Serves [`router`] on `listener` until `shutdown` turns true, then waits for open
@@ -67,8 +85,9 @@ pub async fn serve(
     listener: TcpListener,
     events: Arc<EventLog>,
     shutdown: watch::Receiver<bool>,
+    probes: Probes,
 ) -> Result<()> {
-    let app = router(events, shutdown.clone());
+    let app = router(events, shutdown.clone(), probes);
     let mut stop = shutdown;
     // TCP_NODELAY: each event is its own small write; Nagle would hold it for the client's ACK.
     let listener = listener.tap_io(|tcp| {
@@ -80,6 +99,45 @@ pub async fn serve(
         })
         .await
         .map_err(Error::from)
+}
+
+/// Why a controller is not ready, or `None` when it is: a member of the group, a leader known,
+/// and everything it knows committed applied here.
+pub fn not_ready_reason(
+    member: bool,
+    leader: Option<u64>,
+    applied: u64,
+    commit: u64,
+) -> Option<String> {
+    if !member {
+        return Some("not a member of a Raft group (yet)".into());
+    }
+    if leader.is_none() {
+        return Some("no Raft leader known (no quorum?)".into());
+    }
+    (applied < commit).then(|| format!("applied index {applied} is behind commit index {commit}"))
+}
+
+async fn ready(State(state): State<HttpState>) -> Response {
+    let raft = &state.probes.raft;
+    let (member, leader) = (raft.is_member(), raft.leader_id());
+    let (applied, commit) = (raft.applied_index(), raft.commit_index());
+    match not_ready_reason(member, leader, applied, commit) {
+        None => (StatusCode::OK, "ready").into_response(),
+        Some(reason) => {
+            let body = json!({
+                "ready": false, "reason": reason, "member": member, "leader": leader,
+                "applied": applied, "commit": commit,
+            });
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let probes = &state.probes;
+    let text = probes.metrics.render(&probes.shared, &state.events);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// The parameters of `GET /v1/events`.
@@ -225,7 +283,7 @@ fn error_response(e: &SubscribeError) -> Response {
 async fn not_found(uri: axum::http::Uri) -> Response {
     let body = json!({
         "__type": "UnknownOperationException",
-        "message": format!("no such resource: {} (try /v1/events or /healthz)", uri.path()),
+        "message": format!("no such resource: {} (try /v1/events, /metrics, /healthz or /readyz)", uri.path()),
     });
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
@@ -278,6 +336,17 @@ mod tests {
             let e = EventsRequest::parse(&pairs(&[q]), &h).expect_err("invalid");
             assert!(e.to_string().contains(needle), "{e}");
         }
+    }
+
+    #[test]
+    fn ready_needs_membership_a_leader_and_no_apply_backlog() {
+        assert!(not_ready_reason(false, Some(1), 5, 5).is_some_and(|r| r.contains("member")));
+        assert!(not_ready_reason(true, None, 5, 5).is_some_and(|r| r.contains("leader")));
+        assert_eq!(
+            not_ready_reason(true, Some(2), 4, 6).as_deref(),
+            Some("applied index 4 is behind commit index 6")
+        );
+        assert_eq!(not_ready_reason(true, Some(2), 6, 6), None);
     }
 
     #[test]

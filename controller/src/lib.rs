@@ -13,7 +13,11 @@
 //! * `api/`          — the `berth.v1.Berth` gRPC service.
 //! * `dispatcher/`   — agent sessions (`berth.v1.AgentDispatch`).
 //! * `orchestrator/` — leader-only loops: the service reconciler, node liveness.
-//! * `http`          — the HTTP port: `GET /v1/events` (NDJSON or SSE), `/healthz`.
+//! * `http`          — the HTTP port: `GET /v1/events` (NDJSON or SSE), `/metrics`, `/healthz`,
+//!   `/readyz`.
+//! * `logging`       — `--log-format text|json` of the binaries (stderr, `RUST_LOG`).
+//! * `metrics`       — the Prometheus series (`charts/berth/METRICS.md`), one registry per
+//!   controller.
 //! * `server`        — wires the parts together (`Controller::start(config)`).
 //! * `clock`, `error` — injected time and ids; the crate's one error type.
 //! * `flags`         — clap flags shared by `berth-controller` and `berth dev`.
@@ -27,6 +31,8 @@ pub mod error;
 pub mod events;
 pub mod flags;
 pub mod http;
+pub mod logging;
+pub mod metrics;
 pub mod orchestrator;
 pub mod peer;
 pub mod propose;

@@ -39,8 +39,8 @@ struct Args {
     /// Raft tick interval in milliseconds (election timeout: 10–20 ticks; heartbeat: 3).
     #[arg(long, default_value_t = berth_controller::raft::DEFAULT_TICK_MS, env = "BERTH_TICK_MS")]
     tick_ms: u64,
-    /// Listen address of the HTTP port (`GET /v1/events` as NDJSON or SSE, `/healthz`); off
-    /// unless given.
+    /// Listen address of the HTTP port (`GET /v1/events` as NDJSON or SSE, `/metrics`,
+    /// `/healthz`, `/readyz`); off unless given.
     #[arg(long, env = "BERTH_HTTP_LISTEN", value_name = "ADDR")]
     http_listen: Option<SocketAddr>,
     /// Region used in ARNs.
@@ -55,16 +55,15 @@ struct Args {
     liveness: berth_controller::flags::LivenessFlags,
     #[command(flatten)]
     events: berth_controller::flags::EventFlags,
+    /// Log format on stderr: `text` (human) or `json` (one object per line); RUST_LOG filters.
+    #[arg(long, value_enum, default_value = "text", env = "BERTH_LOG_FORMAT")]
+    log_format: berth_controller::logging::LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let args = Args::parse();
+    berth_controller::logging::init(args.log_format);
     let mut config =
         ControllerConfig { data_dir: args.data_dir, listen: args.listen, ..Default::default() };
     config.scope.region = args.region;

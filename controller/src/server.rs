@@ -19,6 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::dispatcher::Dispatcher;
 use crate::dispatcher::heartbeats::HeartbeatRecorder;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::orchestrator::liveness::{LivenessConfig, LivenessMonitor};
 use crate::orchestrator::{Orchestrator, OrchestratorConfig};
 use crate::peer::{GrpcTransport, PeerAddresses, PeerForwarder, follow_address_book};
@@ -169,6 +170,8 @@ pub struct RunningController {
     pub events: Arc<crate::events::EventLog>,
     /// When node liveness took office here (the start of its grace); `None` while a follower.
     pub leader_since: watch::Receiver<Option<berth_proto::model::Timestamp>>,
+    /// This controller's Prometheus series (served on `/metrics` of the HTTP port).
+    pub metrics: Metrics,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<()>>,
     http: Option<JoinHandle<Result<()>>>,
@@ -194,10 +197,12 @@ impl Controller {
     }
 
     pub async fn start_with_clock(
-        config: ControllerConfig,
+        mut config: ControllerConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<RunningController> {
         config.validate()?;
+        let metrics = Metrics::new();
+        config.raft.metrics = metrics.raft().clone();
         std::fs::create_dir_all(&config.data_dir)?;
         let backend = Arc::new(
             SledBackend::open(config.data_dir.join("store"))
@@ -205,6 +210,7 @@ impl Controller {
         );
         let shared = SharedState::new(State::new(config.scope.clone()));
         let events = crate::events::EventLog::new(backend.clone());
+        events.set_metrics(metrics.clone());
         let store = Store::with_events(shared.clone(), events.clone());
         let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
             Error::Config(format!("cannot listen on {} (--listen): {e}", config.listen))
@@ -227,12 +233,20 @@ impl Controller {
             (raft.clone(), Proposer::new(raft), None, None)
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let http = http_listener
-            .map(|l| tokio::spawn(crate::http::serve(l, events.clone(), shutdown_rx.clone())));
+        tokio::spawn(follow_leadership(raft.clone(), metrics.clone(), shutdown_rx.clone()));
+        let probes = crate::http::Probes {
+            raft: raft.clone(),
+            shared: shared.clone(),
+            metrics: metrics.clone(),
+        };
+        let http = http_listener.map(|l| {
+            tokio::spawn(crate::http::serve(l, events.clone(), shutdown_rx.clone(), probes))
+        });
 
         let api = Api::new(proposer.clone(), shared.clone(), clock.clone(), events.clone())
             .with_health_policy(config.orchestrator.health_policy())
-            .with_max_service_tasks(config.orchestrator.max_service_tasks);
+            .with_max_service_tasks(config.orchestrator.max_service_tasks)
+            .with_metrics(metrics.clone());
         let dispatcher = Dispatcher::new(
             proposer.clone(),
             shared.clone(),
@@ -252,8 +266,10 @@ impl Controller {
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut stop = shutdown_rx.clone();
         let max = berth_proto::MAX_MESSAGE_BYTES;
+        let api_layer = metrics.api_layer();
         let server = tokio::spawn(async move {
             tonic::transport::Server::builder()
+                .layer(api_layer)
                 .add_service(
                     BerthServer::new(api)
                         .max_decoding_message_size(max)
@@ -277,7 +293,8 @@ impl Controller {
             shared.clone(),
             clock.clone(),
             config.orchestrator.clone(),
-        );
+        )
+        .with_metrics(metrics.clone());
         drop(proposer);
         let monitor_clock = clock.clone();
         let monitor = LivenessMonitor::new(
@@ -300,6 +317,9 @@ impl Controller {
         ));
         let orchestrator = tokio::spawn(orchestrator.run(raft.applied(), shutdown_rx));
         tracing::info!(%addr, ?peer_addr, data_dir = %config.data_dir.display(), "controller serving");
+        if let Some(http_addr) = http_addr {
+            tracing::info!(%http_addr, "controller HTTP port serving (/metrics, /readyz, /v1/events)");
+        }
         Ok(RunningController {
             addr,
             peer_addr,
@@ -308,6 +328,7 @@ impl Controller {
             shared,
             events,
             leader_since,
+            metrics,
             shutdown: shutdown_tx,
             server,
             http,
@@ -316,6 +337,23 @@ impl Controller {
             retention,
             peer,
         })
+    }
+}
+
+/// Keeps `metrics` told whether this member leads (tasks are counted on the leader), until
+/// shutdown or the node stops.
+async fn follow_leadership(
+    raft: RaftHandle,
+    metrics: Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut role = raft.role();
+    loop {
+        metrics.set_leader(role.borrow_and_update().is_leader());
+        tokio::select! {
+            changed = role.changed() => if changed.is_err() { return },
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
     }
 }
 

@@ -11,7 +11,8 @@
 //! zones `az-a|az-b|az-c` and instance types `m5.large|c5.xlarge` spread round-robin, each
 //! offering 2048 CPU units and 8192 MiB; a task definition of one 128-unit / 128-MiB container;
 //! a service of desired count 0 (the default placement: spread by zone, then by instance). The
-//! controllers run with `--max-service-tasks` raised to `--tasks` (ECS's quota is 5000).
+//! controllers run with `--max-service-tasks` raised to `--tasks` (ECS's quota is 5000), and
+//! with `--tick-ms` when the bench is given one (the Raft tick; elections after 10 ticks).
 //!
 //! Measure: from the UpdateService call setting `--tasks` (default 50000) to the moment
 //! DescribeService shows that many RUNNING, printed as
@@ -134,6 +135,10 @@ pub async fn run(args: &[String]) -> Result<()> {
     let tasks: i64 = arg(args, "--tasks", 50000)?;
     let timeout = Duration::from_secs(arg(args, "--timeout-secs", 600)?);
     let keep = args.iter().any(|a| a == "--keep");
+    let tick_ms: Option<u64> = match arg(args, "--tick-ms", 0u64)? {
+        0 => None,
+        ms => Some(ms),
+    };
     let release = !cfg!(debug_assertions);
     let (controller, agent) = if args.iter().any(|a| a == "--no-build") {
         // The binaries next to this one, as built (e.g. by `cargo build --release`).
@@ -152,9 +157,13 @@ pub async fn run(args: &[String]) -> Result<()> {
     eprintln!("sim: data and logs in {}", dir.display());
     let cluster = {
         let dir = dir.clone();
-        let quota = format!("--max-service-tasks={}", tasks.max(5000));
+        let mut flags = vec![format!("--max-service-tasks={}", tasks.max(5000))];
+        if let Some(ms) = tick_ms {
+            flags.push(format!("--tick-ms={ms}"));
+        }
         tokio::task::spawn_blocking(move || {
-            ControllerCluster::start_with(controller, &dir, 3, &[quota.as_str()])
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            ControllerCluster::start_with(controller, &dir, 3, &flags)
         })
         .await?
     };

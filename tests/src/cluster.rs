@@ -159,7 +159,7 @@ impl ControllerCluster {
             .args(&extra)
             .env("RUST_LOG", std::env::var("BERTH_CONTROLLER_LOG").unwrap_or("info".into()))
             .stdin(Stdio::null())
-            // The controller logs to stdout (tracing's default): into the member log too.
+            // The controller logs to stderr; stdout (nothing today) goes into the member log too.
             .stdout(log.try_clone().map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
             .stderr(log)
             .spawn()

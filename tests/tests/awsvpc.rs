@@ -4,6 +4,8 @@
 //! address in the awsvpc subnet (and the containers' `networkInterfaces` the same one), which
 //! answers HTTP from the host through the bridge; the hostname is the task's private DNS name;
 //! nothing is published on a host port; and once the task stops no pause container is left.
+//! A second task loses its pause container to `docker kill`: the task stops, its reason naming
+//! the task network.
 //! Needs a Docker daemon (skips without one unless BERTH_REQUIRE_DOCKER=1).
 
 use berth_tests::*;
@@ -153,4 +155,47 @@ fn awsvpc_task_shares_a_namespace_has_its_own_address_and_leaves_no_pause_contai
     wait_until(&format!("no container of task {id} left, the pause included"), WAIT, || {
         docker_containers_with_label("berth.task-id", &id).is_empty().then_some(())
     });
+}
+
+#[test]
+fn a_killed_pause_container_stops_the_task_naming_the_task_network() {
+    if !require_docker("a_killed_pause_container_stops_the_task_naming_the_task_network") {
+        return;
+    }
+    ensure_images();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start(dir.path(), &[]);
+    let doc = json!({
+        "family": "vpc-kill", "networkMode": "awsvpc",
+        "containerDefinitions": [
+            {"name": "app", "image": "busybox:latest", "memory": 32, "stopTimeout": 2,
+             "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]}
+        ]
+    });
+    let path = dir.path().join("vpc-kill.json");
+    std::fs::write(&path, doc.to_string()).expect("writing the task definition");
+    let out = dev.berth(&["taskdef", "register", path.to_str().unwrap_or_default()]);
+    assert!(out.status.success(), "register: {}", String::from_utf8_lossy(&out.stderr));
+    let run = dev.json(&["task", "run", "--taskdef", "vpc-kill"]);
+    assert_eq!(run["failures"].as_array().map(|a| a.len()), Some(0), "{run}");
+    let id = task_id(&run["tasks"][0]);
+    wait_until(&format!("task {id} RUNNING"), WAIT, || {
+        (dev.json(&["task", "describe", &id])["lastStatus"] == "RUNNING").then_some(())
+    });
+    let pause = docker_containers_with_label("berth.container-name", "~internal~ecs~pause")
+        .into_iter()
+        .find(|c| docker_inspect(c)["Config"]["Labels"]["berth.task-id"] == id.as_str())
+        .expect("the task's pause container");
+    let out = Command::new("docker").args(["kill", &pause]).output().expect("docker kill");
+    assert!(out.status.success(), "kill: {}", String::from_utf8_lossy(&out.stderr));
+    let stopped = wait_until(&format!("task {id} STOPPED"), WAIT, || {
+        let t = dev.json(&["task", "describe", &id]);
+        (t["lastStatus"] == "STOPPED").then_some(t)
+    });
+    assert_eq!(stopped["stopCode"], "EssentialContainerExited", "{stopped}");
+    assert_eq!(
+        stopped["stoppedReason"], "Task network namespace (pause container) exited",
+        "{stopped}"
+    );
+    assert_eq!(container(&stopped, "app")["exitCode"], 0, "app was stopped by the agent");
 }

@@ -590,7 +590,7 @@ fn dashboard_queries(dash: &serde_json::Value) -> Vec<String> {
 #[test]
 fn dashboard_uses_only_documented_metrics() {
     let documented = documented_metrics();
-    assert_eq!(documented.len(), 24, "{documented:?}");
+    assert_eq!(documented.len(), 25, "{documented:?}");
     let text =
         std::fs::read_to_string(chart_dir().join("dashboards/berth.json")).expect("dashboard");
     let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");

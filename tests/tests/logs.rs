@@ -1,8 +1,9 @@
 //! End to end, with real containers: `berth task logs` reads a task container's output from the
 //! agent that runs it (the agent's HTTP API, found through the controller's `agentEndpoint`):
-//! everything so far, `--tail`, `--container` selection (and the error naming the containers
+//! everything so far, `--tail N` and `--tail all`, `--container` selection (and the error naming the containers
 //! when it is missing), `--follow` receiving a line written after it started and ending when the
-//! container exits, a STOPPED task whose containers are gone, an unknown task, and an agent
+//! container exits, a STOPPED task whose containers are gone, one that never created a
+//! container (its image cannot be pulled: the stoppedReason is shown), an unknown task, and an agent
 //! whose advertised API does not answer. Needs a Docker daemon (skips without one unless
 //! BERTH_REQUIRE_DOCKER=1).
 
@@ -155,6 +156,9 @@ fn task_logs_tail_container_follow_and_errors() {
     let out = logs(&dev, &[&id, "--container", "main", "--tail", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "ready\n");
+    let out = logs(&dev, &[&id, "--container", "main", "--tail", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "main-1\nmain-2\nmain-3\nready\n");
 
     // stdout and stderr together, both on the command's stdout.
     let side = wait_until("side has printed both lines", WAIT, || {
@@ -238,6 +242,28 @@ fn task_logs_tail_container_follow_and_errors() {
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains(&format!("task {gone} is STOPPED and its containers are gone")),
+        "{}",
+        stderr(&out)
+    );
+
+    // A task that never created a container (its image cannot be pulled): its stoppedReason.
+    register(
+        &dev,
+        dir.path(),
+        &json!({"family": "logs-nopull", "containerDefinitions": [{
+            "name": "app", "image": "127.0.0.1:9/berth-missing:1", "memory": 32
+        }]}),
+    );
+    let never = run_task(&dev, "logs-nopull", &[]);
+    let t = wait_task(&dev, &never, "STOPPED", |t| t["lastStatus"] == "STOPPED");
+    let reason = t["stoppedReason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("CannotPullContainerError"), "{t}");
+    let out = logs(&dev, &[&never]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "task {never} stopped before any of its containers was created, so it has no logs: {reason}"
+        )),
         "{}",
         stderr(&out)
     );

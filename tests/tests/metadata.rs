@@ -5,7 +5,10 @@
 //! it got; it also asks for task B's URI (which the test hands it in its environment, as an
 //! attacker that learnt it would have it) and for a made-up token: 403 and 404. The host asking
 //! for B's URI from its own address is refused too. Then `berth task describe -o json` shows the
-//! container's `stats` (CPU units, MiB), and a stopped task keeps its last sample. Needs a Docker
+//! container's `stats` (CPU units, MiB), and a stopped task keeps its last sample. An awsvpc
+//! container sees its task's interface and declared ports; a host-mode one reads `${URI}/`, sees
+//! `{"NetworkMode": "host"}` and its ports, and its task reports host-mode `networkBindings`.
+//! Needs a Docker
 //! daemon (skips without one unless BERTH_REQUIRE_DOCKER=1).
 
 use berth_tests::*;
@@ -185,7 +188,8 @@ fn containers_read_their_own_task_metadata_and_stats_reach_task_describe() {
     assert!(stats["sampledAt"].as_f64().is_some_and(|s| s > 1.0e9), "{stats}");
     let table =
         String::from_utf8_lossy(&dev.berth(&["task", "describe", &a_id]).stdout).to_string();
-    assert!(table.contains("CPU") && table.contains("/64MiB"), "{table}");
+    assert!(table.contains("CPU (units)") && table.contains("MEM (MiB)"), "{table}");
+    assert!(table.contains("/64"), "memory in use over the 64 MiB limit: {table}");
 
     // A stopped task keeps its last sample.
     let out = dev.berth(&["task", "stop", &a_id]);
@@ -227,13 +231,14 @@ fn awsvpc_containers_reach_the_endpoint_and_are_checked_by_the_task_address() {
         dir.path(),
         &json!({"family": "meta-vpc", "networkMode": "awsvpc", "containerDefinitions": [
             {"name": "probe", "image": "busybox:latest", "memory": 32,
+             "portMappings": [{"containerPort": 8080}],
              "entryPoint": ["sh", "-c"], "command": [AWSVPC_PROBE]}
         ]}),
     );
     let t = run(&dev, "meta-vpc");
     let id = task_id(&t);
     let arn = t["taskArn"].as_str().unwrap_or_default().to_string();
-    wait_task(&dev, &id, "RUNNING", |t| t["lastStatus"] == "RUNNING");
+    let described = wait_task(&dev, &id, "RUNNING", |t| t["lastStatus"] == "RUNNING");
     let probe = inspect_container(&id, "probe");
     let docker_id = probe["Id"].as_str().unwrap_or_default().to_string();
     let uri = env_var(&probe, "ECS_CONTAINER_METADATA_URI_V4").expect("the probe has the URI");
@@ -244,10 +249,92 @@ fn awsvpc_containers_reach_the_endpoint_and_are_checked_by_the_task_address() {
     let task: Value = serde_json::from_str(line(&logs, "TASK_JSON=")).unwrap_or(Value::Null);
     assert_eq!(task["TaskARN"], arn.as_str(), "{logs}");
     assert_eq!(task["Containers"].as_array().map(Vec::len), Some(1), "no pause container: {task}");
+    // The container runs in the pause container's namespace: its network is the task's.
+    let detail = |name: &str| {
+        described["attachments"][0]["details"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["name"] == name))
+            .map(|d| d["value"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let net = &task["Containers"][0]["Networks"][0];
+    assert_eq!(net["NetworkMode"], "awsvpc", "{task}");
+    assert_eq!(net["IPv4Addresses"], json!([detail("privateIPv4Address")]), "{task}");
+    assert_eq!(net["MACAddress"], detail("macAddress"), "{task}");
+    assert_eq!(net["PrivateDNSName"], detail("privateDnsName"), "{task}");
+    assert_eq!(net["AttachmentIndex"], 0, "{task}");
+    assert_eq!(net["IPv4SubnetCIDRBlock"], "10.213.0.0/16", "{task}");
+    assert_eq!(net["SubnetGatewayIpv4Address"], "10.213.0.1/16", "{task}");
+    assert_eq!(
+        task["Containers"][0]["Ports"],
+        json!([{"ContainerPort": 8080, "Protocol": "tcp", "HostPort": 8080}]),
+        "{task}"
+    );
     // The token is the task's: from the host's own address it is refused.
     let rest = uri.strip_prefix("http://").unwrap_or_default();
     let (host, path) = rest.split_once('/').unwrap_or_default();
     assert_eq!(host_get_status(host, &format!("/{path}/task")), Some(403), "{uri}");
+    let out = dev.berth(&["task", "stop", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_task(&dev, &id, "STOPPED", |t| t["lastStatus"] == "STOPPED");
+}
+
+const HOST_PORT: u16 = 48_123;
+
+/// Reads `${URI}/` (a trailing slash answers as `${URI}`).
+const HOST_PROBE: &str = r#"U="$ECS_CONTAINER_METADATA_URI_V4"
+for i in $(seq 1 50); do wget -q -O /tmp/me "$U/" && break; sleep 0.2; done
+echo "TASK_JSON=$(cat /tmp/me)"
+echo PROBE-DONE
+trap 'exit 0' TERM
+while true; do sleep 1; done"#;
+
+#[test]
+fn host_mode_containers_get_the_host_network_their_ports_and_network_bindings() {
+    if !require_docker("host_mode_containers_get_the_host_network_their_ports_and_network_bindings")
+    {
+        return;
+    }
+    ensure_images();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start(&dir.path().join("dev"), &["--stats-interval-secs", "0"]);
+    register(
+        &dev,
+        dir.path(),
+        &json!({"family": "meta-host", "networkMode": "host", "containerDefinitions": [
+            {"name": "probe", "image": "busybox:latest", "memory": 32,
+             "portMappings": [{"containerPort": HOST_PORT, "protocol": "udp"}],
+             "entryPoint": ["sh", "-c"], "command": [HOST_PROBE]}
+        ]}),
+    );
+    let t = run(&dev, "meta-host");
+    let id = task_id(&t);
+    let described = wait_task(&dev, &id, "RUNNING with bindings", |t| {
+        t["lastStatus"] == "RUNNING" && t["containers"][0]["networkBindings"][0].is_object()
+    });
+    assert_eq!(
+        described["containers"][0]["networkBindings"],
+        json!([{"bindIp": "0.0.0.0", "containerPort": HOST_PORT, "hostPort": HOST_PORT,
+            "protocol": "udp"}]),
+        "{described}"
+    );
+    let table = String::from_utf8_lossy(&dev.berth(&["task", "list"]).stdout).to_string();
+    assert!(table.contains(&format!("{HOST_PORT}->{HOST_PORT}")), "{table}");
+    let probe = inspect_container(&id, "probe");
+    let docker_id = probe["Id"].as_str().unwrap_or_default().to_string();
+    let logs = wait_until("the host-mode probe read its container", WAIT, || {
+        let logs = docker_logs(&docker_id);
+        logs.contains("PROBE-DONE").then_some(logs)
+    });
+    let me: Value = serde_json::from_str(line(&logs, "TASK_JSON=")).unwrap_or(Value::Null);
+    assert_eq!(me["Name"], "probe", "{logs}");
+    assert_eq!(me["Networks"], json!([{"NetworkMode": "host"}]), "{me}");
+    assert_eq!(
+        me["Ports"],
+        json!([{"ContainerPort": HOST_PORT, "Protocol": "udp", "HostPort": HOST_PORT,
+            "HostIp": "0.0.0.0"}]),
+        "{me}"
+    );
     let out = dev.berth(&["task", "stop", &id]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_task(&dev, &id, "STOPPED", |t| t["lastStatus"] == "STOPPED");

@@ -6,6 +6,9 @@
 //! [`advertise_url`]), and `berth task logs` finds it there.
 //!
 //! * `GET /healthz` — `ok` while the agent process serves.
+//! * `GET /readyz` — 200 `ready` while a controller session is registered and the container
+//!   engine answers; else 503 with a JSON reason (`probes.rs`).
+//! * `GET /metrics` — the Prometheus text exposition (`crate::metrics`).
 //! * `GET /v1/tasks/{task_id}/logs?container=NAME&follow=true&tail=N&timestamps=true` — a
 //!   container's stdout and stderr as a chunked `text/plain` stream (`logs.rs`).
 //!
@@ -21,6 +24,7 @@
 //! reads the container runtime).
 
 pub mod logs;
+pub mod probes;
 
 use crate::AgentError;
 use crate::runtime::ContainerRuntime;
@@ -48,12 +52,16 @@ pub struct ApiState {
     pub data_dir: PathBuf,
     /// Turns true when the agent stops; open streams end then.
     pub shutdown: watch::Receiver<bool>,
+    /// The agent's series (`/metrics`) and its connected flag (`/readyz`).
+    pub metrics: crate::metrics::AgentMetrics,
 }
 
 /// The routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(probes::ready))
+        .route("/metrics", get(probes::metrics))
         .route("/v1/tasks/{task_id}/logs", get(logs::task_logs))
         .fallback(not_found)
         .with_state(state)

@@ -30,8 +30,12 @@ fn fixture() -> Fixture {
     let rt = SimulatedRuntime::new();
     rt.add_cached_image(IMAGE);
     let (stop, shutdown) = watch::channel(false);
-    let state =
-        ApiState { runtime: Arc::new(rt.clone()), data_dir: dir.path().to_path_buf(), shutdown };
+    let state = ApiState {
+        runtime: Arc::new(rt.clone()),
+        data_dir: dir.path().to_path_buf(),
+        shutdown,
+        metrics: Default::default(),
+    };
     Fixture { rt, state, stop, _dir: dir }
 }
 

@@ -174,7 +174,21 @@ pub struct TaskView {
     /// Addresses of the task itself beyond its containers' own (awsvpc: the task's interface,
     /// held by its pause container); callers from them are the task too.
     pub task_addrs: Vec<IpAddr>,
+    /// awsvpc: the task's interface (from its pause container's `berth.awsvpc.*` labels),
+    /// shown as every container's `Networks` entry; `None` in other modes or before the
+    /// runtime gave the task an address.
+    pub task_network: Option<TaskNetworkView>,
     pub containers: Vec<ContainerView>,
+}
+
+/// The network interface of an awsvpc task (its pause container's), as the endpoint shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskNetworkView {
+    pub ipv4: Ipv4Addr,
+    pub mac: Option<String>,
+    pub private_dns_name: Option<String>,
+    /// The agent's awsvpc subnet (`--awsvpc-subnet`), e.g. `10.213.0.0/16`.
+    pub subnet: Option<crate::runtime::task_network::Ipv4Subnet>,
 }
 
 /// One container of a [`TaskView`], in definition order.
@@ -192,6 +206,8 @@ pub struct ContainerView {
     pub exit_code: Option<i64>,
     pub cpu: Option<i64>,
     pub memory: Option<i64>,
+    /// Bridge: the engine's bound ports. awsvpc and host: the definition's port mappings with
+    /// `HostPort` = `ContainerPort` (the engine publishes nothing in those modes).
     pub ports: Vec<crate::runtime::BoundPort>,
     pub log_driver: Option<String>,
     pub log_options: BTreeMap<String, String>,

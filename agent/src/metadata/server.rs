@@ -2,7 +2,7 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `/v4/{token}` | this container (`shapes::container_metadata`) |
+//! | `/v4/{token}` (or `/v4/{token}/`) | this container (`shapes::container_metadata`) |
 //! | `/v4/{token}/task` | the task and all its containers |
 //! | `/v4/{token}/taskWithTags` | `/task` plus `TaskTags`, `ContainerInstanceTags` |
 //! | `/v4/{token}/stats` | this container's Docker stats |
@@ -10,7 +10,8 @@
 //!
 //! Every request first resolves the token and checks the caller (`auth.rs`): 404 for an
 //! unknown token, 403 for a valid token from an address that is not the task's. Errors are a
-//! JSON string, as the ECS agent answers.
+//! bare JSON string (e.g. `"task metadata v4: unknown token"`), as the ECS agent answers
+//! (its handlers write `"V4 container metadata handler: <reason>"`).
 
 use super::{Access, MetadataSource, TaskView, ViewSlot, decide, plausible_token, shapes};
 use axum::Router;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 pub fn router(slot: ViewSlot) -> Router {
     Router::new()
         .route("/v4/{token}", get(container))
+        .route("/v4/{token}/", get(container))
         .route("/v4/{token}/task", get(task))
         .route("/v4/{token}/taskWithTags", get(task_with_tags))
         .route("/v4/{token}/stats", get(container_stats))
@@ -65,7 +67,7 @@ async fn resolve(
         Access::Allowed => Ok((source, view, idx)),
         Access::WrongCaller => {
             tracing::warn!(%caller, task = %view.task_arn, "task metadata request from another address refused");
-            Err(error(StatusCode::FORBIDDEN, "this token belongs to another task's container"))
+            Err(error(StatusCode::FORBIDDEN, "the caller's address does not belong to this task"))
         }
         Access::UnknownToken => Err(error(StatusCode::NOT_FOUND, "unknown token")),
     }
@@ -221,6 +223,8 @@ mod tests {
         assert_eq!(v["Containers"][0]["Networks"][0]["IPv4Addresses"][0], "172.17.0.2");
         let (s, v) = get("/v4/tok-a", [172, 17, 0, 2]).await;
         assert_eq!((s, v["DockerId"].clone()), (StatusCode::OK, Value::from("id-a")));
+        let (s, v) = get("/v4/tok-a/", [172, 17, 0, 2]).await;
+        assert_eq!((s, v["DockerId"].clone()), (StatusCode::OK, Value::from("id-a")));
         let (s, v) = get("/v4/tok-a/stats", [172, 17, 0, 2]).await;
         assert_eq!((s, v["memory_stats"]["usage"].clone()), (StatusCode::OK, Value::from(1)));
         let (s, v) = get("/v4/tok-a/task/stats", [172, 17, 0, 2]).await;
@@ -231,7 +235,14 @@ mod tests {
 
     #[tokio::test]
     async fn another_tasks_token_is_forbidden_and_unknown_tokens_are_not_found() {
-        assert_eq!(get("/v4/tok-b/task", [172, 17, 0, 2]).await.0, StatusCode::FORBIDDEN);
+        let (s, v) = get("/v4/tok-b/task", [172, 17, 0, 2]).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert_eq!(
+            v,
+            Value::from("task metadata v4: the caller's address does not belong to this task")
+        );
+        let (s, v) = get("/v4/nope", [172, 17, 0, 2]).await;
+        assert_eq!((s, v), (StatusCode::NOT_FOUND, Value::from("task metadata v4: unknown token")));
         assert_eq!(get("/v4/tok-b/stats", [172, 17, 0, 2]).await.0, StatusCode::FORBIDDEN);
         assert_eq!(get("/v4/nope/task", [172, 17, 0, 2]).await.0, StatusCode::NOT_FOUND);
         assert_eq!(get("/v4/tok-a/other", [172, 17, 0, 2]).await.0, StatusCode::NOT_FOUND);

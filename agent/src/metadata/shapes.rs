@@ -2,7 +2,7 @@
 //! omitted (never `null`), times as ISO-8601 strings, task `Limits.CPU` in vCPUs and container
 //! `Limits.CPU` in CPU units, `Revision` as a string. Pure: views in, serde structs out.
 
-use super::{ContainerView, TaskView, ecs_labels};
+use super::{ContainerView, TaskNetworkView, TaskView, ecs_labels};
 use crate::runtime::ContainerNetwork;
 use berth_proto::model::event::iso8601_millis;
 use serde::Serialize;
@@ -106,20 +106,27 @@ pub struct PortMetadata {
     pub protocol: String,
     #[serde(rename = "HostPort")]
     pub host_port: u16,
-    #[serde(rename = "HostIp")]
-    pub host_ip: String,
+    /// Omitted for awsvpc (nothing is bound on a host address).
+    #[serde(rename = "HostIp", skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NetworkMetadata {
     #[serde(rename = "NetworkMode")]
     pub network_mode: String,
-    #[serde(rename = "IPv4Addresses")]
+    /// Empty (omitted) in host mode: the container has no address of its own.
+    #[serde(rename = "IPv4Addresses", skip_serializing_if = "Vec::is_empty")]
     pub ipv4_addresses: Vec<String>,
+    /// awsvpc only: the interface's index (always 0, one interface per task, as on ECS).
+    #[serde(rename = "AttachmentIndex", skip_serializing_if = "Option::is_none")]
+    pub attachment_index: Option<u32>,
     #[serde(rename = "MACAddress", skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
     #[serde(rename = "IPv4SubnetCIDRBlock", skip_serializing_if = "Option::is_none")]
     pub ipv4_subnet_cidr_block: Option<String>,
+    #[serde(rename = "PrivateDNSName", skip_serializing_if = "Option::is_none")]
+    pub private_dns_name: Option<String>,
     #[serde(rename = "SubnetGatewayIpv4Address", skip_serializing_if = "Option::is_none")]
     pub subnet_gateway_ipv4_address: Option<String>,
 }
@@ -162,7 +169,7 @@ pub fn container_metadata(task: &TaskView, c: &ContainerView) -> ContainerMetada
                 container_port: p.container_port,
                 protocol: p.protocol.clone(),
                 host_port: p.host_port,
-                host_ip: p.host_ip.clone(),
+                host_ip: (!p.host_ip.is_empty()).then(|| p.host_ip.clone()),
             })
             .collect(),
         labels: ecs_labels(task, c),
@@ -174,11 +181,38 @@ pub fn container_metadata(task: &TaskView, c: &ContainerView) -> ContainerMetada
         log_driver: c.log_driver.clone(),
         log_options: c.log_options.clone(),
         container_arn: c.container_arn.clone(),
-        networks: c
-            .networks
-            .iter()
-            .filter_map(|n| network_metadata(&task.network_mode, n))
-            .collect(),
+        networks: networks(task, c),
+    }
+}
+
+/// A container's `Networks`: awsvpc containers run in their pause container's namespace and
+/// show the task's interface; host-mode ones show `{"NetworkMode": "host"}` (as the ECS agent
+/// does for a container whose engine network has no address); others their own networks.
+fn networks(task: &TaskView, c: &ContainerView) -> Vec<NetworkMetadata> {
+    match task.network_mode.as_str() {
+        "awsvpc" => task.task_network.iter().map(awsvpc_network).collect(),
+        "host" => vec![NetworkMetadata {
+            network_mode: "host".to_string(),
+            ipv4_addresses: Vec::new(),
+            attachment_index: None,
+            mac_address: None,
+            ipv4_subnet_cidr_block: None,
+            private_dns_name: None,
+            subnet_gateway_ipv4_address: None,
+        }],
+        mode => c.networks.iter().filter_map(|n| network_metadata(mode, n)).collect(),
+    }
+}
+
+fn awsvpc_network(n: &TaskNetworkView) -> NetworkMetadata {
+    NetworkMetadata {
+        network_mode: "awsvpc".to_string(),
+        ipv4_addresses: vec![n.ipv4.to_string()],
+        attachment_index: Some(0),
+        mac_address: n.mac.clone(),
+        ipv4_subnet_cidr_block: n.subnet.map(|s| s.to_string()),
+        private_dns_name: n.private_dns_name.clone(),
+        subnet_gateway_ipv4_address: n.subnet.map(|s| format!("{}/{}", s.gateway(), s.prefix)),
     }
 }
 
@@ -192,8 +226,10 @@ fn network_metadata(network_mode: &str, n: &ContainerNetwork) -> Option<NetworkM
     Some(NetworkMetadata {
         network_mode: network_mode.to_string(),
         ipv4_addresses: vec![ip.to_string()],
+        attachment_index: None,
         mac_address: n.mac.clone(),
         ipv4_subnet_cidr_block: cidr,
+        private_dns_name: None,
         subnet_gateway_ipv4_address: n
             .gateway
             .map(|g| format!("{g}/{}", n.prefix_len.unwrap_or(32))),
@@ -309,5 +345,46 @@ mod tests {
         assert_eq!(v["ContainerInstanceTags"], json!({}));
         assert_eq!(v["Containers"][0]["ExitCode"], 3);
         assert!(v["Containers"][0].get("Networks").is_none());
+    }
+
+    #[test]
+    fn awsvpc_containers_show_the_task_interface_and_their_declared_ports() {
+        let mut t = view();
+        t.network_mode = "awsvpc".into();
+        t.task_network = Some(TaskNetworkView {
+            ipv4: Ipv4Addr::new(10, 213, 0, 9),
+            mac: Some("02:42:0a:d5:00:09".into()),
+            private_dns_name: Some("ip-10-213-0-9.local.compute.internal".into()),
+            subnet: crate::runtime::task_network::Ipv4Subnet::parse("10.213.0.0/16").ok(),
+        });
+        // In container:<pause> mode the engine shows no networks of the container's own.
+        t.containers[0].networks.clear();
+        t.containers[0].ports = vec![BoundPort {
+            container_port: 8080,
+            host_port: 8080,
+            protocol: "tcp".into(),
+            host_ip: String::new(),
+        }];
+        let c = serde_json::to_value(container_metadata(&t, &t.containers[0])).unwrap();
+        assert_eq!(
+            c["Networks"],
+            json!([{"NetworkMode": "awsvpc", "IPv4Addresses": ["10.213.0.9"], "AttachmentIndex": 0,
+                "MACAddress": "02:42:0a:d5:00:09", "IPv4SubnetCIDRBlock": "10.213.0.0/16",
+                "PrivateDNSName": "ip-10-213-0-9.local.compute.internal",
+                "SubnetGatewayIpv4Address": "10.213.0.1/16"}])
+        );
+        assert_eq!(
+            c["Ports"],
+            json!([{"ContainerPort": 8080, "Protocol": "tcp", "HostPort": 8080}])
+        );
+    }
+
+    #[test]
+    fn host_mode_containers_show_the_host_network_mode() {
+        let mut t = view();
+        t.network_mode = "host".into();
+        t.containers[0].networks.clear();
+        let c = serde_json::to_value(container_metadata(&t, &t.containers[0])).unwrap();
+        assert_eq!(c["Networks"], json!([{"NetworkMode": "host"}]));
     }
 }

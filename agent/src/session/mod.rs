@@ -50,7 +50,11 @@ pub struct SessionState {
     /// The metadata endpoint's view and the stats sampler, hooked onto the supervisor when it
     /// is created (`crate::telemetry`; off unless the agent sets it).
     pub telemetry: crate::telemetry::Telemetry,
+    /// Heartbeat round trips and the connected flag (`crate::metrics`).
+    pub metrics: crate::metrics::AgentMetrics,
     heartbeat_seq: u64,
+    /// The last heartbeat sent and when, until its ack arrives.
+    heartbeat_sent: Option<(u64, std::time::Instant)>,
 }
 
 impl SessionState {
@@ -60,7 +64,9 @@ impl SessionState {
             supervisor: None,
             docker_version,
             telemetry: Default::default(),
+            metrics: Default::default(),
             heartbeat_seq: 0,
+            heartbeat_sent: None,
         }
     }
 }
@@ -209,6 +215,7 @@ pub async fn run_session(
             Event::Stats(s) => stats_message(&s).into_iter().collect(),
             Event::Heartbeat => {
                 state.heartbeat_seq += 1;
+                state.heartbeat_sent = Some((state.heartbeat_seq, std::time::Instant::now()));
                 vec![pb::AgentMessage {
                     msg: Some(agent_message::Msg::Heartbeat(pb::Heartbeat {
                         seq: state.heartbeat_seq,
@@ -268,6 +275,7 @@ async fn handle_inbound(
             }
             state.instance_id = r.instance_id.clone();
             *registered = true;
+            state.metrics.set_connected(true);
             tracing::info!(instance_id = %r.instance_id, arn = %r.instance_arn, "registered");
             // Deliver what happened while disconnected, in order, then the latest of every task.
             let Some((_, rx)) = state.supervisor.as_mut() else {
@@ -285,6 +293,15 @@ async fn handle_inbound(
             }
             Ok(Vec::new())
         }
-        Some(controller_message::Msg::HeartbeatAck(_)) | None => Ok(Vec::new()),
+        Some(controller_message::Msg::HeartbeatAck(ack)) => {
+            if let Some((seq, sent)) = state.heartbeat_sent
+                && seq == ack.seq
+            {
+                state.heartbeat_sent = None;
+                state.metrics.heartbeat_rtt.observe(sent.elapsed().as_secs_f64());
+            }
+            Ok(Vec::new())
+        }
+        None => Ok(Vec::new()),
     }
 }

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 pub const STOP_CODE_ESSENTIAL_EXITED: &str = "EssentialContainerExited";
 pub const STOP_CODE_FAILED_TO_START: &str = "TaskFailedToStart";
 pub const REASON_ESSENTIAL_EXITED: &str = "Essential container in task exited";
+/// awsvpc: the pause container (which holds the task's network namespace) exited. ECS stops
+/// the task then too, with `EssentialContainerExited` (the pause container is an internal
+/// essential container); the reason names it, since no listed container failed.
+pub const REASON_PAUSE_EXITED: &str = "Task network namespace (pause container) exited";
 
 /// ECS `healthStatus` values (containers and tasks).
 pub const HEALTHY: &str = "HEALTHY";
@@ -129,15 +133,26 @@ enum Next {
     Step(Step),
 }
 
+/// The stoppedReason when an essential container has exited (or, with `require_present`, is
+/// gone); the pause container's exit is named as such.
 fn essential_exited(
     plan: &TaskPlan,
     by_name: &HashMap<&str, &ContainerInfo>,
     require_present: bool,
-) -> bool {
-    plan.containers.iter().filter(|c| c.essential).any(|c| match by_name.get(c.name.as_str()) {
+) -> Option<&'static str> {
+    let exited = |c: &&super::spec::PlannedContainer| match by_name.get(c.name.as_str()) {
         Some(info) => info.state == ContainerState::Exited,
         None => require_present,
-    })
+    };
+    let mut gone = plan.containers.iter().filter(|c| c.essential).filter(exited).peekable();
+    gone.peek()?;
+    // A listed container's exit is the cause when there is one (it may have taken the pause
+    // container's namespace down with it, never the other way round).
+    if gone.all(awsvpc::is_pause) {
+        Some(REASON_PAUSE_EXITED)
+    } else {
+        Some(REASON_ESSENTIAL_EXITED)
+    }
 }
 
 fn next(v: &View<'_>, phase: &Phase) -> Next {
@@ -159,10 +174,10 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
                     reached_running,
                 });
             };
-            if essential_exited(plan, &by_name, false) {
+            if let Some(why) = essential_exited(plan, &by_name, false) {
                 return Next::Phase(Phase::Stopping {
                     stop_code: Some(STOP_CODE_ESSENTIAL_EXITED.into()),
-                    reason: Some(REASON_ESSENTIAL_EXITED.into()),
+                    reason: Some(why.into()),
                     reached_running,
                 });
             }
@@ -204,13 +219,13 @@ fn next(v: &View<'_>, phase: &Phase) -> Next {
                 Next::Step(Step::Wait)
             }
         }
-        Phase::Running => match v.plan {
-            Some(plan) if essential_exited(plan, &by_name, true) => Next::Phase(Phase::Stopping {
+        Phase::Running => match v.plan.and_then(|p| essential_exited(p, &by_name, true)) {
+            Some(why) => Next::Phase(Phase::Stopping {
                 stop_code: Some(STOP_CODE_ESSENTIAL_EXITED.into()),
-                reason: Some(REASON_ESSENTIAL_EXITED.into()),
+                reason: Some(why.into()),
                 reached_running: true,
             }),
-            _ => Next::Step(Step::Wait),
+            None => Next::Step(Step::Wait),
         },
         Phase::Stopping { stop_code, reason, .. } => {
             let live: Vec<&ContainerInfo> = v
@@ -303,6 +318,25 @@ fn container_health(info: Option<&ContainerInfo>, last: Option<&str>) -> String 
     }
 }
 
+/// Host mode: the engine has no port map (the container binds the host's ports itself), so a
+/// created container's bindings come from its spec, as ECS reports them: every address,
+/// `hostPort` = `containerPort`.
+fn host_mode_bindings(c: &super::spec::PlannedContainer) -> Vec<NetworkBinding> {
+    if c.spec.network_mode != "host" {
+        return Vec::new();
+    }
+    c.spec
+        .port_mappings
+        .iter()
+        .map(|p| NetworkBinding {
+            bind_ip: Some("0.0.0.0".to_string()),
+            container_port: p.container_port,
+            host_port: p.host_port.unwrap_or(p.container_port),
+            protocol: p.protocol.clone(),
+        })
+        .collect()
+}
+
 /// Builds the report for `phase` from what the runtime shows. `previous` is the last report
 /// published for the task (health of containers that no longer run carries over from it).
 /// `start_failed` (per plan container, as in [`View`]) reports a container whose start failed
@@ -325,31 +359,33 @@ pub fn build_report(
         pause.and_then(|p| awsvpc::network_interface(task_id, p)).into_iter().collect();
     let last_health =
         |name: &str| previous?.containers.iter().find(|c| c.name == name)?.health_status.as_deref();
-    let report_of = |name: &str, checked: bool, info: Option<&ContainerInfo>| ContainerReport {
-        name: name.to_string(),
-        runtime_id: info.map(|i| i.id.clone()),
-        last_status: match info {
-            Some(i) => i.state.ecs_status().to_string(),
-            None if stopped => "STOPPED".to_string(),
-            None => "PENDING".to_string(),
-        },
-        exit_code: info.and_then(|i| i.exit_code),
-        reason: info.and_then(|i| i.error.clone()),
-        network_bindings: info
-            .map(|i| {
-                i.ports
-                    .iter()
-                    .map(|p| NetworkBinding {
-                        bind_ip: Some(p.host_ip.clone()),
-                        container_port: p.container_port,
-                        host_port: p.host_port,
-                        protocol: p.protocol.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        health_status: checked.then(|| container_health(info, last_health(name))),
-        network_interfaces: interfaces.clone(),
+    let report_of = |name: &str, checked: bool, info: Option<&ContainerInfo>| -> ContainerReport {
+        ContainerReport {
+            name: name.to_string(),
+            runtime_id: info.map(|i| i.id.clone()),
+            last_status: match info {
+                Some(i) => i.state.ecs_status().to_string(),
+                None if stopped => "STOPPED".to_string(),
+                None => "PENDING".to_string(),
+            },
+            exit_code: info.and_then(|i| i.exit_code),
+            reason: info.and_then(|i| i.error.clone()),
+            network_bindings: info
+                .map(|i| {
+                    i.ports
+                        .iter()
+                        .map(|p| NetworkBinding {
+                            bind_ip: Some(p.host_ip.clone()),
+                            container_port: p.container_port,
+                            host_port: p.host_port,
+                            protocol: p.protocol.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            health_status: checked.then(|| container_health(info, last_health(name))),
+            network_interfaces: interfaces.clone(),
+        }
     };
     let (containers, health): (Vec<ContainerReport>, &str) = match plan {
         Some(plan) => {
@@ -360,7 +396,11 @@ pub fn build_report(
                 .filter(|(_, c)| !awsvpc::is_pause(c))
                 .map(|(i, c)| {
                     let checked = c.spec.health_check.is_some();
-                    let mut r = report_of(&c.name, checked, by_name.get(c.name.as_str()).copied());
+                    let info = by_name.get(c.name.as_str()).copied();
+                    let mut r = report_of(&c.name, checked, info);
+                    if info.is_some() && r.network_bindings.is_empty() {
+                        r.network_bindings = host_mode_bindings(c);
+                    }
                     if let Some(why) = start_failed.get(i).and_then(Option::as_deref) {
                         r.last_status = "STOPPED".to_string();
                         r.reason = Some(why.to_string());
@@ -569,5 +609,126 @@ mod tests {
             report(&p, &[info("web", ContainerState::Running, Some(ContainerHealth::Unhealthy))]);
         assert_eq!(healthy, same, "no change, no new report");
         assert_ne!(healthy, unhealthy, "the report board publishes the change");
+    }
+
+    fn view<'a>(p: &'a TaskPlan, observed: &'a [ContainerInfo]) -> View<'a> {
+        View {
+            desired: Desired::Running,
+            plan: Some(p),
+            observed,
+            images_ready: &[],
+            started_at: &[],
+            start_failed: &[],
+            now: Instant::now(),
+            remove_when_stopped: false,
+            controller_stop: (None, None),
+        }
+    }
+
+    fn with_pause(mut p: TaskPlan) -> TaskPlan {
+        p.containers.push(PlannedContainer {
+            name: awsvpc::PAUSE_CONTAINER_NAME.into(),
+            essential: true,
+            spec: ContainerSpec {
+                task_network: Some(crate::runtime::task_network::TaskNetworkSpec {
+                    network: "berth-awsvpc".into(),
+                    subnet: crate::runtime::task_network::Ipv4Subnet::parse("10.213.0.0/16")
+                        .expect("subnet"),
+                    dns_domain: "local.compute.internal".into(),
+                    seed: 1,
+                }),
+                ..Default::default()
+            },
+            depends_on: Vec::new(),
+            start_timeout: None,
+        });
+        p
+    }
+
+    fn stop_reason(p: &TaskPlan, observed: &[ContainerInfo]) -> Option<(String, String)> {
+        match decide(&view(p, observed), &Phase::Running).0 {
+            Some(
+                Phase::Stopping { stop_code, reason, .. } | Phase::Stopped { stop_code, reason },
+            ) => stop_code.zip(reason),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_dead_pause_container_stops_the_task_naming_the_task_network() {
+        let p = with_pause(plan(&[("app", true, false)]));
+        let pause = || {
+            let mut i = info("pause", ContainerState::Exited, None);
+            i.labels.insert(LABEL_CONTAINER_NAME.into(), awsvpc::PAUSE_CONTAINER_NAME.into());
+            i.exit_code = Some(137);
+            i
+        };
+        let running = [info("app", ContainerState::Running, None), pause()];
+        assert_eq!(
+            stop_reason(&p, &running),
+            Some((STOP_CODE_ESSENTIAL_EXITED.into(), REASON_PAUSE_EXITED.into()))
+        );
+        // When a listed essential container exited too, it is the cause.
+        let both = [info("app", ContainerState::Exited, None), pause()];
+        assert_eq!(
+            stop_reason(&p, &both),
+            Some((STOP_CODE_ESSENTIAL_EXITED.into(), REASON_ESSENTIAL_EXITED.into()))
+        );
+        let app_only = [info("app", ContainerState::Exited, None)];
+        let plain = plan(&[("app", true, false)]);
+        assert_eq!(
+            stop_reason(&plain, &app_only),
+            Some((STOP_CODE_ESSENTIAL_EXITED.into(), REASON_ESSENTIAL_EXITED.into()))
+        );
+    }
+
+    #[test]
+    fn host_mode_port_mappings_are_reported_as_bindings_on_every_address() {
+        let mut p = plan(&[("web", true, false), ("br", true, false)]);
+        let ports = vec![
+            crate::runtime::PortMappingSpec {
+                container_port: 8080,
+                host_port: None,
+                protocol: "tcp".into(),
+            },
+            crate::runtime::PortMappingSpec {
+                container_port: 53,
+                host_port: Some(53),
+                protocol: "udp".into(),
+            },
+        ];
+        p.containers[0].spec.network_mode = "host".into();
+        p.containers[0].spec.port_mappings = ports.clone();
+        // A bridge container with the same spec but no engine port map reports none.
+        p.containers[1].spec.network_mode = "bridge".into();
+        p.containers[1].spec.port_mappings = ports;
+        let r = report(
+            &p,
+            &[
+                info("web", ContainerState::Running, None),
+                info("br", ContainerState::Running, None),
+            ],
+        );
+        assert_eq!(
+            r.containers[0].network_bindings,
+            vec![
+                NetworkBinding {
+                    bind_ip: Some("0.0.0.0".into()),
+                    container_port: 8080,
+                    host_port: 8080,
+                    protocol: "tcp".into(),
+                },
+                NetworkBinding {
+                    bind_ip: Some("0.0.0.0".into()),
+                    container_port: 53,
+                    host_port: 53,
+                    protocol: "udp".into(),
+                },
+            ]
+        );
+        assert!(r.containers[1].network_bindings.is_empty());
+        // Not created yet: nothing bound.
+        let r = report(&p, &[]);
+        assert!(r.containers[0].network_bindings.is_empty());
     }
 }

@@ -10,16 +10,19 @@
 //!
 //! Nothing here changes a task; with the endpoint off (the default) nothing here runs.
 
-use super::awsvpc::PAUSE_CONTAINER_NAME;
+use super::awsvpc::{PAUSE_CONTAINER_NAME, is_pause_info};
 use super::spec::TaskPlan;
 use super::worker::WorkerContext;
 use super::{Supervisor, observer::ObserverHandle};
+use crate::metadata::TaskNetworkView;
 use crate::metadata::{ContainerView, Injector, LABEL_METADATA_TOKEN, MetadataSource, TaskView};
-use crate::runtime::task_network::LABEL_AWSVPC_IPV4;
-use crate::runtime::{ContainerInfo, ContainerNetwork, LABEL_CONTAINER_NAME};
+use crate::runtime::task_network::{
+    Ipv4Subnet, LABEL_AWSVPC_DNS_NAME, LABEL_AWSVPC_IPV4, LABEL_AWSVPC_MAC, LABEL_AWSVPC_SUBNET,
+};
+use crate::runtime::{BoundPort, ContainerInfo, ContainerNetwork, LABEL_CONTAINER_NAME};
 use crate::stats::StatsCache;
 use async_trait::async_trait;
-use berth_proto::model::{Task, TaskDefinition, arn_tail};
+use berth_proto::model::{ContainerDefinition, Task, TaskDefinition, arn_tail};
 use berth_proto::v1::Assignment;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -160,6 +163,7 @@ pub fn task_view(
     report: Option<&berth_proto::model::TaskStatusReport>,
 ) -> TaskView {
     let (task, def) = (&rec.task, &rec.def);
+    let mode = def.network_mode();
     let containers = def
         .container_definitions
         .iter()
@@ -186,7 +190,10 @@ pub fn task_view(
                 exit_code: info.and_then(|i| i.exit_code).or(reported.and_then(|r| r.exit_code)),
                 cpu: cd.cpu,
                 memory: cd.memory,
-                ports: info.map(|i| i.ports.clone()).unwrap_or_default(),
+                ports: match mode {
+                    "awsvpc" | "host" => declared_ports(mode, cd),
+                    _ => info.map(|i| i.ports.clone()).unwrap_or_default(),
+                },
                 // Berth runs every container on json-file (other drivers fall back to it).
                 log_driver: Some("json-file".to_string()),
                 log_options: cd
@@ -219,8 +226,39 @@ pub fn task_view(
             .or(task.execution_stopped_at),
         network_mode: def.network_mode().to_string(),
         task_addrs: infos.iter().filter_map(|i| i.label(LABEL_AWSVPC_IPV4)?.parse().ok()).collect(),
+        task_network: (mode == "awsvpc")
+            .then(|| infos.iter().find(|i| is_pause_info(i)).and_then(task_network))
+            .flatten(),
         containers,
     }
+}
+
+/// The task's interface from its pause container's labels (none before it has an address).
+fn task_network(pause: &ContainerInfo) -> Option<TaskNetworkView> {
+    Some(TaskNetworkView {
+        ipv4: pause.label(LABEL_AWSVPC_IPV4)?.parse().ok()?,
+        mac: pause.label(LABEL_AWSVPC_MAC).map(str::to_string),
+        private_dns_name: pause.label(LABEL_AWSVPC_DNS_NAME).map(str::to_string),
+        subnet: pause.label(LABEL_AWSVPC_SUBNET).and_then(|s| Ipv4Subnet::parse(s).ok()),
+    })
+}
+
+/// awsvpc and host mode: the definition's port mappings, `HostPort` = `ContainerPort` (as the
+/// ECS agent shows them; the engine binds nothing itself). Host mode binds every address.
+fn declared_ports(mode: &str, cd: &ContainerDefinition) -> Vec<BoundPort> {
+    cd.port_mappings
+        .iter()
+        .flatten()
+        .filter_map(|pm| {
+            let port = pm.container_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0)?;
+            Some(BoundPort {
+                container_port: port,
+                host_port: port,
+                protocol: pm.protocol.as_deref().unwrap_or("tcp").to_ascii_lowercase(),
+                host_ip: if mode == "host" { "0.0.0.0".to_string() } else { String::new() },
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -294,5 +332,75 @@ mod tests {
         assert_eq!(v.containers[0].cpu, Some(10));
         assert_eq!(v.containers[1].docker_id, None);
         assert_eq!(v.containers[1].known_status, "PENDING");
+        assert_eq!(v.task_network, None);
+    }
+
+    #[test]
+    fn awsvpc_view_takes_the_pause_containers_interface_and_declared_ports() {
+        let rec = TaskRecord {
+            task: Task::default(),
+            def: TaskDefinition {
+                family: "web".into(),
+                network_mode: Some("awsvpc".into()),
+                container_definitions: vec![ContainerDefinition {
+                    name: "app".into(),
+                    image: "busybox".into(),
+                    port_mappings: Some(vec![berth_proto::model::PortMapping {
+                        container_port: Some(8080),
+                        protocol: Some("UDP".into()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            desired_status: "RUNNING".into(),
+        };
+        let info = |name: &str, labels: &[(&str, &str)]| ContainerInfo {
+            id: format!("id-{name}"),
+            name: name.into(),
+            image: "busybox".into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            state: ContainerState::Running,
+            exit_code: None,
+            ports: Vec::new(),
+            error: None,
+            health: None,
+        };
+        let infos = [
+            info("app", &[(LABEL_CONTAINER_NAME, "app")]),
+            info(
+                "pause",
+                &[
+                    (LABEL_CONTAINER_NAME, PAUSE_CONTAINER_NAME),
+                    (LABEL_AWSVPC_IPV4, "10.213.0.9"),
+                    (LABEL_AWSVPC_MAC, "02:42:0a:d5:00:09"),
+                    (LABEL_AWSVPC_DNS_NAME, "ip-10-213-0-9.local.compute.internal"),
+                    (LABEL_AWSVPC_SUBNET, "10.213.0.0/16"),
+                ],
+            ),
+        ];
+        let v = task_view(&rec, &infos, None);
+        assert_eq!(v.containers.len(), 1, "the pause container is not shown");
+        let n = v.task_network.expect("the task's interface");
+        assert_eq!(n.ipv4, std::net::Ipv4Addr::new(10, 213, 0, 9));
+        assert_eq!(n.mac.as_deref(), Some("02:42:0a:d5:00:09"));
+        assert_eq!(n.private_dns_name.as_deref(), Some("ip-10-213-0-9.local.compute.internal"));
+        assert_eq!(n.subnet.map(|s| s.to_string()).as_deref(), Some("10.213.0.0/16"));
+        assert_eq!(
+            v.containers[0].ports,
+            vec![BoundPort {
+                container_port: 8080,
+                host_port: 8080,
+                protocol: "udp".into(),
+                host_ip: String::new(),
+            }]
+        );
+        let mut host = rec;
+        host.def.network_mode = Some("host".into());
+        let v = task_view(&host, &infos[..1], None);
+        assert_eq!(v.task_network, None);
+        assert_eq!(v.containers[0].ports[0].host_ip, "0.0.0.0");
+        assert_eq!(v.containers[0].ports[0].host_port, 8080);
     }
 }

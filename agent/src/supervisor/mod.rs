@@ -41,7 +41,7 @@ mod tests;
 
 use crate::Clock;
 use crate::config::PullBehavior;
-use crate::runtime::ContainerRuntime;
+use crate::runtime::{ContainerRuntime, ContainerState};
 use berth_proto::model::{STOPPED, TaskStatusReport};
 use berth_proto::v1::Assignment;
 use decide::{Desired, Phase, STOP_CODE_FAILED_TO_START};
@@ -335,7 +335,13 @@ impl Supervisor {
                 )
             }
         };
-        let init = WorkerInit { task_id: a.task_id.clone(), plan, phase, silent: false };
+        let init = WorkerInit {
+            task_id: a.task_id.clone(),
+            plan,
+            phase,
+            silent: false,
+            keep_stopped: false,
+        };
         self.spawn_worker(init, a.version, state);
     }
 
@@ -360,11 +366,29 @@ impl Supervisor {
                 return;
             }
         };
-        let orphans: Vec<String> =
-            snap.by_task.keys().filter(|id| !self.tasks.contains_key(*id)).cloned().collect();
-        for id in orphans {
-            tracing::info!(task_id = %id, "stopping and removing containers of an unassigned task");
-            let init = WorkerInit { task_id: id, plan: None, phase: Phase::Starting, silent: true };
+        let orphans: Vec<(String, bool)> = snap
+            .by_task
+            .iter()
+            .filter(|(id, _)| !self.tasks.contains_key(*id))
+            .map(|(id, cs)| (id.clone(), cs.iter().all(|c| c.state == ContainerState::Exited)))
+            .collect();
+        for (id, ended) in orphans {
+            // A task whose containers all exited ended on its own (the controller has it
+            // STOPPED): keep them for the cleanup wait, as before the restart. Anything still
+            // running was stopped by the controller meanwhile: stop and remove it now.
+            if ended {
+                tracing::info!(task_id = %id, wait = ?self.cfg.task_cleanup_wait,
+                    "keeping the exited containers of a stopped task for the cleanup wait");
+            } else {
+                tracing::info!(task_id = %id, "stopping and removing containers of an unassigned task");
+            }
+            let init = WorkerInit {
+                task_id: id,
+                plan: None,
+                phase: Phase::Starting,
+                silent: true,
+                keep_stopped: ended,
+            };
             let state =
                 DesiredState { desired: Desired::Stopped, stop_code: None, stopped_reason: None };
             self.spawn_worker(init, 0, state);

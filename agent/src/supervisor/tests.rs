@@ -263,6 +263,55 @@ async fn a_task_that_ran_is_never_started_again_when_its_containers_are_gone() {
     assert!(rt.containers().is_empty());
 }
 
+/// A task that stopped on its own keeps its exited containers for the cleanup wait (for logs and
+/// inspection), through a reconnect's full assignment set and an agent restart, while a running
+/// task the controller dropped meanwhile is stopped and removed at once; after the wait they go.
+#[tokio::test]
+async fn a_self_stopped_task_keeps_its_containers_for_the_cleanup_wait_across_restarts() {
+    let rt = sim();
+    let def = web_def();
+    let of_task = |t: &str| {
+        rt.containers().iter().filter(|c| c.label(LABEL_TASK_ID) == Some(t)).count()
+    };
+    {
+        let mut sup = supervisor(Arc::new(rt.clone()), "i-keep", PullBehavior::PreferCached);
+        sup.apply(
+            true,
+            &[assignment("k1", 1, "RUNNING", &def), assignment("k2", 1, "RUNNING", &def)],
+        )
+        .await;
+        wait_status(&sup, "k1", "RUNNING").await;
+        wait_status(&sup, "k2", "RUNNING").await;
+        assert!(rt.exit_container("berth-web-1-web-k1", 3));
+        wait_status(&sup, "k1", "STOPPED").await;
+        // A reconnect's full set without k1 (the controller has it STOPPED) and without k2.
+        sup.apply(true, &[assignment("k3", 1, "RUNNING", &def)]).await;
+        wait_for(WAIT, "k2 stopped and removed", || async { (of_task("k2") == 0).then_some(()) })
+            .await;
+        assert_eq!(of_task("k1"), 2, "k1's exited containers are kept");
+    } // the agent stops
+    // Restarted with a short wait: k1 is an orphan whose containers all exited: kept, then gone.
+    let cfg = SupervisorConfig {
+        instance_id: "i-keep".into(),
+        cluster: "test".into(),
+        pull_behavior: PullBehavior::PreferCached,
+        poll_interval: Duration::from_millis(50),
+        task_cleanup_wait: Duration::from_millis(1500),
+        awsvpc: Default::default(),
+    };
+    let (mut sup, _reports) = Supervisor::new(Arc::new(rt.clone()), cfg, Arc::new(SystemClock));
+    let restarted = std::time::Instant::now();
+    sup.apply(true, &[]).await; // k3 dropped too: it runs, so it goes at once
+    wait_for(WAIT, "k3 stopped and removed", || async { (of_task("k3") == 0).then_some(()) })
+        .await;
+    assert_eq!(of_task("k1"), 2, "still kept after the restart");
+    wait_for(WAIT, "k1 removed after the cleanup wait", || async {
+        (of_task("k1") == 0).then_some(())
+    })
+    .await;
+    assert!(restarted.elapsed() >= Duration::from_millis(1500), "not before the wait");
+}
+
 #[tokio::test]
 async fn full_assignment_removes_unassigned_tasks_and_ignores_other_instances() {
     let rt = sim();

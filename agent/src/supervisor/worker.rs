@@ -51,6 +51,9 @@ pub struct WorkerInit {
     pub phase: Phase,
     /// Orphans (tasks the controller no longer knows) are cleaned up without reports.
     pub silent: bool,
+    /// The task already ended on its own (e.g. before an agent restart): its stopped containers
+    /// stay for the cleanup wait, counted from now, whatever the controller's desired status.
+    pub keep_stopped: bool,
 }
 
 fn failed(reason: String, reached_running: bool) -> Phase {
@@ -68,7 +71,7 @@ pub async fn run(
     init: WorkerInit,
     mut desired_rx: watch::Receiver<DesiredState>,
 ) {
-    let WorkerInit { task_id, plan, mut phase, silent } = init;
+    let WorkerInit { task_id, plan, mut phase, silent, keep_stopped } = init;
     if let Some(plan) = &plan {
         for w in &plan.warnings {
             tracing::warn!(task_id = %task_id, "{w}");
@@ -83,6 +86,10 @@ pub async fn run(
     let mut times = Times::default();
     let mut last_report: Option<TaskStatusReport> = None;
     let mut stopped_at: Option<Instant> = None;
+    // Ended on its own (an essential exit, a failed start): the containers are kept for
+    // `task_cleanup_wait` even if the controller then says desired STOPPED (it always does, and
+    // a full assignment set after a reconnect leaves the task out).
+    let mut self_stopped = keep_stopped;
     // When each container was first seen started: `startTimeout` counts from there. (After an
     // agent restart it counts from adoption: the engine's own start time is not in the view.)
     let mut started_at: Vec<Option<std::time::Instant>> = vec![None; n];
@@ -115,9 +122,8 @@ pub async fn run(
             started_at: &started_at,
             start_failed: &start_failed,
             now,
-            remove_when_stopped: d.desired == Desired::Stopped
-                || plan.is_none()
-                || cleanup_due.is_some_and(|t| Instant::now() >= t),
+            remove_when_stopped: cleanup_due.is_some_and(|t| Instant::now() >= t)
+                || (!self_stopped && (d.desired == Desired::Stopped || plan.is_none())),
             controller_stop: (d.stop_code.clone(), d.stopped_reason.clone()),
         };
         let (new_phase, step) = decide::decide(&view, &phase);
@@ -125,6 +131,7 @@ pub async fn run(
             if matches!(p, Phase::Stopped { .. }) {
                 times.execution_stopped_at = Some(ctx.clock.now());
                 stopped_at = Some(Instant::now());
+                self_stopped |= d.desired == Desired::Running;
             }
             tracing::info!(task_id = %task_id, from = decide::last_status(&phase), to = ?p, "task transition");
             phase = p;

@@ -1,4 +1,4 @@
-//! `berth task logs ID [--container NAME] [--follow|-f] [--tail N] [--timestamps]`: a task
+//! `berth task logs ID [--container NAME] [--follow|-f] [--tail N|all] [--timestamps]`: a task
 //! container's stdout and stderr, streamed from the agent that runs it.
 //!
 //! Flow: DescribeTask (its container instance) → DescribeContainerInstance (its
@@ -7,8 +7,8 @@
 //! chunk, so `--follow` shows lines at once). `--follow` ends when the container exits.
 //!
 //! The agent's 404/400 replies are turned into what a user can act on here, because only the
-//! CLI knows the task's status: not placed yet, placed but no container yet, STOPPED with its
-//! containers removed. Plain HTTP only (agents serve no TLS).
+//! CLI knows the task's status: not placed yet, placed but no container yet, STOPPED before
+//! any container was created (its stoppedReason says why), STOPPED with its containers removed. Plain HTTP only (agents serve no TLS).
 
 use crate::client::{self, Api};
 use crate::error::CliError;
@@ -37,12 +37,40 @@ pub struct LogsArgs {
     /// Keep printing new output until the container exits.
     #[arg(long, short = 'f')]
     pub follow: bool,
-    /// Only the last N lines written so far.
-    #[arg(long, value_name = "N")]
-    pub tail: Option<u64>,
+    /// Only the last N lines written so far (`all`: every line, the default).
+    #[arg(long, value_name = "N|all")]
+    pub tail: Option<Tail>,
     /// Put the engine's RFC 3339 timestamp before each line.
     #[arg(long)]
     pub timestamps: bool,
+}
+
+/// `--tail`: a line count or `all` (as the agent's `tail` parameter and `docker logs` take).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    Lines(u64),
+    All,
+}
+
+impl std::str::FromStr for Tail {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Tail, String> {
+        if s.eq_ignore_ascii_case("all") {
+            return Ok(Tail::All);
+        }
+        s.parse().map(Tail::Lines).map_err(|_| {
+            format!("{s:?} is not a line count: expected a non-negative integer or all")
+        })
+    }
+}
+
+impl std::fmt::Display for Tail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tail::Lines(n) => write!(f, "{n}"),
+            Tail::All => f.write_str("all"),
+        }
+    }
 }
 
 /// The agent URL for these arguments (`endpoint` as registered, without a trailing slash).
@@ -103,6 +131,13 @@ pub fn explain_agent_error(
         } else {
             format!("{} (choose one with --container NAME)", reply.message)
         });
+    }
+    if status == 404 && task.is_stopped() && task.containers.iter().all(|c| c.runtime_id.is_none())
+    {
+        let why = task.stopped_reason.as_deref().unwrap_or("no stoppedReason was given");
+        return CliError::NoLogs(format!(
+            "task {id} stopped before any of its containers was created, so it has no logs: {why}"
+        ));
     }
     if status == 404 && task.is_stopped() {
         return CliError::NoLogs(format!(
@@ -222,7 +257,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
-    fn args(container: Option<&str>, follow: bool, tail: Option<u64>) -> LogsArgs {
+    fn args(container: Option<&str>, follow: bool, tail: Option<Tail>) -> LogsArgs {
         LogsArgs {
             id: "t".into(),
             container: container.map(str::to_string),
@@ -239,9 +274,32 @@ mod tests {
             "http://10.0.0.5:51678/v1/tasks/abc/logs"
         );
         assert_eq!(
-            logs_url("http://h:1", "abc", &args(Some("web app"), true, Some(5))),
+            logs_url("http://h:1", "abc", &args(Some("web app"), true, Some(Tail::Lines(5)))),
             "http://h:1/v1/tasks/abc/logs?container=web%20app&follow=true&tail=5"
         );
+        assert_eq!(
+            logs_url("http://h:1", "abc", &args(None, false, Some(Tail::All))),
+            "http://h:1/v1/tasks/abc/logs?tail=all"
+        );
+    }
+
+    #[test]
+    fn tail_takes_a_line_count_or_all() {
+        assert_eq!("25".parse(), Ok(Tail::Lines(25)));
+        assert_eq!("0".parse(), Ok(Tail::Lines(0)));
+        assert_eq!("all".parse(), Ok(Tail::All));
+        assert_eq!("ALL".parse(), Ok(Tail::All));
+        let e = "-1".parse::<Tail>().unwrap_err();
+        assert!(e.contains("expected a non-negative integer or all"), "{e}");
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            logs: LogsArgs,
+        }
+        let cli = Cli::try_parse_from(["berth", "t1", "--tail", "all"]).expect("--tail all");
+        assert_eq!(cli.logs.tail, Some(Tail::All));
+        assert!(Cli::try_parse_from(["berth", "t1", "--tail", "ten"]).is_err());
     }
 
     fn task(last: &str) -> Task {
@@ -262,8 +320,24 @@ mod tests {
     #[test]
     fn agent_errors_are_explained_by_the_task_status() {
         let gone = reply("task t1 has no containers on this container instance", &[]);
-        let stopped = explain_agent_error(404, &gone, &task("STOPPED"), "i-1").to_string();
+        let mut ran = task("STOPPED");
+        ran.containers = vec![berth_proto::model::Container {
+            name: "app".into(),
+            runtime_id: Some("d0c".into()),
+            ..Default::default()
+        }];
+        let stopped = explain_agent_error(404, &gone, &ran, "i-1").to_string();
         assert!(stopped.contains("task t1 is STOPPED and its containers are gone"), "{stopped}");
+        // Never created a container (a failed pull): say so, with the stoppedReason.
+        let mut never = task("STOPPED");
+        never.containers =
+            vec![berth_proto::model::Container { name: "app".into(), ..Default::default() }];
+        never.stopped_reason = Some("CannotPullContainerError: pull access denied".into());
+        let e = explain_agent_error(404, &gone, &never, "i-1").to_string();
+        assert_eq!(
+            e,
+            "task t1 stopped before any of its containers was created, so it has no logs: CannotPullContainerError: pull access denied"
+        );
         let pending = explain_agent_error(404, &gone, &task("PENDING"), "i-1").to_string();
         assert!(pending.contains("no container on container instance i-1 yet"), "{pending}");
         let other = explain_agent_error(503, &reply("engine down", &[]), &task("RUNNING"), "i-1");

@@ -36,6 +36,8 @@ pub struct Api {
     pub(crate) events: Arc<crate::events::EventLog>,
     /// Largest desiredCount a service may have (`--max-service-tasks`).
     pub(crate) max_service_tasks: i64,
+    /// Placement series (`crate::metrics`); unregistered unless given.
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl Api {
@@ -52,7 +54,14 @@ impl Api {
             health: Default::default(),
             events,
             max_service_tasks: crate::orchestrator::DEFAULT_MAX_SERVICE_TASKS,
+            metrics: Default::default(),
         }
+    }
+
+    /// The controller's metrics (placements are observed into them).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The largest desiredCount a service may have (default: ECS's quota of 5000).

@@ -53,7 +53,11 @@ pub async fn run(api: &Api, r: v1::RunTaskRequest) -> Result<Response<v1::Object
         let started_by = (!r.started_by.is_empty()).then(|| r.started_by.clone());
         let launch =
             Launch { cluster: &cluster, def: &def, count: count as usize, group, started_by };
-        plan_launch(&st, &launch, &spec, now, rand::random(), &mut new_id)
+        let started = std::time::Instant::now();
+        let plan = plan_launch(&st, &launch, &spec, now, rand::random(), &mut new_id);
+        let reasons = plan.failures.iter().map(|f| f.reason.as_str());
+        api.metrics.placed(plan.tasks.len(), reasons, started.elapsed());
+        plan
     };
     let mut failures = plan.failures;
     let mut tasks: Vec<Task> = vec![];

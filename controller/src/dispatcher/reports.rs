@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Most reports in one command (a report is a few hundred bytes of JSON).
-pub const MAX_BATCH: usize = 2048;
+pub const MAX_BATCH: usize = 512;
 /// Commands of reports proposed and not yet applied, at most.
 pub const IN_FLIGHT: usize = 4;
 /// Reports waiting for a batch, at most (sessions wait beyond it: back-pressure).

@@ -121,10 +121,17 @@ pub async fn register(d: &Dispatcher, reg: v1::RegisterAgent) -> Result<Register
 
 /// Reports of one session waiting for the pump, at most (then the session waits: back-pressure).
 const REPORT_QUEUE: usize = 1024;
+/// A group whose proposal failed (leader change, timeout) is proposed again, this many times at
+/// most, after a pause growing by [`REPORT_RETRY_PAUSE`] per attempt. Reports are idempotent
+/// (statuses only move forward), so a report applied although its proposal "failed" is harmless
+/// to apply again; one never applied would otherwise stay lost until the agent reconnects.
+const REPORT_RETRIES: u32 = 20;
+const REPORT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One session's task reports, in arrival order: whatever arrived while the previous group was
 /// being applied is submitted as the next group (`reports.rs` never splits a group), so an
-/// agent's reports apply in order and a burst costs one round trip, not one per report.
+/// agent's reports apply in order and a burst costs one round trip, not one per report. Failed
+/// reports are retried ahead of the ones that arrived meanwhile.
 async fn report_pump(
     batcher: super::reports::ReportBatcher,
     instance_id: String,
@@ -133,21 +140,35 @@ async fn report_pump(
     use super::reports::ReportOutcome;
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
-        while let Ok(r) = rx.try_recv() {
-            group.push(r);
-        }
-        let ids: Vec<String> = group.iter().map(|r| r.task_id.clone()).collect();
-        let outcomes = batcher.submit(&instance_id, group).await;
-        for (task, outcome) in ids.iter().zip(outcomes) {
-            match outcome {
-                ReportOutcome::Applied => {}
-                ReportOutcome::Refused => {
-                    tracing::warn!(instance = %instance_id, %task, "task report refused: the task is not assigned to this instance");
-                }
-                ReportOutcome::Failed(e) => {
-                    tracing::warn!(instance = %instance_id, %task, error = %e, "task report not recorded");
+        let mut attempt = 0;
+        loop {
+            while let Ok(r) = rx.try_recv() {
+                group.push(r);
+            }
+            let outcomes = batcher.submit(&instance_id, group.clone()).await;
+            let mut failed = vec![];
+            let mut error = None;
+            for (report, outcome) in group.into_iter().zip(outcomes) {
+                match outcome {
+                    ReportOutcome::Applied => {}
+                    ReportOutcome::Refused => {
+                        tracing::warn!(instance = %instance_id, task = %report.task_id, "task report refused: the task is not assigned to this instance");
+                    }
+                    ReportOutcome::Failed(e) => {
+                        failed.push(report);
+                        error = Some(e);
+                    }
                 }
             }
+            let Some(error) = error else { break };
+            attempt += 1;
+            if attempt > REPORT_RETRIES {
+                tracing::warn!(instance = %instance_id, reports = failed.len(), %error, "task reports not recorded; giving up");
+                break;
+            }
+            tracing::debug!(instance = %instance_id, reports = failed.len(), %error, attempt, "task reports not recorded; retrying");
+            tokio::time::sleep(REPORT_RETRY_PAUSE * attempt).await;
+            group = failed;
         }
     }
 }

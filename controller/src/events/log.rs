@@ -99,6 +99,17 @@ pub struct EventLog {
     pruned_below: Mutex<u64>,
     /// Events of this log alive in memory (the ring, subscribers' queues and batches).
     live: Arc<std::sync::atomic::AtomicUsize>,
+    /// The next index of every open subscription (`berth_events_subscribers` and `_lag`).
+    subscribers: Mutex<Vec<std::sync::Weak<std::sync::atomic::AtomicU64>>>,
+    /// Observes appended events (`crate::metrics`), once set.
+    metrics: std::sync::OnceLock<crate::metrics::Metrics>,
+}
+
+/// Open subscriptions of a log and the next index of the furthest behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SubscriberPositions {
+    pub count: usize,
+    pub slowest: Option<u64>,
 }
 
 fn key(index: u64) -> [u8; 8] {
@@ -120,7 +131,34 @@ impl EventLog {
             tip,
             pruned_below: Mutex::new(0),
             live: Default::default(),
+            subscribers: Mutex::new(Vec::new()),
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Appended events are observed into `metrics` from now on (the first call wins).
+    pub fn set_metrics(&self, metrics: crate::metrics::Metrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// Registers a subscription that will read from `next`; it updates the returned position as
+    /// it goes and unregisters by dropping it.
+    pub fn register_subscriber(&self, next: u64) -> Arc<std::sync::atomic::AtomicU64> {
+        let position = Arc::new(std::sync::atomic::AtomicU64::new(next));
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|w| w.strong_count() > 0);
+        subs.push(Arc::downgrade(&position));
+        position
+    }
+
+    /// How many subscriptions are open, and the next index of the furthest behind.
+    pub fn subscriber_positions(&self) -> SubscriberPositions {
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|w| w.strong_count() > 0);
+        let positions = subs.iter().filter_map(|w| w.upgrade());
+        let loads: Vec<u64> =
+            positions.map(|p| p.load(std::sync::atomic::Ordering::Relaxed)).collect();
+        SubscriberPositions { count: loads.len(), slowest: loads.iter().copied().min() }
     }
 
     /// An event log on an in-memory backend (unit tests, and stores built without one).
@@ -154,6 +192,9 @@ impl EventLog {
             events.iter().map(|e| self.counted(StoredEvent::of(e))).collect();
         for e in &stored {
             batch.put(EVENTS_TREE, key(e.index), e.json.as_bytes().to_vec());
+        }
+        if let Some(metrics) = self.metrics.get() {
+            metrics.observe_events(&stored);
         }
         let failed = match self.backend.write(batch) {
             Ok(()) => false,

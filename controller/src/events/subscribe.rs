@@ -98,6 +98,7 @@ pub fn subscribe(
     // Without follow: up to the log's end as of now. With it: no end.
     let end = if follow { None } else { Some(tip.next) };
     let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+    let position = log.register_subscriber(start);
     tokio::spawn(async move {
         let mut changes = log.watch();
         let mut next = start;
@@ -130,6 +131,7 @@ pub fn subscribe(
                 if filter.matches(&e) && tx.send(Ok(e)).await.is_err() {
                     return;
                 }
+                position.store(next, std::sync::atomic::Ordering::Relaxed);
             }
         }
     });

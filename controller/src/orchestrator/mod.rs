@@ -80,6 +80,8 @@ pub struct Orchestrator {
     shared: SharedState,
     clock: Arc<dyn Clock>,
     config: OrchestratorConfig,
+    /// Placement series (`crate::metrics`); unregistered unless given.
+    metrics: crate::metrics::Metrics,
 }
 
 impl Orchestrator {
@@ -89,7 +91,13 @@ impl Orchestrator {
         clock: Arc<dyn Clock>,
         config: OrchestratorConfig,
     ) -> Self {
-        Orchestrator { proposer, shared, clock, config }
+        Orchestrator { proposer, shared, clock, config, metrics: Default::default() }
+    }
+
+    /// The controller's metrics (the reconciler's placements are observed into them).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs until shutdown: idle while a follower; while leader, a pass on every state change
@@ -338,9 +346,9 @@ impl Orchestrator {
         )])
     }
 
-    /// Place and start `count` tasks of the PRIMARY deployment, at most [`LAUNCH_BATCH`] per
-    /// `StartTasks` command (each batch placed on the state the previous one left); returns the
-    /// events to record.
+    /// Place and start `count` tasks of the PRIMARY deployment: [`LAUNCH_PLAN`] per scheduler
+    /// call (each placed on the state the previous one left), proposed as `StartTasks` commands
+    /// of at most [`LAUNCH_BATCH`]; returns the events to record.
     async fn start_tasks(
         &self,
         cluster: &str,
@@ -352,7 +360,7 @@ impl Orchestrator {
         let mut events = vec![];
         let mut left = count;
         while left > 0 {
-            let n = left.min(LAUNCH_BATCH);
+            let n = left.min(LAUNCH_PLAN);
             left -= n;
             let (batch, placed_all) = self.start_batch(cluster, name, primary, n, now).await?;
             events.extend(batch);
@@ -399,13 +407,21 @@ impl Orchestrator {
                         ));
                     }
                 };
-            plan_launch(&st, &launch, &spec, now, rand::random(), &mut new_id)
+            let placing = std::time::Instant::now();
+            let plan = plan_launch(&st, &launch, &spec, now, rand::random(), &mut new_id);
+            let reasons = plan.failures.iter().map(|f| f.reason.as_str());
+            self.metrics.placed(plan.tasks.len(), reasons, placing.elapsed());
+            plan
         };
         let mut events = vec![];
-        if !plan.tasks.is_empty() {
-            let applied =
-                self.proposer.propose(&Command::StartTasks { tasks: plan.tasks, now }).await?;
-            started = applied.ids.len();
+        // One plan, proposed as commands of at most LAUNCH_BATCH tasks, one after the other
+        // (all in flight at once overloaded a 2-core machine into leader elections).
+        let mut tasks = plan.tasks;
+        while !tasks.is_empty() {
+            let rest = tasks.split_off(tasks.len().min(LAUNCH_BATCH));
+            let applied = self.proposer.propose(&Command::StartTasks { tasks, now }).await?;
+            tasks = rest;
+            started += applied.ids.len();
             if !applied.ids.is_empty() {
                 events.push(format!(
                     "{} has started {} tasks: {}.",
@@ -426,6 +442,8 @@ impl Orchestrator {
 /// Most tasks one `StartTasks` command carries: bounds the Raft entry (a task is about 1 KiB
 /// of JSON) and the time the state is locked for one apply, while keeping entries few.
 pub const LAUNCH_BATCH: usize = 1000;
+/// Most tasks placed by one scheduler call; its commands are proposed together.
+pub const LAUNCH_PLAN: usize = 5000;
 
 /// ECS deployment ids look like `ecs-svc/8646900195280463695`.
 pub fn new_deployment_id() -> String {

@@ -33,6 +33,9 @@ pub struct RaftConfig {
     /// This node's client API address (`http://host:port`), announced to the group so that
     /// `members list` and leader hints can name it.
     pub client_address: Option<String>,
+    /// The Raft series this node observes into (unregistered by default; `Controller::start`
+    /// passes its registry's).
+    pub metrics: crate::metrics::RaftMetrics,
 }
 
 /// Default tick: 75 ms, so the election timeout (10–20 ticks, randomized) is 0.75–1.5 s and a
@@ -60,6 +63,7 @@ impl Default for RaftConfig {
             max_inflight_msgs: 256,
             addresses: BTreeMap::new(),
             client_address: None,
+            metrics: Default::default(),
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct RaftHandle {
     pub(super) applied: watch::Receiver<u64>,
     pub(super) members: watch::Receiver<MembershipView>,
     pub(super) snapshots_installed: Arc<AtomicU64>,
+    /// Highest log index known committed (updated after every Ready).
+    pub(super) commit: Arc<AtomicU64>,
+    pub(super) metrics: crate::metrics::RaftMetrics,
     /// Bound on waiting for a leader or a read index: two election timeouts.
     pub(super) leader_wait: Duration,
 }
@@ -70,9 +73,14 @@ impl RaftHandle {
 
     /// [`RaftHandle::propose`], also answering the log index the command was applied at.
     pub async fn propose_indexed(&self, command: Vec<u8>) -> Result<(Vec<u8>, u64), RaftError> {
+        let started = std::time::Instant::now();
         let (reply, response) = oneshot::channel();
         self.send(Input::Propose { command, reply }).await?;
-        response.await.map_err(|_| RaftError::Stopped)?
+        let answer = response.await.map_err(|_| RaftError::Stopped)?;
+        if answer.is_ok() {
+            self.metrics.proposal_duration.observe(started.elapsed().as_secs_f64());
+        }
+        answer
     }
 
     pub fn is_leader(&self) -> bool {
@@ -107,6 +115,22 @@ impl RaftHandle {
     /// metrics).
     pub fn snapshots_installed(&self) -> u64 {
         self.snapshots_installed.load(Ordering::Relaxed)
+    }
+
+    /// Highest log index this node knows committed.
+    pub fn commit_index(&self) -> u64 {
+        self.commit.load(Ordering::Relaxed)
+    }
+
+    /// Index of the last entry applied here.
+    pub fn applied_index(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// True if this node is a voter or learner of the group (as it applied the membership).
+    pub fn is_member(&self) -> bool {
+        let view = self.members.borrow();
+        view.voters.contains(&self.id) || view.learners.contains(&self.id)
     }
 
     /// The group's members (voters, then learners) with their addresses, as this node applied

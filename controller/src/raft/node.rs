@@ -84,6 +84,8 @@ pub struct RaftNode<S: StateMachine> {
     pub(super) encoded_snapshot: Option<super::node_snapshot::EncodedSnapshot>,
     pub(super) ticks: u64,
     snapshots_installed: Arc<AtomicU64>,
+    /// Shared with the handles: the commit index, for readiness.
+    commit: Arc<AtomicU64>,
     last_term: u64,
     stop_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -141,7 +143,10 @@ impl<S: StateMachine> RaftNode<S> {
         let (applied_tx, applied_rx) = watch::channel(applied);
         let (members_tx, members_rx) = watch::channel(MembershipView::default());
         let snapshots_installed = Arc::new(AtomicU64::new(0));
+        let commit = Arc::new(AtomicU64::new(raw.raft.raft_log.committed));
         let handle = RaftHandle {
+            commit: commit.clone(),
+            metrics: config.metrics.clone(),
             id: config.id,
             inputs: tx.clone(),
             role: role_rx,
@@ -172,6 +177,7 @@ impl<S: StateMachine> RaftNode<S> {
             encoded_snapshot: None,
             ticks: 0,
             snapshots_installed,
+            commit,
             last_term: role.term,
             stop_waiters: Vec::new(),
         };
@@ -410,6 +416,7 @@ impl<S: StateMachine> RaftNode<S> {
         if index <= self.raw.store().snapshot_index() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let term = self.raw.store().term(index)?;
         let mut snapshot = Snapshot::default();
         let meta = snapshot.mut_metadata();
@@ -420,6 +427,7 @@ impl<S: StateMachine> RaftNode<S> {
         let store = self.raw.mut_store();
         store.save_snapshot_and_compact(&snapshot)?;
         store.commit(true)?;
+        self.config.metrics.snapshot_taken(started.elapsed());
         tracing::debug!(id = self.config.id, index, term, "state machine snapshot stored");
         Ok(())
     }
@@ -428,6 +436,7 @@ impl<S: StateMachine> RaftNode<S> {
     /// down and reads of an older term.
     fn publish(&mut self) {
         let role = role_of(&self.raw);
+        self.observe(&role);
         if !role.is_leader() {
             for (_, reply) in self.pending.drain() {
                 let _ = reply.send(Err(RaftError::LeadershipLost { term: role.term }));
@@ -465,6 +474,23 @@ impl<S: StateMachine> RaftNode<S> {
             *v = view;
             changed
         });
+    }
+
+    /// Updates the Raft series and the shared commit index (before `role_tx` changes).
+    fn observe(&self, role: &RoleState) {
+        let m = &self.config.metrics;
+        let commit = self.raw.raft.raft_log.committed;
+        self.commit.store(commit, Ordering::Relaxed);
+        m.term.set(role.term as i64);
+        m.commit_index.set(commit as i64);
+        m.applied_index.set(self.applied as i64);
+        let store = self.raw.store();
+        if let (Ok(first), Ok(last)) = (store.first_index(), store.last_index()) {
+            m.log_entries.set((last + 1).saturating_sub(first) as i64);
+        }
+        if self.role_tx.borrow().leader_id != role.leader_id {
+            m.leader_changes.inc();
+        }
     }
 
     /// Peer addresses from the config fill the gaps of the replicated book (a restarted member

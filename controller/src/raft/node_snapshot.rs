@@ -37,6 +37,8 @@ pub struct EncodedSnapshot {
     conf_state: ConfState,
     /// `None`: the blob is already stored (written off the loop).
     data: Option<Vec<u8>>,
+    /// When the snapshot was started (`berth_raft_snapshot_duration_seconds`).
+    started: std::time::Instant,
 }
 
 impl<S: StateMachine> RaftNode<S> {
@@ -49,10 +51,17 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let term = self.raw.store().term(index)?;
         let conf_state = self.conf_state.clone();
+        let started = std::time::Instant::now();
         match self.state_machine.snapshot_data() {
             SnapshotData::Ready(state) => {
                 let data = Some(encode_envelope(&self.book, &state));
-                self.store_encoded_snapshot(EncodedSnapshot { index, term, conf_state, data })
+                self.store_encoded_snapshot(EncodedSnapshot {
+                    index,
+                    term,
+                    conf_state,
+                    data,
+                    started,
+                })
             }
             SnapshotData::Deferred(job) => {
                 let book: AddressBook = self.book.clone();
@@ -80,7 +89,7 @@ impl<S: StateMachine> RaftNode<S> {
                             Some(snapshot.data.to_vec())
                         }
                     };
-                    let encoded = EncodedSnapshot { index, term, conf_state, data };
+                    let encoded = EncodedSnapshot { index, term, conf_state, data, started };
                     let _ = tx.blocking_send(Input::SnapshotEncoded(encoded));
                 });
                 Ok(())
@@ -104,6 +113,7 @@ impl<S: StateMachine> RaftNode<S> {
             store.save_snapshot_and_compact(&snapshot)?;
         }
         store.commit(true)?;
+        self.config.metrics.snapshot_taken(s.started.elapsed());
         if stored_off_loop {
             let (backend, index) = (store.backend(), s.index);
             tokio::task::spawn_blocking(move || {

@@ -152,8 +152,7 @@ impl State {
                 && cluster_of_arn(&t.cluster_arn) == cluster
                 && !t.is_stopped()
         };
-        let all: Box<dyn Iterator<Item = &'a Task> + 'a> = if self.index.covers(self.tasks.len())
-        {
+        let all: Box<dyn Iterator<Item = &'a Task> + 'a> = if self.index.covers(self.tasks.len()) {
             let ids = self.index.of_service_tasks(cluster, name);
             Box::new(ids.filter_map(|id| self.tasks.get(id)))
         } else {
@@ -184,9 +183,13 @@ impl State {
         deployment: &str,
         window_millis: i64,
     ) -> (u32, Option<Timestamp>) {
-        let mut stopped: Vec<&Task> = self
-            .tasks
-            .values()
+        let all: Box<dyn Iterator<Item = &Task>> = if self.index.covers(self.tasks.len()) {
+            let ids = self.index.of_service_tasks(cluster, name);
+            Box::new(ids.filter_map(|id| self.tasks.get(id)))
+        } else {
+            Box::new(self.tasks.values())
+        };
+        let mut stopped: Vec<&Task> = all
             .filter(|t| {
                 t.is_stopped()
                     && t.service_name() == Some(name)

@@ -395,3 +395,75 @@ fn a_task_definition_arn_of_another_region_or_account_names_nothing() {
         assert!(err.message.contains("does not exist"), "{other}: {err:?}");
     }
 }
+
+#[test]
+fn batched_reports_apply_in_order_and_list_the_refused_ones() {
+    let (mut st, arn) = setup();
+    apply(&mut st, instance("i2", 1024, 1024)).unwrap();
+    let (a, b) = ("a".repeat(32), "b".repeat(32));
+    let tasks = vec![task(&st, &a, "i1", &arn), task(&st, &b, "i2", &arn)];
+    apply(&mut st, Command::StartTasks { tasks, now: Timestamp(6) }).unwrap();
+    let report = |id: &str, status: &str, instance: &str| InstanceReport {
+        instance_id: instance.into(),
+        report: TaskStatusReport {
+            task_id: id.into(),
+            last_status: status.into(),
+            ..Default::default()
+        },
+    };
+    let reports = vec![
+        report(&a, "RUNNING", "i1"),
+        report(&b, "RUNNING", "i1"), // b is on i2: refused, the others still apply
+        report(&a, "STOPPED", "i1"),
+    ];
+    let out = apply(&mut st, Command::ReportTaskStatuses { reports, now: Timestamp(7) }).unwrap();
+    assert_eq!(out.rejected, vec![b.clone()]);
+    assert_eq!(out.ids, vec![a.clone(), a.clone()]);
+    assert_eq!(st.tasks[&a].last_status, "STOPPED");
+    assert_eq!(st.tasks[&a].started_at, Some(Timestamp(7)));
+    assert_eq!(st.tasks[&b].last_status, "PENDING");
+}
+
+#[test]
+fn the_task_index_follows_apply_and_is_rebuilt_on_restore() {
+    let (mut st, arn) = setup();
+    apply(&mut st, instance("i2", 4096, 4096)).unwrap();
+    let ids: Vec<String> = (0..4).map(|i| format!("{i}").repeat(32)).collect();
+    let tasks = vec![task(&st, &ids[0], "i1", &arn), task(&st, &ids[1], "i2", &arn)];
+    apply(&mut st, Command::StartTasks { tasks, now: Timestamp(6) }).unwrap();
+    let on =
+        |st: &State, i: &str| st.tasks_placed_on(i).map(|t| t.id().to_string()).collect::<Vec<_>>();
+    let scan = |st: &State, i: &str| {
+        st.tasks
+            .values()
+            .filter(|t| t.instance_id() == Some(i))
+            .map(|t| t.id().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(st.index.covers(st.tasks.len()));
+    assert_eq!(on(&st, "i2"), vec![ids[1].clone()]);
+    let before = st.index.instance_changes("i2");
+    let r = TaskStatusReport {
+        task_id: ids[1].clone(),
+        last_status: "STOPPED".into(),
+        ..Default::default()
+    };
+    apply(
+        &mut st,
+        Command::ReportTaskStatus { instance_id: "i2".into(), report: r, now: Timestamp(7) },
+    )
+    .unwrap();
+    assert!(st.index.instance_changes("i2") > before, "a change on i2 moves its counter");
+    apply(&mut st, Command::PurgeStoppedTasks { stopped_before: Timestamp(8) }).unwrap();
+    assert!(on(&st, "i2").is_empty());
+    assert_eq!(on(&st, "i1"), scan(&st, "i1"));
+    assert_eq!(st.remaining(&st.instances["i2"].instance).cpu, 4096);
+    assert_eq!(st.remaining(&st.instances["i1"].instance).cpu, 1024 - 512);
+    // A restored state has an empty index until it is rebuilt (the store does it on restore).
+    let mut restored: State = serde_json::from_slice(&serde_json::to_vec(&st).unwrap()).unwrap();
+    assert!(!restored.index.covers(restored.tasks.len()));
+    assert_eq!(on(&restored, "i1"), scan(&st, "i1"), "queries fall back to a scan meanwhile");
+    restored.rebuild_index();
+    assert!(restored.index.covers(restored.tasks.len()));
+    assert_eq!(on(&restored, "i1"), vec![ids[0].clone()]);
+}

@@ -524,6 +524,9 @@ fn unsupported_features_warn() {
         assert!(all.contains(needle), "warnings should mention {needle}: {all}");
     }
     assert!(r.warnings.iter().all(|w| !w.contains('\n') && !w.is_empty()));
+    // The controller does not know which network an agent uses (--awsvpc-network).
+    let vpc = r.warnings.iter().find(|w| w.starts_with("networkMode awsvpc")).expect("awsvpc");
+    assert!(vpc.contains("the agent's awsvpc bridge network (berth-awsvpc by default"), "{vpc}");
 }
 
 #[test]

@@ -22,7 +22,8 @@ pub(crate) fn unsupported(def: &TaskDefinition) -> Vec<String> {
     if def.network_mode() == "awsvpc" {
         w.push(
             "networkMode awsvpc: there are no ENIs on a Berth host; each task gets a network \
-             namespace and address of its own on the agent's bridge network (berth-awsvpc), \
+             namespace and address of its own on the agent's awsvpc bridge network \
+             (berth-awsvpc by default, --awsvpc-network on the agent), \
              reachable from that host only, and publishes no host ports"
                 .to_string(),
         );

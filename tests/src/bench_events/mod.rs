@@ -69,9 +69,8 @@ use subscribers::{Progress, spawn_subscribers};
 
 /// Members of the controller group.
 const CONTROLLERS: usize = 3;
-/// The fake engine's image: cached in every simulated runtime, so no pull is simulated.
-const IMAGE: &str = "bench/noop:1";
-/// The tiny task definition the producers run (its image is [`IMAGE`]).
+/// The tiny task definition the producers run (its image is present on every simulated node,
+/// as every image is, so no pull is simulated).
 const TASK_DEFINITION: &str = r#"{"family": "evbench", "containerDefinitions": [
   {"name": "app", "image": "bench/noop:1", "cpu": 1, "memory": 16, "essential": true}]}"#;
 /// `startedBy` of the producers' calls: this prefix, then the call key.

@@ -11,12 +11,12 @@
 //! controllers' storage.
 
 use super::{
-    CALL_TIMEOUT, IMAGE, RETRY_PAUSE, SETUP_TIMEOUT, STARTED_BY_PREFIX, Shared, member, poll_until,
+    CALL_TIMEOUT, RETRY_PAUSE, SETUP_TIMEOUT, STARTED_BY_PREFIX, Shared, member, poll_until,
 };
 use crate::cluster::client_for;
 use anyhow::{Context, Result, bail};
-use berth_agent::runtime::SimulatedRuntime;
-use berth_agent::{Agent, AgentConfig, PullBehavior};
+use berth_agent::simulate::{SimBehavior, SimNodeRuntime, SimulationConfig, node_seed};
+use berth_agent::{Agent, AgentConfig};
 use berth_proto::v1;
 use std::collections::VecDeque;
 use std::fmt::Display;
@@ -148,24 +148,29 @@ pub(super) struct SimulatedAgents {
 }
 
 impl SimulatedAgents {
+    /// `n` nodes as `berth-agent --simulate` builds them (`berth_agent::simulate`: per-node
+    /// config, data dir `dir/sim-node-I`, endpoints rotated so sessions spread over the
+    /// members, a fake engine on which every image is present), each stoppable here.
     pub(super) fn start(endpoints: &[String], n: usize, dir: &std::path::Path) -> Result<Self> {
-        let mut agents = SimulatedAgents { stops: vec![], handles: vec![] };
-        for i in 0..n {
-            let runtime = SimulatedRuntime::new();
-            runtime.add_cached_image(IMAGE);
-            // Agent i tries member i % 3 first, so sessions spread over the group.
-            let mut eps = endpoints.to_vec();
-            eps.rotate_left(i % endpoints.len());
-            let cfg = AgentConfig {
-                endpoints: eps,
-                data_dir: dir.join(format!("agent-{i}")),
-                image_pull_behavior: PullBehavior::PreferCached,
+        let sim = SimulationConfig {
+            nodes: n,
+            base: AgentConfig {
+                endpoints: endpoints.to_vec(),
+                data_dir: dir.to_path_buf(),
                 cpu_units: Some(INSTANCE_CPU_UNITS),
                 memory_mib: Some(INSTANCE_MEMORY_MIB),
-                hostname: Some(format!("simulated-{i}")),
                 ..Default::default()
-            };
+            },
+            template: Default::default(),
+            behavior: SimBehavior::default(),
+            seed: 0,
+        };
+        sim.validate()?;
+        let mut agents = SimulatedAgents { stops: vec![], handles: vec![] };
+        for i in 0..n {
+            let cfg = sim.node_config(i);
             std::fs::create_dir_all(&cfg.data_dir)?;
+            let runtime = SimNodeRuntime::new(sim.behavior.clone(), node_seed(sim.seed, i));
             let agent = Agent::with_runtime(cfg, Arc::new(runtime))?;
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             agents.stops.push(tx);

@@ -20,7 +20,6 @@
 //! * `sim`           — 3 controller processes and `berth-agent --simulate --nodes` (SIMULATED
 //!   instances, a fake engine): time from desired count 0 to `--tasks` RUNNING and the
 //!   controllers' peak RSS; see `berth_tests::bench_sim`.
-//!
 //! * `e2e`           — on the local Docker engine, Berth (controller + agent in process) from 0
 //!   to `--tasks` busybox tasks and a rolling update of them, beside the engine floor
 //!   (`../shared/anchors/engine-floor.py`) and Docker Swarm (`../shared/anchors/swarm-scale.sh`);
@@ -490,7 +489,7 @@ async fn main() -> Result<()> {
                 "events         [--subscribers N] [--seconds S] [--producers N] [--instances N]   event stream fan-out: events/s, delivery p99"
             );
             println!(
-                "sim            [--nodes N] [--tasks T] [--timeout-secs S] [--keep] [--no-build]   3 controllers + N simulated instances: 0 → T RUNNING"
+                "sim            [--nodes N] [--tasks T] [--tick-ms MS] [--timeout-secs S] [--keep] [--no-build]   3 controllers + N simulated instances: 0 → T RUNNING"
             );
             println!(
                 "e2e            [--tasks N] [--skip-floor] [--skip-swarm] [--image-pull-behavior B] [--task-settle-secs 0]   0 -> N busybox tasks and a rolling update vs engine floor and Docker Swarm"
