@@ -1,32 +1,3 @@
-//! Logging setup of the Berth binaries (`berth-controller`, and `berth dev`): `tracing` to
-//! **stderr** (stdout stays for command output), filtered by `RUST_LOG` (default `info`), as
-//! human-readable text or, with `--log-format json`, one JSON object per line (tracing-subscriber's
-//! json formatter: `timestamp`, `level`, `fields`, `target`, and the span fields such as task and
-//! instance ids). `berth-agent` has the same flag (`berth_agent::logging`, a copy: the agent
-//! crate does not depend on the controller's).
+//! Logging setup: [`berth_proto::logging`] (shared by every Berth binary), re-exported here.
 
-use clap::ValueEnum;
-
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines (colors only on a terminal).
-    #[default]
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
-
-/// Installs the global subscriber. `try_init`: one already installed (tests) wins.
-pub fn init(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => {
-            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            builder.with_ansi(ansi).try_init()
-        }
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
+pub use berth_proto::logging::{LogFormat, init};

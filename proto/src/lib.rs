@@ -10,8 +10,12 @@
 //! * [`service_input`]: reading an ECS CreateService document (`--cli-input-json`) into the
 //!   fields Berth acts on, with warnings for what it cannot honour (same error style).
 //!
-//! This crate does no I/O; controller, agent and CLI all depend on it.
+//! * [`logging`]: the `--log-format text|json` logging setup every Berth binary shares.
+//!
+//! This crate does no I/O (besides installing the log subscriber); controller, agent and CLI all
+//! depend on it.
 
+pub mod logging;
 pub mod model;
 pub mod service_input;
 pub mod taskdef;
