@@ -314,7 +314,7 @@ fn host_mode_containers_get_the_host_network_their_ports_and_network_bindings() 
     });
     assert_eq!(
         described["containers"][0]["networkBindings"],
-        json!([{"bindIp": "0.0.0.0", "containerPort": HOST_PORT, "hostPort": HOST_PORT,
+        json!([{"bindIP": "0.0.0.0", "containerPort": HOST_PORT, "hostPort": HOST_PORT,
             "protocol": "udp"}]),
         "{described}"
     );

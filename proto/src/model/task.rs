@@ -160,7 +160,8 @@ pub struct NetworkInterface {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkBinding {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// ECS spells it `bindIP`; `bindIp` (what Berth wrote before) is still read.
+    #[serde(rename = "bindIP", alias = "bindIp", default, skip_serializing_if = "Option::is_none")]
     pub bind_ip: Option<String>,
     pub container_port: u16,
     pub host_port: u16,
@@ -189,4 +190,30 @@ pub struct Failure {
 pub struct RunTaskResponse {
     pub tasks: Vec<Task>,
     pub failures: Vec<Failure>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NetworkBinding;
+
+    #[test]
+    fn network_binding_uses_the_ecs_field_names_and_reads_the_old_spelling() {
+        let b = NetworkBinding {
+            bind_ip: Some("0.0.0.0".into()),
+            container_port: 80,
+            host_port: 49153,
+            protocol: "tcp".into(),
+        };
+        let json = serde_json::to_value(&b).expect("serialize");
+        assert_eq!(
+            json,
+            serde_json::json!({"bindIP": "0.0.0.0", "containerPort": 80, "hostPort": 49153,
+                               "protocol": "tcp"})
+        );
+        let old: NetworkBinding = serde_json::from_str(
+            r#"{"bindIp": "0.0.0.0", "containerPort": 80, "hostPort": 49153}"#,
+        )
+        .expect("old spelling");
+        assert_eq!(old, b);
+    }
 }
