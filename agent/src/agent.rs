@@ -58,7 +58,7 @@ impl Agent {
                     let host = crate::session::register::hostname(&cfg);
                     cfg.advertise_http = Some(http::advertise_url(bound, &host));
                 }
-                tracing::info!(%bound, url = ?cfg.advertise_http, "operator HTTP API bound");
+                tracing::info!(%bound, url = cfg.advertise_http.as_deref(), "operator HTTP API bound");
                 Some(listener)
             }
             None => None,
@@ -163,7 +163,7 @@ async fn run_sessions(
                 }
             }
             Err(AgentError::Controller { endpoint, message, leader_hint }) => {
-                tracing::warn!(%endpoint, %message, leader = ?leader_hint, "session failed");
+                tracing::warn!(%endpoint, %message, leader = leader_hint.as_deref(), "session failed");
                 hint = leader_hint;
             }
             Err(e) => {

@@ -5,7 +5,8 @@
 //! [`crate::Agent`] and observed in three places:
 //!
 //! * [`InstrumentedRuntime`] — a decorator over the [`ContainerRuntime`] seam: every call's
-//!   latency by operation, container starts by result, image pull time;
+//!   latency by operation, container start attempts by result (a failed create or start is a
+//!   failure), image pulls by result and successful pull time;
 //! * the session (`crate::session`) — heartbeat round trips (sent → acknowledged, matched by
 //!   sequence number) and whether a controller session is registered (`berth_agent_connected`,
 //!   which `/readyz` also reads);
@@ -33,6 +34,7 @@ pub struct AgentMetrics {
     registry: Registry,
     pub running_tasks: IntGauge,
     pub container_starts: IntCounterVec,
+    pub image_pulls: IntCounterVec,
     pub image_pull_duration: Histogram,
     pub docker_request_duration: HistogramVec,
     pub heartbeat_rtt: Histogram,
@@ -66,7 +68,16 @@ impl AgentMetrics {
             )
             .expect("valid metric"),
             container_starts: IntCounterVec::new(
-                Opts::new("berth_agent_container_starts_total", "Container start attempts."),
+                Opts::new(
+                    "berth_agent_container_starts_total",
+                    "Container start attempts (create and start; a failed create counts as a \
+                     failure).",
+                ),
+                &["result"],
+            )
+            .expect("valid metric"),
+            image_pulls: IntCounterVec::new(
+                Opts::new("berth_agent_image_pulls_total", "Image pulls by result."),
                 &["result"],
             )
             .expect("valid metric"),
@@ -99,12 +110,14 @@ impl AgentMetrics {
         let r = &m.registry;
         register(r, &m.running_tasks);
         register(r, &m.container_starts);
+        register(r, &m.image_pulls);
         register(r, &m.image_pull_duration);
         register(r, &m.docker_request_duration);
         register(r, &m.heartbeat_rtt);
         register(r, &m.connected);
         for result in ["success", "failure"] {
             m.container_starts.with_label_values(&[result]);
+            m.image_pulls.with_label_values(&[result]);
         }
         m
     }
@@ -139,19 +152,31 @@ pub fn running_tasks(containers: &[ContainerInfo]) -> usize {
         .len()
 }
 
+/// How long a scrape waits for the runtime's container list before serving the last known
+/// `berth_agent_running_tasks` (the same bound as `/readyz`: scrapes answer within a second
+/// even when the engine hangs).
+pub const RUNNING_TASKS_TIMEOUT: Duration = Duration::from_millis(800);
+
 /// Refreshes `berth_agent_running_tasks` from the runtime (containers labelled with this
-/// agent's `instance_id`); left as it was when the runtime does not answer.
+/// agent's `instance_id`); left as it was when the runtime fails or does not answer within
+/// `timeout`.
 pub async fn refresh_running_tasks(
     metrics: &AgentMetrics,
     runtime: &dyn ContainerRuntime,
     instance_id: &str,
+    timeout: Duration,
 ) {
     if instance_id.is_empty() {
         metrics.running_tasks.set(0);
         return;
     }
-    if let Ok(containers) = runtime.list(LABEL_INSTANCE_ID, instance_id).await {
-        metrics.running_tasks.set(running_tasks(&containers) as i64);
+    match tokio::time::timeout(timeout, runtime.list(LABEL_INSTANCE_ID, instance_id)).await {
+        Ok(Ok(containers)) => metrics.running_tasks.set(running_tasks(&containers) as i64),
+        Ok(Err(e)) => tracing::debug!(error = %e, "running tasks not refreshed"),
+        Err(_) => tracing::debug!(
+            timeout_ms = timeout.as_millis() as u64,
+            "running tasks not refreshed: the container engine did not answer"
+        ),
     }
 }
 
@@ -199,11 +224,21 @@ impl ContainerRuntime for InstrumentedRuntime {
         if result.is_ok() {
             self.metrics.image_pull_duration.observe(elapsed.as_secs_f64());
         }
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        self.metrics.image_pulls.with_label_values(&[outcome]).inc();
         result
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
-        self.timed("create", self.inner.create(spec)).await.0
+        let result = self.timed("create", self.inner.create(spec)).await.0;
+        // A create that fails is a start attempt that failed. A name conflict is not: the
+        // supervisor resolves it (its own container) before deciding again.
+        if let Err(e) = &result
+            && !matches!(e, RuntimeError::Conflict(_))
+        {
+            self.metrics.container_starts.with_label_values(&["failure"]).inc();
+        }
+        result
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
@@ -265,10 +300,13 @@ mod tests {
         let metrics = AgentMetrics::new();
         let rt = InstrumentedRuntime::new(Arc::new(SimulatedRuntime::new()), metrics.clone());
         assert!(rt.start("missing").await.is_err());
+        assert!(rt.pull_image("nowhere/missing:1").await.is_err());
+        let spec = ContainerSpec { image: "nowhere/missing:1".into(), ..Default::default() };
+        assert!(rt.create(&spec).await.is_err());
         rt.list(LABEL_INSTANCE_ID, "i-1").await.expect("list");
         let text = metrics.encode();
         assert!(
-            text.contains("berth_agent_container_starts_total{result=\"failure\"} 1"),
+            text.contains("berth_agent_container_starts_total{result=\"failure\"} 2"),
             "{text}"
         );
         assert!(
@@ -281,6 +319,8 @@ mod tests {
             );
             assert!(text.contains(&needle), "{needle} missing:\n{text}");
         }
+        assert!(text.contains("berth_agent_image_pulls_total{result=\"failure\"} 1"), "{text}");
+        assert!(text.contains("berth_agent_image_pulls_total{result=\"success\"} 0"), "{text}");
         for name in [
             "berth_agent_running_tasks 0",
             "berth_agent_image_pull_duration_seconds_count 0",
@@ -289,6 +329,56 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }
+    }
+
+    /// A runtime whose `list` never returns (a hung engine); everything else delegates.
+    struct HungList(SimulatedRuntime);
+
+    #[async_trait]
+    impl ContainerRuntime for HungList {
+        async fn version(&self) -> Result<String, RuntimeError> {
+            self.0.version().await
+        }
+        async fn image_present(&self, image: &str) -> Result<bool, RuntimeError> {
+            self.0.image_present(image).await
+        }
+        async fn pull_image(&self, image: &str) -> Result<(), RuntimeError> {
+            self.0.pull_image(image).await
+        }
+        async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+            self.0.create(spec).await
+        }
+        async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+            self.0.start(id).await
+        }
+        async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
+            self.0.inspect(id).await
+        }
+        async fn stop(&self, id: &str, timeout: Duration) -> Result<(), RuntimeError> {
+            self.0.stop(id, timeout).await
+        }
+        async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+            self.0.remove(id).await
+        }
+        async fn list(&self, _key: &str, _value: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
+            std::future::pending().await
+        }
+        async fn logs(&self, id: &str, opts: LogsOptions) -> Result<LogStream, RuntimeError> {
+            self.0.logs(id, opts).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hung_engine_does_not_hang_the_refresh_and_keeps_the_last_value() {
+        let metrics = AgentMetrics::new();
+        metrics.running_tasks.set(3);
+        let rt = HungList(SimulatedRuntime::new());
+        let started = Instant::now();
+        refresh_running_tasks(&metrics, &rt, "i-1", Duration::from_millis(50)).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "refresh took {took:?}");
+        assert_eq!(metrics.running_tasks.get(), 3);
+        assert!(RUNNING_TASKS_TIMEOUT < Duration::from_secs(1));
     }
 
     #[test]

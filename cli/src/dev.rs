@@ -126,18 +126,29 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     let agent =
         Agent::new(agent_config).await.map_err(|e| anyhow::anyhow!("starting the agent: {e}"))?;
-    let agent_api = agent.advertised_http().map(|u| format!(", agent API on {u}"));
+    let agent_url = agent.advertised_http().map(str::to_string);
+    let agent_api = agent_url.as_ref().map(|u| format!(", agent API on {u}"));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent_task = tokio::spawn(agent.run(async move {
         let _ = stop_rx.await;
     }));
     let http = controller.http_addr.map(|a| format!(", events on http://{a}/v1/events"));
-    eprintln!(
-        "berth dev: controller on {endpoint}{}{}, data in {}; Ctrl-C to stop",
-        http.unwrap_or_default(),
-        agent_api.unwrap_or_default(),
-        args.data_dir.display()
-    );
+    match args.log_format {
+        // One JSON object a line on stderr: the banner is an event like the rest.
+        berth_controller::logging::LogFormat::Json => tracing::info!(
+            endpoint = %endpoint,
+            events_url = controller.http_addr.map(|a| format!("http://{a}/v1/events")),
+            agent_api = agent_url.as_deref(),
+            data_dir = %args.data_dir.display(),
+            "berth dev: controller and agent started; Ctrl-C to stop"
+        ),
+        berth_controller::logging::LogFormat::Text => eprintln!(
+            "berth dev: controller on {endpoint}{}{}, data in {}; Ctrl-C to stop",
+            http.unwrap_or_default(),
+            agent_api.unwrap_or_default(),
+            args.data_dir.display()
+        ),
+    }
 
     shutdown_signal().await;
     tracing::info!("berth dev: shutting down");

@@ -46,7 +46,9 @@ fn render(name: &str, namespace: &str, overrides: &str) -> Release {
     let mut notes = String::new();
     // BERTH_CHART_DUMP=DIR: also write the rendered files there (like `helm template`).
     if let Some(dir) = std::env::var_os("BERTH_CHART_DUMP") {
-        let dir = PathBuf::from(dir).join(format!("{name}-{namespace}"));
+        // One subdirectory per test (tests run in parallel and share releases' names).
+        let test = std::thread::current().name().unwrap_or("main").replace("::", "-");
+        let dir = PathBuf::from(dir).join(test).join(format!("{name}-{namespace}"));
         for f in &files {
             let path = dir.join(&f.file);
             std::fs::create_dir_all(path.parent().expect("a parent")).expect("dump dir");
@@ -367,6 +369,10 @@ fn chart_renders_with_default_values() {
     assert!(at(sts, "spec.volumeClaimTemplates.0.spec").get("storageClassName").is_none());
     assert_eq!(flag(&agent, "attribute"), Vec::<&str>::new());
     assert_eq!(flag(&agent, "cluster"), ["default"]);
+    assert_eq!(flag(&agent, "log-format"), ["text"]);
+    assert_eq!(flag(&controller, "log-format"), ["text"]);
+    assert!(r.notes.contains("need Docker Engine"), "{}", r.notes);
+    assert!(r.notes.contains("unauthenticated"), "{}", r.notes);
     let ds_pod = at(r.one("DaemonSet"), "spec.template.spec");
     assert_eq!(at(ds_pod, "hostNetwork").as_bool(), Some(true));
     assert_eq!(str_at(ds_pod, "dnsPolicy"), "ClusterFirstWithHostNet");
@@ -386,7 +392,8 @@ controller:
 agent:
   cluster: web
   hostNetwork: false
-  attributes: ["ecs.availability-zone=a", "disk=ssd"]
+  attributes: ["ecs.availability-zone=a", "disk=ssd", "note=a: b", "q=say \"hi\""]
+logFormat: json
 image:
   controller: {repository: registry.local/berth-controller, tag: "1.2.3", pullPolicy: Always}
 "#,
@@ -404,8 +411,14 @@ image:
     assert_eq!(str_at(c, "resources.requests.memory"), "1Gi");
     // values.yaml's default limit stays (maps merge).
     assert_eq!(str_at(c, "resources.limits.memory"), "1Gi");
-    assert_eq!(flag(&agent, "attribute"), ["ecs.availability-zone=a", "disk=ssd"]);
+    // Quoted in the template: a value with ": " or quotes stays one YAML string.
+    assert_eq!(
+        flag(&agent, "attribute"),
+        ["ecs.availability-zone=a", "disk=ssd", "note=a: b", "q=say \"hi\""]
+    );
     assert_eq!(flag(&agent, "cluster"), ["web"]);
+    assert_eq!(flag(&agent, "log-format"), ["json"]);
+    assert_eq!(flag(&controller, "log-format"), ["json"]);
     let ds_pod = at(r.one("DaemonSet"), "spec.template.spec");
     assert!(ds_pod.get("hostNetwork").is_none() && ds_pod.get("dnsPolicy").is_none());
     check_flags_accepted(&controller, &agent);
@@ -437,6 +450,8 @@ fn chart_options_disable_parts_and_bad_values_fail() {
         "controller.replicas is required",
     )
     .unwrap_or_else(|e| panic!("{e:#}"));
+    render::expect_failure(&chart, &yaml("{logFormat: xml}"), "logFormat must be text or json")
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 #[test]
@@ -590,7 +605,7 @@ fn dashboard_queries(dash: &serde_json::Value) -> Vec<String> {
 #[test]
 fn dashboard_uses_only_documented_metrics() {
     let documented = documented_metrics();
-    assert_eq!(documented.len(), 25, "{documented:?}");
+    assert_eq!(documented.len(), 26, "{documented:?}");
     let text =
         std::fs::read_to_string(chart_dir().join("dashboards/berth.json")).expect("dashboard");
     let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
@@ -662,6 +677,14 @@ fn dashboard_uses_only_documented_metrics() {
     }
     let unused: Vec<_> = documented.keys().filter(|m| !used.contains(*m)).collect();
     assert!(unused.is_empty(), "metrics of METRICS.md not on the dashboard: {unused:?}");
+    // Every member counts each leader change: the group's count is the max, not the sum.
+    for q in queries.iter().filter(|q| q.contains("berth_raft_leader_changes_total")) {
+        assert!(q.starts_with("max("), "leader changes summed over members: {q}");
+    }
+    // A panel mixing a count and seconds gives the seconds series its own unit.
+    let snapshots = panels.iter().find(|p| p["title"] == "Snapshots").expect("Snapshots panel");
+    let overrides = snapshots["fieldConfig"]["overrides"].to_string();
+    assert!(overrides.contains("\"value\":\"s\""), "Snapshots p99 in seconds: {overrides}");
 }
 
 #[test]

@@ -297,6 +297,9 @@ fn dev_metrics_parse_carry_the_contract_and_move() {
         ) >= Some(1.0)
     );
     assert!(value(&agent_scrape, "berth_agent_image_pull_duration_seconds_count", &[]).is_some());
+    assert!(
+        value(&agent_scrape, "berth_agent_image_pulls_total", &[("result", "failure")]).is_some()
+    );
     assert_eq!(value(&agent_scrape, "berth_agent_connected", &[]), Some(1.0));
     wait_until("a heartbeat round trip is observed", WAIT, || {
         let s = scrape(&agent);

@@ -175,7 +175,8 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         status: StatusCode::NOT_FOUND,
         kind: "UnknownOperationException",
         message: format!(
-            "no such resource: {} (try /v1/tasks/TASK_ID/logs or /healthz)",
+            "no such resource: {} (routes: /healthz, /readyz, /metrics, \
+             /v1/tasks/TASK_ID/logs)",
             uri.path()
         ),
         containers: Vec::new(),

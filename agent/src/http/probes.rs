@@ -42,8 +42,13 @@ pub async fn ready(State(state): State<ApiState>) -> Response {
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     let instance_id =
         crate::session::register::read_instance_id(&state.data_dir).unwrap_or_default();
-    crate::metrics::refresh_running_tasks(&state.metrics, state.runtime.as_ref(), &instance_id)
-        .await;
+    crate::metrics::refresh_running_tasks(
+        &state.metrics,
+        state.runtime.as_ref(),
+        &instance_id,
+        crate::metrics::RUNNING_TASKS_TIMEOUT,
+    )
+    .await;
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics.encode()).into_response()
 }
 

@@ -84,6 +84,10 @@ async fn healthz_answers_ok_and_unknown_paths_are_404_json() {
     let (status, body) = error_of(f.get("/v1/nothing").await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["__type"], "UnknownOperationException");
+    let message = body["message"].as_str().unwrap_or_default();
+    for route in ["/healthz", "/readyz", "/metrics", "/v1/tasks/TASK_ID/logs"] {
+        assert!(message.contains(route), "{route} missing from {message}");
+    }
 }
 
 #[tokio::test]

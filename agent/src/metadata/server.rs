@@ -66,7 +66,7 @@ async fn resolve(
     match decide(true, caller, &addrs) {
         Access::Allowed => Ok((source, view, idx)),
         Access::WrongCaller => {
-            tracing::warn!(%caller, task = %view.task_arn, "task metadata request from another address refused");
+            tracing::warn!(%caller, task_arn = %view.task_arn, "task metadata request from another address refused");
             Err(error(StatusCode::FORBIDDEN, "the caller's address does not belong to this task"))
         }
         Access::UnknownToken => Err(error(StatusCode::NOT_FOUND, "unknown token")),

@@ -36,8 +36,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use create::create_body;
 use futures::StreamExt;
@@ -310,11 +309,7 @@ impl ContainerRuntime for DockerRuntime {
         awsvpc::ensure_builtin_image(&self.docker, &self.awsvpc, image).await
     }
 
-    fn watch(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> Option<futures::stream::BoxStream<'static, String>> {
+    fn watch(&self, key: &str, value: &str) -> Option<futures::stream::BoxStream<'static, String>> {
         let mut filters = HashMap::new();
         filters.insert("type".to_string(), vec!["container".to_string()]);
         filters.insert("label".to_string(), vec![format!("{key}={value}")]);

@@ -388,11 +388,7 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// engine's event stream, filtered by that label); the observer polls at once on each.
     /// `None`: the runtime has no such stream (the observer relies on its poll interval and on
     /// the pokes after each step). The stream ends when the engine connection breaks.
-    fn watch(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> Option<futures::stream::BoxStream<'static, String>> {
+    fn watch(&self, key: &str, value: &str) -> Option<futures::stream::BoxStream<'static, String>> {
         let _ = (key, value);
         None
     }

@@ -270,9 +270,8 @@ async fn a_task_that_ran_is_never_started_again_when_its_containers_are_gone() {
 async fn a_self_stopped_task_keeps_its_containers_for_the_cleanup_wait_across_restarts() {
     let rt = sim();
     let def = web_def();
-    let of_task = |t: &str| {
-        rt.containers().iter().filter(|c| c.label(LABEL_TASK_ID) == Some(t)).count()
-    };
+    let of_task =
+        |t: &str| rt.containers().iter().filter(|c| c.label(LABEL_TASK_ID) == Some(t)).count();
     {
         let mut sup = supervisor(Arc::new(rt.clone()), "i-keep", PullBehavior::PreferCached);
         sup.apply(
@@ -302,8 +301,7 @@ async fn a_self_stopped_task_keeps_its_containers_for_the_cleanup_wait_across_re
     let (mut sup, _reports) = Supervisor::new(Arc::new(rt.clone()), cfg, Arc::new(SystemClock));
     let restarted = std::time::Instant::now();
     sup.apply(true, &[]).await; // k3 dropped too: it runs, so it goes at once
-    wait_for(WAIT, "k3 stopped and removed", || async { (of_task("k3") == 0).then_some(()) })
-        .await;
+    wait_for(WAIT, "k3 stopped and removed", || async { (of_task("k3") == 0).then_some(()) }).await;
     assert_eq!(of_task("k1"), 2, "still kept after the restart");
     wait_for(WAIT, "k1 removed after the cleanup wait", || async {
         (of_task("k1") == 0).then_some(())

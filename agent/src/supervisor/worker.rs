@@ -133,7 +133,19 @@ pub async fn run(
                 stopped_at = Some(Instant::now());
                 self_stopped |= d.desired == Desired::Running;
             }
-            tracing::info!(task_id = %task_id, from = decide::last_status(&phase), to = ?p, "task transition");
+            let (stop_code, reason) = match &p {
+                Phase::Stopping { stop_code, reason, .. }
+                | Phase::Stopped { stop_code, reason } => (stop_code.as_deref(), reason.as_deref()),
+                _ => (None, None),
+            };
+            tracing::info!(
+                task_id = %task_id,
+                from = phase_name(&phase),
+                to = phase_name(&p),
+                stop_code,
+                reason,
+                "task transition"
+            );
             phase = p;
         }
         if matches!(phase, Phase::Starting) && plan.is_some() && !silent {
@@ -321,6 +333,16 @@ enum Outcome {
     Retry(String),
 }
 
+/// The worker's phase as a log field value (`STARTING`, `RUNNING`, `STOPPING`, `STOPPED`).
+fn phase_name(phase: &Phase) -> &'static str {
+    match phase {
+        Phase::Starting => "STARTING",
+        Phase::Running => "RUNNING",
+        Phase::Stopping { .. } => "STOPPING",
+        Phase::Stopped { .. } => "STOPPED",
+    }
+}
+
 /// One log line per container that this report shows STOPPED for the first time.
 fn log_container_stops(task_id: &str, last: Option<&TaskStatusReport>, r: &TaskStatusReport) {
     for c in r.containers.iter().filter(|c| c.last_status == "STOPPED") {
@@ -328,7 +350,7 @@ fn log_container_stops(task_id: &str, last: Option<&TaskStatusReport>, r: &TaskS
             l.containers.iter().any(|p| p.name == c.name && p.last_status == "STOPPED")
         });
         if !was_stopped {
-            tracing::info!(task_id, container = %c.name, exit_code = ?c.exit_code, "container stopped");
+            tracing::info!(task_id, container = %c.name, exit_code = c.exit_code, "container stopped");
         }
     }
 }

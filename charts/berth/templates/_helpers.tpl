@@ -106,3 +106,12 @@ ids 1..replicas (node id = pod ordinal + 1, see the StatefulSet's command).
 {{- define "berth.agent.image" -}}
 {{- printf "%s:%s" .Values.image.agent.repository (default .Chart.AppVersion .Values.image.agent.tag) -}}
 {{- end -}}
+
+{{/* --log-format of controllers and agents: text or json (anything else fails the render). */}}
+{{- define "berth.logFormat" -}}
+{{- $f := .Values.logFormat | default "text" -}}
+{{- if not (or (eq $f "text") (eq $f "json")) -}}
+{{- fail (printf "logFormat must be text or json, got %q" $f) -}}
+{{- end -}}
+{{- $f -}}
+{{- end -}}

@@ -115,7 +115,7 @@ pub async fn register(d: &Dispatcher, reg: v1::RegisterAgent) -> Result<Register
         now: d.clock.now(),
     });
     d.proposer.propose(&cmd).await.map_err(Status::from)?;
-    tracing::info!(instance = %instance_id, cluster = %cluster, "agent registered");
+    tracing::info!(instance_id = %instance_id, cluster = %cluster, "agent registered");
     Ok(Registered { instance_id, cluster, session })
 }
 
@@ -152,7 +152,7 @@ async fn report_pump(
                 match outcome {
                     ReportOutcome::Applied => {}
                     ReportOutcome::Refused => {
-                        tracing::warn!(instance = %instance_id, task = %report.task_id, "task report refused: the task is not assigned to this instance");
+                        tracing::warn!(instance_id = %instance_id, task_id = %report.task_id, "task report refused: the task is not assigned to this instance");
                     }
                     ReportOutcome::Failed(e) => {
                         failed.push(report);
@@ -163,10 +163,10 @@ async fn report_pump(
             let Some(error) = error else { break };
             attempt += 1;
             if attempt > REPORT_RETRIES {
-                tracing::warn!(instance = %instance_id, reports = failed.len(), %error, "task reports not recorded; giving up");
+                tracing::warn!(instance_id = %instance_id, reports = failed.len(), %error, "task reports not recorded; giving up");
                 break;
             }
-            tracing::debug!(instance = %instance_id, reports = failed.len(), %error, attempt, "task reports not recorded; retrying");
+            tracing::debug!(instance_id = %instance_id, reports = failed.len(), %error, attempt, "task reports not recorded; retrying");
             tokio::time::sleep(REPORT_RETRY_PAUSE * attempt).await;
             group = failed;
         }
@@ -248,7 +248,7 @@ impl Session {
                 changed = applied.changed() => {
                     if changed.is_err() { break; }
                     if self.declared_disconnected() {
-                        tracing::warn!(instance = %id, "the leader declared this agent disconnected (missed heartbeats); closing the session so it registers again");
+                        tracing::warn!(instance_id = %id, "the leader declared this agent disconnected (missed heartbeats); closing the session so it registers again");
                         break;
                     }
                     let next = {
@@ -283,10 +283,10 @@ impl Session {
                 now: self.d.clock.now(),
             };
             if let Err(e) = self.d.proposer.propose(&cmd).await {
-                tracing::warn!(instance = %id, error = %e, "could not record the agent's disconnection");
+                tracing::warn!(instance_id = %id, error = %e, "could not record the agent's disconnection");
             }
         }
-        tracing::info!(instance = %id, "agent session ended");
+        tracing::info!(instance_id = %id, "agent session ended");
     }
 
     /// One stats period of the agent → one `RecordContainerStats` command. Bad input is logged and
@@ -296,12 +296,12 @@ impl Session {
         let report: StatsReport = match serde_json::from_str(json) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(instance = %id, error = %e, "undecodable stats report ignored");
+                tracing::warn!(instance_id = %id, error = %e, "undecodable stats report ignored");
                 return;
             }
         };
         if let Err(reason) = crate::store::stats::check_report(&report) {
-            tracing::warn!(instance = %id, %reason, "stats report ignored");
+            tracing::warn!(instance_id = %id, %reason, "stats report ignored");
             return;
         }
         if report.samples.is_empty() {
@@ -310,7 +310,7 @@ impl Session {
         let cmd =
             Command::RecordContainerStats { instance_id: id.clone(), samples: report.samples };
         if let Err(e) = self.d.proposer.propose(&cmd).await {
-            tracing::debug!(instance = %id, error = %e, "stats report not recorded");
+            tracing::debug!(instance_id = %id, error = %e, "stats report not recorded");
         }
     }
 
@@ -328,7 +328,7 @@ impl Session {
                 let report: TaskStatusReport = match serde_json::from_str(&ts.json) {
                     Ok(r) => r,
                     Err(e) => {
-                        tracing::warn!(instance = %self.reg.instance_id, task = %ts.task_id, error = %e, "undecodable task report ignored");
+                        tracing::warn!(instance_id = %self.reg.instance_id, task_id = %ts.task_id, error = %e, "undecodable task report ignored");
                         return true;
                     }
                 };
@@ -341,7 +341,7 @@ impl Session {
                 true
             }
             Some(Msg::Register(_)) => {
-                tracing::warn!(instance = %self.reg.instance_id, "second RegisterAgent in one session ignored");
+                tracing::warn!(instance_id = %self.reg.instance_id, "second RegisterAgent in one session ignored");
                 true
             }
             None => true,

@@ -28,6 +28,7 @@ use crate::propose::Proposer;
 use crate::store::command::{Rollback, ServiceProgress, StopTasks, UpdateService};
 use crate::store::{Command, SharedState, State};
 use berth_proto::model::Service;
+use futures::StreamExt as _;
 use placement::{Launch, plan_launch};
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,6 +213,8 @@ impl Orchestrator {
                 }))
                 .await?;
             if !applied.ids.is_empty() {
+                tracing::info!(service = %name, cluster = %cluster, deployment_id = %dep,
+                    stopped = applied.ids.len(), "reconciler stopped surplus tasks");
                 events.push(format!(
                     "{} has stopped {} running tasks: {}.",
                     reconciler::prefix(&name),
@@ -230,6 +233,10 @@ impl Orchestrator {
                     now,
                 }))
                 .await?;
+            if !applied.ids.is_empty() {
+                tracing::info!(service = %name, cluster = %cluster, stopped = applied.ids.len(),
+                    "reconciler stopped tasks that failed container health checks");
+            }
             for id in &applied.ids {
                 events.push(format!(
                     "{} (task {id}) failed container health checks and was stopped.",
@@ -279,6 +286,10 @@ impl Orchestrator {
             }
             keep => keep,
         });
+        for (deployment_id, rollout_state, reason) in &rollouts {
+            tracing::info!(service = %name, cluster = %cluster, %deployment_id, %rollout_state,
+                %reason, "deployment rollout state changed");
+        }
         if let Some(target) = &rollback {
             let id = match target {
                 Rollback::Promote { deployment_id } | Rollback::New { deployment_id, .. } => {
@@ -286,6 +297,8 @@ impl Orchestrator {
                 }
             };
             events.push(format!("{} rolling back to deployment {id}.", reconciler::prefix(&name)));
+            tracing::info!(service = %name, cluster = %cluster, deployment_id = %id,
+                "deployment rolling back");
         }
         // Identical consecutive messages are suppressed, as ECS does.
         let last = svc.events.last().map(|e| e.message.clone());
@@ -338,6 +351,8 @@ impl Orchestrator {
         if applied.ids.is_empty() {
             return Ok(vec![]);
         }
+        tracing::info!(service = %name, cluster = %cluster, started = applied.ids.len(),
+            requested = instances.len(), "reconciler started daemon tasks");
         Ok(vec![format!(
             "{} has started {} tasks: {}.",
             reconciler::prefix(name),
@@ -414,13 +429,21 @@ impl Orchestrator {
             plan
         };
         let mut events = vec![];
-        // One plan, proposed as commands of at most LAUNCH_BATCH tasks, one after the other
-        // (all in flight at once overloaded a 2-core machine into leader elections).
+        // One plan, proposed as commands of at most LAUNCH_BATCH tasks, LAUNCH_IN_FLIGHT at a
+        // time (one replicates while the one before applies); answers are taken in plan order.
+        let mut chunks = vec![];
         let mut tasks = plan.tasks;
         while !tasks.is_empty() {
             let rest = tasks.split_off(tasks.len().min(LAUNCH_BATCH));
-            let applied = self.proposer.propose(&Command::StartTasks { tasks, now }).await?;
+            chunks.push(tasks);
             tasks = rest;
+        }
+        let proposer = &self.proposer;
+        let mut answers = futures::stream::iter(chunks)
+            .map(|tasks| async move { proposer.propose(&Command::StartTasks { tasks, now }).await })
+            .buffered(LAUNCH_IN_FLIGHT);
+        while let Some(applied) = answers.next().await {
+            let applied = applied?;
             started += applied.ids.len();
             if !applied.ids.is_empty() {
                 events.push(format!(
@@ -430,6 +453,11 @@ impl Orchestrator {
                     task_list(&applied.ids)
                 ));
             }
+        }
+        if started > 0 || !plan.failures.is_empty() {
+            tracing::info!(service = %name, cluster = %cluster, deployment_id = %primary.id,
+                started, requested = count, unplaced = plan.failures.len(),
+                "reconciler started tasks");
         }
         if !plan.failures.is_empty() {
             let detail = plan.failure_detail.unwrap_or_default();
@@ -444,6 +472,13 @@ impl Orchestrator {
 pub const LAUNCH_BATCH: usize = 1000;
 /// Most tasks placed by one scheduler call; its commands are proposed together.
 pub const LAUNCH_PLAN: usize = 5000;
+/// `StartTasks` commands of one plan in flight at once. One after the other left the leader
+/// idle while each replicated; all at once (5) overloaded a 2-core machine into elections.
+pub const LAUNCH_IN_FLIGHT: usize = 2;
+/// Task ids a "has started N tasks" message lists; more are counted (`… and K more`). ECS lists
+/// them all, but a message of 1,000 ids (42 KB) is kept in the service's events, every
+/// DescribeService and every snapshot; ECS's console also shortens long lists.
+pub const LISTED_TASK_IDS: usize = 10;
 
 /// ECS deployment ids look like `ecs-svc/8646900195280463695`.
 pub fn new_deployment_id() -> String {
@@ -451,7 +486,12 @@ pub fn new_deployment_id() -> String {
 }
 
 fn task_list(ids: &[String]) -> String {
-    ids.iter().map(|id| format!("(task {id})")).collect::<Vec<_>>().join(" ")
+    let listed = ids.iter().take(LISTED_TASK_IDS).map(|id| format!("(task {id})"));
+    let list = listed.collect::<Vec<_>>().join(" ");
+    match ids.len().saturating_sub(LISTED_TASK_IDS) {
+        0 => list,
+        more => format!("{list} and {more} more"),
+    }
 }
 
 /// Waits until this controller leads (true) or shutdown comes first (false): how every

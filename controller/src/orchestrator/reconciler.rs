@@ -84,13 +84,15 @@ pub fn decide(
 ) -> ServiceDecision {
     let cluster = crate::store::state::cluster_of_arn(&svc.cluster_arn);
     let name = svc.service_name.as_str();
-    let live: Vec<&Task> =
-        state.service_tasks(cluster, name).filter(|t| t.desired_status == RUNNING).collect();
+    // One walk over the service's tasks (tens of thousands at scale), under the state's lock.
+    let every: Vec<&Task> = state.service_tasks_with_stopped(cluster, name).collect();
+    let all: Vec<&Task> = every.iter().copied().filter(|t| !t.is_stopped()).collect();
+    let live: Vec<&Task> = all.iter().copied().filter(|t| t.desired_status == RUNNING).collect();
     let mut d = ServiceDecision::default();
 
     if svc.status == "DRAINING" {
         d.stop = live.iter().map(|t| t.id().to_string()).collect();
-        d.deactivate = state.service_tasks(cluster, name).next().is_none();
+        d.deactivate = all.is_empty();
         return d;
     }
     if svc.status != "ACTIVE" {
@@ -117,11 +119,10 @@ pub fn decide(
     let cfg = &svc.deployment_configuration;
     let upper = (desired as i64 * cfg.maximum_percent).div_euclid(100).max(0) as usize;
     let lower = (desired as i64 * cfg.minimum_healthy_percent + 99).div_euclid(100).max(0) as usize;
-    let healthy_total = live.iter().filter(|t| healthy(t)).count();
     let failed = primary.rollout_state.as_deref() == Some("FAILED");
     // maximumPercent bounds the tasks that are RUNNING or PENDING, which includes tasks asked to
     // stop that have not stopped yet (a container may take its whole stopTimeout).
-    let occupied = state.service_tasks(cluster, name).count();
+    let occupied = all.len();
 
     if let Some(tripped) = tripped_breaker(state, svc, primary, policy) {
         return tripped;
@@ -134,7 +135,11 @@ pub fn decide(
         d.stop_surplus = new.len() - desired;
     }
     if d.start > 0 {
-        let (failures, last_stop) = state.launch_failures(cluster, name, &primary.id);
+        let (failures, last_stop) = State::failures_among(
+            every.iter().copied(),
+            &primary.id,
+            crate::store::query::QUICK_EXIT_MILLIS,
+        );
         let until = last_stop.map(|t| t.plus_millis(launch_delay_millis(failures)));
         if let Some(until) = until.filter(|u| *u > now) {
             d.start = 0;
@@ -155,6 +160,7 @@ pub fn decide(
         // only once the new deployment runs `desired` healthy tasks. (Stopping it merely because
         // no more tasks fit would leave nothing to roll back to if the new revision fails.)
         let replaced_by_healthy = new.iter().filter(|t| healthy(t)).count() >= desired;
+        let healthy_total = live.iter().filter(|t| healthy(t)).count();
         let mut can_stop = healthy_total.saturating_sub(lower);
         for t in &old {
             if t.last_status != RUNNING {
@@ -196,7 +202,7 @@ pub fn decide(
         && new.iter().all(|t| healthy(t))
         && d.start == 0
         && d.stop_surplus == 0
-        && state.service_tasks(cluster, name).all(|t| t.desired_status == RUNNING);
+        && all.iter().all(|t| t.desired_status == RUNNING);
     if steady && primary.rollout_state.as_deref() == Some("IN_PROGRESS") {
         d.complete_primary = true;
         d.events.extend(completion_events(name, &primary.id));

@@ -117,6 +117,7 @@ impl RaftConfig {
             max_inflight_msgs: self.max_inflight_msgs,
             pre_vote: true,
             check_quorum: true,
+            max_committed_size_per_ready: super::node::MAX_APPLY_BYTES_PER_READY,
             ..Default::default()
         }
     }

@@ -6,8 +6,10 @@
 //! 2. install a received snapshot (log store + `StateMachine::restore` + address book);
 //! 3. stage entries + hard state, write them as ONE batch and flush (one fsync per Ready);
 //! 4. only then send `persisted_messages` (votes, append acks);
-//! 5. answer read-index waiters; apply committed entries in order, answering proposers;
-//!    `advance`; repeat for the `LightReady`; `advance_apply`;
+//! 5. answer read-index waiters; apply committed entries in order (at most
+//!    [`MAX_APPLY_BYTES_PER_READY`] a Ready: the rest comes with the next turn, taken without
+//!    waiting for an input), answering proposers; `advance`; repeat for the `LightReady`;
+//!    `advance_apply`;
 //! 6. snapshot the state machine every `snapshot_threshold` applied entries and compact
 //!    (encoding off the loop when the state machine defers it: `node_snapshot.rs`).
 //!
@@ -18,7 +20,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use raft::eraftpb::{ConfState, Entry, EntryType, Snapshot};
 use raft::prelude::Message;
@@ -44,6 +46,13 @@ pub const INPUT_CHANNEL_CAPACITY: usize = 4096;
 /// fsync, which is where Raft write throughput comes from; the cap bounds the latency of the
 /// first proposal in a batch and the size of one write batch.
 pub const MAX_INPUTS_PER_READY: usize = 1024;
+
+/// Bytes of committed entries applied per Ready (raft's `max_committed_size_per_ready`; one
+/// entry always goes, however large). A Ready with more leaves the rest to the next turn of the
+/// loop, which first sends heartbeats, handles ticks and messages: a burst of large commands
+/// (placements of 1,000 tasks, batches of 512 reports) no longer holds the loop for seconds,
+/// which made leaders miss heartbeats and lose their quorum under load.
+pub const MAX_APPLY_BYTES_PER_READY: u64 = 256 * 1024;
 
 /// Index and term of the snapshot every initial member of a fresh group starts from. It holds
 /// the initial membership and address book, so a member that joins later is always caught up
@@ -83,6 +92,10 @@ pub struct RaftNode<S: StateMachine> {
     /// A deferred snapshot that finished encoding, to be stored after the next Ready.
     pub(super) encoded_snapshot: Option<super::node_snapshot::EncodedSnapshot>,
     pub(super) ticks: u64,
+    /// A tick is waiting in `inputs`: the ticker sends no other until it is handled, so a loop
+    /// that was busy does not catch up with a burst of ticks (which would expire election and
+    /// quorum timeouts at once, measured in time the loop could not have used anyway).
+    tick_queued: Arc<AtomicBool>,
     snapshots_installed: Arc<AtomicU64>,
     /// Shared with the handles: the commit index, for readiness.
     commit: Arc<AtomicU64>,
@@ -176,6 +189,7 @@ impl<S: StateMachine> RaftNode<S> {
             snapshot_in_flight: false,
             encoded_snapshot: None,
             ticks: 0,
+            tick_queued: Arc::new(AtomicBool::new(false)),
             snapshots_installed,
             commit,
             last_term: role.term,
@@ -221,7 +235,8 @@ impl<S: StateMachine> RaftNode<S> {
     /// handle is dropped. A clean stop snapshots the state machine and flushes.
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RaftError> {
         if let Some(interval) = self.config.tick_interval {
-            tokio::spawn(run_ticker(self.weak_inputs.clone(), interval));
+            let queued = self.tick_queued.clone();
+            tokio::spawn(run_ticker(self.weak_inputs.clone(), interval, queued));
         }
         let mut shutdown = std::pin::pin!(shutdown);
         let result = self.drive(&mut shutdown).await;
@@ -247,14 +262,20 @@ impl<S: StateMachine> RaftNode<S> {
         self.on_ready()?;
         self.publish();
         loop {
-            let first = tokio::select! {
-                biased;
-                input = self.inputs.recv() => input,
-                () = shutdown.as_mut() => None,
-            };
-            let Some(first) = first else { return Ok(()) };
-            self.handle_input(first);
-            for _ in 1..MAX_INPUTS_PER_READY {
+            // Committed entries left over by the last Ready (`MAX_APPLY_BYTES_PER_READY`) are
+            // applied without waiting for an input.
+            let mut drained = 0;
+            if !self.raw.has_ready() {
+                let first = tokio::select! {
+                    biased;
+                    input = self.inputs.recv() => input,
+                    () = shutdown.as_mut() => None,
+                };
+                let Some(first) = first else { return Ok(()) };
+                self.handle_input(first);
+                drained = 1;
+            }
+            for _ in drained..MAX_INPUTS_PER_READY {
                 match self.inputs.try_recv() {
                     Ok(input) => self.handle_input(input),
                     Err(_) => break,
@@ -283,6 +304,7 @@ impl<S: StateMachine> RaftNode<S> {
     fn handle_input(&mut self, input: Input) {
         match input {
             Input::Tick => {
+                self.tick_queued.store(false, Ordering::Release);
                 self.raw.tick();
                 self.ticks += 1;
                 if self.ticks.is_multiple_of(self.config.election_tick as u64) {
@@ -540,16 +562,26 @@ fn role_of(raw: &RawNode<LogStore>) -> RoleState {
     }
 }
 
-/// Sends a tick every `interval` while the node runs. Skips a tick when the inbox is full
-/// (raft only needs ticks to be roughly periodic).
-async fn run_ticker(inputs: mpsc::WeakSender<Input>, interval: std::time::Duration) {
+/// Sends a tick every `interval` while the node runs. Skips a tick while the previous one is
+/// still `queued` (unhandled) or the inbox is full (raft only needs ticks to be roughly
+/// periodic, and a tick the loop was too busy to take is time it could not have used).
+async fn run_ticker(
+    inputs: mpsc::WeakSender<Input>,
+    interval: std::time::Duration,
+    queued: Arc<AtomicBool>,
+) {
     let mut timer = tokio::time::interval(interval);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         timer.tick().await;
         let Some(tx) = inputs.upgrade() else { return };
-        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Input::Tick) {
-            return;
+        if queued.swap(true, Ordering::AcqRel) {
+            continue;
+        }
+        match tx.try_send(Input::Tick) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => queued.store(false, Ordering::Release),
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
     }
 }

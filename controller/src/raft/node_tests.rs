@@ -98,6 +98,34 @@ async fn fresh_single_node_becomes_leader_and_answers_each_proposal() {
 }
 
 #[tokio::test]
+async fn committed_entries_beyond_one_ready_are_applied_without_another_input() {
+    let sm = RecordingMachine::default();
+    // No ticker: once the proposals are in, nothing else arrives on the node's inputs.
+    let (handle, task) = RaftNode::spawn(
+        single_config(1000),
+        Arc::new(MemBackend::new()),
+        sm.clone(),
+        Arc::new(NoPeers),
+    )
+    .expect("spawn");
+    wait_leader(&handle).await;
+    let per_ready = super::node::MAX_APPLY_BYTES_PER_READY as usize;
+    // Six entries of 40 % of the per-Ready budget: at least three Readies to apply them.
+    let commands: Vec<String> =
+        (0..6).map(|i| format!("{i}{}", "x".repeat(per_ready * 2 / 5))).collect();
+    let proposals = commands.iter().map(|c| handle.propose(c.clone().into_bytes()));
+    let results = tokio::time::timeout(DEADLINE, futures::future::join_all(proposals))
+        .await
+        .expect("every proposal answered without further inputs");
+    let indices: Vec<u64> = results.iter().map(|r| parse_index(r.as_ref().expect("ok"))).collect();
+    assert!(indices.windows(2).all(|w| w[1] == w[0] + 1), "{indices:?}");
+    let applied: Vec<String> = sm.entries().into_iter().map(|(_, c)| c).collect();
+    assert_eq!(applied, commands);
+    handle.shutdown().await.expect("shutdown");
+    task.await.expect("join").expect("clean stop");
+}
+
+#[tokio::test]
 async fn concurrent_proposals_all_complete_with_their_own_response() {
     let sm = RecordingMachine::default();
     let (handle, task) = RaftNode::spawn(

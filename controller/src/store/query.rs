@@ -147,10 +147,17 @@ impl State {
         cluster: &'a str,
         name: &'a str,
     ) -> impl Iterator<Item = &'a Task> + 'a {
+        self.service_tasks_with_stopped(cluster, name).filter(|t| !t.is_stopped())
+    }
+
+    /// Every task of a service in a cluster, stopped ones included, in id order.
+    pub fn service_tasks_with_stopped<'a>(
+        &'a self,
+        cluster: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Task> + 'a {
         let of_service = move |t: &&Task| {
-            t.service_name() == Some(name)
-                && cluster_of_arn(&t.cluster_arn) == cluster
-                && !t.is_stopped()
+            t.service_name() == Some(name) && cluster_of_arn(&t.cluster_arn) == cluster
         };
         let all: Box<dyn Iterator<Item = &'a Task> + 'a> = if self.index.covers(self.tasks.len()) {
             let ids = self.index.of_service_tasks(cluster, name);
@@ -183,19 +190,19 @@ impl State {
         deployment: &str,
         window_millis: i64,
     ) -> (u32, Option<Timestamp>) {
-        let all: Box<dyn Iterator<Item = &Task>> = if self.index.covers(self.tasks.len()) {
-            let ids = self.index.of_service_tasks(cluster, name);
-            Box::new(ids.filter_map(|id| self.tasks.get(id)))
-        } else {
-            Box::new(self.tasks.values())
-        };
-        let mut stopped: Vec<&Task> = all
-            .filter(|t| {
-                t.is_stopped()
-                    && t.service_name() == Some(name)
-                    && t.started_by.as_deref() == Some(deployment)
-                    && cluster_of_arn(&t.cluster_arn) == cluster
-            })
+        let tasks = self.service_tasks_with_stopped(cluster, name);
+        State::failures_among(tasks, deployment, window_millis)
+    }
+
+    /// [`State::failures_within`] over `tasks` (a service's tasks, stopped ones included), for
+    /// a caller that already walked them.
+    pub fn failures_among<'a>(
+        tasks: impl Iterator<Item = &'a Task>,
+        deployment: &str,
+        window_millis: i64,
+    ) -> (u32, Option<Timestamp>) {
+        let mut stopped: Vec<&Task> = tasks
+            .filter(|t| t.is_stopped() && t.started_by.as_deref() == Some(deployment))
             .collect();
         stopped.sort_by_key(|t| std::cmp::Reverse((t.stopped_at, t.created_at)));
         let mut n = 0;

@@ -54,12 +54,6 @@ pub fn decide(
     if now < leader_since.plus_millis(policy.heartbeat_grace_millis) {
         return vec![];
     }
-    let mut live_tasks: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for t in state.tasks.values().filter(|t| !t.is_stopped()) {
-        if let Some(instance) = t.instance_id() {
-            live_tasks.entry(instance).or_default().push(t.id().to_string());
-        }
-    }
     let mut out = vec![];
     for (id, rec) in &state.instances {
         if rec.instance.status == "INACTIVE" {
@@ -80,9 +74,16 @@ pub fn decide(
         if now < since.plus_millis(policy.lost_after_millis) {
             continue;
         }
-        let Some(task_ids) = live_tasks.remove(id.as_str()) else {
+        // Only a lost instance's tasks are looked at (the index, in id order): a check does not
+        // scan every task of the cluster under the state's lock.
+        let task_ids: Vec<String> = state
+            .tasks_placed_on(id)
+            .filter(|t| !t.is_stopped())
+            .map(|t| t.id().to_string())
+            .collect();
+        if task_ids.is_empty() {
             continue;
-        };
+        }
         out.push(Command::MarkTasksLost(MarkTasksLost {
             instance_id: id.clone(),
             session: rec.session.clone(),

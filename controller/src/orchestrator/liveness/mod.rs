@@ -182,14 +182,14 @@ impl LivenessMonitor {
             match &cmd {
                 Command::MarkAgentDisconnected { instance_id, last_heartbeat, .. } => {
                     tracing::warn!(
-                        instance = %instance_id,
+                        instance_id = %instance_id,
                         silent_ms = now.millis() - last_heartbeat.millis(),
                         "no heartbeat within the grace: agent marked disconnected"
                     );
                 }
                 Command::MarkTasksLost(m) => {
                     tracing::warn!(
-                        instance = %m.instance_id,
+                        instance_id = %m.instance_id,
                         tasks = ?applied.ids,
                         "container instance lost: its tasks are marked STOPPED"
                     );
