@@ -130,20 +130,40 @@ const REPORT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis
 
 /// One session's task reports, in arrival order: whatever arrived while the previous group was
 /// being applied is submitted as the next group (`reports.rs` never splits a group), so an
-/// agent's reports apply in order and a burst costs one round trip, not one per report. Failed
-/// reports are retried ahead of the ones that arrived meanwhile.
+/// agent's reports apply in order and a burst costs one round trip, not one per report. A group
+/// holds at most one report per task (a second one starts the next group), so every reported
+/// transition is its own event. Failed reports are retried ahead of the ones that arrived
+/// meanwhile.
 async fn report_pump(
     batcher: super::reports::ReportBatcher,
     instance_id: String,
     mut rx: mpsc::Receiver<TaskStatusReport>,
 ) {
     use super::reports::ReportOutcome;
-    while let Some(first) = rx.recv().await {
+    // A report held back for the next group: its task already has one in the current group.
+    let mut held: Option<TaskStatusReport> = None;
+    loop {
+        let first = match held.take() {
+            Some(r) => r,
+            None => match rx.recv().await {
+                Some(r) => r,
+                None => break,
+            },
+        };
+        let mut tasks: std::collections::HashSet<String> = [first.task_id.clone()].into();
         let mut group = vec![first];
         let mut attempt = 0;
         loop {
-            while let Ok(r) = rx.try_recv() {
-                group.push(r);
+            // At most one report per task in a group: each transition is applied by a command
+            // of its own and so gets its own event (an agent delivering what happened while it
+            // was disconnected sends several reports of one task at once).
+            while held.is_none() {
+                let Ok(r) = rx.try_recv() else { break };
+                if tasks.insert(r.task_id.clone()) {
+                    group.push(r);
+                } else {
+                    held = Some(r);
+                }
             }
             let outcomes = batcher.submit(&instance_id, group.clone()).await;
             let mut failed = vec![];
@@ -168,6 +188,7 @@ async fn report_pump(
             }
             tracing::debug!(instance_id = %instance_id, reports = failed.len(), %error, attempt, "task reports not recorded; retrying");
             tokio::time::sleep(REPORT_RETRY_PAUSE * attempt).await;
+            tasks = failed.iter().map(|r| r.task_id.clone()).collect();
             group = failed;
         }
     }
