@@ -263,6 +263,29 @@ fn task_definition(revision: u32) -> String {
     .to_string()
 }
 
+/// Creates the bench service with `tasks` tasks of the family and waits until all of revision
+/// `rev` run.
+async fn create_service_and_wait_running(
+    api: &BerthClient<Channel>,
+    rev: &str,
+    tasks: usize,
+) -> Result<()> {
+    api.clone()
+        .create_service(v1::CreateServiceRequest {
+            service_name: SERVICE.into(),
+            task_definition: FAMILY.into(),
+            desired_count: tasks as i64,
+            ..Default::default()
+        })
+        .await?;
+    wait_for("all tasks RUNNING", Duration::from_secs(300), async || {
+        let n = count_tasks(api, SERVICE, "RUNNING", "RUNNING").await?;
+        Ok(n.get(rev).copied().unwrap_or(0) == tasks)
+    })
+    .await?;
+    Ok(())
+}
+
 async fn register(api: &BerthClient<Channel>, revision: u32) -> Result<String> {
     let reply = api
         .clone()
@@ -296,19 +319,7 @@ async fn berth_phase(tasks: usize, pull: PullBehavior, settle: Duration) -> Resu
     let result = async {
         let rev1 = register(&api, 1).await?;
         let start = Instant::now();
-        api.clone()
-            .create_service(v1::CreateServiceRequest {
-                service_name: SERVICE.into(),
-                task_definition: FAMILY.into(),
-                desired_count: tasks as i64,
-                ..Default::default()
-            })
-            .await?;
-        wait_for("all tasks RUNNING", Duration::from_secs(300), async || {
-            let n = count_tasks(&api, SERVICE, "RUNNING", "RUNNING").await?;
-            Ok(n.get(&rev1).copied().unwrap_or(0) == tasks)
-        })
-        .await?;
+        create_service_and_wait_running(&api, &rev1, tasks).await?;
         let up = start.elapsed().as_secs_f64();
         wait_for("the first deployment to complete", Duration::from_secs(60), async || {
             deployment_completed(&api, &rev1).await
@@ -462,19 +473,7 @@ pub async fn run_agent(args: &[String]) -> Result<()> {
     let result = async {
         wait_registered(&api, 1).await?;
         let rev = register(&api, 1).await?;
-        api.clone()
-            .create_service(v1::CreateServiceRequest {
-                service_name: SERVICE.into(),
-                task_definition: FAMILY.into(),
-                desired_count: tasks as i64,
-                ..Default::default()
-            })
-            .await?;
-        wait_for("all tasks RUNNING", Duration::from_secs(300), async || {
-            let n = count_tasks(&api, SERVICE, "RUNNING", "RUNNING").await?;
-            Ok(n.get(&rev).copied().unwrap_or(0) == tasks)
-        })
-        .await?;
+        create_service_and_wait_running(&api, &rev, tasks).await?;
         // Let the start-up work (reports, acks) settle before measuring the idle state.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (t0, c0) = (Instant::now(), cpu_ticks(pid)?);
