@@ -1,5 +1,14 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let fds = protox::compile(["proto/berth.proto"], ["proto"])?;
+    // Every .proto in proto/ (all in package berth.v1): berth.proto plus one file per area
+    // (security, acl, secrets), so each area's services live in their own file.
+    let mut files: Vec<String> = std::fs::read_dir("proto")?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".proto"))
+        .map(|n| format!("proto/{n}"))
+        .collect();
+    files.sort();
+    let fds = protox::compile(&files, ["proto"])?;
     tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())

@@ -20,12 +20,14 @@
 //!   controller.
 //! * `server`        — wires the parts together (`Controller::start(config)`).
 //! * `clock`, `error` — injected time and ids; the crate's one error type.
+//! * `crypto`        — the cluster key (AES-256-GCM at rest), token hashing, random secrets.
 //! * `flags`         — clap flags shared by `berth-controller` and `berth dev`.
 //!
 //! Must not touch: Docker (that is the agent's), clocks or randomness inside `store::apply`.
 
 pub mod api;
 pub mod clock;
+pub mod crypto;
 pub mod dispatcher;
 pub mod error;
 pub mod events;

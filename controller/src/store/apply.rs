@@ -138,6 +138,9 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
             cursor.first_index = cursor.first_index.max(first_index.min(cursor.next_index));
             Ok(Applied { ids: vec![cursor.first_index.to_string()], ..Default::default() })
         }
+        Command::Security(c) => super::security::apply(state, c),
+        Command::Acl(c) => super::acl::apply(state, c),
+        Command::Secret(c) => super::secrets::apply(state, c),
     }
 }
 

@@ -105,6 +105,12 @@ pub enum Command {
     TrimEvents {
         first_index: u64,
     },
+    /// Cluster CA, node certificates, join tokens, revocations (`store/security.rs`).
+    Security(super::security::SecurityCommand),
+    /// API (ACL) tokens with roles (`store/acl.rs`).
+    Acl(super::acl::AclCommand),
+    /// Encrypted per-task secrets (`store/secrets.rs`).
+    Secret(super::secrets::SecretCommand),
     /// One agent's stats period (`store/stats.rs`): the latest usage of its running containers.
     /// Changes no version and produces no event (it is telemetry, not a state change).
     RecordContainerStats {
@@ -289,6 +295,9 @@ impl Command {
             | Command::DeleteAttributes { .. }
             | Command::PurgeStoppedTasks { .. }
             | Command::TrimEvents { .. }
+            | Command::Security(_)
+            | Command::Acl(_)
+            | Command::Secret(_)
             | Command::RecordContainerStats { .. } => None,
         }
     }

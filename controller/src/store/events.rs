@@ -136,6 +136,10 @@ impl Before {
             | Command::PurgeStoppedTasks { .. }
             | Command::RecordHeartbeats { .. }
             | Command::TrimEvents { .. }
+            // Security objects make no ECS events (and must never carry secret material into one).
+            | Command::Security(_)
+            | Command::Acl(_)
+            | Command::Secret(_)
             // Telemetry: no version moves, so no event (`store/stats.rs`).
             | Command::RecordContainerStats { .. } => {}
         }

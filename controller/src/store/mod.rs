@@ -10,12 +10,15 @@
 //! * `error`   — `Rejection`, the store's refusal of a command.
 //! * `liveness` — applying heartbeats, disconnections and lost tasks (node liveness).
 //! * `stats`   — recording the agents' container usage samples (no version bump, no event).
+//! * `security` — cluster CA, join tokens, revoked node identities; `acl` — API tokens with
+//!   roles; `secrets` — encrypted per-task secrets (none of them make events).
 //! * `events`  — the ECS events each applied command produces (appended to `events::EventLog`).
 //!
 //! `Store` implements `raft::StateMachine`: raft calls `apply` for each committed entry in log
 //! order; readers take the shared `RwLock` for a consistent view. Nothing here touches the network,
 //! disk or a clock.
 
+pub mod acl;
 pub mod apply;
 mod apply_services;
 pub mod command;
@@ -24,6 +27,8 @@ pub mod events;
 pub mod index;
 mod liveness;
 pub mod query;
+pub mod secrets;
+pub mod security;
 pub mod state;
 pub mod stats;
 

@@ -32,6 +32,15 @@ pub struct State {
     /// [`State::insert_task`], [`State::task_mut`] and [`State::retain_tasks`] to keep it current.
     #[serde(skip)]
     pub index: super::index::TaskIndex,
+    /// Cluster CA, join tokens, revoked node identities (`store/security.rs`).
+    #[serde(default)]
+    pub security: super::security::SecurityState,
+    /// API tokens (hashed) and their roles (`store/acl.rs`).
+    #[serde(default)]
+    pub acl: super::acl::AclState,
+    /// Secrets, encrypted with the cluster key (`store/secrets.rs`).
+    #[serde(default)]
+    pub secrets: super::secrets::SecretState,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,6 +118,9 @@ impl State {
             completed_taskdefs: BTreeMap::new(),
             events: Default::default(),
             index: Default::default(),
+            security: Default::default(),
+            acl: Default::default(),
+            secrets: Default::default(),
         }
     }
 
