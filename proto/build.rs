@@ -9,7 +9,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     files.sort();
     let fds = protox::compile(&files, ["proto"])?;
-    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
+    // Messages carrying secret values get a redacting Debug (proto/src/secrets.rs).
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .skip_debug([
+            "berth.v1.SecretEnvironmentVariable",
+            "berth.v1.PutSecretRequest",
+            // Join token secrets (proto/src/security.rs).
+            "berth.v1.JoinClusterRequest",
+            "berth.v1.CreateJoinTokenReply",
+            "berth.v1.JoinClusterReply",
+        ])
+        .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

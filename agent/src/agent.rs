@@ -132,7 +132,16 @@ async fn run_sessions(
     metrics: AgentMetrics,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AgentError> {
-    let instance_id = register::read_instance_id(&cfg.data_dir)?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    // TLS (`crate::join`): the certificate (joining once with --join-token) decides the id.
+    let tls = tokio::select! {
+        _ = &mut shutdown => return Ok(()),
+        t = crate::join::prepare(&cfg) => t?,
+    };
+    let instance_id = match &tls {
+        Some(t) => t.instance_id.clone(),
+        None => register::read_instance_id(&cfg.data_dir)?,
+    };
     let docker_version = match runtime.version().await {
         Ok(v) => v,
         Err(e) => {
@@ -143,7 +152,7 @@ async fn run_sessions(
     let mut state = SessionState::new(instance_id, docker_version);
     state.telemetry = telemetry;
     state.metrics = metrics;
-    let mut shutdown = std::pin::pin!(shutdown);
+    state.tls = tls.map(|t| t.client);
     let mut idx = 0usize;
     let mut backoff = cfg.reconnect_backoff_min;
     let mut hint: Option<String> = None;

@@ -88,6 +88,10 @@ pub struct AgentConfig {
     /// How often running containers' CPU and memory are sampled and reported (`crate::stats`);
     /// zero: never.
     pub stats_interval: Duration,
+    /// `--join-token` (BERTH_JOIN_TOKEN): presented once to an `https://` controller for this
+    /// agent's certificate (`crate::join`); later starts reuse the certificate in `data_dir`.
+    /// `Debug` hides the secret.
+    pub join_token: Option<berth_security::JoinToken>,
 }
 
 impl Default for AgentConfig {
@@ -112,6 +116,7 @@ impl Default for AgentConfig {
             awsvpc: Default::default(),
             metadata_port: None,
             stats_interval: crate::stats::DEFAULT_STATS_INTERVAL,
+            join_token: None,
         }
     }
 }

@@ -36,6 +36,9 @@
 //! * [`stats`]: container CPU / memory sampled every `--stats-interval-secs` and sent to the
 //!   controller as one `ContainerStatsReport` per period; [`telemetry`] hooks both onto the
 //!   supervisor once it exists.
+//! * [`join`]: TLS with `https://` endpoints: `--join-token` once (CA fetched and checked
+//!   against the token's digest, key + CSR, `JoinCluster`), then `{ca.pem,cert.pem,key.pem}` in
+//!   the data dir; sessions run over mTLS as the instance id in the certificate.
 //! * [`agent`]: [`Agent`], wiring the three with the lifecycle `new` → `run(shutdown)`.
 //!
 //! The agent never edits controller state except through reports, never touches containers
@@ -45,6 +48,7 @@
 pub mod agent;
 pub mod config;
 pub mod http;
+pub mod join;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;

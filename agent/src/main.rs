@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "berth-agent", version, about = "Berth node agent")]
 struct Args {
-    /// Controller endpoint(s), comma-separated or repeated (http://host:port).
+    /// Controller endpoint(s), comma-separated or repeated (http://host:port, or https://host:port for a TLS controller).
     #[arg(long = "endpoint", required = true, value_delimiter = ',')]
     endpoints: Vec<String>,
     /// Cluster to join.
@@ -69,9 +69,18 @@ struct Args {
     /// With --simulate: seed of the simulation's random choices.
     #[arg(long, default_value_t = 0, requires = "simulate")]
     sim_seed: u64,
+    /// Join token (`berth operator token create --role agent`), presented once to an https://
+    /// endpoint for this agent's certificate, kept in --data-dir (ca.pem, cert.pem, key.pem);
+    /// later starts need no token.
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true, value_name = "TOKEN", value_parser = parse_join_token)]
+    join_token: Option<berth_security::JoinToken>,
     /// Log format on stderr: `text` (human) or `json` (one object per line); RUST_LOG filters.
     #[arg(long, value_enum, default_value = "text", env = "BERTH_LOG_FORMAT")]
     log_format: berth_agent::logging::LogFormat,
+}
+
+fn parse_join_token(s: &str) -> Result<berth_security::JoinToken, String> {
+    berth_security::JoinToken::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_attribute(s: &str) -> Result<(String, String), String> {
@@ -96,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         memory_mib: args.memory_mib,
         awsvpc: args.awsvpc.settings(),
         stats_interval: std::time::Duration::from_secs(args.stats_interval_secs),
+        join_token: args.join_token,
         ..AgentConfig::default()
     };
     if let Some(nodes) = args.simulate {

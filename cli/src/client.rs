@@ -14,10 +14,26 @@ use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-/// Adds `x-berth-consistency: stale` to every request when the user asked for stale reads.
+/// Adds `x-berth-consistency: stale` to every request when the user asked for stale reads, and
+/// `authorization: Bearer <token>` when a token was given ([`set_token`]).
 #[derive(Clone, Copy)]
 pub struct Consistency {
     stale: bool,
+}
+
+/// `authorization` metadata of every request: `Bearer <--token / BERTH_TOKEN>`.
+static TOKEN: std::sync::OnceLock<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
+    std::sync::OnceLock::new();
+
+/// Sets the API token every request carries (`--token`, `BERTH_TOKEN`); call once, before
+/// connecting. A token that cannot be a header value is refused here, naming the flag.
+pub fn set_token(token: Option<&str>) -> Result<(), CliError> {
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(()) };
+    let value = format!("Bearer {token}").parse().map_err(|_| {
+        CliError::Usage("--token / BERTH_TOKEN: must be printable ASCII without spaces".into())
+    })?;
+    let _ = TOKEN.set(value);
+    Ok(())
 }
 
 impl tonic::service::Interceptor for Consistency {
@@ -28,20 +44,43 @@ impl tonic::service::Interceptor for Consistency {
                 tonic::metadata::MetadataValue::from_static("stale"),
             );
         }
+        if let Some(token) = TOKEN.get() {
+            req.metadata_mut().insert("authorization", token.clone());
+        }
         Ok(req)
     }
 }
 
 type Client = BerthClient<InterceptedService<Channel, Consistency>>;
+/// The `berth.v1.BerthAcl` client (`berth operator acl`).
+pub type AclClient =
+    berth_proto::v1::berth_acl_client::BerthAclClient<InterceptedService<Channel, Consistency>>;
+
+/// The `berth.v1.BerthSecrets` client (`berth secret`).
+pub type SecretsClient = berth_proto::v1::berth_secrets_client::BerthSecretsClient<
+    InterceptedService<Channel, Consistency>,
+>;
+
+/// The `berth.v1.BerthSecurity` client (`berth operator token`).
+pub type SecurityClient = berth_proto::v1::berth_security_client::BerthSecurityClient<
+    InterceptedService<Channel, Consistency>,
+>;
 
 /// How long to wait for one endpoint to accept a connection before trying the next. Local and
 /// LAN controllers answer in milliseconds; a few seconds covers a loaded machine without making
 /// a dead first endpoint expensive.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Longest wait for a reply's headers: above the controller's own unary deadline (30 s by
+/// default, `--rpc-timeout-secs`), so its clearer error arrives first. A stream
+/// (`berth events --follow`) is bounded only until it starts.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A connected client plus the cluster every request is about.
 pub struct Api {
     client: Client,
+    /// The connection, for the other services' clients (`acl`).
+    channel: Channel,
     endpoint: String,
     pub cluster: String,
 }
@@ -57,10 +96,15 @@ impl Api {
             let url = with_scheme(raw);
             match try_connect(&url).await {
                 Ok(channel) => {
-                    let client = BerthClient::with_interceptor(channel, Consistency { stale })
+                    let client = BerthClient::with_interceptor(channel.clone(), Consistency { stale })
                         .max_decoding_message_size(berth_proto::MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(berth_proto::MAX_MESSAGE_BYTES);
-                    return Ok(Api { client, endpoint: url, cluster: cluster.to_string() });
+                    return Ok(Api {
+                        client,
+                        channel,
+                        endpoint: url,
+                        cluster: cluster.to_string(),
+                    });
                 }
                 Err(cause) => attempts.push((url, cause)),
             }
@@ -76,16 +120,74 @@ impl Api {
         &self.endpoint
     }
 
+    /// A clone of the generated client (cheap: it shares the channel), for [`list_all`].
+    pub fn grpc_clone(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// A `berth.v1.BerthAcl` client on the same connection (token and consistency included).
+    pub fn acl(&self) -> AclClient {
+        berth_proto::v1::berth_acl_client::BerthAclClient::with_interceptor(
+            self.channel.clone(),
+            Consistency { stale: false },
+        )
+    }
+
+    /// A `berth.v1.BerthSecrets` client on the same connection (`berth secret`).
+    pub fn secrets(&self) -> SecretsClient {
+        berth_proto::v1::berth_secrets_client::BerthSecretsClient::with_interceptor(
+            self.channel.clone(),
+            Consistency { stale: false },
+        )
+    }
+
+    /// A `berth.v1.BerthSecurity` client on the same connection (`berth operator token`).
+    pub fn security(&self) -> SecurityClient {
+        berth_proto::v1::berth_security_client::BerthSecurityClient::with_interceptor(
+            self.channel.clone(),
+            Consistency { stale: false },
+        )
+    }
+
     /// The generated client, for one call.
     pub fn grpc(&mut self) -> &mut Client {
         &mut self.client
     }
 }
 
+/// The CA bundle `https://` endpoints are verified against (`--ca-cert`, `BERTH_CA_CERT`).
+static CA: std::sync::OnceLock<berth_security::ClientTls> = std::sync::OnceLock::new();
+
+/// Reads `--ca-cert FILE` (PEM) once, before connecting; https:// endpoints need it.
+pub fn set_ca_cert(path: Option<&std::path::Path>) -> Result<(), CliError> {
+    let Some(path) = path else { return Ok(()) };
+    let pem = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!("--ca-cert {}: {e}", path.display()))
+    })?;
+    let tls = berth_security::TlsMaterial::from_pem(&pem, None)
+        .and_then(|m| m.client_config())
+        .map_err(|e| CliError::Usage(format!("--ca-cert {}: {e}", path.display())))?;
+    let _ = CA.set(berth_security::ClientTls::new(tls));
+    Ok(())
+}
+
 async fn try_connect(url: &str) -> Result<Channel, String> {
+    if url.starts_with("https://") {
+        // TLS through berth-security (the server is verified as a controller of the CA).
+        return berth_security::connect_channel(url, CA.get(), |e| {
+            e.connect_timeout(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT)
+        })
+        .await
+        .map_err(|e| root_cause(&*e));
+    }
     let endpoint =
         Endpoint::from_shared(url.to_string()).map_err(|e| format!("invalid endpoint: {e}"))?;
-    endpoint.connect_timeout(CONNECT_TIMEOUT).connect().await.map_err(|e| root_cause(&e))
+    endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .connect()
+        .await
+        .map_err(|e| root_cause(&e))
 }
 
 /// `127.0.0.1:7600` → `http://127.0.0.1:7600`; URLs with a scheme are kept.
@@ -112,6 +214,47 @@ pub fn object(
         eprintln!("warning: {w}");
     }
     Ok(reply.json)
+}
+
+/// A List request that takes a page token (ECS `nextToken`).
+pub trait Paged {
+    fn set_next_token(&mut self, token: String);
+}
+
+macro_rules! paged {
+    ($($t:ty),*) => {$(
+        impl Paged for $t {
+            fn set_next_token(&mut self, token: String) {
+                self.next_token = token;
+            }
+        }
+    )*};
+}
+paged!(
+    berth_proto::v1::ListClustersRequest,
+    berth_proto::v1::ListTaskDefinitionsRequest,
+    berth_proto::v1::ListServicesRequest,
+    berth_proto::v1::ListTasksRequest,
+    berth_proto::v1::ListInstancesRequest
+);
+
+/// Every item of a paginated List call: calls `call` with `req`, then again with each reply's
+/// `next_token` until a page comes back without one (the server bounds each page, ECS-style).
+pub async fn list_all<Req, F, Fut>(mut req: Req, mut call: F) -> Result<Vec<String>, CliError>
+where
+    Req: Paged + Clone,
+    F: FnMut(Req) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<ListReply>, tonic::Status>>,
+{
+    let mut items = Vec::new();
+    loop {
+        let page = call(req.clone()).await?.into_inner();
+        items.extend(page.items);
+        if page.next_token.is_empty() {
+            return Ok(items);
+        }
+        req.set_next_token(page.next_token);
+    }
 }
 
 /// Unwraps a `ListReply`: one JSON object per item.

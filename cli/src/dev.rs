@@ -8,6 +8,9 @@
 //! The agent serves the task metadata endpoint v4 on `--metadata-port` (default 51679, as the
 //! ECS agent) and samples container stats every `--stats-interval-secs` (default 20).
 //!
+//! With `--acl` (env `BERTH_ACL`) the controller enforces API tokens; the banner names the
+//! bootstrap admin token file (`<data-dir>/controller/bootstrap/admin.token`).
+//!
 //! The agent's operator HTTP API (container logs for `berth task logs`) listens on
 //! `--agent-http-listen` (default 127.0.0.1:7603, beside the controller's 7600 and 7602; port 0
 //! picks a free one) and is registered with the controller, so the CLI finds it either way.
@@ -64,6 +67,16 @@ pub struct DevArgs {
     pub liveness: berth_controller::flags::LivenessFlags,
     #[command(flatten)]
     pub events: berth_controller::flags::EventFlags,
+    #[command(flatten)]
+    pub limits: berth_controller::limits::LimitFlags,
+    #[command(flatten)]
+    pub cluster_key: berth_controller::flags::ClusterKeyFlags,
+    #[command(flatten)]
+    pub acl: berth_controller::flags::AclFlags,
+    /// Allow a non-loopback --listen without TLS (warned): `berth dev` is plaintext, so it
+    /// refuses to listen beyond loopback unless told so.
+    #[arg(long, env = "BERTH_INSECURE")]
+    pub insecure: bool,
     /// Log format on stderr (controller and agent): `text` (human) or `json` (one object per
     /// line); RUST_LOG filters (default `info`). Client commands log nothing.
     #[arg(long, value_enum, default_value = "text", env = "BERTH_LOG_FORMAT")]
@@ -98,8 +111,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
 
+    let controller_dir = args.data_dir.join("controller");
+    let acl = args.acl.acl;
     let mut config = ControllerConfig {
-        data_dir: args.data_dir.join("controller"),
+        data_dir: controller_dir.clone(),
         listen,
         http_listen: Some(http_listen),
         ..Default::default()
@@ -107,9 +122,23 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     args.orchestrator.apply(&mut config.orchestrator);
     args.liveness.apply(&mut config.liveness);
     args.events.apply(&mut config.retention);
+    args.limits.apply(&mut config.limits);
+    args.cluster_key.apply(&mut config);
+    args.acl.apply(&mut config);
+    config.tls.insecure = args.insecure;
     let controller = Controller::start(config).await.context("starting the controller")?;
     controller.wait_leader(Duration::from_secs(10)).await?;
     let endpoint = format!("http://{}", controller.addr);
+    let admin_token = match acl {
+        true => berth_controller::auth::bootstrap::wait_bootstrapped(
+            &controller.shared,
+            &controller_dir,
+            Duration::from_secs(10),
+        )
+        .await
+        .map(|p| p.display().to_string()),
+        false => None,
+    };
 
     let agent_config = AgentConfig {
         endpoints: vec![endpoint.clone()],
@@ -150,6 +179,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ),
     }
 
+    if acl {
+        let path = admin_token.as_deref().unwrap_or("(none here: tokens already existed)");
+        match args.log_format {
+            berth_controller::logging::LogFormat::Json => {
+                tracing::info!(admin_token_file = path, "berth dev: API tokens required (--acl)")
+            }
+            berth_controller::logging::LogFormat::Text => eprintln!(
+                "berth dev: API tokens required (--acl); bootstrap admin token in {path} (export BERTH_TOKEN=$(cat {path}))"
+            ),
+        }
+    }
     shutdown_signal().await;
     tracing::info!("berth dev: shutting down");
     let _ = stop_tx.send(());

@@ -61,6 +61,12 @@ fn render_attempts(attempts: &[(String, String)]) -> String {
 
 impl From<tonic::Status> for CliError {
     fn from(status: tonic::Status) -> Self {
+        // A TLS listener answers a plaintext client with a GOAWAY naming the fix; tonic keeps
+        // that text only in the status' source.
+        if format!("{status:?}").contains(berth_security::tls::PLAINTEXT_REFUSED) {
+            let message = berth_security::tls::PLAINTEXT_REFUSED.to_string();
+            return CliError::Server { code: status.code(), message };
+        }
         let message = if status.message().is_empty() {
             format!("server returned {:?} with no message", status.code())
         } else {

@@ -49,6 +49,17 @@ pub struct Cli {
     /// (faster, possibly stale). Reads are linearizable by default.
     #[arg(long, global = true, env = "BERTH_STALE")]
     stale: bool,
+    /// API token sent with every request (`authorization: Bearer …`) when the controller runs
+    /// with --acl (`berth operator acl token create`).
+    #[arg(long, global = true, env = "BERTH_TOKEN", hide_env_values = true, value_name = "SECRET")]
+    token: Option<String>,
+    /// CA certificate (PEM) to verify https:// endpoints against: the controller's
+    /// `<data-dir>/tls/ca.pem`.
+    #[arg(long, global = true, env = "BERTH_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
+    /// Whether --cluster was given on the command line (`acl token create` scopes to it).
+    #[arg(skip)]
+    cluster_given: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +86,9 @@ enum Command {
     /// Operate the controllers: Raft members, status.
     #[command(subcommand)]
     Operator(cmd::operator::OperatorCmd),
+    /// Per-task secrets: put, list, delete (values are never shown).
+    #[command(subcommand)]
+    Secret(cmd::secret::SecretCmd),
     /// Stream cluster events (ECS EventBridge shapes plus `index`), as JSON lines or a table.
     Events(cmd::events::EventsArgs),
 }
@@ -88,7 +102,7 @@ impl Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -98,8 +112,21 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `Cli::parse`, plus whether `--cluster` came from the command line (not its default or env).
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.cluster_given =
+        matches.value_source("cluster") == Some(clap::parser::ValueSource::CommandLine);
+    cli
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = cli.format();
+    client::set_token(cli.token.as_deref())?;
+    client::set_ca_cert(cli.ca_cert.as_deref())?;
+    let scope = cli.cluster_given.then(|| cli.cluster.clone());
     let command = match cli.command {
         Command::Dev(args) => {
             berth_controller::logging::init(args.log_format);
@@ -118,7 +145,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service(c) => cmd::service::run(c, &mut api, out).await,
         Command::Task(c) => cmd::task::run(c, &mut api, out).await,
         Command::Instance(c) => cmd::instance::run(c, &mut api, out).await,
+        Command::Operator(cmd::operator::OperatorCmd::Acl(c)) => {
+            cmd::acl::run(c, &mut api, out, scope).await
+        }
+        Command::Operator(cmd::operator::OperatorCmd::Token(c)) => {
+            cmd::token::run(c, &mut api, out).await
+        }
         Command::Operator(c) => cmd::operator::run(c, &mut api, out).await,
+        Command::Secret(c) => cmd::secret::run(c, &mut api, out).await,
     };
     result.map_err(|e| name_endpoint(e, api.endpoint()))
 }
@@ -174,6 +208,19 @@ mod tests {
     }
 
     #[test]
+    fn cluster_given_on_the_command_line_is_told_apart_from_its_default() {
+        let given = |args: &[&str]| {
+            let m = Cli::command().try_get_matches_from(args).expect("parse");
+            m.value_source("cluster") == Some(clap::parser::ValueSource::CommandLine)
+        };
+        assert!(given(&["berth", "operator", "acl", "token", "create", "--role", "admin", "--cluster", "p"]));
+        assert!(given(&["berth", "--cluster", "p", "operator", "acl", "whoami"]));
+        assert!(!given(&["berth", "operator", "acl", "token", "create", "--role", "admin"]));
+        let cli = parse(&["--token", "s3", "operator", "acl", "whoami"]);
+        assert_eq!(cli.token.as_deref(), Some("s3"));
+    }
+
+    #[test]
     fn command_tree_is_consistent() {
         Cli::command().debug_assert();
     }
@@ -224,6 +271,12 @@ mod tests {
             "events --follow --from-index 12 --type TASK --type service,DEPLOYMENT -o table",
             "events --pattern pattern.json --type INSTANCE",
             "dev --http-listen 127.0.0.1:7702",
+            "dev --acl",
+            "--token abc operator acl token create --role read-only --description ci -o json",
+            "operator acl token create --role admin --cluster prod --ttl 12h",
+            "operator acl token list",
+            "operator acl token revoke 3f1c",
+            "operator acl whoami",
         ] {
             parse(&line.split(' ').collect::<Vec<_>>());
         }

@@ -1,6 +1,6 @@
 //! Command-line flags for the orchestrator's timings, shared by `berth-controller` and
 //! `berth dev` (both flatten [`OrchestratorFlags`] into their own clap structs), so the two
-//! binaries name and default them the same way.
+//! binaries name and default them the same way. [`ClusterKeyFlags`]: `--cluster-key-file`.
 
 use crate::orchestrator::OrchestratorConfig;
 use clap::Args;
@@ -81,5 +81,43 @@ impl EventFlags {
     pub fn apply(&self, config: &mut crate::events::retention::RetentionConfig) {
         config.max_age = Duration::from_secs(self.event_retention_hours.saturating_mul(3600));
         config.max_events = self.event_retention_count.max(1);
+    }
+}
+
+/// The cluster key (`crate::crypto::ClusterKey`): it encrypts secrets (and the CA key) in the
+/// replicated store. Every member of a replicated group needs the same key.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterKeyFlags {
+    /// File holding the cluster key (64 hex digits, mode 0600); created with a new random key
+    /// if missing. Default: `<data-dir>/cluster.key`. Give every member of a replicated group
+    /// the same file.
+    #[arg(long, value_name = "FILE", env = "BERTH_CLUSTER_KEY_FILE")]
+    pub cluster_key_file: Option<std::path::PathBuf>,
+}
+
+impl ClusterKeyFlags {
+    /// Writes the flag into `config`.
+    pub fn apply(&self, config: &mut crate::server::ControllerConfig) {
+        if let Some(path) = &self.cluster_key_file {
+            config.cluster_key_file = Some(path.clone());
+        }
+    }
+}
+
+/// API tokens (`crate::auth`): `--acl` makes every client API call and `/v1/events` need a
+/// token (`authorization: Bearer <secret>`); the first controller to lead writes an admin
+/// token to `<data-dir>/bootstrap/admin.token`.
+#[derive(Debug, Clone, Args)]
+pub struct AclFlags {
+    /// Enforce API tokens with roles (admin, operator, read-only) on the client API and
+    /// `/v1/events`.
+    #[arg(long, env = "BERTH_ACL")]
+    pub acl: bool,
+}
+
+impl AclFlags {
+    /// Writes the flag into `config` (never turns ACL off once another option turned it on).
+    pub fn apply(&self, config: &mut crate::server::ControllerConfig) {
+        config.acl |= self.acl;
     }
 }

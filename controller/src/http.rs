@@ -5,6 +5,12 @@
 //!   newline-delimited JSON (`application/x-ndjson`, one event per line) by default,
 //!   Server-Sent Events when the request accepts `text/event-stream` (`id:` = the event's index,
 //!   `event:` = its detail-type, `data:` = its JSON; `Last-Event-ID` resumes at the next index).
+//!   With ACL on (`--acl`) it needs `Authorization: Bearer <secret>` of a token with at least
+//!   `read-only` (401 `UnrecognizedClientException` without a valid one, 403
+//!   `AccessDeniedException` for too low a role); a cluster-scoped token sees only its
+//!   cluster's events. `/healthz`, `/readyz` and `/metrics` stay open: probes (kubelet, load
+//!   balancers) and Prometheus scrapers carry no tokens, and they reveal no cluster objects
+//!   (metrics are counts by method, code and status; put the port on a private network).
 //! * `GET /healthz` — `ok` while the process serves.
 //! * `GET /readyz` — 200 `ready` when this controller is a member of a group with a known leader
 //!   and has applied up to the commit index it knows; else 503 with a JSON reason
@@ -66,6 +72,8 @@ pub struct Probes {
     pub raft: RaftHandle,
     pub shared: SharedState,
     pub metrics: Metrics,
+    /// API tokens: `/v1/events` needs a read-only token when ACL is on (`crate::auth`).
+    pub auth: crate::auth::Auth,
 }
 
 /// The routes, on `events`; every stream ends once `shutdown` turns true.
@@ -76,6 +84,8 @@ pub fn router(events: Arc<EventLog>, shutdown: watch::Receiver<bool>, probes: Pr
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        // Every route is a GET; a body, if sent, is bounded (`crate::limits`).
+        .layer(axum::extract::DefaultBodyLimit::max(crate::limits::HTTP_MAX_BODY_BYTES))
         .with_state(HttpState { events, shutdown, probes })
 }
 
@@ -211,6 +221,11 @@ async fn events_stream(
         Ok(Query(pairs)) => pairs,
         Err(e) => return error_response(&SubscribeError::InvalidFilter(e.body_text())),
     };
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    let scope = match state.probes.auth.check(EVENTS_PERMISSION, authorization) {
+        Ok(principal) => principal.and_then(|p| p.cluster),
+        Err(denial) => return denial_response(&denial),
+    };
     let request = match EventsRequest::parse(&pairs, &headers) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
@@ -225,7 +240,17 @@ async fn events_stream(
     let mut stop = state.shutdown.clone();
     // The subscription itself ends with a `Closing` error when the controller stops; this only
     // cuts off a stream whose reader does not take that last message.
-    let items = ReceiverStream::new(rx).take_until(Box::pin(async move {
+    let items = ReceiverStream::new(rx)
+        .filter(move |item| {
+            let keep = match (&scope, item) {
+                (Some(own), Ok(e)) => {
+                    crate::auth::scoped::event_cluster(&e.json).as_deref() == Some(own.as_str())
+                }
+                _ => true,
+            };
+            futures::future::ready(keep)
+        })
+        .take_until(Box::pin(async move {
         let _ = stop.wait_for(|s| *s).await;
         tokio::time::sleep(subscribe::CLOSING_GRACE * 2).await;
     }));
@@ -273,6 +298,22 @@ fn error_json(e: &SubscribeError) -> (StatusCode, serde_json::Value) {
             json!({"__type": "ServerException", "message": e.to_string(), "nextIndex": next}),
         ),
     }
+}
+
+/// `/v1/events` is checked as the gRPC `SubscribeEvents` (read-only).
+const EVENTS_PERMISSION: &str = "berth.v1.Berth/SubscribeEvents";
+
+/// 401 (with `WWW-Authenticate: Bearer`) or 403, with an ECS-style JSON body.
+fn denial_response(d: &crate::auth::Denial) -> Response {
+    let (status, kind) = match d {
+        crate::auth::Denial::Unauthenticated(_) => {
+            (StatusCode::UNAUTHORIZED, "UnrecognizedClientException")
+        }
+        crate::auth::Denial::PermissionDenied(_) => (StatusCode::FORBIDDEN, "AccessDeniedException"),
+    };
+    let message = d.message().strip_prefix(kind).map(|m| m.trim_start_matches(": ")).unwrap_or(d.message());
+    let body = json!({"__type": kind, "message": message});
+    (status, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response()
 }
 
 fn error_response(e: &SubscribeError) -> Response {

@@ -27,9 +27,16 @@ struct Args {
     /// on every initial member). With --join: the peer addresses of the existing members.
     #[arg(long, env = "BERTH_INITIAL_CLUSTER")]
     initial_cluster: Option<String>,
-    /// Start empty and wait to be added with `berth operator members add`.
-    #[arg(long, env = "BERTH_JOIN")]
-    join: bool,
+    /// Start empty and wait to be added with `berth operator members add`. With a URL and
+    /// --join-token: join a TLS cluster through that existing controller (its https:// client
+    /// URL): get a certificate and the cluster key, be added as a voter, then start.
+    #[arg(long, env = "BERTH_JOIN", value_name = "URL", num_args = 0..=1, default_missing_value = "true")]
+    join: Option<String>,
+    /// A controller join token (`BERTH-1-…`, from `berth operator token create --role
+    /// controller` or the first controller's `<data-dir>/bootstrap/controller.join-token`);
+    /// needs --join URL and --peer-listen; turns --tls on. Ignored once the data dir has a store.
+    #[arg(long, env = "BERTH_JOIN_TOKEN", value_name = "TOKEN", requires = "join")]
+    join_token: Option<String>,
     /// Client API address announced to the other members (default: http://<listen>).
     #[arg(long, env = "BERTH_ADVERTISE_CLIENT")]
     advertise_client: Option<String>,
@@ -55,6 +62,14 @@ struct Args {
     liveness: berth_controller::flags::LivenessFlags,
     #[command(flatten)]
     events: berth_controller::flags::EventFlags,
+    #[command(flatten)]
+    limits: berth_controller::limits::LimitFlags,
+    #[command(flatten)]
+    cluster_key: berth_controller::flags::ClusterKeyFlags,
+    #[command(flatten)]
+    acl: berth_controller::flags::AclFlags,
+    #[command(flatten)]
+    tls: berth_controller::tls::TlsFlags,
     /// Log format on stderr: `text` (human) or `json` (one object per line); RUST_LOG filters.
     #[arg(long, value_enum, default_value = "text", env = "BERTH_LOG_FORMAT")]
     log_format: berth_controller::logging::LogFormat,
@@ -77,16 +92,70 @@ async fn main() -> anyhow::Result<()> {
         Some(text) => parse_initial_cluster(text)?,
         None => Default::default(),
     };
-    config.join = args.join;
+    let join_url =
+        args.join.clone().filter(|u| !matches!(u.as_str(), "true" | "1" | "false" | "0" | ""));
+    config.join = args.join.as_deref().is_some_and(|u| !matches!(u, "false" | "0"));
     args.orchestrator.apply(&mut config.orchestrator);
     args.liveness.apply(&mut config.liveness);
     args.events.apply(&mut config.retention);
+    args.limits.apply(&mut config.limits);
+    args.cluster_key.apply(&mut config);
+    args.acl.apply(&mut config);
+    args.tls.apply(&mut config);
     config.advertise_client = args.advertise_client;
     config.http_listen = args.http_listen;
+    if let Some(token) = &args.join_token {
+        join_with_token(&mut config, token, join_url).await?;
+    } else if config.tls.enabled
+        && !config.join
+        && config.initial_cluster.is_empty()
+        && let Some(peer) = config.peer_listen
+    {
+        // The first controller of a TLS cluster that others join later: a group of one with
+        // a peer listener (README "Security": no --initial-cluster needed).
+        config.initial_cluster.insert(config.raft.id, peer.to_string());
+    }
     let running = Controller::start(config).await?;
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await?;
+    Ok(())
+}
+
+/// `--join-token` (`berth_controller::join`): a fresh data dir joins through `url` before
+/// the controller starts; a data dir that already has a store just starts (it joined before).
+async fn join_with_token(
+    config: &mut ControllerConfig,
+    token: &str,
+    url: Option<String>,
+) -> anyhow::Result<()> {
+    let url = url.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--join-token needs --join URL: the https:// client URL of an existing controller"
+        )
+    })?;
+    config.tls.enabled = true;
+    config.join = true;
+    if !berth_controller::join::needs_join(&config.data_dir, Some(token)) {
+        tracing::info!("the data dir holds a store: this controller joined before; starting");
+        return Ok(());
+    }
+    let peer = config.peer_listen.ok_or_else(|| {
+        anyhow::anyhow!("--join-token needs --peer-listen (the address the other members reach)")
+    })?;
+    let client =
+        config.advertise_client.clone().unwrap_or_else(|| format!("https://{}", config.listen));
+    std::fs::create_dir_all(&config.data_dir)?;
+    let request = berth_controller::join::JoinRequest {
+        url,
+        token: token.to_string(),
+        node_id: config.raft.id,
+        peer_address: peer.to_string(),
+        client_address: client,
+        data_dir: config.data_dir.clone(),
+        cluster_key_path: config.cluster_key_path(),
+    };
+    config.initial_cluster = berth_controller::join::join_controller(&request).await?;
     Ok(())
 }
 

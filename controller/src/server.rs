@@ -62,6 +62,21 @@ pub struct ControllerConfig {
     pub http_listen: Option<SocketAddr>,
     /// Event log retention (by age and count), applied by the leader.
     pub retention: crate::events::retention::RetentionConfig,
+    /// Hardened input on the client listener: rate limit, unary deadline, request size
+    /// (`crate::limits`).
+    pub limits: crate::limits::LimitsConfig,
+    /// The cluster key file (`--cluster-key-file`); `None`: `<data_dir>/cluster.key`. Loaded
+    /// (or created) at start; the same key must be given to every member of a group.
+    pub cluster_key_file: Option<PathBuf>,
+    /// Enforce API tokens on the client listener and on `/v1/events` (`--acl`, `crate::auth`);
+    /// the leader makes the first admin token when the store has none.
+    pub acl: bool,
+    /// Peer mTLS (`crate::peer::PeerTls`, built from this controller's certificate when TLS is
+    /// on): the peer listener admits only controller certificates of the cluster CA and the
+    /// peer clients present ours. `None`: plaintext peers.
+    pub peer_tls: Option<crate::peer::PeerTls>,
+    /// TLS mode of the client listener (`--tls`, `--insecure`, `--cert-ttl`; `crate::tls`).
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// How long `RunningController::stop` waits for another member to take over leadership.
@@ -104,6 +119,11 @@ impl Default for ControllerConfig {
             advertise_client: None,
             http_listen: None,
             retention: Default::default(),
+            limits: Default::default(),
+            cluster_key_file: None,
+            acl: false,
+            peer_tls: None,
+            tls: Default::default(),
         }
     }
 }
@@ -115,6 +135,8 @@ impl ControllerConfig {
         }
         self.effective_raft(None).validate().map_err(|e| Error::Config(e.to_string()))?;
         self.liveness.validate()?;
+        self.limits.validate()?;
+        crate::tls::listen_policy(self)?;
         if !self.is_replicated() {
             return Ok(());
         }
@@ -141,13 +163,18 @@ impl ControllerConfig {
         let peers =
             if self.join { Vec::new() } else { self.initial_cluster.keys().copied().collect() };
         let client_address =
-            self.advertise_client.clone().or_else(|| client_addr.map(|a| format!("http://{a}")));
+            self.advertise_client.clone().or_else(|| client_addr.map(|a| format!("{}://{a}", if self.tls.enabled { "https" } else { "http" })));
         RaftConfig {
             peers,
             addresses: self.initial_cluster.clone(),
             client_address,
             ..self.raft.clone()
         }
+    }
+
+    /// Where the cluster key lives: `cluster_key_file`, else `<data_dir>/cluster.key`.
+    pub fn cluster_key_path(&self) -> PathBuf {
+        self.cluster_key_file.clone().unwrap_or_else(|| self.data_dir.join("cluster.key"))
     }
 
     /// True unless this is a group of one.
@@ -172,6 +199,10 @@ pub struct RunningController {
     pub leader_since: watch::Receiver<Option<berth_proto::model::Timestamp>>,
     /// This controller's Prometheus series (served on `/metrics` of the HTTP port).
     pub metrics: Metrics,
+    /// The cluster key loaded at start (`ControllerConfig::cluster_key_path`).
+    pub cluster_key: Arc<crate::crypto::ClusterKey>,
+    /// TLS mode: the CA bundle, this controller's certificate, the client listener's config.
+    pub tls: Option<crate::tls::NodeTls>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<()>>,
     http: Option<JoinHandle<Result<()>>>,
@@ -201,9 +232,24 @@ impl Controller {
         clock: Arc<dyn Clock>,
     ) -> Result<RunningController> {
         config.validate()?;
+        // TLS mode (`crate::tls`): plaintext off loopback was refused above unless --insecure.
+        for warning in crate::tls::listen_policy(&config)? {
+            tracing::warn!("{warning}");
+        }
+        if config.tls.enabled {
+            // TLS mode turns API tokens on (H2's ACL).
+            config.acl = true;
+        }
         let metrics = Metrics::new();
         config.raft.metrics = metrics.raft().clone();
         std::fs::create_dir_all(&config.data_dir)?;
+        let key_path = config.cluster_key_path();
+        let cluster_key = Arc::new(
+            crate::crypto::ClusterKey::load_or_create(&key_path)
+                .map_err(|e| Error::Config(format!("--cluster-key-file: {e}")))?,
+        );
+        tracing::info!(path = %key_path.display(), "cluster key loaded");
+        crate::tls::check_fresh_cluster(&config, !config.data_dir.join("store").exists())?;
         let backend = Arc::new(
             SledBackend::open(config.data_dir.join("store"))
                 .map_err(|e| Error::Storage(e.to_string()))?,
@@ -223,6 +269,15 @@ impl Controller {
             None => None,
         };
         let http_addr = http_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        // Peer mTLS (`peer::PeerTls`): the certificate kept from an earlier run or a join, else
+        // a placeholder until the TLS bootstrap below issues this controller's own.
+        if config.tls.enabled && config.is_replicated() && config.peer_tls.is_none() {
+            let dir = crate::tls::bootstrap::tls_dir(&config.data_dir);
+            let deny = crate::tls::bootstrap::revoked_filter(shared.clone());
+            let peer_tls = crate::peer::PeerTls::at_start(&dir, config.raft.id, Some(deny))
+                .map_err(|e| Error::Config(format!("TLS (peer listener): {e}")))?;
+            config.peer_tls = Some(peer_tls);
+        }
         let (raft, proposer, peer_addr, peer) = if config.is_replicated() {
             let member = start_member(&config, addr, backend, store, events.clone()).await?;
             (member.raft, member.proposer, Some(member.peer_addr), Some(member.tasks))
@@ -232,12 +287,35 @@ impl Controller {
                 .map_err(|e| Error::Raft(e.to_string()))?;
             (raft.clone(), Proposer::new(raft), None, None)
         };
+        // TLS mode: the CA (created by the first leader), this controller's own certificate.
+        let node_tls = if config.tls.enabled {
+            let bootstrap = crate::tls::bootstrap::Bootstrap {
+                config: &config.tls,
+                data_dir: &config.data_dir,
+                node_id: config.raft.id,
+                ca_name: &config.scope.account,
+                proposer: &proposer,
+                shared: &shared,
+                cluster_key: &cluster_key,
+                clock: clock.as_ref(),
+            };
+            Some(bootstrap.run().await?)
+        } else {
+            None
+        };
+        if let (Some(peer_tls), Some(node_tls)) = (&config.peer_tls, &node_tls) {
+            peer_tls
+                .update(&node_tls.material)
+                .map_err(|e| Error::Config(format!("TLS (peer listener): {e}")))?;
+        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         tokio::spawn(follow_leadership(raft.clone(), metrics.clone(), shutdown_rx.clone()));
+        let auth = crate::auth::Auth::new(config.acl, shared.clone(), clock.clone());
         let probes = crate::http::Probes {
             raft: raft.clone(),
             shared: shared.clone(),
             metrics: metrics.clone(),
+            auth: auth.clone(),
         };
         let http = http_listener.map(|l| {
             tokio::spawn(crate::http::serve(l, events.clone(), shutdown_rx.clone(), probes))
@@ -246,7 +324,8 @@ impl Controller {
         let api = Api::new(proposer.clone(), shared.clone(), clock.clone(), events.clone())
             .with_health_policy(config.orchestrator.health_policy())
             .with_max_service_tasks(config.orchestrator.max_service_tasks)
-            .with_metrics(metrics.clone());
+            .with_metrics(metrics.clone())
+            .with_cluster_key(cluster_key.clone());
         let dispatcher = Dispatcher::new(
             proposer.clone(),
             shared.clone(),
@@ -254,7 +333,9 @@ impl Controller {
             raft.applied(),
             shutdown_rx.clone(),
         )
-        .with_heartbeat_interval(config.liveness.heartbeat_interval);
+        .with_heartbeat_interval(config.liveness.heartbeat_interval)
+        .with_cluster_key(cluster_key.clone())
+        .with_tls(config.tls.enabled);
         let recorder = HeartbeatRecorder::new(
             proposer.clone(),
             dispatcher.heartbeat_book(),
@@ -262,29 +343,85 @@ impl Controller {
         );
         // TCP_NODELAY: tonic's own nodelay setting does not apply to `serve_with_incoming`, and
         // without it Nagle holds a reply's trailers until the client's delayed ACK (~40 ms).
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        // With TLS, `ServerTls::incoming` handshakes each connection (TCP_NODELAY set there).
+        let incoming = match &node_tls {
+            Some(t) => crate::tls::Incoming::Tls(t.client_listener.incoming(listener)),
+            None => crate::tls::Incoming::Tcp(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            ),
+        };
+        let security_api = crate::tls::service::SecurityApi::new(
+            proposer.clone(),
+            shared.clone(),
+            clock.clone(),
+            cluster_key.clone(),
+            config.tls.cert_ttl,
+        );
         let mut stop = shutdown_rx.clone();
         let max = berth_proto::MAX_MESSAGE_BYTES;
         let api_layer = metrics.api_layer();
+        // Hardened input (`crate::limits`): per-token rate limit inside the metrics layer (so
+        // throttled calls are counted), tonic's unary deadline, per-service request sizes.
+        let rate_layer = crate::limits::RateLimitLayer::new(config.limits.limiter());
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(t) = config.limits.rpc_timeout {
+            builder = builder.timeout(t);
+        }
+        let max_request = config.limits.max_request_bytes;
+        // API tokens (`crate::auth`): checked inside the rate limit; Berth gets cluster scopes.
+        let auth_layer = auth.layer();
+        // `berth.v1.BerthSecrets` (`api/secrets.rs`) is served by the same Api.
+        let secrets_api = api.clone();
+        let berth = crate::auth::ScopedBerth::new(api, config.acl);
+        let acl_api =
+            crate::auth::AclApi::new(proposer.clone(), shared.clone(), clock.clone(), config.acl);
+        if config.acl {
+            tokio::spawn(crate::auth::bootstrap::run(
+                proposer.clone(),
+                shared.clone(),
+                clock.clone(),
+                config.data_dir.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
         let server = tokio::spawn(async move {
-            tonic::transport::Server::builder()
+            let router = builder
                 .layer(api_layer)
+                .layer(rate_layer)
+                .layer(auth_layer)
                 .add_service(
-                    BerthServer::new(api)
-                        .max_decoding_message_size(max)
+                    berth_proto::v1::berth_acl_server::BerthAclServer::new(acl_api)
+                        .max_decoding_message_size(max_request)
+                        .max_encoding_message_size(max),
+                )
+                .add_service(
+                    berth_proto::v1::berth_secrets_server::BerthSecretsServer::new(secrets_api)
+                        .max_decoding_message_size(max_request)
+                        .max_encoding_message_size(max),
+                )
+                .add_service(
+                    BerthServer::new(berth)
+                        .max_decoding_message_size(max_request)
                         .max_encoding_message_size(max),
                 )
                 .add_service(
                     AgentDispatchServer::new(dispatcher)
-                        .max_decoding_message_size(max)
+                        .max_decoding_message_size(crate::limits::AGENT_MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(max),
                 )
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-                .map_err(Error::from)
+                .add_service(
+                    berth_proto::v1::berth_security_server::BerthSecurityServer::new(security_api)
+                        .max_decoding_message_size(max_request)
+                        .max_encoding_message_size(max),
+                );
+            let signal = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            match incoming {
+                crate::tls::Incoming::Tcp(i) => router.serve_with_incoming_shutdown(i, signal).await,
+                crate::tls::Incoming::Tls(i) => router.serve_with_incoming_shutdown(i, signal).await,
+            }
+            .map_err(Error::from)
         });
         // The reconciler proposes only while it leads: a deposed leader must not forward
         // decisions taken on a stale view to its successor (no double-started tasks).
@@ -329,6 +466,8 @@ impl Controller {
             events,
             leader_since,
             metrics,
+            cluster_key,
+            tls: node_tls,
             shutdown: shutdown_tx,
             server,
             http,
@@ -383,6 +522,11 @@ async fn start_member(
     addresses.set_all(
         config.initial_cluster.iter().map(|(k, v)| (*k, v.clone())).collect::<HashMap<_, _>>(),
     );
+    // Peer mTLS (`peer::PeerTls`): every peer client dials through this controller's cert.
+    if let Some(tls) = &config.peer_tls {
+        addresses.set_tls(tls.client.clone());
+    }
+    let peer_server_tls = config.peer_tls.as_ref().map(|t| t.server.clone());
     let transport = Arc::new(GrpcTransport::new(id, addresses.clone()));
     let (node, raft) = RaftNode::new(raft_config, backend, store, transport.clone())
         .map_err(|e| Error::Raft(e.to_string()))?;
@@ -399,10 +543,11 @@ async fn start_member(
     let peer_raft = raft.clone();
     let peer_events = events.clone();
     let server = tokio::spawn(async move {
-        crate::peer::serve(peer_listener, peer_raft, peer_events, async move {
+        let stop = async move {
             let _ = peer_rx.wait_for(|s| *s).await;
-        })
-        .await
+        };
+        crate::peer::serve_with_tls(peer_listener, peer_raft, peer_events, peer_server_tls, stop)
+            .await
         .map_err(Error::from)
     });
     let proposer =

@@ -10,6 +10,10 @@
 //! * [`service_input`]: reading an ECS CreateService document (`--cli-input-json`) into the
 //!   fields Berth acts on, with warnings for what it cannot honour (same error style).
 //!
+//! * [`security`]: the redacting `Debug` of the join-token messages (`proto/security.proto`).
+//! * [`secrets`]: secret name / value rules, `valueFrom` parsing, the redacting
+//!   [`secrets::SecretString`] (and the redacting `Debug` of the messages carrying values).
+//!
 //! * [`logging`]: the `--log-format text|json` logging setup every Berth binary shares.
 //!
 //! This crate does no I/O (besides installing the log subscriber); controller, agent and CLI all
@@ -17,6 +21,8 @@
 
 pub mod logging;
 pub mod model;
+pub mod secrets;
+pub mod security;
 pub mod service_input;
 pub mod taskdef;
 

@@ -110,12 +110,11 @@ impl LocalBerth {
 
 async fn wait_registered(api: &BerthClient<Channel>, n: usize) -> Result<()> {
     wait_for("the agent to register", Duration::from_secs(30), async || {
-        let items = api
-            .clone()
-            .list_container_instances(v1::ListInstancesRequest::default())
-            .await?
-            .into_inner()
-            .items;
+        let items = crate::paging::list_all(v1::ListInstancesRequest::default(), |r| {
+            let mut c = api.clone();
+            async move { c.list_container_instances(r).await }
+        })
+        .await?;
         Ok(items.len() >= n)
     })
     .await?;
@@ -129,17 +128,18 @@ pub async fn count_tasks(
     desired: &str,
     last: &str,
 ) -> Result<HashMap<String, usize>> {
-    let list = api
-        .clone()
-        .list_tasks(v1::ListTasksRequest {
-            service_name: service.into(),
-            desired_status: desired.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let req = v1::ListTasksRequest {
+        service_name: service.into(),
+        desired_status: desired.into(),
+        ..Default::default()
+    };
+    let items = crate::paging::list_all(req, |r| {
+        let mut c = api.clone();
+        async move { c.list_tasks(r).await }
+    })
+    .await?;
     let mut n = HashMap::new();
-    for item in list.items {
+    for item in items {
         let t: berth_proto::model::Task = serde_json::from_str(&item)?;
         if t.last_status == last {
             *n.entry(t.task_definition_arn).or_default() += 1;

@@ -87,9 +87,13 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
 
 /// Connected instances as `endpoint` lists them.
 async fn connected(endpoint: &str) -> Result<usize> {
-    let mut api = client_for(endpoint, CALL_TIMEOUT);
-    let items = api.list_container_instances(v1::ListInstancesRequest::default()).await?;
-    Ok(items.into_inner().items.iter().filter(|i| i.contains("\"agentConnected\":true")).count())
+    let api = client_for(endpoint, CALL_TIMEOUT);
+    let items = crate::paging::list_all(v1::ListInstancesRequest::default(), |r| {
+        let mut c = api.clone();
+        async move { c.list_container_instances(r).await }
+    })
+    .await?;
+    Ok(items.iter().filter(|i| i.contains("\"agentConnected\":true")).count())
 }
 
 /// (running, pending) of the bench service.

@@ -21,6 +21,7 @@ pub mod bench_events;
 pub mod bench_scheduler;
 pub mod bench_sim;
 pub mod cluster;
+pub mod paging;
 
 use serde_json::Value;
 use std::io::{Read, Write};

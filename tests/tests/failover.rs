@@ -181,17 +181,20 @@ async fn failover_under_load_loses_no_acknowledged_revision() {
 
     // What the group holds, read (linearizably) from the leader.
     let leader = cluster.wait_leader(PHASE).await;
-    let list = cluster
-        .client(leader, CALL_TIMEOUT)
-        .list_task_definitions(v1::ListTaskDefinitionsRequest {
-            family: FAMILY.into(),
-            status: "ALL".into(),
-        })
-        .await
-        .expect("list task definitions")
-        .into_inner();
+    let client = cluster.client(leader, CALL_TIMEOUT);
+    let req = v1::ListTaskDefinitionsRequest {
+        family: FAMILY.into(),
+        status: "ALL".into(),
+        ..Default::default()
+    };
+    let items = berth_tests::paging::list_all(req, |r| {
+        let mut c = client.clone();
+        async move { c.list_task_definitions(r).await }
+    })
+    .await
+    .expect("list task definitions");
     let mut stored: BTreeMap<u64, String> = BTreeMap::new();
-    for item in &list.items {
+    for item in &items {
         let td: Value = serde_json::from_str(item).expect("json");
         let rev = td["revision"].as_u64().expect("revision");
         let marker = marker_of(&td).expect("marker");

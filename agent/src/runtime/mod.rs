@@ -51,6 +51,13 @@ pub const LABEL_STOP_TIMEOUT: &str = "berth.stop-timeout";
 /// On engine volumes Berth creates: `task` (removed with the task's containers) or `shared`.
 pub const LABEL_VOLUME_SCOPE: &str = "berth.volume-scope";
 
+/// One environment variable from a secret; `Debug` redacts the value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SecretEnv {
+    pub name: String,
+    pub value: berth_proto::secrets::SecretString,
+}
+
 /// Everything needed to create one container.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ContainerSpec {
@@ -60,6 +67,9 @@ pub struct ContainerSpec {
     pub cmd: Option<Vec<String>>,
     /// `KEY=VALUE` entries.
     pub env: Vec<String>,
+    /// Variables whose values come from Berth secrets (`Assignment.secrets`); kept apart from
+    /// `env` so `Debug` of a spec never shows them. The engine gets them after `env`.
+    pub secret_env: Vec<SecretEnv>,
     pub labels: BTreeMap<String, String>,
     pub port_mappings: Vec<PortMappingSpec>,
     /// Hard memory limit in bytes.

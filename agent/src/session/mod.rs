@@ -52,6 +52,8 @@ pub struct SessionState {
     pub telemetry: crate::telemetry::Telemetry,
     /// Heartbeat round trips and the connected flag (`crate::metrics`).
     pub metrics: crate::metrics::AgentMetrics,
+    /// TLS for `https://` endpoints (`crate::join`); `None`: plaintext only.
+    pub tls: Option<berth_security::ClientTls>,
     heartbeat_seq: u64,
     /// The last heartbeat sent and when, until its ack arrives.
     heartbeat_sent: Option<(u64, std::time::Instant)>,
@@ -65,6 +67,7 @@ impl SessionState {
             docker_version,
             telemetry: Default::default(),
             metrics: Default::default(),
+            tls: None,
             heartbeat_seq: 0,
             heartbeat_sent: None,
         }
@@ -147,15 +150,15 @@ pub async fn run_session(
         message,
         leader_hint: None,
     };
-    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())
-        .map_err(|e| cerr(e.to_string()))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true)
-        .connect()
-        .await
-        .map_err(|e| cerr(format!("connect: {e}")))?;
+    // `https://`: mTLS with the agent's certificate (`berth_security::connect_channel`).
+    let channel = berth_security::connect_channel(endpoint, state.tls.as_ref(), |e| {
+        e.connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+    })
+    .await
+    .map_err(|e| cerr(format!("connect: {e}")))?;
     let mut client = AgentDispatchClient::new(channel)
         .max_decoding_message_size(berth_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(berth_proto::MAX_MESSAGE_BYTES);

@@ -164,6 +164,7 @@ fn assignment(containers: &[(&str, bool)]) -> pb::Assignment {
         desired_status: "RUNNING".into(),
         task_json: serde_json::to_string(&task).unwrap_or_default(),
         task_definition_json: serde_json::to_string(&def).unwrap_or_default(),
+        secrets: vec![],
     }
 }
 

@@ -19,6 +19,8 @@
 //! * `images.rs` — pull behaviours (default / always / once / prefer-cached); one pull per image
 //!   at a time, shared by the tasks that ask meanwhile.
 //! * `pacing.rs` — removals of stopped containers wait while tasks are starting (bounded).
+//! * `secrets.rs` — the assignment's secret values → the containers' `secret_env` (memory only,
+//!   redacted `Debug`). Pure.
 //!
 //! Adoption needs nothing special: a worker's first decision is made on a snapshot that already
 //! shows the containers a previous agent process created (same labels, same names), so it starts
@@ -33,6 +35,7 @@ pub mod images;
 pub mod metadata_view;
 pub mod observer;
 pub mod pacing;
+pub mod secrets;
 pub mod spec;
 mod worker;
 
@@ -315,12 +318,18 @@ impl Supervisor {
                     plan
                 })
                 .map_err(|e| format!("CannotCreateContainerError: {e}"))
+                .and_then(|mut plan| {
+                    let starting = !already_ran && desired == Desired::Running;
+                    secrets::inject(&mut plan, &def, &a.secrets, starting).map(|()| plan)
+                })
         }) {
             Ok(plan) if already_ran => (Some(plan), Phase::Running),
             Ok(plan) => (Some(plan), Phase::Starting),
             Err(reason) => {
                 tracing::warn!(task_id = %a.task_id, %reason, "cannot run assignment");
-                let reason = if reason.starts_with("Cannot") {
+                let reason = if reason.starts_with("Cannot")
+                    || reason.starts_with("ResourceInitializationError")
+                {
                     reason
                 } else {
                     format!("invalid assignment: {reason}")

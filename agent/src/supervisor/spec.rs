@@ -199,9 +199,6 @@ fn container_spec(
             Some(format!("{}={}", kv.name.as_deref()?, kv.value.as_deref().unwrap_or("")))
         })
         .collect();
-    if c.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
-        warnings.push(format!("container {}: secrets are not supported yet; ignored", c.name));
-    }
     if let Some(lc) = &c.log_configuration
         && lc.log_driver != "json-file"
     {
@@ -230,6 +227,8 @@ fn container_spec(
         entrypoint: c.entry_point.clone(),
         cmd: c.command.clone(),
         env,
+        // Filled from the assignment by `supervisor/secrets.rs`.
+        secret_env: Vec::new(),
         labels,
         port_mappings,
         memory_bytes: c.memory.filter(|m| *m > 0).map(|m| m.saturating_mul(MIB)),

@@ -56,6 +56,7 @@ fn assignment(task_id: &str, version: u64, desired: &str, def: &TaskDefinition) 
         desired_status: desired.into(),
         task_json: task_json(task_id, desired),
         task_definition_json: serde_json::to_string(def).unwrap_or_default(),
+        secrets: vec![],
     }
 }
 

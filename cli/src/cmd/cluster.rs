@@ -31,7 +31,12 @@ pub async fn run(cmd: ClusterCmd, api: &mut Api, out: Format) -> anyhow::Result<
             client::object(api.grpc().delete_cluster(ClusterRef { cluster: name }).await)?
         }
         ClusterCmd::List => {
-            let items = client::list(api.grpc().list_clusters(ListClustersRequest {}).await)?;
+            let c = api.grpc_clone();
+            let items = client::list_all(ListClustersRequest::default(), |r| {
+                let mut c = c.clone();
+                async move { c.list_clusters(r).await }
+            })
+            .await?;
             print!(
                 "{}",
                 output::show_list::<Cluster>(out, &items, "cluster", output::clusters_table)?

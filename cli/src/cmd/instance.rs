@@ -1,12 +1,16 @@
 //! `berth instance list [--filter EXPR]`, `berth instance describe ID`,
 //! `berth instance attributes put ID KEY=VALUE…` / `delete ID KEY…` (ECS PutAttributes /
-//! DeleteAttributes). Replies are ECS ContainerInstance objects (with `attributes` and
+//! DeleteAttributes), `berth instance deregister ID [--force]` (ECS
+//! DeregisterContainerInstance; revokes the agent's identity). Replies are ECS ContainerInstance objects (with `attributes` and
 //! `remainingResources`).
 
 use crate::client::{self, Api};
 use crate::output::{self, Format};
 use berth_proto::model::ContainerInstance;
-use berth_proto::v1::{AttributesRequest, InstanceRef, InstanceStateRequest, ListInstancesRequest};
+use berth_proto::v1::{
+    AttributesRequest, DeregisterInstanceRequest, InstanceRef, InstanceStateRequest,
+    ListInstancesRequest,
+};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +45,17 @@ pub enum InstanceCmd {
     /// Put or delete custom attributes of an instance (at most 10 custom attributes).
     #[command(subcommand)]
     Attributes(AttributesCmd),
+    /// Remove an instance from the cluster (ECS DeregisterContainerInstance): it becomes
+    /// INACTIVE and its agent's identity is revoked (its session ends; it cannot register or
+    /// connect again). Refused while tasks run on it unless --force.
+    Deregister {
+        /// Instance id or ARN.
+        id: String,
+        /// Deregister although tasks run on it: they are marked STOPPED (services start
+        /// replacements elsewhere) and a connected agent is told to stop their containers.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show one container instance: resources, attributes, agent.
     Describe {
         /// Instance id or ARN.
@@ -123,8 +138,14 @@ pub async fn run(cmd: InstanceCmd, api: &mut Api, out: Format) -> anyhow::Result
                 cluster,
                 status: status.unwrap_or_default().to_uppercase(),
                 filter: filter.unwrap_or_default(),
+                ..Default::default()
             };
-            let items = client::list(api.grpc().list_container_instances(req).await)?;
+            let c = api.grpc_clone();
+            let items = client::list_all(req, |r| {
+                let mut c = c.clone();
+                async move { c.list_container_instances(r).await }
+            })
+            .await?;
             print!(
                 "{}",
                 output::show_list::<ContainerInstance>(
@@ -134,6 +155,11 @@ pub async fn run(cmd: InstanceCmd, api: &mut Api, out: Format) -> anyhow::Result
                     output::instances_table
                 )?
             );
+        }
+        InstanceCmd::Deregister { id, force } => {
+            let req = DeregisterInstanceRequest { cluster, container_instance: id, force };
+            let json = client::object(api.grpc().deregister_container_instance(req).await)?;
+            print_instance(out, &json)?;
         }
         InstanceCmd::Describe { id } => {
             let req = InstanceRef { cluster, container_instance: id };

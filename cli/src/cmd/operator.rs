@@ -1,5 +1,5 @@
 //! `berth operator members list|add|remove` and `berth operator status`: the controllers' Raft
-//! group. Replies are `berth_proto::model::Member` / `ControllerStatus` objects.
+//! group (and `berth operator acl …`, in `cmd::acl`). Replies are `berth_proto::model::Member` / `ControllerStatus` objects.
 
 use crate::client::{self, Api};
 use crate::output::{self, Fields, Format, Table};
@@ -14,6 +14,12 @@ pub enum OperatorCmd {
     Members(MembersCmd),
     /// The answering controller's view: role, leader, term, applied index, state digest.
     Status,
+    /// API tokens with roles: `acl token create|list|revoke`, `acl whoami` (`cmd::acl`).
+    #[command(subcommand)]
+    Acl(super::acl::AclCmd),
+    /// Join tokens for agents and controllers: `token create|list|revoke` (`cmd::token`).
+    #[command(subcommand)]
+    Token(super::token::TokenCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +89,9 @@ pub async fn run(cmd: OperatorCmd, api: &mut Api, out: Format) -> anyhow::Result
                 client::object(api.grpc().remove_member(RemoveMemberRequest { node_id }).await)?;
             output::show::<Member>(out, &json, "member", member_detail)?
         }
+        // Needs the command line's --cluster, so `main` dispatches it to `cmd::acl` itself.
+        OperatorCmd::Acl(c) => return super::acl::run(c, api, out, None).await,
+        OperatorCmd::Token(c) => return super::token::run(c, api, out).await,
         OperatorCmd::Status => {
             let json = client::object(api.grpc().get_status(StatusRequest {}).await)?;
             output::show::<ControllerStatus>(out, &json, "status", status_detail)?

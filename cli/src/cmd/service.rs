@@ -161,8 +161,13 @@ pub async fn run(cmd: ServiceCmd, api: &mut Api, out: Format) -> anyhow::Result<
             api.grpc().delete_service(DeleteServiceRequest { cluster, service: name, force }).await,
         )?,
         ServiceCmd::List => {
-            let items =
-                client::list(api.grpc().list_services(ListServicesRequest { cluster }).await)?;
+            let c = api.grpc_clone();
+            let req = ListServicesRequest { cluster, max_results: Some(100), ..Default::default() };
+            let items = client::list_all(req, |r| {
+                let mut c = c.clone();
+                async move { c.list_services(r).await }
+            })
+            .await?;
             print!(
                 "{}",
                 output::show_list::<Service>(out, &items, "service", output::services_table)?

@@ -104,7 +104,12 @@ pub async fn list_tasks(
     api: &mut Api,
     req: ListTasksRequest,
 ) -> Result<Vec<Listed>, crate::error::CliError> {
-    let items = client::list(api.grpc().list_tasks(req).await)?;
+    let c = api.grpc_clone();
+    let items = client::list_all(req, |r| {
+        let mut c = c.clone();
+        async move { c.list_tasks(r).await }
+    })
+    .await?;
     items
         .iter()
         .map(|i| Ok(Listed { task: output::parse(i, "task")?, json: output::parse(i, "task")? }))
@@ -164,6 +169,7 @@ pub async fn run(cmd: TaskCmd, api: &mut Api, out: Format) -> anyhow::Result<()>
                 desired_status: desired_status.as_str().into(),
                 family: family.unwrap_or_default(),
                 container_instance: instance.unwrap_or_default(),
+                ..Default::default()
             };
             let tasks = list_tasks(api, req).await?;
             print!("{}", render_tasks(out, &tasks)?);

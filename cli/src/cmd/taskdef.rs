@@ -89,8 +89,14 @@ pub async fn run(cmd: TaskdefCmd, api: &mut Api, out: Format) -> anyhow::Result<
             let req = ListTaskDefinitionsRequest {
                 family: family.unwrap_or_default(),
                 status: status.as_str().into(),
+                ..Default::default()
             };
-            let items = client::list(api.grpc().list_task_definitions(req).await)?;
+            let c = api.grpc_clone();
+            let items = client::list_all(req, |r| {
+                let mut c = c.clone();
+                async move { c.list_task_definitions(r).await }
+            })
+            .await?;
             print!(
                 "{}",
                 output::show_list::<TaskDefinition>(

@@ -38,13 +38,18 @@ pub async fn delete(api: &Api, r: v1::ClusterRef) -> Result<Response<v1::ObjectR
     describe(api, v1::ClusterRef { cluster: name })
 }
 
-pub fn list(api: &Api) -> Result<Response<v1::ListReply>> {
+pub fn list(api: &Api, r: v1::ListClustersRequest) -> Result<Response<v1::ListReply>> {
+    use super::page::{DEFAULT_RESULTS, ListKind, Page};
+    let page = Page::from_request(ListKind::Clusters, r.max_results, &r.next_token, DEFAULT_RESULTS)?;
     let st = api.shared.read();
-    let views: Vec<_> = st
+    let keyed: Vec<_> = st
         .clusters
         .values()
         .filter(|c| c.status == "ACTIVE")
-        .filter_map(|c| st.cluster_view(&c.name))
+        .map(|c| (c.name.clone(), c.name.as_str()))
         .collect();
-    super::list_reply(views)
+    let (names, next_token) = super::page::paginate(keyed, &page);
+    let mut reply = super::list_reply(names.into_iter().filter_map(|n| st.cluster_view(n)))?;
+    reply.get_mut().next_token = next_token;
+    Ok(reply)
 }

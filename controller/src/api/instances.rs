@@ -1,4 +1,5 @@
-//! DescribeContainerInstances, ListContainerInstances.
+//! DescribeContainerInstances, ListContainerInstances, attributes, UpdateContainerInstancesState,
+//! DeregisterContainerInstance.
 
 use super::{Api, cluster_name, list_reply, object};
 use crate::error::{Error, Result};
@@ -122,6 +123,9 @@ pub async fn delete_attributes(
 }
 
 pub fn list(api: &Api, r: v1::ListInstancesRequest) -> Result<Response<v1::ListReply>> {
+    use super::page::{DEFAULT_RESULTS, ListKind, Page};
+    let page =
+        Page::from_request(ListKind::ContainerInstances, r.max_results, &r.next_token, DEFAULT_RESULTS)?;
     let cluster = cluster_name(api, &r.cluster)?;
     let status = r.status.to_uppercase();
     if ![
@@ -156,11 +160,52 @@ pub fn list(api: &Api, r: v1::ListInstancesRequest) -> Result<Response<v1::ListR
             .map(|v| v.id)
             .collect()
     });
-    let views: Vec<_> = st
+    let keyed: Vec<_> = st
         .instances_in(&cluster)
         .filter(|ci| if status.is_empty() { ci.status != "INACTIVE" } else { ci.status == status })
         .filter(|ci| matching.as_ref().is_none_or(|m| m.contains(ci.id())))
-        .filter_map(|ci| st.instance_view(ci.id()))
+        .map(|ci| (ci.id().to_string(), ci.id()))
         .collect();
-    list_reply(views)
+    let (ids, next_token) = super::page::paginate(keyed, &page);
+    let mut reply = list_reply(ids.into_iter().filter_map(|id| st.instance_view(id)))?;
+    reply.get_mut().next_token = next_token;
+    Ok(reply)
+}
+
+/// ECS DeregisterContainerInstance: INACTIVE, identity revoked (`store/deregister.rs`); without
+/// `force`, refused while a task on it is not yet STOPPED (checked here for a quick answer and
+/// again when applied).
+pub async fn deregister(
+    api: &Api,
+    r: v1::DeregisterInstanceRequest,
+) -> Result<Response<v1::ObjectReply>> {
+    use crate::store::deregister::{DeregisterInstance, RUNNING_TASKS_MESSAGE};
+    let cluster = cluster_name(api, &r.cluster)?;
+    let id = arn_tail(&r.container_instance).to_string();
+    if id.is_empty() {
+        return Err(Error::invalid("containerInstance: an instance id or ARN is required."));
+    }
+    {
+        let st = api.shared.read();
+        if st.instances.get(&id).is_none_or(|rec| rec.cluster != cluster) {
+            return Err(Rejection::new(
+                RejectKind::NotFound,
+                "InvalidParameterException",
+                format!("The referenced container instance was not found: {id}."),
+            )
+            .into());
+        }
+        if !r.force && st.tasks_on_instance(&id).next().is_some() {
+            return Err(Rejection::invalid(RUNNING_TASKS_MESSAGE).into());
+        }
+    }
+    let cmd = Command::DeregisterInstance(DeregisterInstance {
+        cluster: cluster.clone(),
+        instance_id: id.clone(),
+        force: r.force,
+        now: api.clock.now(),
+    });
+    api.proposer.propose(&cmd).await?;
+    tracing::info!(instance_id = %id, cluster = %cluster, force = r.force, "container instance deregistered; its identity is revoked");
+    describe(api, v1::InstanceRef { cluster, container_instance: id })
 }

@@ -5,12 +5,15 @@
 //! Objects are answered as ECS JSON (`berth_proto::model`). One file per resource:
 //! `clusters`, `taskdefs`, `services`, `tasks`, `instances`, `events` (the event stream, served
 //! from this controller's own copy of the log); errors map to gRPC codes in `crate::error`.
+//! `secrets` is the `berth.v1.BerthSecrets` service (same `Api` value, its own proto service).
 
 mod clusters;
 mod events;
 mod instances;
 pub mod members;
+pub mod page;
 mod placement;
+pub mod secrets;
 mod services;
 mod taskdefs;
 mod tasks;
@@ -38,6 +41,8 @@ pub struct Api {
     pub(crate) max_service_tasks: i64,
     /// Placement series (`crate::metrics`); unregistered unless given.
     pub(crate) metrics: crate::metrics::Metrics,
+    /// The cluster key (seals secrets before they are proposed); `None` until given.
+    pub(crate) cluster_key: Option<Arc<crate::crypto::ClusterKey>>,
 }
 
 impl Api {
@@ -55,7 +60,14 @@ impl Api {
             events,
             max_service_tasks: crate::orchestrator::DEFAULT_MAX_SERVICE_TASKS,
             metrics: Default::default(),
+            cluster_key: None,
         }
+    }
+
+    /// The cluster key this controller seals secrets with (`Controller::start` loads it).
+    pub fn with_cluster_key(mut self, key: Arc<crate::crypto::ClusterKey>) -> Self {
+        self.cluster_key = Some(key);
+        self
     }
 
     /// The controller's metrics (placements are observed into them).
@@ -123,7 +135,18 @@ pub(crate) fn list_reply<T: Serialize>(
             serde_json::to_string(&i).map_err(|e| Error::Storage(format!("encoding reply: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Response::new(v1::ListReply { items }))
+    Ok(Response::new(v1::ListReply { items, next_token: String::new() }))
+}
+
+/// One page of `keyed` (sorted by key) as a `ListReply` with the next page's token.
+pub(crate) fn page_reply<T: Serialize>(
+    keyed: Vec<(String, T)>,
+    page: &page::Page,
+) -> Result<Response<v1::ListReply>> {
+    let (items, next_token) = page::paginate(keyed, page);
+    let mut reply = list_reply(items)?;
+    reply.get_mut().next_token = next_token;
+    Ok(reply)
 }
 
 type R<T> = std::result::Result<Response<T>, Status>;
@@ -149,7 +172,7 @@ impl Berth for Api {
     }
     async fn list_clusters(&self, r: Request<v1::ListClustersRequest>) -> R<v1::ListReply> {
         self.consistent(&r).await?;
-        Ok(clusters::list(self)?)
+        Ok(clusters::list(self, r.into_inner())?)
     }
     async fn register_task_definition(
         &self,
@@ -236,6 +259,12 @@ impl Berth for Api {
     }
     async fn delete_attributes(&self, r: Request<v1::AttributesRequest>) -> R<v1::ObjectReply> {
         Ok(instances::delete_attributes(self, r.into_inner()).await?)
+    }
+    async fn deregister_container_instance(
+        &self,
+        r: Request<v1::DeregisterInstanceRequest>,
+    ) -> R<v1::ObjectReply> {
+        Ok(instances::deregister(self, r.into_inner()).await?)
     }
     async fn update_container_instance_state(
         &self,

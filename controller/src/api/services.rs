@@ -237,18 +237,24 @@ pub fn describe(api: &Api, r: v1::ServiceRef) -> Result<Response<v1::ObjectReply
 }
 
 pub fn list(api: &Api, r: v1::ListServicesRequest) -> Result<Response<v1::ListReply>> {
+    use super::page::{DEFAULT_SERVICE_RESULTS, ListKind, Page};
+    let page =
+        Page::from_request(ListKind::Services, r.max_results, &r.next_token, DEFAULT_SERVICE_RESULTS)?;
     let cluster = cluster_name(api, &r.cluster)?;
     let st = api.shared.read();
     // ListServices hides DRAINING and INACTIVE services, as ECS does.
-    let views: Vec<_> = st
+    let keyed: Vec<_> = st
         .services
         .values()
         .filter(|s| {
             s.status == "ACTIVE" && crate::store::state::cluster_of_arn(&s.cluster_arn) == cluster
         })
-        .filter_map(|s| st.service_view(&cluster, &s.service_name))
+        .map(|s| (s.service_name.clone(), s.service_name.as_str()))
         .collect();
-    list_reply(views)
+    let (names, next_token) = super::page::paginate(keyed, &page);
+    let mut reply = list_reply(names.into_iter().filter_map(|n| st.service_view(&cluster, n)))?;
+    reply.get_mut().next_token = next_token;
+    Ok(reply)
 }
 
 pub async fn delete(api: &Api, r: v1::DeleteServiceRequest) -> Result<Response<v1::ObjectReply>> {

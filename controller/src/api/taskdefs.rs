@@ -1,6 +1,6 @@
 //! RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions, DeregisterTaskDefinition.
 
-use super::{Api, list_reply, object};
+use super::{Api, object};
 use crate::error::{Error, Result};
 use crate::store::{Command, Rejection};
 use berth_proto::v1;
@@ -44,16 +44,20 @@ pub fn list(api: &Api, r: v1::ListTaskDefinitionsRequest) -> Result<Response<v1:
             r.status
         )));
     }
+    use super::page::{DEFAULT_RESULTS, ListKind, Page};
+    let page =
+        Page::from_request(ListKind::TaskDefinitions, r.max_results, &r.next_token, DEFAULT_RESULTS)?;
     let st = api.shared.read();
+    // Family names sort below any NUL-suffixed longer name, so (family, revision) order holds.
     let defs: Vec<_> = st
         .families
         .iter()
         .filter(|(name, _)| r.family.is_empty() || **name == r.family)
         .flat_map(|(_, f)| f.revisions.values().map(|d| &**d))
         .filter(|d| status == "ALL" || d.status.as_deref() == Some(status.as_str()))
-        .cloned()
+        .map(|d| (format!("{}\u{0}{:010}", d.family, d.revision.unwrap_or(0)), d))
         .collect();
-    list_reply(defs)
+    super::page_reply(defs, &page)
 }
 
 pub async fn deregister(api: &Api, r: v1::TaskDefinitionRef) -> Result<Response<v1::ObjectReply>> {

@@ -1,6 +1,6 @@
 //! RunTask, StopTask, DescribeTasks, ListTasks.
 
-use super::{Api, cluster_name, list_reply, object};
+use super::{Api, cluster_name, object};
 use crate::clock::new_id;
 use crate::error::{Error, Result};
 use crate::orchestrator::placement::{Launch, TaskShape, instance_views, plan_launch};
@@ -173,6 +173,8 @@ pub fn list(api: &Api, r: v1::ListTasksRequest) -> Result<Response<v1::ListReply
             r.desired_status
         )));
     }
+    use super::page::{DEFAULT_RESULTS, ListKind, Page, time_key};
+    let page = Page::from_request(ListKind::Tasks, r.max_results, &r.next_token, DEFAULT_RESULTS)?;
     let st = api.shared.read();
     if !r.service_name.is_empty()
         && !st
@@ -197,5 +199,6 @@ pub fn list(api: &Api, r: v1::ListTasksRequest) -> Result<Response<v1::ListReply
         .filter(|t| instance.is_empty() || t.instance_id() == Some(instance))
         .collect();
     tasks.sort_by_key(|t| (t.created_at, t.task_arn.clone()));
-    list_reply(tasks)
+    let keyed = tasks.into_iter().map(|t| (format!("{}/{}", time_key(t.created_at.0), t.task_arn), t));
+    super::page_reply(keyed.collect(), &page)
 }

@@ -1,5 +1,5 @@
 //! Pure assignment logic: the tasks an instance should know about and the changes since the
-//! versions it was last sent.
+//! versions it was last sent. Secrets: `assign_secrets.rs` ([`attach_secrets`]).
 
 use crate::store::State;
 use berth_proto::model::Task;
@@ -22,6 +22,7 @@ pub fn assignment(state: &State, task: &Task) -> v1::Assignment {
         desired_status: task.desired_status.clone(),
         task_json: serde_json::to_string(task).unwrap_or_default(),
         task_definition_json: def.and_then(|d| serde_json::to_string(d).ok()).unwrap_or_default(),
+        secrets: vec![],
     }
 }
 
@@ -55,3 +56,5 @@ pub fn changes(
     sent.retain(|id, _| live.contains(id));
     (!tasks.is_empty()).then_some(v1::Assignments { full: false, tasks })
 }
+
+pub use super::assign_secrets::attach_secrets;

@@ -4,6 +4,7 @@
 //!   (as Raft commands) and assignments down.
 //! * `assign`  — pure: which tasks an instance should know about, and what changed since the
 //!   last message (full set on connect, then changes only; each carries the task's version).
+//! * `validate` — pure checks of agent messages (registration fields, report JSON); fuzzed.
 //! * `reports` — task reports of all sessions, proposed in batches (`ReportTaskStatuses`).
 //! * `heartbeats` — heartbeats received here, written to the store in batches for node liveness
 //!   (`orchestrator/liveness`). A session whose agent the leader declared disconnected closes,
@@ -13,11 +14,13 @@
 //! mark the agent disconnected.
 
 mod assign;
+mod assign_secrets;
 pub mod heartbeats;
 pub mod reports;
 mod session;
+pub mod validate;
 
-pub use session::{valid_attribute_name, valid_attribute_value};
+pub use validate::{valid_attribute_name, valid_attribute_value};
 
 use crate::clock::Clock;
 use crate::propose::Proposer;
@@ -47,6 +50,11 @@ pub struct Dispatcher {
     pub(crate) heartbeat_interval: std::time::Duration,
     /// Where sessions send task reports (see `reports`).
     pub(crate) reports: reports::ReportBatcher,
+    /// The cluster key: opens the secrets a task references, for its agent's assignment only.
+    pub(crate) cluster_key: Option<Arc<crate::crypto::ClusterKey>>,
+    /// TLS mode: a session needs an agent certificate and registers as its instance id
+    /// (`crate::tls::identity`).
+    pub(crate) tls: bool,
 }
 
 impl Dispatcher {
@@ -68,7 +76,22 @@ impl Dispatcher {
             heartbeats: Arc::default(),
             heartbeat_interval: crate::orchestrator::liveness::LivenessConfig::default()
                 .heartbeat_interval,
+            cluster_key: None,
+            tls: false,
         }
+    }
+
+    /// TLS mode (`--tls`): sessions are bound to the agent certificate's instance id.
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The cluster key secrets are opened with (`Controller::start` loads it). Without one, a
+    /// task that references a secret is stopped with a reason instead of started.
+    pub fn with_cluster_key(mut self, key: Arc<crate::crypto::ClusterKey>) -> Self {
+        self.cluster_key = Some(key);
+        self
     }
 
     /// The heartbeat interval agents are told to keep (`--heartbeat-interval-secs`).
@@ -91,15 +114,19 @@ impl AgentDispatch for Dispatcher {
         &self,
         request: Request<Streaming<v1::AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        // TLS mode: no agent certificate, no session (checked before reading anything).
+        let peer = berth_security::peer_identity(&request);
+        crate::tls::identity::bind_instance_id(self.tls, peer.clone(), "")?;
         let mut inbound = request.into_inner();
         let first = inbound.message().await?.ok_or_else(|| {
             Status::invalid_argument("the agent closed the session before registering")
         })?;
-        let Some(v1::agent_message::Msg::Register(reg)) = first.msg else {
+        let Some(v1::agent_message::Msg::Register(mut reg)) = first.msg else {
             return Err(Status::invalid_argument(
                 "the first message of a session must be RegisterAgent",
             ));
         };
+        reg.instance_id = crate::tls::identity::bind_instance_id(self.tls, peer, &reg.instance_id)?;
         let registered = session::register(self, reg).await?;
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let generation = {

@@ -5,14 +5,11 @@ use super::{Dispatcher, assign};
 use crate::clock::new_id;
 use crate::store::Command;
 use crate::store::command::RegisterInstance;
-use berth_proto::model::{Attribute, DEFAULT_CLUSTER, StatsReport, TaskStatusReport, VersionInfo};
+use berth_proto::model::{DEFAULT_CLUSTER, TaskStatusReport, VersionInfo};
 use berth_proto::v1::{self, agent_message::Msg, controller_message::Msg as Out};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
-
-/// ECS allows 10 custom attributes per resource; built-ins come on top.
-const MAX_ATTRIBUTES: usize = 32;
 
 pub struct Registered {
     pub instance_id: String,
@@ -21,81 +18,21 @@ pub struct Registered {
     pub session: String,
 }
 
-pub fn valid_attribute_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 128
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_/\\.".contains(c))
-}
-
-pub fn valid_attribute_value(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 128
-        && v.trim() == v
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_/\\.@: ".contains(c))
-}
-
-/// Longest `agent_endpoint` accepted (the agent's own bound is the same).
-pub const MAX_AGENT_ENDPOINT_LEN: usize = 256;
-
-/// `RegisterAgent.agent_endpoint`: empty (no API) or an `http://`/`https://` URL with a host, no
-/// spaces or control characters, at most [`MAX_AGENT_ENDPOINT_LEN`] long.
-pub fn check_agent_endpoint(url: &str) -> Result<Option<String>, String> {
-    if url.is_empty() {
-        return Ok(None);
-    }
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
-    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/'))
-        || url.len() > MAX_AGENT_ENDPOINT_LEN
-        || url.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(format!(
-            "agent_endpoint '{url}' is invalid: an http:// or https:// URL with a host, at most {MAX_AGENT_ENDPOINT_LEN} characters, no spaces"
-        ));
-    }
-    Ok(Some(url.trim_end_matches('/').to_string()))
-}
-
 /// Validate the agent's registration and propose it.
 pub async fn register(d: &Dispatcher, reg: v1::RegisterAgent) -> Result<Registered, Status> {
     let cluster =
         if reg.cluster.is_empty() { DEFAULT_CLUSTER.to_string() } else { reg.cluster.clone() };
+    // The pure checks (`validate.rs`, also what the fuzz targets run).
+    let checked = super::validate::check_registration(&reg).map_err(Status::invalid_argument)?;
     let instance_id = if reg.instance_id.is_empty() { new_id() } else { reg.instance_id.clone() };
-    if instance_id.len() != 32 || !instance_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Status::invalid_argument(format!(
-            "instance_id '{instance_id}' is invalid: expected 32 hex characters"
+    let super::validate::CheckedRegistration { attributes, reserved_ports: ports, agent_endpoint } =
+        checked;
+    if d.shared.read().security.is_revoked(crate::store::deregister::AGENT_ROLE, &instance_id) {
+        tracing::warn!(instance_id = %instance_id, "registration refused: the instance was deregistered (identity revoked)");
+        return Err(Status::permission_denied(crate::store::deregister::revoked_agent_message(
+            &instance_id,
         )));
     }
-    if reg.cpu <= 0 || reg.memory <= 0 {
-        return Err(Status::invalid_argument(format!(
-            "cpu ({}) and memory ({}) must be positive",
-            reg.cpu, reg.memory
-        )));
-    }
-    if reg.attributes.len() > MAX_ATTRIBUTES {
-        return Err(Status::invalid_argument(format!(
-            "too many attributes ({}; at most {MAX_ATTRIBUTES})",
-            reg.attributes.len()
-        )));
-    }
-    let mut attributes = vec![];
-    for (k, v) in &reg.attributes {
-        if !valid_attribute_name(k) {
-            return Err(Status::invalid_argument(format!(
-                "attribute name '{k}' is invalid: 1-128 of letters, digits, - _ / \\ ."
-            )));
-        }
-        if !valid_attribute_value(v) {
-            return Err(Status::invalid_argument(format!(
-                "attribute '{k}' value '{v}' is invalid: 1-128 of letters, digits, - _ / \\ . @ : space, no leading or trailing space"
-            )));
-        }
-        attributes.push(Attribute { name: k.clone(), value: Some(v.clone()) });
-    }
-    attributes.sort_by(|a, b| a.name.cmp(&b.name));
-    let ports: Vec<u16> =
-        reg.reserved_ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect();
-    let agent_endpoint =
-        check_agent_endpoint(&reg.agent_endpoint).map_err(Status::invalid_argument)?;
     let session = new_id();
     let cmd = Command::RegisterInstance(RegisterInstance {
         cluster: cluster.clone(),
@@ -224,6 +161,12 @@ impl Session {
             .is_some_and(|r| r.session == self.reg.session && !r.instance.agent_connected)
     }
 
+    /// True once the instance was deregistered (its identity revoked).
+    fn revoked(&self) -> bool {
+        let st = self.d.shared.read();
+        st.security.is_revoked(crate::store::deregister::AGENT_ROLE, &self.reg.instance_id)
+    }
+
     fn is_current(&self) -> bool {
         let g = self.d.generations.lock().unwrap_or_else(|e| e.into_inner());
         g.get(&self.reg.instance_id) == Some(&self.generation)
@@ -255,11 +198,19 @@ impl Session {
         // The instance's change counter when its tasks were last compared: an applied command
         // that touched no task of this instance needs no look at them.
         let mut seen_changes;
-        let full = {
+        // Tasks given their secrets' values in this session (`assign_secrets.rs`).
+        let mut delivered = std::collections::HashSet::new();
+        let key = self.d.cluster_key.clone();
+        let (full, unstartable) = {
             let st = self.d.shared.read();
             seen_changes = st.index.instance_changes(&id);
-            assign::full(&st, &id, &mut sent)
+            let mut full = assign::full(&st, &id, &mut sent);
+            let failed = assign::attach_secrets(&st, key.as_deref(), &mut full, &mut delivered);
+            (full, failed)
         };
+        for report in unstartable {
+            let _ = reports_tx.send(report).await;
+        }
         let mut applied = self.d.applied.clone();
         let mut shutdown = self.d.shutdown.clone();
         let mut ok = self.send(registered).await && self.send(Out::Assignments(full)).await;
@@ -268,10 +219,21 @@ impl Session {
                 _ = shutdown.changed() => break,
                 changed = applied.changed() => {
                     if changed.is_err() { break; }
+                    if self.revoked() {
+                        // The last word: the full set (without the tasks a forced
+                        // deregistration stopped, so the agent stops their containers), then why.
+                        let last = assign::full(&self.d.shared.read(), &id, &mut sent);
+                        let _ = self.send(Out::Assignments(last)).await;
+                        let reason = crate::store::deregister::revoked_agent_message(&id);
+                        tracing::warn!(instance_id = %id, "instance deregistered; closing its session");
+                        let _ = self.tx.send(Err(Status::permission_denied(reason))).await;
+                        break;
+                    }
                     if self.declared_disconnected() {
                         tracing::warn!(instance_id = %id, "the leader declared this agent disconnected (missed heartbeats); closing the session so it registers again");
                         break;
                     }
+                    let mut unstartable = vec![];
                     let next = {
                         let st = self.d.shared.read();
                         let changes = st.index.instance_changes(&id);
@@ -279,10 +241,21 @@ impl Session {
                             None
                         } else {
                             seen_changes = changes;
-                            assign::changes(&st, &id, &mut sent)
+                            assign::changes(&st, &id, &mut sent).map(|mut a| {
+                                unstartable = assign::attach_secrets(
+                                    &st,
+                                    key.as_deref(),
+                                    &mut a,
+                                    &mut delivered,
+                                );
+                                a
+                            })
                         }
                     };
-                    if let Some(a) = next {
+                    for report in unstartable {
+                        let _ = reports_tx.send(report).await;
+                    }
+                    if let Some(a) = next.filter(|a| !a.tasks.is_empty()) {
                         ok = self.send(Out::Assignments(a)).await;
                     }
                 }
@@ -314,7 +287,7 @@ impl Session {
     /// dropped (stats are best effort; the next period brings fresh ones).
     async fn record_stats(&self, json: &str) {
         let id = &self.reg.instance_id;
-        let report: StatsReport = match serde_json::from_str(json) {
+        let report = match super::validate::decode_stats(json) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(instance_id = %id, error = %e, "undecodable stats report ignored");
@@ -346,7 +319,7 @@ impl Session {
                 self.send(Out::HeartbeatAck(v1::HeartbeatAck { seq: h.seq })).await
             }
             Some(Msg::TaskStatus(ts)) => {
-                let report: TaskStatusReport = match serde_json::from_str(&ts.json) {
+                let report = match super::validate::decode_task_report(&ts.json) {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(instance_id = %self.reg.instance_id, task_id = %ts.task_id, error = %e, "undecodable task report ignored");
@@ -367,24 +340,5 @@ impl Session {
             }
             None => true,
         }
-    }
-}
-
-#[cfg(test)]
-mod agent_endpoint_tests {
-    use super::*;
-
-    #[test]
-    fn agent_endpoint_is_optional_and_must_be_an_http_url() {
-        assert_eq!(check_agent_endpoint(""), Ok(None));
-        assert_eq!(
-            check_agent_endpoint("http://10.0.0.5:51678/"),
-            Ok(Some("http://10.0.0.5:51678".to_string()))
-        );
-        for bad in ["10.0.0.5:51678", "http://", "http://a b:1", "ftp://x:1"] {
-            let e = check_agent_endpoint(bad).expect_err(bad);
-            assert!(e.contains("agent_endpoint"), "{e}");
-        }
-        assert!(check_agent_endpoint(&format!("http://{}", "a".repeat(300))).is_err());
     }
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 const BATCH: u32 = 1024;
 const RETRY: Duration = Duration::from_millis(500);
@@ -52,7 +52,7 @@ pub async fn run(
         sources.dedup();
         let source = sources.get(attempt % sources.len().max(1)).copied();
         let fetched = match source.and_then(|id| addresses.get(id)) {
-            Some(address) => match client(&mut clients, &address) {
+            Some(address) => match client(&mut clients, &addresses, &address) {
                 Ok(c) => fetch(c, start, end, &log).await,
                 Err(e) => Err(e),
             },
@@ -75,13 +75,13 @@ pub async fn run(
 /// The client for `address`, created (connecting lazily) on first use.
 fn client<'a>(
     clients: &'a mut HashMap<String, RaftPeerClient<Channel>>,
+    addresses: &PeerAddresses,
     address: &str,
 ) -> Result<&'a mut RaftPeerClient<Channel>, String> {
     if !clients.contains_key(address) {
-        let channel = Endpoint::from_shared(crate::peer::peer_uri(address))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect_lazy();
+        let channel = addresses
+            .channel(address, CONNECT_TIMEOUT)
+            .ok_or_else(|| format!("cannot dial {address}"))?;
         let c = RaftPeerClient::new(channel)
             .max_decoding_message_size(crate::peer::PEER_MAX_MESSAGE_BYTES);
         clients.insert(address.to_string(), c);

@@ -29,7 +29,7 @@ use crate::store::command::{Rollback, ServiceProgress, StopTasks, UpdateService}
 use crate::store::{Command, SharedState, State};
 use berth_proto::model::Service;
 use futures::StreamExt as _;
-use placement::{Launch, plan_launch};
+use placement::Launch;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -397,17 +397,14 @@ impl Orchestrator {
         now: berth_proto::model::Timestamp,
     ) -> Result<(Vec<String>, bool)> {
         let mut started = 0;
-        let plan = {
+        // The state is read for the scheduler's views, then released while the scheduler
+        // places (hundreds of milliseconds for thousands of tasks, which the Raft loop would
+        // otherwise wait out before applying anything), then read again to form the tasks.
+        // `StartTasks` checks at apply time that each task still fits.
+        let (def, spec, views) = {
             let st = self.shared.read();
             let Some(def) = st.taskdef_by_arn(&primary.task_definition).cloned() else {
                 return Ok((vec![], false));
-            };
-            let launch = Launch {
-                cluster,
-                def: &def,
-                count,
-                group: format!("service:{name}"),
-                started_by: Some(primary.id.clone()),
             };
             let Some(svc) = st.services.get(&State::service_key(cluster, name)) else {
                 return Ok((vec![], false));
@@ -422,12 +419,21 @@ impl Orchestrator {
                         ));
                     }
                 };
-            let placing = std::time::Instant::now();
-            let plan = plan_launch(&st, &launch, &spec, now, rand::random(), &mut new_id);
-            let reasons = plan.failures.iter().map(|f| f.reason.as_str());
-            self.metrics.placed(plan.tasks.len(), reasons, placing.elapsed());
-            plan
+            (def, spec, placement::instance_views(&st, cluster))
         };
+        let launch = Launch {
+            cluster,
+            def: &def,
+            count,
+            group: format!("service:{name}"),
+            started_by: Some(primary.id.clone()),
+        };
+        let placing = std::time::Instant::now();
+        let placed = placement::place(&views, &launch, &spec, rand::random());
+        let plan =
+            placement::finish_plan(&self.shared.read(), &launch, &views, &placed, now, &mut new_id);
+        let reasons = plan.failures.iter().map(|f| f.reason.as_str());
+        self.metrics.placed(plan.tasks.len(), reasons, placing.elapsed());
         let mut events = vec![];
         // One plan, proposed as commands of at most LAUNCH_BATCH tasks, LAUNCH_IN_FLIGHT at a
         // time (one replicates while the one before applies); answers are taken in plan order.

@@ -74,16 +74,40 @@ pub fn plan_launch(
     new_id: &mut dyn FnMut() -> String,
 ) -> LaunchPlan {
     let views = instance_views(state, launch.cluster);
+    let plan = place(&views, launch, spec, seed);
+    finish_plan(state, launch, &views, &plan, now, new_id)
+}
+
+/// The scheduler's part of [`plan_launch`]: a pure function of the views, which a caller may
+/// run without holding the state's lock (the reconciler does; `StartTasks` checks again that
+/// every task still fits when it applies).
+pub fn place(
+    views: &[InstanceView],
+    launch: &Launch<'_>,
+    spec: &PlacementSpec,
+    seed: u64,
+) -> berth_scheduler::Plan {
     let request = TaskShape::of(launch.def, launch.group.clone()).request();
     let requests = vec![request; launch.count];
-    let plan = berth_scheduler::place_with(&views, &requests, spec, seed);
+    berth_scheduler::place_with(views, &requests, spec, seed)
+}
+
+/// The last part of [`plan_launch`]: the tasks and failures of `plan`, placed on `views`.
+pub fn finish_plan(
+    state: &State,
+    launch: &Launch<'_>,
+    views: &[InstanceView],
+    plan: &berth_scheduler::Plan,
+    now: Timestamp,
+    new_id: &mut dyn FnMut() -> String,
+) -> LaunchPlan {
     let tasks = plan
         .placements
         .iter()
         .map(|p| new_task(state, launch, &p.instance_id, &new_id(), now))
         .collect();
     let failures: Vec<Failure> =
-        failures(state, launch.cluster, &views, &plan).into_iter().map(|(_, f)| f).collect();
+        failures(state, launch.cluster, views, plan).into_iter().map(|(_, f)| f).collect();
     let failure_detail = failures.first().and_then(|f| f.detail.clone());
     LaunchPlan { tasks, failures, failure_detail }
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 use berth_proto::v1::ForwardRequest;
 use berth_proto::v1::raft_peer_client::RaftPeerClient;
 use futures::future::BoxFuture;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::service::{LEADER_METADATA, NOT_LEADER_METADATA};
-use super::{PEER_MAX_MESSAGE_BYTES, PeerAddresses, peer_uri};
+use super::{PEER_MAX_MESSAGE_BYTES, PeerAddresses};
 use crate::propose::Forward;
 use crate::raft::RaftError;
 
@@ -39,10 +39,7 @@ impl PeerForwarder {
         if let Some(c) = clients.get(&address) {
             return Some(c.clone());
         }
-        let channel = Endpoint::from_shared(peer_uri(&address))
-            .ok()?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect_lazy();
+        let channel = self.addresses.channel(&address, CONNECT_TIMEOUT)?;
         let client = RaftPeerClient::new(channel)
             .max_decoding_message_size(PEER_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(PEER_MAX_MESSAGE_BYTES);

@@ -142,20 +142,38 @@ impl RaftPeer for PeerService {
     }
 }
 
-/// Serves `RaftPeer` for `raft` on `listener` until `shutdown` resolves.
+/// Serves `RaftPeer` for `raft` on `listener` until `shutdown` resolves (plaintext).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     raft: RaftHandle,
     events: std::sync::Arc<crate::events::EventLog>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    // TCP_NODELAY (see server.rs): small raft messages must not wait for a delayed ACK.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    serve_with_tls(listener, raft, events, None, shutdown).await
+}
+
+/// [`serve`], over mutual TLS when `tls` is given (`super::PeerTls::server`: only controller
+/// certificates of the cluster CA complete the handshake, so no unauthenticated byte reaches
+/// the raft decoder).
+pub async fn serve_with_tls(
+    listener: tokio::net::TcpListener,
+    raft: RaftHandle,
+    events: std::sync::Arc<crate::events::EventLog>,
+    tls: Option<berth_security::ServerTls>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
     let service = RaftPeerServer::new(PeerService::new(raft, events))
         .max_decoding_message_size(PEER_MAX_MESSAGE_BYTES)
         .max_encoding_message_size(PEER_MAX_MESSAGE_BYTES);
-    tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+    let router = tonic::transport::Server::builder().add_service(service);
+    match tls {
+        // The TLS incoming sets TCP_NODELAY itself.
+        Some(tls) => router.serve_with_incoming_shutdown(tls.incoming(listener), shutdown).await,
+        None => {
+            // TCP_NODELAY (see server.rs): small raft messages must not wait for a delayed ACK.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, shutdown).await
+        }
+    }
 }

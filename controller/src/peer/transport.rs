@@ -12,9 +12,9 @@ use protobuf::Message as _;
 use raft::eraftpb::MessageType;
 use raft::prelude::Message;
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use super::{PEER_MAX_MESSAGE_BYTES, PeerAddresses, SNAPSHOT_CHUNK_BYTES, peer_uri};
+use super::{PEER_MAX_MESSAGE_BYTES, PeerAddresses, SNAPSHOT_CHUNK_BYTES};
 use crate::raft::{RaftHandle, RaftTransport};
 
 /// Messages queued per peer. A healthy peer drains a Ready's messages at once; a dead one
@@ -146,8 +146,7 @@ impl PeerSender {
         {
             return Some(client.clone());
         }
-        let endpoint = Endpoint::from_shared(peer_uri(&address)).ok()?;
-        let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
+        let channel = self.addresses.channel(&address, CONNECT_TIMEOUT)?;
         let client = RaftPeerClient::new(channel)
             .max_decoding_message_size(PEER_MAX_MESSAGE_BYTES)
             .max_encoding_message_size(PEER_MAX_MESSAGE_BYTES);

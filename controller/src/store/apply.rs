@@ -138,6 +138,7 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
             cursor.first_index = cursor.first_index.max(first_index.min(cursor.next_index));
             Ok(Applied { ids: vec![cursor.first_index.to_string()], ..Default::default() })
         }
+        Command::DeregisterInstance(d) => super::deregister::apply(state, d),
         Command::Security(c) => super::security::apply(state, c),
         Command::Acl(c) => super::acl::apply(state, c),
         Command::Secret(c) => super::secrets::apply(state, c),
@@ -237,6 +238,13 @@ fn register_taskdef(
 
 fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
     require_cluster(state, &r.cluster)?;
+    if state.security.is_revoked(super::deregister::AGENT_ROLE, &r.instance_id) {
+        return Err(Rejection::new(
+            RejectKind::FailedPrecondition,
+            "ClientException",
+            super::deregister::revoked_agent_message(&r.instance_id),
+        ));
+    }
     let arn = state.scope.container_instance(&r.cluster, &r.instance_id);
     let registered = vec![
         Resource::integer("CPU", r.cpu),

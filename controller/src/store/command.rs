@@ -105,6 +105,8 @@ pub enum Command {
     TrimEvents {
         first_index: u64,
     },
+    /// ECS DeregisterContainerInstance: INACTIVE, identity revoked (`store/deregister.rs`).
+    DeregisterInstance(super::deregister::DeregisterInstance),
     /// Cluster CA, node certificates, join tokens, revocations (`store/security.rs`).
     Security(super::security::SecurityCommand),
     /// API (ACL) tokens with roles (`store/acl.rs`).
@@ -288,6 +290,7 @@ impl Command {
             Command::StopTasks(s) => Some(s.now),
             Command::ServiceProgress(p) => Some(p.now),
             Command::MarkTasksLost(m) => Some(m.now),
+            Command::DeregisterInstance(d) => Some(d.now),
             Command::SetInstanceStatus { now, .. } => *now,
             Command::RecordHeartbeats { beats } => beats.iter().map(|b| b.at).max(),
             Command::DeleteCluster { .. }

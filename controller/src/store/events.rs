@@ -114,6 +114,14 @@ impl Before {
                 note_tasks(&mut b, &mut m.task_ids.iter().map(String::as_str));
                 note_instance(&mut b, &m.instance_id);
             }
+            Command::DeregisterInstance(d) => {
+                let ids: Vec<String> = state
+                    .tasks_on_instance(&d.instance_id)
+                    .map(|t| t.id().to_string())
+                    .collect();
+                note_tasks(&mut b, &mut ids.iter().map(String::as_str));
+                note_instance(&mut b, &d.instance_id);
+            }
             Command::RegisterInstance(r) => note_instance(&mut b, &r.instance_id),
             Command::SetAgentConnected { instance_id, .. }
             | Command::SetInstanceStatus { instance_id, .. }
@@ -158,13 +166,85 @@ fn deployment_marks(svc: &Service) -> Vec<DeploymentMark> {
         .collect()
 }
 
+/// What an event's `detail` is made from: a copy of the changed object, rendered to JSON later
+/// ([`EventBatch::render`], off the state's lock), or a detail already built.
+#[derive(Debug, Clone)]
+pub enum Draft {
+    /// `ECS Task State Change`: the task as applied.
+    Task(Box<berth_proto::model::Task>),
+    /// `ECS Container Instance State Change`: the instance as DescribeContainerInstances shows
+    /// it, and its cluster's ARN.
+    Instance(Box<berth_proto::model::ContainerInstance>, String),
+    /// A small detail built at once (deployments, service actions).
+    Ready(Value),
+}
+
+/// The events of one applied command, numbered and stamped while the state is locked; their
+/// JSON is built by [`EventBatch::render`], a pure function of the batch (so every replica
+/// renders the same events), wherever the caller likes — `events::EventLog` does it on its
+/// writer thread, not on the Raft loop.
+#[derive(Debug, Clone, Default)]
+pub struct EventBatch {
+    /// `scope prefix/log id`: event ids are UUIDs (v5) of it and the index.
+    id_scope: String,
+    account: String,
+    region: String,
+    time: Timestamp,
+    /// `(index, detail-type, resources, detail)`, in index order.
+    drafts: Vec<(u64, String, Vec<String>, Draft)>,
+}
+
+impl EventBatch {
+    pub fn is_empty(&self) -> bool {
+        self.drafts.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.drafts.len()
+    }
+
+    /// The events, in index order.
+    pub fn render(self) -> Vec<ClusterEvent> {
+        let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, self.id_scope.as_bytes());
+        let time = self.time;
+        let envelope_time = event::iso8601_seconds(time);
+        self.drafts
+            .into_iter()
+            .map(|(index, detail_type, resources, draft)| {
+                let detail = match draft {
+                    Draft::Task(task) => task_detail(&task, time),
+                    Draft::Instance(view, cluster_arn) => instance_detail(&view, cluster_arn, time),
+                    Draft::Ready(v) => v,
+                };
+                ClusterEvent {
+                    version: "0".into(),
+                    id: uuid::Uuid::new_v5(&namespace, &index.to_be_bytes()).to_string(),
+                    detail_type,
+                    source: "aws.ecs".into(),
+                    account: self.account.clone(),
+                    time: envelope_time.clone(),
+                    region: self.region.clone(),
+                    resources,
+                    detail,
+                    index,
+                }
+            })
+            .collect()
+    }
+}
+
 /// The events of an applied command (in order: tasks, instances, deployments, service actions),
 /// numbered from `state.events`, which moves past them. Grows the version of each instance whose
 /// remaining resources changed.
 pub fn derive(state: &mut State, before: Before) -> Vec<ClusterEvent> {
+    derive_batch(state, before).render()
+}
+
+/// [`derive`], leaving the JSON to [`EventBatch::render`]: all that needs the state is done here.
+pub fn derive_batch(state: &mut State, before: Before) -> EventBatch {
     let time = before.time.unwrap_or(state.events.last_time).max(state.events.last_time);
     state.events.last_time = time;
-    let mut out: Vec<(String, Vec<String>, Value)> = Vec::new();
+    let mut out: Vec<(String, Vec<String>, Draft)> = Vec::new();
 
     let mut resources_changed: BTreeSet<String> = BTreeSet::new();
     for (id, mark) in &before.tasks {
@@ -180,7 +260,7 @@ pub fn derive(state: &mut State, before: Before) -> Vec<ClusterEvent> {
         out.push((
             event::TASK_STATE_CHANGE.into(),
             vec![task.task_arn.clone()],
-            task_detail(task, time),
+            Draft::Task(Box::new(task.clone())),
         ));
     }
 
@@ -201,14 +281,11 @@ pub fn derive(state: &mut State, before: Before) -> Vec<ClusterEvent> {
             rec.instance.version += 1;
         }
         let Some(view) = state.instance_view(id) else { continue };
-        let mut detail = timestamps_to_iso(serde_json::to_value(&view).unwrap_or_default());
-        detail["clusterArn"] =
-            json!(state.scope.cluster(cluster_of_arn(&view.container_instance_arn)));
-        detail["updatedAt"] = json!(event::iso8601_millis(time));
+        let cluster_arn = state.scope.cluster(cluster_of_arn(&view.container_instance_arn));
         out.push((
             event::INSTANCE_STATE_CHANGE.into(),
             vec![view.container_instance_arn.clone()],
-            detail,
+            Draft::Instance(Box::new(view), cluster_arn),
         ));
     }
 
@@ -236,41 +313,39 @@ pub fn derive(state: &mut State, before: Before) -> Vec<ClusterEvent> {
             out.push((
                 event::DEPLOYMENT_STATE_CHANGE.into(),
                 vec![svc.service_arn.clone()],
-                json!({
+                Draft::Ready(json!({
                     "eventType": event_type,
                     "eventName": event_name,
                     "deploymentId": d.id,
                     "clusterArn": svc.cluster_arn,
                     "updatedAt": event::iso8601_millis(time),
                     "reason": reason,
-                }),
+                })),
             ));
         }
         for message in &before.messages {
             if let Some(detail) = service_action(state, svc, message, time) {
-                out.push((event::SERVICE_ACTION.into(), vec![svc.service_arn.clone()], detail));
+                let resources = vec![svc.service_arn.clone()];
+                out.push((event::SERVICE_ACTION.into(), resources, Draft::Ready(detail)));
             }
         }
     }
 
-    out.into_iter()
-        .map(|(detail_type, resources, detail)| {
+    let drafts = out
+        .into_iter()
+        .map(|(detail_type, resources, draft)| {
             let index = state.events.next_index;
             state.events.next_index += 1;
-            ClusterEvent {
-                version: "0".into(),
-                id: event_id(state, index),
-                detail_type,
-                source: "aws.ecs".into(),
-                account: state.scope.account.clone(),
-                time: event::iso8601_seconds(time),
-                region: state.scope.region.clone(),
-                resources,
-                detail,
-                index,
-            }
+            (index, detail_type, resources, draft)
         })
-        .collect()
+        .collect();
+    EventBatch {
+        id_scope: format!("{}/{}", state.scope.prefix(), state.events.log_id),
+        account: state.scope.account.clone(),
+        region: state.scope.region.clone(),
+        time,
+        drafts,
+    }
 }
 
 /// Fixes the log's identity from the first command applied (see [`EventCursor::log_id`]).
@@ -280,17 +355,24 @@ pub fn identify_log(state: &mut State, command: &[u8]) {
     }
 }
 
-/// A UUID (v5) fixed by the log's identity, the scope and the event's index: the same on every
-/// replica, different in another cluster.
-fn event_id(state: &State, index: u64) -> String {
-    let scope = format!("{}/{}", state.scope.prefix(), state.events.log_id);
-    let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, scope.as_bytes());
-    uuid::Uuid::new_v5(&namespace, &index.to_be_bytes()).to_string()
-}
+// Event ids: a UUID (v5) fixed by the log's identity, the scope and the event's index — the
+// same on every replica, different in another cluster (`EventBatch::render`).
 
 /// The DescribeTasks task with ISO-8601 times, `updatedAt` and (already there) `version`.
 fn task_detail(task: &berth_proto::model::Task, time: Timestamp) -> Value {
     let mut detail = timestamps_to_iso(serde_json::to_value(task).unwrap_or_default());
+    detail["updatedAt"] = json!(event::iso8601_millis(time));
+    detail
+}
+
+/// The DescribeContainerInstances instance with ISO-8601 times, its cluster and `updatedAt`.
+fn instance_detail(
+    view: &berth_proto::model::ContainerInstance,
+    cluster_arn: String,
+    time: Timestamp,
+) -> Value {
+    let mut detail = timestamps_to_iso(serde_json::to_value(view).unwrap_or_default());
+    detail["clusterArn"] = json!(cluster_arn);
     detail["updatedAt"] = json!(event::iso8601_millis(time));
     detail
 }

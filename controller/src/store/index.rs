@@ -115,6 +115,11 @@ impl TaskIndex {
         self.by_service.get(key).into_iter().flatten()
     }
 
+    /// How many tasks service `name` in `cluster` has (stopped ones included).
+    pub fn of_service_len(&self, cluster: &str, name: &str) -> usize {
+        self.by_service.get(&super::State::service_key(cluster, name)).map_or(0, |s| s.len())
+    }
+
     /// [`TaskIndex::of_service`] of service `name` in `cluster`.
     pub fn of_service_tasks(
         &self,

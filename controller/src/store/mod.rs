@@ -9,6 +9,8 @@
 //!   rebuilt on restore).
 //! * `error`   — `Rejection`, the store's refusal of a command.
 //! * `liveness` — applying heartbeats, disconnections and lost tasks (node liveness).
+//! * `deregister` — ECS DeregisterContainerInstance: INACTIVE, tasks stopped (force), identity
+//!   revoked.
 //! * `stats`   — recording the agents' container usage samples (no version bump, no event).
 //! * `security` — cluster CA, join tokens, revoked node identities; `acl` — API tokens with
 //!   roles; `secrets` — encrypted per-task secrets (none of them make events).
@@ -22,6 +24,7 @@ pub mod acl;
 pub mod apply;
 mod apply_services;
 pub mod command;
+pub mod deregister;
 pub mod error;
 pub mod events;
 pub mod index;
@@ -98,15 +101,20 @@ impl crate::raft::StateMachine for Store {
                 // Apply to a copy-free path: `apply` itself is all-or-nothing by validating before it
                 // mutates, so a rejection leaves the state as it was (and has no events).
                 let r = apply::apply(&mut state, cmd);
-                let new_events =
-                    if r.is_ok() { events::derive(&mut state, before) } else { Vec::new() };
+                // The events' JSON is rendered by the event log (its writer thread), not here
+                // under the lock: the batch holds copies of what changed.
+                let new_events = if r.is_ok() {
+                    events::derive_batch(&mut state, before)
+                } else {
+                    events::EventBatch::default()
+                };
                 state.applied_index = index;
                 let cursor = state.events.clone();
                 drop(state);
-                if !new_events.is_empty() {
-                    self.events.append(new_events, &cursor);
-                }
+                self.events.append_batch(new_events, &cursor);
                 if trims {
+                    // Retention moves the cursor only past stored events.
+                    self.events.drain();
                     self.events.set_cursor(&cursor, false);
                     self.events.prune();
                 }
@@ -124,15 +132,21 @@ impl crate::raft::StateMachine for Store {
         serde_json::to_vec(&result).unwrap_or_default()
     }
 
+    /// Every event up to the state's cursor is stored first (`events::log`: a snapshot's cursor
+    /// must not cover events that a crash could lose).
     fn snapshot(&self) -> Vec<u8> {
+        self.events.drain();
         serde_json::to_vec(&*self.shared.read()).unwrap_or_default()
     }
 
     /// A clone of the state (one pass over memory, far cheaper than encoding it), encoded to
-    /// JSON off the Raft loop.
+    /// JSON off the Raft loop. Its events are stored first, as for [`Self::snapshot`] — waited
+    /// for off the loop too: the job runs before the snapshot is written and stored.
     fn snapshot_data(&self) -> crate::raft::SnapshotData {
         let state = self.shared.read().clone();
+        let events = self.events.clone();
         crate::raft::SnapshotData::Deferred(Box::new(move || {
+            events.drain();
             serde_json::to_vec(&state).unwrap_or_default()
         }))
     }
@@ -141,6 +155,9 @@ impl crate::raft::StateMachine for Store {
         match serde_json::from_slice::<State>(data) {
             Ok(mut s) => {
                 s.rebuild_index();
+                // The old state's events go in first: the restored cursor's hole is measured
+                // from what is stored.
+                self.events.drain();
                 let cursor = s.events.clone();
                 *self.shared.write() = s;
                 self.events.set_cursor(&cursor, true);

@@ -14,6 +14,10 @@ use std::collections::BTreeSet;
 /// (for throttling and `failedTasks`), like one that never reached RUNNING.
 pub const QUICK_EXIT_MILLIS: i64 = 10_000;
 
+/// A service with at least 1/this of all tasks is read by scanning the tasks rather than by a
+/// lookup per indexed id (`State::service_tasks_with_stopped`).
+const DENSE_SERVICE_SHARE: usize = 8;
+
 /// Stopped reason of a task the scheduler replaced for failing its health checks.
 pub const UNHEALTHY_STOP_REASON: &str = "Task failed container health checks";
 
@@ -159,12 +163,17 @@ impl State {
         let of_service = move |t: &&Task| {
             t.service_name() == Some(name) && cluster_of_arn(&t.cluster_arn) == cluster
         };
-        let all: Box<dyn Iterator<Item = &'a Task> + 'a> = if self.index.covers(self.tasks.len()) {
-            let ids = self.index.of_service_tasks(cluster, name);
-            Box::new(ids.filter_map(|id| self.tasks.get(id)))
-        } else {
-            Box::new(self.tasks.values())
-        };
+        // A service holding a good share of all tasks (one big service at scale) is walked in
+        // one ordered scan: far cheaper than a map lookup per id, and in the same (id) order.
+        let covered = self.index.covers(self.tasks.len());
+        let indexed = if covered { self.index.of_service_len(cluster, name) } else { 0 };
+        let all: Box<dyn Iterator<Item = &'a Task> + 'a> =
+            if covered && indexed.saturating_mul(DENSE_SERVICE_SHARE) < self.tasks.len() {
+                let ids = self.index.of_service_tasks(cluster, name);
+                Box::new(ids.filter_map(|id| self.tasks.get(id)))
+            } else {
+                Box::new(self.tasks.values())
+            };
         all.filter(of_service)
     }
 
@@ -226,20 +235,35 @@ impl State {
     /// The service as DescribeServices shows it, with running/pending counts per deployment.
     pub fn service_view(&self, cluster: &str, name: &str) -> Option<Service> {
         let mut svc = self.services.get(&State::service_key(cluster, name))?.clone();
-        let tasks: Vec<&Task> = self.service_tasks(cluster, name).collect();
-        let counts = |pred: &dyn Fn(&Task) -> bool| tasks.iter().filter(|t| pred(t)).count() as i64;
-        svc.running_count = counts(&|t| t.last_status == RUNNING);
-        svc.pending_count =
-            counts(&|t| t.last_status == PENDING || t.last_status == "PROVISIONING");
-        for d in &mut svc.deployments {
-            let id = d.id.clone();
-            d.failed_tasks = i64::from(self.launch_failures(cluster, name, &id).0);
-            d.running_count =
-                counts(&|t| t.last_status == RUNNING && t.started_by.as_deref() == Some(&id));
-            d.pending_count = counts(&|t| {
-                (t.last_status == PENDING || t.last_status == "PROVISIONING")
-                    && t.started_by.as_deref() == Some(&id)
+        // One walk over the service's tasks (tens of thousands at scale, under the lock); the
+        // counts are taken from it.
+        let every: Vec<&Task> = self.service_tasks_with_stopped(cluster, name).collect();
+        // (running, pending) of the service, then of each deployment (by index).
+        let mut counts = (0i64, 0i64);
+        let mut by_deployment = vec![(0i64, 0i64); svc.deployments.len()];
+        for t in every.iter().filter(|t| !t.is_stopped()) {
+            let running = t.last_status == RUNNING;
+            let pending = t.last_status == PENDING || t.last_status == "PROVISIONING";
+            if !(running || pending) {
+                continue;
+            }
+            let dep = t.started_by.as_deref().and_then(|by| {
+                svc.deployments
+                    .iter()
+                    .position(|d| d.id == by)
+                    .and_then(|i| by_deployment.get_mut(i))
             });
+            for c in std::iter::once(&mut counts).chain(dep) {
+                c.0 += i64::from(running);
+                c.1 += i64::from(pending);
+            }
+        }
+        (svc.running_count, svc.pending_count) = counts;
+        for (d, (running, pending)) in svc.deployments.iter_mut().zip(by_deployment) {
+            let failures = State::failures_among(every.iter().copied(), &d.id, QUICK_EXIT_MILLIS);
+            d.failed_tasks = i64::from(failures.0);
+            d.running_count = running;
+            d.pending_count = pending;
         }
         let n = svc.events.len();
         if n > berth_proto::model::MAX_SERVICE_EVENTS {

@@ -4,7 +4,6 @@
 //! `json-file`, GPU requirements make placement report `RESOURCE:GPU`).
 
 use crate::model::TaskDefinition;
-use std::collections::BTreeSet;
 
 /// Label keys the agent sets on every container; `dockerLabels` cannot override them.
 pub const RESERVED_LABEL_PREFIX: &str = "berth.";
@@ -154,17 +153,19 @@ fn container_warnings(i: usize, c: &crate::model::ContainerDefinition, w: &mut V
         }
         if log.secret_options.as_ref().is_some_and(|s| !s.is_empty()) {
             w.push(format!(
-                "{at}: logConfiguration.secretOptions are not resolved (Berth secrets come later)"
+                "{at}: logConfiguration.secretOptions are not resolved (logs always use json-file)"
             ));
         }
     }
-    if let Some(secrets) = c.secrets.as_ref().filter(|s| !s.is_empty()) {
-        let names: BTreeSet<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
-        w.push(format!(
-            "{at}: secrets ({}) are not resolved from valueFrom (Berth secrets come later); \
-             the variables will be unset",
-            names.into_iter().collect::<Vec<_>>().join(", ")
-        ));
+    // Secrets resolve when a task starts (as in ECS): a valueFrom naming no Berth secret form
+    // is only a warning here; such a task stops with ResourceInitializationError.
+    for (j, secret) in c.secrets.iter().flatten().enumerate() {
+        if let Err(e) = crate::secrets::SecretRef::parse(&secret.value_from) {
+            w.push(format!(
+                "{at}.secrets[{j}] {}: {e}; tasks will stop with ResourceInitializationError",
+                secret.name
+            ));
+        }
     }
     if c.repository_credentials.is_some() {
         w.push(format!(

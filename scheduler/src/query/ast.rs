@@ -171,12 +171,30 @@ impl fmt::Display for Operator {
     }
 }
 
+/// True when every `(`, `[`, `{` in `value` is closed, in order (the lexer's depth count ends at 0).
+fn brackets_balance(value: &str) -> bool {
+    let mut depth = 0usize;
+    for c in value.chars() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            _ => {}
+        }
+    }
+    depth == 0
+}
+
 /// Prints `value` bare when the lexer would read it back whole, else single-quoted with `\`
 /// escaping `'` and `\`.
 fn write_literal(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
+    // Brackets must balance too: inside a list, `[=[]` would read `=[]` as one literal.
     let bare = !value.is_empty()
         && !value.starts_with(['(', '[', '"'])
-        && bare_literal_len(value) == value.len();
+        && bare_literal_len(value) == value.len()
+        && brackets_balance(value);
     if bare {
         return f.write_str(value);
     }

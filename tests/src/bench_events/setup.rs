@@ -196,14 +196,17 @@ impl SimulatedAgents {
 
 /// Waits until `n` container instances are connected, as `endpoint` lists them.
 pub(super) async fn wait_instances(endpoint: &str, n: usize) -> Result<()> {
-    let mut api = client_for(endpoint, CALL_TIMEOUT);
+    let api = client_for(endpoint, CALL_TIMEOUT);
     let connected = async || {
-        let Ok(r) = api.list_container_instances(v1::ListInstancesRequest::default()).await else {
+        let listed = crate::paging::list_all(v1::ListInstancesRequest::default(), |r| {
+            let mut c = api.clone();
+            async move { c.list_container_instances(r).await }
+        })
+        .await;
+        let Ok(items) = listed else {
             return false;
         };
-        let connected = r
-            .into_inner()
-            .items
+        let connected = items
             .iter()
             .filter_map(|i| serde_json::from_str::<serde_json::Value>(i).ok())
             .filter(|i| i["agentConnected"] == serde_json::Value::Bool(true))

@@ -95,7 +95,7 @@ pub(super) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: spec.entrypoint.clone(),
         cmd: spec.cmd.clone(),
-        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+        env: engine_env(spec),
         labels: Some(labels),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         hostname: spec.hostname.clone(),
@@ -154,6 +154,17 @@ pub(super) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         }),
         ..Default::default()
     }
+}
+
+/// `env`, then the secret variables (a secret wins over a plain variable of the same name).
+fn engine_env(spec: &ContainerSpec) -> Option<Vec<String>> {
+    let secret_name = |kv: &String| {
+        let name = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        spec.secret_env.iter().any(|s| s.name == name)
+    };
+    let mut env: Vec<String> = spec.env.iter().filter(|kv| !secret_name(kv)).cloned().collect();
+    env.extend(spec.secret_env.iter().map(|s| format!("{}={}", s.name, s.value.expose())));
+    (!env.is_empty()).then_some(env)
 }
 
 #[cfg(test)]
@@ -308,5 +319,18 @@ mod tests {
             h.port_bindings.and_then(|b| b.get("80/tcp").cloned()).flatten(),
             Some(vec![PortBinding { host_ip: None, host_port: Some(String::new()) }])
         );
+    }
+
+    #[test]
+    fn secret_variables_follow_env_and_win_over_a_plain_one_of_the_same_name() {
+        use crate::runtime::SecretEnv;
+        let spec = ContainerSpec {
+            env: vec!["A=1".into(), "DB=plain".into()],
+            secret_env: vec![SecretEnv { name: "DB".into(), value: "s3cr3t".to_string().into() }],
+            ..Default::default()
+        };
+        assert_eq!(create_body(&spec).env, strings(&["A=1", "DB=s3cr3t"]));
+        assert!(!format!("{spec:?}").contains("s3cr3t"), "Debug of a spec redacts secrets");
+        assert_eq!(create_body(&ContainerSpec::default()).env, None);
     }
 }

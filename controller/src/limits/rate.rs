@@ -1,0 +1,222 @@
+//! [`RateLimitLayer`]: per-token request rate limiting on the client listener (a tower layer
+//! on the tonic server, inside the metrics layer so throttled calls are counted with code
+//! `ResourceExhausted`).
+//!
+//! The key is the first 8 bytes of SHA-256 of the raw `authorization` metadata value (an API
+//! token is never kept in memory in the clear), or of the peer IP when a request carries none.
+//! The limiter is GCRA (`governor`): `rate` requests per second sustained, `burst` at once.
+//! Agent sessions (`berth.v1.AgentDispatch`) are not limited; Raft peers have their own
+//! listener. Keys idle long enough to be full again are dropped as the map grows, so random
+//! tokens cannot grow it without bound.
+
+use axum::http;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter as Gcra};
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+/// The message of a throttled call (ECS's error type and text).
+pub const THROTTLED_MESSAGE: &str = "ThrottlingException: Rate exceeded";
+/// Path prefix of the methods that are never limited.
+const UNLIMITED_PREFIXES: [&str; 2] = ["/berth.v1.AgentDispatch/", "/berth.v1.RaftPeer/"];
+/// Idle keys are swept when the map holds more than this many.
+const SWEEP_ABOVE: usize = 10_000;
+/// ...checked once every this many requests.
+const SWEEP_EVERY: u64 = 1024;
+
+/// A keyed GCRA limiter (cheap to clone; one shared state).
+pub struct RateLimiter<C: Clock = DefaultClock> {
+    gcra: Arc<Gcra<u64, DashMapStateStore<u64>, C, NoOpMiddleware<C::Instant>>>,
+    calls: Arc<AtomicU64>,
+}
+
+impl<C: Clock> Clone for RateLimiter<C> {
+    fn clone(&self) -> Self {
+        RateLimiter { gcra: self.gcra.clone(), calls: self.calls.clone() }
+    }
+}
+
+impl RateLimiter {
+    /// `rate` per second with bursts of `burst`, on the system clock; `None` when `rate` is 0.
+    pub fn new(rate: u32, burst: u32) -> Option<RateLimiter> {
+        Self::with_clock(rate, burst, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> RateLimiter<C> {
+    /// As [`RateLimiter::new`], on `clock` (tests inject a fake one).
+    pub fn with_clock(rate: u32, burst: u32, clock: C) -> Option<RateLimiter<C>> {
+        let rate = NonZeroU32::new(rate)?;
+        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+        let quota = Quota::per_second(rate).allow_burst(burst);
+        let gcra = Gcra::new(quota, DashMapStateStore::default(), clock);
+        Some(RateLimiter { gcra: Arc::new(gcra), calls: Arc::new(AtomicU64::new(0)) })
+    }
+
+    /// Takes one request from `key`'s allowance; false when over the limit.
+    pub fn allow(&self, key: u64) -> bool {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        if n % SWEEP_EVERY == 0 && self.gcra.len() > SWEEP_ABOVE {
+            self.gcra.retain_recent();
+            self.gcra.shrink_to_fit();
+        }
+        self.gcra.check_key(&key).is_ok()
+    }
+
+    /// Keys currently tracked.
+    pub fn tracked_keys(&self) -> usize {
+        self.gcra.len()
+    }
+}
+
+/// The limiter's key for a request: its `authorization` value, else its peer IP.
+pub fn key_of(authorization: Option<&[u8]>, peer: Option<std::net::IpAddr>) -> u64 {
+    let digest = match (authorization, peer) {
+        (Some(a), _) if !a.is_empty() => {
+            ring::digest::digest(&ring::digest::SHA256, &[b"auth:".as_slice(), a].concat())
+        }
+        (_, Some(ip)) => {
+            ring::digest::digest(&ring::digest::SHA256, format!("peer:{ip}").as_bytes())
+        }
+        _ => return 0,
+    };
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// The tower layer; a `None` limiter passes everything.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    limiter: Option<RateLimiter>,
+}
+
+impl RateLimitLayer {
+    pub fn new(limiter: Option<RateLimiter>) -> Self {
+        RateLimitLayer { limiter }
+    }
+}
+
+impl<S> tower::Layer<S> for RateLimitLayer {
+    type Service = RateLimitService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService { inner, limiter: self.limiter.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct RateLimitService<S> {
+    inner: S,
+    limiter: Option<RateLimiter>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for RateLimitService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if let Some(limiter) = &self.limiter
+            && !UNLIMITED_PREFIXES.iter().any(|p| request.uri().path().starts_with(p))
+        {
+            let auth = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+            let peer = request
+                .extensions()
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|i| i.remote_addr())
+                .map(|a| a.ip());
+            if !limiter.allow(key_of(auth, peer)) {
+                let mut status = tonic::Status::resource_exhausted(THROTTLED_MESSAGE);
+                status.metadata_mut().insert(
+                    "x-berth-error-type",
+                    tonic::metadata::MetadataValue::from_static("ThrottlingException"),
+                );
+                return Box::pin(std::future::ready(Ok(status.into_http::<R>())));
+            }
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+    use std::time::Duration;
+
+    #[test]
+    fn burst_then_steady_rate_then_recovery() {
+        let clock = FakeRelativeClock::default();
+        let l = RateLimiter::with_clock(10, 20, clock.clone()).expect("on");
+        let k = key_of(Some(b"Bearer a"), None);
+        assert_eq!((0..25).filter(|_| l.allow(k)).count(), 20, "the burst");
+        assert!(!l.allow(k));
+        clock.advance(Duration::from_millis(100));
+        assert!(l.allow(k), "one cell per 100 ms at 10/s");
+        assert!(!l.allow(k));
+        clock.advance(Duration::from_secs(2));
+        assert_eq!((0..25).filter(|_| l.allow(k)).count(), 20, "full again after idling");
+    }
+
+    #[test]
+    fn keys_are_independent_and_zero_disables() {
+        let clock = FakeRelativeClock::default();
+        let l = RateLimiter::with_clock(1, 1, clock).expect("on");
+        let a = key_of(Some(b"Bearer a"), None);
+        let b = key_of(Some(b"Bearer b"), None);
+        let ip = key_of(None, Some("10.0.0.1".parse().expect("ip")));
+        assert!(l.allow(a) && !l.allow(a));
+        assert!(l.allow(b), "another token has its own allowance");
+        assert!(l.allow(ip), "a peer without a token has its own");
+        assert_eq!(l.tracked_keys(), 3);
+        assert!(RateLimiter::new(0, 10).is_none());
+    }
+
+    #[test]
+    fn key_prefers_the_token_and_never_collides_token_with_ip() {
+        let ip = Some("127.0.0.1".parse().expect("ip"));
+        assert_eq!(key_of(Some(b"Bearer x"), ip), key_of(Some(b"Bearer x"), None));
+        assert_ne!(key_of(Some(b"127.0.0.1"), None), key_of(None, ip));
+        assert_eq!(key_of(Some(b""), ip), key_of(None, ip), "an empty value counts as none");
+    }
+
+    #[tokio::test]
+    async fn throttled_calls_get_resource_exhausted_and_agents_pass() {
+        use tower::{Layer, Service, ServiceExt};
+        let ok = tower::service_fn(|_r: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        });
+        let mut svc = RateLimitLayer::new(RateLimiter::new(1, 1)).layer(ok);
+        let call = |path: &str| http::Request::builder().uri(path).body(()).expect("request");
+        let first = svc.ready().await.expect("ready").call(call("/berth.v1.Berth/ListTasks")).await;
+        assert!(first.expect("ok").headers().get("grpc-status").is_none());
+        let second =
+            svc.ready().await.expect("ready").call(call("/berth.v1.Berth/ListTasks")).await;
+        let second = second.expect("reply");
+        assert_eq!(second.headers().get("grpc-status").map(|v| v.as_bytes()), Some(&b"8"[..]));
+        let message = second.headers().get("grpc-message").expect("message");
+        assert!(message.to_str().expect("ascii").contains("ThrottlingException"));
+        for _ in 0..5 {
+            let agent = svc.ready().await.expect("ready");
+            let r = agent.call(call("/berth.v1.AgentDispatch/Session")).await.expect("reply");
+            assert!(r.headers().get("grpc-status").is_none(), "agents are not limited");
+        }
+    }
+}
