@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "berth.v1.JoinClusterRequest",
             "berth.v1.CreateJoinTokenReply",
             "berth.v1.JoinClusterReply",
+            // The one reply carrying an API token secret (proto/src/acl.rs).
+            "berth.v1.CreateAclTokenReply",
         ])
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");

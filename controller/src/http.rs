@@ -222,6 +222,9 @@ async fn events_stream(
         Err(e) => return error_response(&SubscribeError::InvalidFilter(e.body_text())),
     };
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    if state.probes.auth.may_be_stale(authorization) {
+        state.probes.auth.catch_up().await;
+    }
     let scope = match state.probes.auth.check(EVENTS_PERMISSION, authorization) {
         Ok(principal) => principal.and_then(|p| p.cluster),
         Err(denial) => return denial_response(&denial),

@@ -28,6 +28,8 @@
 //!   (`berth.v1.BerthSecurity`), the dispatcher's identity binding, the listen-address policy.
 //! * `join/`         — controller join with a join token (`--join-token`, `--join URL`): the
 //!   joiner's side and the leader's (AddMember from `JoinCluster`). Peer mTLS: `peer/tls`.
+//! * `renewal`       — certificate renewal: this controller's own (loop, swapped in place) and
+//!   `BerthSecurity.RenewCertificate` for nodes.
 //! * `limits`        — hardened input: per-token rate limit, unary deadlines, request sizes
 //!   (pagination: `api/page`).
 //!
@@ -50,6 +52,7 @@ pub mod orchestrator;
 pub mod peer;
 pub mod propose;
 pub mod raft;
+pub mod renewal;
 pub mod server;
 pub mod storage;
 pub mod store;

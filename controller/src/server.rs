@@ -309,8 +309,24 @@ impl Controller {
                 .map_err(|e| Error::Config(format!("TLS (peer listener): {e}")))?;
         }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        if let Some(node_tls) = &node_tls {
+            // Renewal of this controller's certificate (`crate::renewal`): at 2/3 of its life,
+            // swapped into the client listener and peer mTLS configs in place.
+            let own = crate::renewal::OwnRenewal {
+                identity: node_tls.identity.clone(),
+                shared: shared.clone(),
+                cluster_key: cluster_key.clone(),
+                cert_ttl: config.tls.cert_ttl,
+                dir: crate::tls::bootstrap::tls_dir(&config.data_dir),
+                client_listener: node_tls.client_listener.clone(),
+                peer: config.peer_tls.clone(),
+                clock: Arc::new(berth_security::renew::SystemClock),
+            };
+            crate::renewal::spawn_own(own, &node_tls.material, shutdown_rx.clone())?;
+        }
         tokio::spawn(follow_leadership(raft.clone(), metrics.clone(), shutdown_rx.clone()));
-        let auth = crate::auth::Auth::new(config.acl, shared.clone(), clock.clone());
+        let auth = crate::auth::Auth::new(config.acl, shared.clone(), clock.clone())
+            .with_raft(raft.clone());
         let probes = crate::http::Probes {
             raft: raft.clone(),
             shared: shared.clone(),

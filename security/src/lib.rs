@@ -16,6 +16,8 @@
 //! * `join`     — node side of joining: [`join::fetch_ca`] (GetCaBundle, unverified, then the
 //!   token's digest check) and [`join::join`] (key + CSR + JoinCluster; [`join::Joined::write`]
 //!   keeps `{ca.pem,cert.pem,key.pem}`).
+//! * `renew`    — when to renew (2/3 of the lifetime, pure) and the renewal loop on an
+//!   injected clock, swapping new material into the running configs.
 //! * `pem`      — PEM parsing and the 0600 file writer for `{ca.pem,cert.pem,key.pem}`.
 //! * `error`    — [`SecurityError`], the crate's one error type.
 //!
@@ -35,6 +37,7 @@ pub mod error;
 pub mod identity;
 pub mod join;
 pub mod pem;
+pub mod renew;
 pub mod tls;
 pub mod token;
 

@@ -165,14 +165,23 @@ async fn required_auth_and_the_identity_filter_refuse_at_the_handshake() {
     let good = issue(&ca, &Identity::agent(AGENT).expect("id"));
     let revoked_id = Identity::agent("ffffffffffffffffffffffffffffffff").expect("id");
     let revoked = issue(&ca, &revoked_id);
-    let deny: IdentityFilter = Arc::new(move |id: &Identity| *id == revoked_id);
+    // Revoked only after its first connection: the second must verify again (no resumption).
+    let revoked_now = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = revoked_now.clone();
+    let deny: IdentityFilter = Arc::new(move |id: &Identity| {
+        *id == revoked_id && flag.load(std::sync::atomic::Ordering::SeqCst)
+    });
     let server = ServerTls::new(
         controller.material.server_config(ClientAuth::Required, Some(deny)).expect("server"),
     );
     let addr = serve(server).await;
     let url = format!("https://{addr}");
     assert!(who_am_i(&url, Some(&client(&good.material))).await.is_ok());
-    assert!(who_am_i(&url, Some(&client(&revoked.material))).await.is_err(), "revoked");
+    let revoked_tls = client(&revoked.material);
+    assert!(who_am_i(&url, Some(&revoked_tls)).await.is_ok(), "not yet revoked");
+    revoked_now.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = who_am_i(&url, Some(&revoked_tls)).await.expect_err("revoked");
+    assert!(err.contains("Revoked"), "{err}");
     let cli = TlsMaterial::from_pem(ca.cert_pem(), None).expect("cli");
     assert!(who_am_i(&url, Some(&client(&cli))).await.is_err(), "no client cert");
 }

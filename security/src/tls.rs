@@ -18,7 +18,9 @@
 //!   bundle and the name [`CONTROLLER_SERVER_NAME`] (which only controller certificates carry),
 //!   not against the address dialled.
 //!
-//! Only the ring provider is used (explicitly, never the process default).
+//! Only the ring provider is used (explicitly, never the process default). Session resumption
+//! is off on both sides: every connection verifies the peer's certificate afresh (revocation,
+//! rotation).
 
 use crate::ca::CONTROLLER_SERVER_NAME;
 use crate::error::{Result, SecurityError};
@@ -143,6 +145,10 @@ impl TlsMaterial {
             .with_single_cert(chain, key)
             .map_err(cfg_err)?;
         config.alpn_protocols = vec![b"h2".to_vec()];
+        // No session resumption: a resumed session skips client certificate verification,
+        // so a revoked identity could reconnect. Every connection does a full handshake.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(Arc::new(config))
     }
 
@@ -157,6 +163,7 @@ impl TlsMaterial {
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![b"h2".to_vec()];
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(Arc::new(config))
     }
 }

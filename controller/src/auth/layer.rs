@@ -36,10 +36,11 @@ pub struct AuthService<S> {
 
 impl<S, B, R> tower::Service<http::Request<B>> for AuthService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     R: Default + Send + 'static,
     S::Error: Send + 'static,
+    B: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -49,23 +50,46 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
         if !self.auth.enabled() {
             return Box::pin(self.inner.call(request));
         }
         let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
-        match self.auth.check(request.uri().path(), header) {
-            Ok(principal) => {
-                if let Some(p) = principal {
-                    request.extensions_mut().insert(p);
+        if self.auth.may_be_stale(header) {
+            // Perhaps a token made a moment ago on another member: catch up, then decide. The
+            // ready service is taken for this call; its clone stays for the next poll_ready.
+            let auth = self.auth.clone();
+            let clone = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, clone);
+            return Box::pin(async move {
+                auth.catch_up().await;
+                match admit(&auth, request) {
+                    Ok(request) => inner.call(request).await,
+                    Err(response) => Ok(response),
                 }
-                Box::pin(self.inner.call(request))
-            }
-            Err(denial) => {
-                let status: tonic::Status = denial.into();
-                let response = status.into_http::<R>();
-                Box::pin(async move { Ok(response) })
-            }
+            });
         }
+        match admit(&self.auth, request) {
+            Ok(request) => Box::pin(self.inner.call(request)),
+            Err(response) => Box::pin(async move { Ok(response) }),
+        }
+    }
+}
+
+/// The request with its [`Principal`](super::Principal) inserted, or the refusal as a
+/// trailers-only gRPC response.
+fn admit<B, R: Default>(
+    auth: &Auth,
+    mut request: http::Request<B>,
+) -> Result<http::Request<B>, http::Response<R>> {
+    let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+    match auth.check(request.uri().path(), header) {
+        Ok(principal) => {
+            if let Some(p) = principal {
+                request.extensions_mut().insert(p);
+            }
+            Ok(request)
+        }
+        Err(denial) => Err(tonic::Status::from(denial).into_http::<R>()),
     }
 }

@@ -36,17 +36,48 @@ use std::sync::Arc;
 /// Bytes of randomness in a token secret (64 hex digits).
 pub const SECRET_BYTES: usize = 32;
 
+/// Longest wait for the read barrier before an unknown token is refused.
+pub const STALE_TOKEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Checks tokens against the replicated state. Cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
     enabled: bool,
     shared: SharedState,
     clock: Arc<dyn Clock>,
+    /// For a read barrier before refusing an unknown token ([`Auth::with_raft`]).
+    raft: Option<crate::raft::RaftHandle>,
 }
 
 impl Auth {
     pub fn new(enabled: bool, shared: SharedState, clock: Arc<dyn Clock>) -> Auth {
-        Auth { enabled, shared, clock }
+        Auth { enabled, shared, clock, raft: None }
+    }
+
+    /// Before refusing a token this controller does not know, catch up with the leader (a
+    /// ReadIndex barrier): a token made a moment ago on another member may not be applied
+    /// here yet.
+    pub fn with_raft(mut self, raft: crate::raft::RaftHandle) -> Auth {
+        self.raft = Some(raft);
+        self
+    }
+
+    /// True when `authorization` holds a well-formed secret this controller does not know and
+    /// a read barrier could change that.
+    pub fn may_be_stale(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(secret) = authorization.and_then(bearer_secret) else { return false };
+        self.enabled && self.raft.is_some() && {
+            let hash = crate::crypto::sha256_hex(secret.as_bytes());
+            self.shared.read().acl.by_secret_hash(&hash).is_none()
+        }
+    }
+
+    /// Waits (bounded by [`STALE_TOKEN_WAIT`]) until this controller applied what the leader
+    /// had committed.
+    pub async fn catch_up(&self) {
+        if let Some(raft) = &self.raft {
+            let _ = tokio::time::timeout(STALE_TOKEN_WAIT, raft.read_barrier()).await;
+        }
     }
 
     /// Whether tokens are enforced.

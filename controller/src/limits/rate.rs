@@ -30,9 +30,12 @@ const SWEEP_ABOVE: usize = 10_000;
 /// ...checked once every this many requests.
 const SWEEP_EVERY: u64 = 1024;
 
+/// governor's keyed limiter, on hashed keys.
+type Keyed<C> = Gcra<u64, DashMapStateStore<u64>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
 /// A keyed GCRA limiter (cheap to clone; one shared state).
 pub struct RateLimiter<C: Clock = DefaultClock> {
-    gcra: Arc<Gcra<u64, DashMapStateStore<u64>, C, NoOpMiddleware<C::Instant>>>,
+    gcra: Arc<Keyed<C>>,
     calls: Arc<AtomicU64>,
 }
 
@@ -62,7 +65,7 @@ impl<C: Clock> RateLimiter<C> {
     /// Takes one request from `key`'s allowance; false when over the limit.
     pub fn allow(&self, key: u64) -> bool {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
-        if n % SWEEP_EVERY == 0 && self.gcra.len() > SWEEP_ABOVE {
+        if n.is_multiple_of(SWEEP_EVERY) && self.gcra.len() > SWEEP_ABOVE {
             self.gcra.retain_recent();
             self.gcra.shrink_to_fit();
         }

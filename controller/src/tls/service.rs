@@ -260,6 +260,21 @@ impl BerthSecurity for SecurityApi {
         Ok(Response::new(v1::ListJoinTokensReply { tokens }))
     }
 
+    async fn renew_certificate(
+        &self,
+        request: Request<v1::RenewCertificateRequest>,
+    ) -> Result<Response<v1::RenewCertificateReply>, Status> {
+        // H6's renewal (`crate::renewal`): same identity as the caller's certificate.
+        let now = self.clock.now().millis().div_euclid(1000);
+        crate::renewal::renew_certificate(
+            &self.shared,
+            &self.cluster_key,
+            now,
+            self.cert_ttl,
+            request,
+        )
+    }
+
     async fn revoke_join_token(
         &self,
         request: Request<v1::RevokeJoinTokenRequest>,
