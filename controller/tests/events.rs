@@ -47,6 +47,12 @@ async fn start(
         },
         peer_listen: peer_port.map(|p| format!("127.0.0.1:{p}").parse().expect("addr")),
         initial_cluster: peers.clone(),
+        // The stalled-subscriber test floods 10,000 writes from one address, far over the
+        // default per-client rate (`crate::limits`, tested in tests/tests/hardening.rs).
+        limits: berth_controller::limits::LimitsConfig {
+            rate_limit: 0,
+            ..Default::default()
+        },
         ..ControllerConfig::default()
     };
     Controller::start(config).await.expect("start controller")
