@@ -9,12 +9,16 @@
 //! With `cfg.http_listen` set, the operator HTTP API (`crate::http`) is bound at construction
 //! (so the URL the agent registers carries the real port, even for port 0) and served for the
 //! whole of `run`; it stops with the agent.
+//!
+//! With `https://` endpoints, `run` first loads or obtains the certificate (`crate::join`, on
+//! the injected `RenewClock`) and then keeps it renewed (`crate::renew`) until it stops.
 
 use crate::http::{self, ApiState};
 use crate::metrics::{AgentMetrics, InstrumentedRuntime};
 use crate::runtime::{ContainerRuntime, DockerRuntime};
 use crate::session::{self, SessionState, register};
 use crate::{AgentConfig, AgentError, Clock, SystemClock};
+use berth_security::renew::RenewClock;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +31,8 @@ pub struct Agent {
     cfg: AgentConfig,
     runtime: Arc<dyn ContainerRuntime>,
     clock: Arc<dyn Clock>,
+    /// Certificate expiry and renewal times (TLS mode).
+    renew_clock: Arc<dyn RenewClock>,
     http_listener: Option<std::net::TcpListener>,
     metrics: AgentMetrics,
 }
@@ -66,7 +72,14 @@ impl Agent {
         let metrics = AgentMetrics::new();
         let runtime: Arc<dyn ContainerRuntime> =
             Arc::new(InstrumentedRuntime::new(runtime, metrics.clone()));
-        Ok(Agent { cfg, runtime, clock: Arc::new(SystemClock), http_listener, metrics })
+        Ok(Agent {
+            cfg,
+            runtime,
+            clock: Arc::new(SystemClock),
+            renew_clock: Arc::new(berth_security::renew::SystemClock),
+            http_listener,
+            metrics,
+        })
     }
 
     /// This agent's Prometheus series (served on `/metrics` of the HTTP API).
@@ -90,8 +103,14 @@ impl Agent {
         self
     }
 
+    /// Replaces the clock that decides when the certificate has lapsed or is due for renewal.
+    pub fn with_renew_clock(mut self, clock: Arc<dyn RenewClock>) -> Agent {
+        self.renew_clock = clock;
+        self
+    }
+
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AgentError> {
-        let Agent { cfg, runtime, clock, http_listener, metrics } = self;
+        let Agent { cfg, runtime, clock, renew_clock, http_listener, metrics } = self;
         let (http_stop, stop_rx) = tokio::sync::watch::channel(false);
         let http_server = http_listener.map(|listener| {
             let state = ApiState {
@@ -104,7 +123,8 @@ impl Agent {
         });
         let (telemetry, metadata_server) =
             crate::telemetry::start(&cfg, &runtime, http_stop.subscribe()).await?;
-        let result = run_sessions(cfg, runtime, clock, telemetry, metrics, shutdown).await;
+        let result =
+            run_sessions(cfg, runtime, clock, renew_clock, telemetry, metrics, shutdown).await;
         let _ = http_stop.send(true);
         if let Some(server) = metadata_server
             && tokio::time::timeout(HTTP_STOP_GRACE, server).await.is_err()
@@ -128,6 +148,7 @@ async fn run_sessions(
     cfg: crate::AgentConfig,
     runtime: Arc<dyn ContainerRuntime>,
     clock: Arc<dyn Clock>,
+    renew_clock: Arc<dyn RenewClock>,
     telemetry: crate::telemetry::Telemetry,
     metrics: AgentMetrics,
     shutdown: impl Future<Output = ()> + Send,
@@ -136,7 +157,7 @@ async fn run_sessions(
     // TLS (`crate::join`): the certificate (joining once with --join-token) decides the id.
     let tls = tokio::select! {
         _ = &mut shutdown => return Ok(()),
-        t = crate::join::prepare(&cfg) => t?,
+        t = crate::join::prepare(&cfg, renew_clock.as_ref()) => t?,
     };
     let instance_id = match &tls {
         Some(t) => t.instance_id.clone(),
@@ -152,7 +173,38 @@ async fn run_sessions(
     let mut state = SessionState::new(instance_id, docker_version);
     state.telemetry = telemetry;
     state.metrics = metrics;
-    state.tls = tls.map(|t| t.client);
+    state.tls = tls.as_ref().map(|t| t.client.clone());
+    // From here the certificate renews itself until the agent stops (`crate::renew`).
+    let (renew_stop, renew_stopped) = tokio::sync::oneshot::channel::<()>();
+    let renewal = tls.map(|t| {
+        let renewal = crate::renew::AgentRenewal {
+            endpoints: cfg.endpoints.clone(),
+            data_dir: cfg.data_dir.clone(),
+            tls: t.client,
+            identity: t.identity,
+        };
+        crate::renew::spawn(renewal, t.validity, renew_clock, async move {
+            let _ = renew_stopped.await;
+        })
+    });
+    let result = session_loop(&cfg, &runtime, &clock, state, shutdown).await;
+    let _ = renew_stop.send(());
+    if let Some(handle) = renewal
+        && let Err(e) = handle.await
+    {
+        tracing::warn!(error = %e, "certificate renewal task failed");
+    }
+    result
+}
+
+/// The reconnect loop of [`run_sessions`], until `shutdown` or a local failure.
+async fn session_loop(
+    cfg: &AgentConfig,
+    runtime: &Arc<dyn ContainerRuntime>,
+    clock: &Arc<dyn Clock>,
+    mut state: SessionState,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<(), AgentError> {
     let mut idx = 0usize;
     let mut backoff = cfg.reconnect_backoff_min;
     let mut hint: Option<String> = None;
@@ -161,7 +213,7 @@ async fn run_sessions(
             hint.take().unwrap_or_else(|| cfg.endpoints[idx % cfg.endpoints.len()].clone());
         let result = tokio::select! {
             _ = &mut shutdown => break,
-            r = session::run_session(&cfg, &endpoint, &runtime, &clock, &mut state) => r,
+            r = session::run_session(cfg, &endpoint, runtime, clock, &mut state) => r,
         };
         state.metrics.set_connected(false);
         match result {

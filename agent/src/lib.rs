@@ -38,7 +38,10 @@
 //!   supervisor once it exists.
 //! * [`join`]: TLS with `https://` endpoints: `--join-token` once (CA fetched and checked
 //!   against the token's digest, key + CSR, `JoinCluster`), then `{ca.pem,cert.pem,key.pem}` in
-//!   the data dir; sessions run over mTLS as the instance id in the certificate.
+//!   the data dir; sessions run over mTLS as the instance id in the certificate. A certificate
+//!   that lapsed while the agent was down is replaced by rejoining with `--join-token`.
+//! * [`renew`]: that certificate renews itself at 2/3 of its lifetime (`RenewCertificate` over
+//!   mTLS with the current one), rewrites the files and swaps into the sessions' `ClientTls`.
 //! * [`agent`]: [`Agent`], wiring the three with the lifecycle `new` → `run(shutdown)`.
 //!
 //! The agent never edits controller state except through reports, never touches containers
@@ -52,6 +55,7 @@ pub mod join;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
+pub mod renew;
 pub mod runtime;
 pub mod session;
 pub mod simulate;
@@ -75,6 +79,8 @@ pub enum AgentError {
     Http { addr: String, message: String },
     #[error("controller {endpoint}: {message}")]
     Controller { endpoint: String, message: String, leader_hint: Option<String> },
+    #[error("certificate renewal: {0}")]
+    Renewal(String),
 }
 
 pub use berth_proto::model::{Clock, SystemClock};

@@ -94,6 +94,7 @@ fn parse_attribute(s: &str) -> Result<(String, String), String> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     berth_agent::logging::init(args.log_format);
+    berth_agent::logging::exit_on_panic();
     let cfg = AgentConfig {
         endpoints: args.endpoints,
         cluster: args.cluster,

@@ -130,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = match cli.command {
         Command::Dev(args) => {
             berth_controller::logging::init(args.log_format);
+            berth_controller::logging::exit_on_panic();
             return dev::run(args).await;
         }
         Command::Events(args) => {

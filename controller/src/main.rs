@@ -35,9 +35,10 @@ struct Args {
     /// A controller join token (`BERTH-1-…`, from `berth operator token create --role
     /// controller` or the first controller's `<data-dir>/bootstrap/controller.join-token`);
     /// needs --join URL and --peer-listen; turns --tls on. Ignored once the data dir has a store.
-    #[arg(long, env = "BERTH_JOIN_TOKEN", value_name = "TOKEN", requires = "join")]
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true, value_name = "TOKEN", requires = "join")]
     join_token: Option<String>,
-    /// Client API address announced to the other members (default: http://<listen>).
+    /// Client API address announced to the other members (default: http://<listen>, or
+    /// https://<listen> with --tls).
     #[arg(long, env = "BERTH_ADVERTISE_CLIENT")]
     advertise_client: Option<String>,
     /// Applied entries between two snapshots (each compacts the Raft log).
@@ -79,6 +80,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     berth_controller::logging::init(args.log_format);
+    berth_controller::logging::exit_on_panic();
     let mut config =
         ControllerConfig { data_dir: args.data_dir, listen: args.listen, ..Default::default() };
     config.scope.region = args.region;

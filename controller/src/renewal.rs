@@ -3,17 +3,24 @@
 //! * [`spawn_own`] — this controller's own certificate: `berth_security::renew::run` (renew at
 //!   2/3 of the lifetime, injected clock) re-issues it from the cluster CA in the store (opened
 //!   with the cluster key), keeps it in `<data-dir>/tls/`, and swaps it into the running client
-//!   listener and peer mTLS configs — no restart.
+//!   listener and peer mTLS configs — no restart. Beside it a rotation watcher polls the
+//!   applied store every [`ROTATION_POLL`]: when the trust the store prescribes at `now`
+//!   (`tls::rotation::TrustEpoch`: roots, cross certificate) differs from what this controller
+//!   serves — a CA rotation was applied, or the previous root reached `retire_at` — it
+//!   re-issues and swaps the same way, and re-pins `<data-dir>/bootstrap/*.join-token`.
 //! * [`renew_certificate`] — `BerthSecurity.RenewCertificate`: a node (agent or controller)
 //!   authenticated by its current client certificate gets a new certificate for the *same*
 //!   identity (the one in the certificate, never one it names), unless that identity was
-//!   revoked. Served by any controller.
+//!   revoked. Served by any controller. The reply's `ca_pem` is the trust bundle (both roots
+//!   during a CA rotation) and the certificate comes from the active root.
 
 use crate::crypto::ClusterKey;
 use crate::store::SharedState;
+use crate::tls::rotation::TrustEpoch;
+use berth_proto::model::Timestamp;
 use berth_proto::v1;
 use berth_security::renew::{RenewClock, Renewed};
-use berth_security::{Identity, NodeKey, TlsMaterial};
+use berth_security::{Identity, TlsMaterial};
 use futures::future::BoxFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +29,10 @@ use tonic::{Request, Response, Status};
 
 /// Longest accepted CSR (PEM).
 const MAX_CSR_BYTES: usize = 16 * 1024;
+/// How often a controller compares the store's trust (CA rotation) with what it serves: the
+/// gap between a rotation committing and this controller presenting the new chain. A read of
+/// the in-memory state each time; cheap.
+pub const ROTATION_POLL: Duration = Duration::from_secs(1);
 
 /// Everything the own-certificate loop needs.
 pub struct OwnRenewal {
@@ -36,7 +47,8 @@ pub struct OwnRenewal {
     pub clock: Arc<dyn RenewClock>,
 }
 
-/// Runs the renewal loop of this controller's certificate until `shutdown` turns true.
+/// Runs the renewal loop of this controller's certificate and the rotation watcher until
+/// `shutdown` turns true.
 pub fn spawn_own(
     own: OwnRenewal,
     current: &TlsMaterial,
@@ -69,39 +81,82 @@ pub fn spawn_own(
         }
     };
     let clock = own.clock.clone();
+    let watcher = watch_rotation(own.clone(), current.clone(), apply.clone(), shutdown.clone());
     Ok(tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
         };
-        berth_security::renew::run("controller", clock, validity, renew, apply, stop).await;
+        let renewal = berth_security::renew::run("controller", clock, validity, renew, apply, stop);
+        tokio::join!(renewal, watcher);
     }))
+}
+
+/// The rotation watcher (module doc): re-issues when the store's trust at `now` is not what
+/// this controller serves.
+async fn watch_rotation<A>(
+    own: Arc<OwnRenewal>,
+    current: TlsMaterial,
+    apply: A,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) where
+    A: Fn(&Renewed) -> berth_security::Result<()>,
+{
+    let mut serving = TrustEpoch::of_material(&current);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(ROTATION_POLL) => {}
+        }
+        let now = Timestamp(own.clock.now().saturating_mul(1000));
+        let wanted = TrustEpoch::of_store(&own.shared.read().security, now);
+        if wanted == serving || wanted.roots.is_empty() {
+            continue;
+        }
+        match issue_own(&own).and_then(|r| apply(&r).map(|_| r)) {
+            Ok(r) => {
+                tracing::info!(
+                    identity = %own.identity,
+                    roots = ?wanted.roots,
+                    cross_signed = wanted.cross,
+                    not_after = r.not_after,
+                    "CA rotation: own certificate re-issued from the active root and swapped in"
+                );
+                serving = TrustEpoch::of_material(&r.material);
+                if let (Some(data_dir), Some(active)) = (own.dir.parent(), wanted.roots.first()) {
+                    for path in crate::tls::rotation::repin_bootstrap_tokens(data_dir, active) {
+                        tracing::info!(path = %path.display(), "CA rotation: bootstrap join token re-pinned to the new root");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "CA rotation: re-issuing the own certificate failed; retrying")
+            }
+        }
+    }
 }
 
 fn config_err(e: impl std::fmt::Display) -> berth_security::SecurityError {
     berth_security::SecurityError::Config(e.to_string())
 }
 
-/// A new own certificate from the CA in the store, written to `<data-dir>/tls/`.
+/// A new own certificate from the active root in the store, with the trust bundle and (in a
+/// CA rotation) the cross certificate, written to `<data-dir>/tls/`.
 fn issue_own(own: &OwnRenewal) -> berth_security::Result<Renewed> {
-    let record = own
-        .shared
-        .read()
-        .security
-        .ca
-        .clone()
-        .ok_or_else(|| config_err("the store has no cluster CA"))?;
-    let ca = crate::tls::bootstrap::open_ca(&record, &own.cluster_key).map_err(config_err)?;
-    let key = NodeKey::generate()?;
-    let issued = ca.sign_csr(&key.csr_pem()?, &own.identity, own.clock.now(), own.cert_ttl)?;
-    let key_pem = key.key_pem();
-    let write = |name: &str, text: &str, private: bool| {
-        berth_security::pem::write_file(&own.dir.join(name), text, private)
-    };
-    write(berth_security::tls::CA_FILE, &record.cert_pem, false)?;
-    write(berth_security::tls::CERT_FILE, &issued.cert_pem, false)?;
-    write(berth_security::tls::KEY_FILE, &key_pem, true)?;
-    let material = TlsMaterial::from_pem(&record.cert_pem, Some((&issued.cert_pem, &key_pem)))?;
-    Ok(Renewed { material, not_before: issued.not_before, not_after: issued.not_after })
+    let now = Timestamp(own.clock.now().saturating_mul(1000));
+    let made = crate::tls::rotation::own_material(
+        &own.shared,
+        &own.cluster_key,
+        &own.identity,
+        own.cert_ttl,
+        now,
+    )
+    .map_err(config_err)?;
+    made.write(&own.dir).map_err(config_err)?;
+    Ok(Renewed {
+        material: made.material,
+        not_before: made.issued.not_before,
+        not_after: made.issued.not_after,
+    })
 }
 
 /// `BerthSecurity.RenewCertificate` (see the module doc).
@@ -129,14 +184,18 @@ pub fn renew_certificate(
             "csr_pem must be a PEM certificate signing request of at most {MAX_CSR_BYTES} bytes"
         )));
     }
-    let record = {
+    let (record, bundle) = {
         let st = shared.read();
         if st.security.is_revoked(identity.role().as_str(), identity.id()) {
             return Err(Status::permission_denied(format!(
                 "AccessDeniedException: identity {identity} was revoked"
             )));
         }
-        st.security.ca.clone().ok_or_else(|| Status::failed_precondition("no cluster CA"))?
+        let record =
+            st.security.ca.clone().ok_or_else(|| Status::failed_precondition("no cluster CA"))?;
+        let now = Timestamp(now_secs.saturating_mul(1000));
+        let bundle = st.security.ca_bundle_pem(now).unwrap_or_else(|| record.cert_pem.clone());
+        (record, bundle)
     };
     let ca = crate::tls::bootstrap::open_ca(&record, cluster_key).map_err(Status::from)?;
     let issued = ca
@@ -145,7 +204,7 @@ pub fn renew_certificate(
     tracing::info!(%identity, serial = %issued.serial, not_after = issued.not_after, "certificate renewed");
     Ok(Response::new(v1::RenewCertificateReply {
         cert_pem: issued.cert_pem,
-        ca_pem: record.cert_pem,
+        ca_pem: bundle,
         not_after: issued.not_after,
     }))
 }

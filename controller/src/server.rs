@@ -242,7 +242,15 @@ impl Controller {
         }
         let metrics = Metrics::new();
         config.raft.metrics = metrics.raft().clone();
-        std::fs::create_dir_all(&config.data_dir)?;
+        create_private_dir(&config.data_dir)?;
+        let own_cert =
+            crate::tls::bootstrap::tls_dir(&config.data_dir).join(berth_security::tls::CERT_FILE);
+        if !config.tls.enabled && own_cert.exists() {
+            return Err(Error::Config(format!(
+                "{} exists: this data dir belongs to a TLS cluster. Start with --tls (without it this controller would serve plaintext with API tokens off)",
+                own_cert.display()
+            )));
+        }
         let key_path = config.cluster_key_path();
         let cluster_key = Arc::new(
             crate::crypto::ClusterKey::load_or_create(&key_path)
@@ -663,4 +671,18 @@ mod tests {
         c.join = true;
         c.validate().expect("a joiner need not be listed");
     }
+}
+
+/// Creates the data dir (and parents) with mode 0700 when new: it holds the store (secrets
+/// sealed, but task definitions, tokens' hashes and the sealed CA key in the clear), the
+/// cluster key and the bootstrap files. An existing dir keeps its mode.
+fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(Error::from)
 }

@@ -29,3 +29,18 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
     };
 }
+
+/// Makes any panic — on any thread or task — end the process (status 101) after it is
+/// printed and logged, as an unrecovered panic does in Go daemons (etcd, Nomad, SwarmKit). A
+/// daemon whose Raft loop or a listener task died must not linger half-alive and still
+/// accept connections; its supervisor (systemd, Kubernetes, `--restart`) starts it again.
+/// Binaries only (`berth-controller`, `berth-agent`, `berth dev`): a test harness reports
+/// panics itself.
+pub fn exit_on_panic() {
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        print(info);
+        tracing::error!(panic = %info, "panic: exiting (this is a bug; please report it)");
+        std::process::exit(101);
+    }));
+}

@@ -6,8 +6,15 @@
 //!   Whatever names or extensions the CSR asks for are ignored: the CA writes the identity
 //!   (SAN URI + CN), the validity and the key usages itself; the CSR only supplies the public
 //!   key (and proves possession of the private key by its signature).
+//! * [`CertificateAuthority::successor`] — CA rotation: a new self-signed root plus a
+//!   *cross certificate* for the new root's key and subject signed by this (old) root
+//!   ([`Successor`]). A server presenting `[leaf from the new root, cross cert]` verifies for
+//!   clients trusting only the old root (leaf → cross → old root) and for clients trusting the
+//!   new root (leaf → new root); client certificates from either root verify against a bundle
+//!   holding both.
 //! * [`NodeKey`] — a node's own key pair and its CSR ([`NodeKey::csr_pem`]).
-//! * [`cert_validity`] — a certificate's not-before / not-after (for renewal decisions).
+//! * [`cert_validity`] — a certificate's not-before / not-after (for renewal decisions);
+//!   [`cert_subject`] — its subject.
 
 use crate::error::{Result, SecurityError};
 use crate::identity::{Identity, Role};
@@ -82,22 +89,73 @@ impl std::fmt::Debug for CertificateAuthority {
     }
 }
 
+/// A rotated-to root and its cross certificate ([`CertificateAuthority::successor`]).
+#[derive(Debug)]
+pub struct Successor {
+    /// The new self-signed root (signs everything from the rotation on).
+    pub ca: CertificateAuthority,
+    /// PEM: the new root's subject and key, issued by the old root (an intermediate CA under
+    /// it), valid until the `cross_not_after` given.
+    pub cross_cert_pem: String,
+}
+
+/// A root's parameters: `Berth CA <name>`, a CA for end-entity certificates only.
+fn root_params(name: &str, not_before: i64, not_after: i64) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("Berth CA {name}"));
+    dn.push(DnType::OrganizationName, "Berth");
+    params.distinguished_name = dn;
+    // Path length 0: no CA below it. (webpki ignores a trust anchor's own constraints, so a
+    // cross certificate under an old root verifies; the cross certificate itself has 0 too.)
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = at(not_before)?;
+    params.not_after = at(not_after)?;
+    params.serial_number = Some(random_serial()?.0);
+    Ok(params)
+}
+
 impl CertificateAuthority {
     /// A new self-signed root named `Berth CA <name>`, valid from `now` for `ttl`.
     pub fn create(name: &str, now: i64, ttl: Duration) -> Result<CertificateAuthority> {
         let key = new_key()?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("Berth CA {name}"));
-        dn.push(DnType::OrganizationName, "Berth");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.not_before = at(now.saturating_sub(BACKDATE.as_secs() as i64))?;
-        params.not_after = at(plus(now, ttl))?;
-        params.serial_number = Some(random_serial()?.0);
+        let params =
+            root_params(name, now.saturating_sub(BACKDATE.as_secs() as i64), plus(now, ttl))?;
         let cert = params.self_signed(&key).map_err(gen_err)?;
         Ok(CertificateAuthority { cert_pem: cert.pem(), cert_der: cert.der().clone(), key })
+    }
+
+    /// CA rotation: a new root `Berth CA <name>` (valid from `now` for `ttl`; give it a name
+    /// other than this root's, so the two subjects differ) and a cross certificate for it
+    /// signed by this root, valid from `now - BACKDATE` to `cross_not_after`.
+    pub fn successor(
+        &self,
+        name: &str,
+        now: i64,
+        ttl: Duration,
+        cross_not_after: i64,
+    ) -> Result<Successor> {
+        let not_before = now.saturating_sub(BACKDATE.as_secs() as i64);
+        if cross_not_after <= now {
+            return Err(SecurityError::Generate("the cross certificate must end after now".into()));
+        }
+        let ca = CertificateAuthority::create(name, now, ttl)?;
+        if ca.subject()? == self.subject()? {
+            return Err(SecurityError::Generate(format!(
+                "the new root needs a subject other than the old root's ({name})"
+            )));
+        }
+        let mut params = root_params(name, not_before, cross_not_after.min(plus(now, ttl)))?;
+        params.use_authority_key_identifier_extension = true;
+        let issuer = Issuer::from_ca_cert_der(&self.cert_der, &self.key).map_err(gen_err)?;
+        let cross = params.signed_by(&ca.key, &issuer).map_err(gen_err)?;
+        Ok(Successor { ca, cross_cert_pem: cross.pem() })
+    }
+
+    /// The certificate's subject, as text.
+    pub fn subject(&self) -> Result<String> {
+        cert_subject(&self.cert_der)
     }
 
     /// Loads a CA from its certificate and PKCS#8 private key (both PEM).
@@ -240,6 +298,13 @@ impl NodeKey {
     pub fn matches(&self, cert_der: &[u8]) -> Result<bool> {
         public_key_matches(cert_der, &self.key)
     }
+}
+
+/// Subject of a DER certificate, as text (`CN=…, O=…`).
+pub fn cert_subject(der: &[u8]) -> Result<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| SecurityError::Certificate(format!("cannot parse DER: {e}")))?;
+    Ok(cert.subject().to_string())
 }
 
 /// Validity of a DER certificate as `(not_before, not_after)` Unix seconds.

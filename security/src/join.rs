@@ -6,7 +6,8 @@
 //! 2. [`join`]: a fresh [`NodeKey`], its CSR, and `JoinCluster` over TLS verified against that
 //!    CA; the reply's certificate must certify the key. [`Joined::write`] keeps
 //!    `{ca.pem,cert.pem,key.pem}` (key 0600) in the node's state directory, which
-//!    [`TlsMaterial::load_dir`] reads on later starts (no token needed then).
+//!    [`TlsMaterial::load_dir`] reads on later starts (no token needed then);
+//!    [`write_node_files`] is the writer (renewal uses it too).
 
 use crate::error::{Result, SecurityError};
 use crate::tls::{CA_FILE, CERT_FILE, ClientTls, KEY_FILE, TlsMaterial, connect_channel};
@@ -155,10 +156,17 @@ pub struct Joined {
 impl Joined {
     /// Writes `{ca.pem,cert.pem,key.pem}` into `dir` (key 0600).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        crate::pem::write_file(&dir.join(KEY_FILE), &self.key.key_pem(), true)?;
-        crate::pem::write_file(&dir.join(CERT_FILE), &self.reply.cert_pem, false)?;
-        crate::pem::write_file(&dir.join(CA_FILE), &self.reply.ca_pem, false)
+        write_node_files(dir, &self.reply.ca_pem, &self.reply.cert_pem, &self.key.key_pem())
     }
+}
+
+/// Writes a node's `{ca.pem,cert.pem,key.pem}` into `dir` (key 0600), after joining or
+/// renewing. Each file is replaced atomically (temp file + rename); the three renames follow
+/// each other, so only a crash between them can leave a certificate without its key.
+pub fn write_node_files(dir: &Path, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<()> {
+    crate::pem::write_file(&dir.join(CA_FILE), ca_pem, false)?;
+    crate::pem::write_file(&dir.join(KEY_FILE), key_pem, true)?;
+    crate::pem::write_file(&dir.join(CERT_FILE), cert_pem, false)
 }
 
 /// Steps 1 and 2 against `url`: fetch and check the CA, then `JoinCluster` as `role` with a

@@ -2,7 +2,8 @@
 //!
 //! * `ca`       — [`CertificateAuthority`] (create a root, load it from PEM, sign a node's CSR
 //!   for an [`Identity`] with `now` given as Unix seconds), [`NodeKey`] (a node's key and CSR),
-//!   [`cert_validity`]. ECDSA P-256 via rcgen + ring. Default node lifetime [`DEFAULT_CERT_TTL`]
+//!   [`cert_validity`]; CA rotation: [`CertificateAuthority::successor`] (a new root and a
+//!   cross certificate for it signed by the old root, [`Successor`]). ECDSA P-256 via rcgen + ring. Default node lifetime [`DEFAULT_CERT_TTL`]
 //!   (24 h).
 //! * `identity` — [`Role`] (controller | agent) + id, carried as the SAN URI
 //!   `berth://<role>/<id>` and CN `<role>:<id>`; [`Identity::from_der`] reads a peer's.
@@ -25,8 +26,10 @@
 //! A node keeps a [`TlsMaterial`] (CA bundle + own cert + key). To renew, make a new
 //! [`NodeKey`], get the CSR signed, build a new material and call `ServerTls::set` /
 //! `ClientTls::set`: new connections use it, open ones keep theirs, nothing restarts. For CA
-//! rotation put both roots in `TlsMaterial::roots` during the transition. Server verification
-//! is by CA bundle + the DNS name [`CONTROLLER_SERVER_NAME`] (only controller certificates carry
+//! rotation (`CertificateAuthority::successor`) put both roots in `TlsMaterial::roots` during
+//! the transition and present `[leaf from the new root, cross certificate]` as the own chain: a
+//! peer that still trusts only the old root then verifies it through the cross certificate.
+//! Server verification is by CA bundle + the DNS name [`CONTROLLER_SERVER_NAME`] (only controller certificates carry
 //! it), so addresses need not be in certificates. `tls::IdentityFilter` refuses revoked
 //! identities at the handshake.
 //!
@@ -47,7 +50,7 @@ pub use tokio_rustls;
 
 pub use ca::{
     CONTROLLER_SERVER_NAME, CertificateAuthority, DEFAULT_CA_TTL, DEFAULT_CERT_TTL, IssuedCert,
-    NodeKey, cert_validity,
+    NodeKey, Successor, cert_subject, cert_validity,
 };
 pub use error::{Result, SecurityError};
 pub use identity::{Identity, Role};

@@ -9,17 +9,26 @@
 //!   every [`RETRY_SECS`] until the old certificate lapses (and after: a lapsed node keeps trying).
 
 use crate::TlsMaterial;
-use crate::error::Result;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 
 /// Pause after a failed renewal.
 pub const RETRY_SECS: i64 = 30;
 
-/// When a certificate valid `not_before..not_after` should be renewed: at 2/3 of its lifetime.
+/// Least time between two renewals of one certificate, so a certificate that is due as soon as
+/// it arrives (a node clock far ahead of the CA's) cannot spin the loop.
+pub const MIN_RENEWAL_GAP_SECS: i64 = 10;
+
+/// When a certificate valid `not_before..not_after` should be renewed: at 2/3 of its lifetime
+/// counted from its issue. The CA backdates `not_before` by [`crate::ca::BACKDATE`] (clock
+/// skew), so a certificate longer than that was issued `BACKDATE` after its `not_before`;
+/// counting from `not_before` would make a short certificate (`--cert-ttl 60s`: 360 s of
+/// validity, 300 of them in the past) due the moment it is issued.
 pub fn renew_at(not_before: i64, not_after: i64) -> i64 {
-    let life = (not_after - not_before).max(0);
-    not_before + life * 2 / 3
+    let backdate = crate::ca::BACKDATE.as_secs() as i64;
+    let issued = if not_after - not_before > backdate { not_before + backdate } else { not_before };
+    let life = (not_after - issued).max(0);
+    issued + life * 2 / 3
 }
 
 /// What to do at `now`.
@@ -69,7 +78,9 @@ pub struct Renewed {
 
 /// Renews whenever [`next`] says so until `stop` resolves: `renew` gets a new certificate,
 /// `apply` installs it (swapping the running configs). `validity` is the current certificate's.
-pub async fn run<R, A>(
+/// Errors (the caller's type: a controller's are [`crate::SecurityError`], an agent's its own)
+/// are logged and retried.
+pub async fn run<R, A, E>(
     what: &str,
     clock: Arc<dyn RenewClock>,
     mut validity: (i64, i64),
@@ -77,13 +88,21 @@ pub async fn run<R, A>(
     apply: A,
     stop: impl std::future::Future<Output = ()>,
 ) where
-    R: FnMut() -> BoxFuture<'static, Result<Renewed>>,
-    A: Fn(&Renewed) -> Result<()>,
+    R: FnMut() -> BoxFuture<'static, std::result::Result<Renewed, E>>,
+    A: Fn(&Renewed) -> std::result::Result<(), E>,
+    E: std::fmt::Display,
 {
     let mut stop = std::pin::pin!(stop);
+    // No renewal before this (Unix seconds): [`MIN_RENEWAL_GAP_SECS`] after the last one.
+    let mut earliest = i64::MIN;
     loop {
         let now = clock.now();
-        match next(validity.0, validity.1, now) {
+        let decision = match next(validity.0, validity.1, now) {
+            Next::RenewNow if now < earliest => Next::WaitUntil(earliest),
+            Next::WaitUntil(at) => Next::WaitUntil(at.max(earliest)),
+            d => d,
+        };
+        match decision {
             Next::WaitUntil(at) => {
                 tokio::select! {
                     _ = &mut stop => return,
@@ -104,6 +123,7 @@ pub async fn run<R, A>(
                             "certificate renewed; new connections use it"
                         );
                         validity = (r.not_before, r.not_after);
+                        earliest = now.saturating_add(MIN_RENEWAL_GAP_SECS);
                     }
                     Err(e) => {
                         let left = validity.1 - now;
@@ -122,6 +142,7 @@ pub async fn run<R, A>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Result;
     use crate::{CertificateAuthority, ClientAuth, DEFAULT_CA_TTL, Identity, NodeKey, ServerTls};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicI64, Ordering};
@@ -129,14 +150,20 @@ mod tests {
 
     #[test]
     fn renewal_is_due_at_two_thirds_of_the_lifetime() {
-        // A 24 h certificate backdated 5 minutes (as the CA issues them).
-        let (nb, na) = (1_000_000 - 300, 1_000_000 + 86_400);
-        assert_eq!(renew_at(nb, na), nb + (86_700 * 2 / 3));
-        assert_eq!(next(nb, na, nb), Next::WaitUntil(nb + 57_800));
-        assert_eq!(next(nb, na, nb + 57_799), Next::WaitUntil(nb + 57_800));
-        assert_eq!(next(nb, na, nb + 57_800), Next::RenewNow);
+        // A 24 h certificate issued at `t`, backdated 5 minutes (as the CA issues them):
+        // due 16 h after issue.
+        let t = 1_000_000;
+        let (nb, na) = (t - 300, t + 86_400);
+        assert_eq!(renew_at(nb, na), t + 57_600);
+        assert_eq!(next(nb, na, nb), Next::WaitUntil(t + 57_600));
+        assert_eq!(next(nb, na, t + 57_599), Next::WaitUntil(t + 57_600));
+        assert_eq!(next(nb, na, t + 57_600), Next::RenewNow);
         assert_eq!(next(nb, na, na + 10), Next::RenewNow, "a lapsed certificate renews at once");
         assert_eq!(next(5, 5, 0), Next::WaitUntil(5), "zero lifetime");
+        // The shortest `--cert-ttl` (60 s) is due 40 s after issue, not at once.
+        assert_eq!(next(t - 300, t + 60, t), Next::WaitUntil(t + 40));
+        // Not backdated (shorter than the backdate): 2/3 from not_before.
+        assert_eq!(renew_at(t, t + 120), t + 80);
     }
 
     /// A clock the test moves: `sleep_until` jumps to its target if it is within `limit`, and
@@ -175,9 +202,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_certificate_due_on_arrival_is_renewed_at_most_once_per_gap() {
+        let start = 1_000_000;
+        let clock = Arc::new(FakeClock {
+            now: AtomicI64::new(start),
+            limit: AtomicI64::new(start + 2 * MIN_RENEWAL_GAP_SECS + 5),
+            raised: tokio::sync::Notify::new(),
+        });
+        let calls: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let ca = CertificateAuthority::create("gap test", start, DEFAULT_CA_TTL).unwrap();
+        let material = TlsMaterial { roots: vec![ca.cert_der().clone()], chain: vec![], key: None };
+        let renew = {
+            let (clock, calls) = (clock.clone(), calls.clone());
+            move || -> BoxFuture<'static, Result<Renewed>> {
+                calls.lock().unwrap().push(clock.now());
+                // Already lapsed when it arrives (say the node's clock is far ahead).
+                let r = Renewed { material: material.clone(), not_before: 0, not_after: 1 };
+                Box::pin(async move { Ok(r) })
+            }
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let looped = tokio::spawn(run("gap", clock.clone(), (0, 1), renew, |_| Ok(()), async {
+            let _ = stop_rx.await;
+        }));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while calls.lock().unwrap().len() < 3 {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", calls.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let gap = MIN_RENEWAL_GAP_SECS;
+        assert_eq!(calls.lock().unwrap()[..3], [start, start + gap, start + 2 * gap]);
+        let _ = stop_tx.send(());
+        looped.await.unwrap();
+        assert_eq!(calls.lock().unwrap().len(), 3, "the next one is beyond the clock's limit");
+    }
+
+    #[tokio::test]
     async fn an_expiring_certificate_is_replaced_in_the_running_listener_before_it_lapses() {
         // Real TLS checks validity by the wall clock: the first certificate is short-lived
-        // (450 s, backdated 300 s), so its renewal point (wall + 200 s) leaves the next
+        // (450 s, backdated 300 s), so its renewal point (wall + 300 s) leaves the next
         // certificate, issued at the fake time, already valid by the wall clock.
         let start = wall();
         let ca =
@@ -218,7 +281,9 @@ mod tests {
             limit: AtomicI64::new(first.not_after - 1),
             raised: tokio::sync::Notify::new(),
         });
-        let renewals: Arc<Mutex<Vec<(i64, Vec<u8>)>>> = Arc::default();
+        // (fake time of the renewal, the certificate it issued)
+        type Log = Mutex<Vec<(i64, Vec<u8>)>>;
+        let renewals: Arc<Log> = Arc::default();
         let renew = {
             let clock = clock.clone();
             let renewals = renewals.clone();

@@ -6,7 +6,10 @@
 //!    each gets its certificate and the cluster key (`<data-dir>/cluster.key`, 0600) and is
 //!    added as a voter; the group converges (peer traffic over mTLS);
 //! 3. the peer listeners refuse a plaintext client (raft payloads only from authenticated
-//!    controllers), and the cluster keeps working when the first controller goes away.
+//!    controllers);
+//! 4. a controller that lost its data dir is refused while its id is a member; once removed,
+//!    its old certificate no longer speaks Raft, and it joins again from an empty dir;
+//! then the cluster keeps working when the first controller goes away.
 
 use berth_tests::cluster::controller_bin;
 use berth_tests::{berth_bin, free_port, wait_until};
@@ -178,6 +181,63 @@ fn three_controllers_bootstrap_a_tls_cluster_with_join_tokens() {
         }
     });
     assert!(plain.is_err(), "a plaintext peer call succeeded");
+
+    // 4. A controller that lost its data dir cannot rejoin under its old id while that id is a
+    //    member (its empty log would be handed a commit index beyond it): refused, naming the fix.
+    let saved_tls = root.path().join("c3-old-tls");
+    nodes[2].kill();
+    std::fs::rename(nodes[2].dir.join("data/tls"), &saved_tls).unwrap();
+    std::fs::remove_dir_all(nodes[2].dir.join("data")).unwrap();
+    nodes[2].start(&["--join", &first, "--join-token", &controller_token]);
+    wait_until("the rejoin with a used id is refused", WAIT, || {
+        let exited = nodes[2].child.as_mut()?.try_wait().ok()??;
+        (!exited.success()).then_some(())
+    });
+    let log = nodes[2].log();
+    assert!(log.contains("node 3 is already a member"), "{log}");
+    assert!(log.contains("berth operator members remove 3"), "{log}");
+    // Removed, its still-valid certificate no longer speaks Raft to the others.
+    // (Membership changes are served by the leader.)
+    let leader_url = wait_until("the leader of 1 and 2", WAIT, || {
+        nodes[..2]
+            .iter()
+            .find(|n| {
+                cli(&n.url(), &ca, &admin, &["operator", "status"])
+                    .is_ok_and(|s| s["role"] == "leader")
+            })
+            .map(Node::url)
+    });
+    cli(&leader_url, &ca, &admin, &["operator", "members", "remove", "3"])
+        .expect("members remove 3");
+    let removed = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let material = berth_security::TlsMaterial::load_dir(&saved_tls).expect("old tls dir");
+        let tls = berth_security::ClientTls::new(material.client_config().expect("config"));
+        let url = format!("https://{}", nodes[1].peer);
+        let channel = berth_security::connect_channel(&url, Some(&tls), |e| {
+            e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(5))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut client = berth_proto::v1::raft_peer_client::RaftPeerClient::new(channel);
+        let req = berth_proto::v1::ReadEventsRequest { from_index: 0, max: 1 };
+        client.read_events(req).await.map(|_| ()).map_err(|s| s.message().to_string())
+    });
+    let err = removed.expect_err("a removed controller's certificate was admitted");
+    assert!(err.contains("controller 3 is not a member"), "{err}");
+    // Removed first, it joins again from an empty data dir.
+    std::fs::remove_dir_all(nodes[2].dir.join("data")).unwrap();
+    nodes[2].start(&["--join", &first, "--join-token", &controller_token]);
+    wait_until("controller 3 is a member again", WAIT, || {
+        let members = cli(&first, &ca, &admin, &["operator", "members", "list"]).ok()?;
+        let list = members.as_array()?;
+        (list.len() == 3 && list.iter().any(|m| m["nodeId"] == 3)).then_some(())
+    });
+    wait_until("controller 3 caught up", WAIT, || {
+        let a = cli(&first, &ca, &admin, &["operator", "status"]).ok()?;
+        let b = cli(&nodes[2].url(), &ca, &admin, &["operator", "status"]).ok()?;
+        (a["stateDigest"] == b["stateDigest"] && a["appliedIndex"] == b["appliedIndex"])
+            .then_some(())
+    });
 
     // A write through a joined controller, then the first one goes away: the other two keep
     // a quorum over mTLS and still serve.

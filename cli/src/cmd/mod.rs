@@ -4,6 +4,7 @@
 //! beyond what it prints (`service wait-running` and `task urls` only count and list).
 
 pub mod acl;
+pub mod ca;
 pub mod cluster;
 pub mod deploy;
 pub mod events;

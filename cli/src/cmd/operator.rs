@@ -1,5 +1,6 @@
 //! `berth operator members list|add|remove` and `berth operator status`: the controllers' Raft
-//! group (and `berth operator acl …`, in `cmd::acl`). Replies are `berth_proto::model::Member` / `ControllerStatus` objects.
+//! group (and `berth operator acl …`, in `cmd::acl`; `token …`, in `cmd::token`; `ca …`, in
+//! `cmd::ca`). Replies are `berth_proto::model::Member` / `ControllerStatus` objects.
 
 use crate::client::{self, Api};
 use crate::output::{self, Fields, Format, Table};
@@ -20,6 +21,9 @@ pub enum OperatorCmd {
     /// Join tokens for agents and controllers: `token create|list|revoke` (`cmd::token`).
     #[command(subcommand)]
     Token(super::token::TokenCmd),
+    /// The cluster root CA: `ca rotate` (cross-signed, no downtime), `ca describe` (`cmd::ca`).
+    #[command(subcommand)]
+    Ca(super::ca::CaCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +96,7 @@ pub async fn run(cmd: OperatorCmd, api: &mut Api, out: Format) -> anyhow::Result
         // Needs the command line's --cluster, so `main` dispatches it to `cmd::acl` itself.
         OperatorCmd::Acl(c) => return super::acl::run(c, api, out, None).await,
         OperatorCmd::Token(c) => return super::token::run(c, api, out).await,
+        OperatorCmd::Ca(c) => return super::ca::run(c, api, out).await,
         OperatorCmd::Status => {
             let json = client::object(api.grpc().get_status(StatusRequest {}).await)?;
             output::show::<ControllerStatus>(out, &json, "status", status_detail)?

@@ -5,7 +5,8 @@
 //! * `berth.v1.Berth`: List*/Describe*/GetStatus/SubscribeEvents/ListMembers → read-only;
 //!   AddMember/RemoveMember → admin; the writes in [`BERTH_WRITES`] → operator.
 //! * `berth.v1.BerthSecurity`: GetCaBundle, JoinCluster, RenewCertificate → no API token (join
-//!   token or client certificate); DescribeCa → read-only; every other method → admin.
+//!   token or client certificate); DescribeCa → read-only; RotateCa (named) and every other
+//!   method → admin.
 //! * `berth.v1.BerthAcl`: WhoAmI → any valid token; every other method → admin.
 //! * `berth.v1.BerthSecrets`: ListSecrets → read-only; PutSecret, DeleteSecret → operator.
 //! * `berth.v1.AgentDispatch`, `berth.v1.RaftPeer`: no API token (client certificates).
@@ -132,6 +133,9 @@ pub fn permission(path: &str) -> Permission {
         return match m {
             "GetCaBundle" | "JoinCluster" | "RenewCertificate" => p(Need::NoToken, Global),
             "DescribeCa" => p(read, Global),
+            // Replaces the cluster root CA (`tls/rotation.rs`): admin, named so it stays admin
+            // if the default below ever changes.
+            "RotateCa" => p(admin, Unscoped),
             _ => p(admin, Unscoped),
         };
     }

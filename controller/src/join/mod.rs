@@ -23,10 +23,8 @@ use crate::crypto::ClusterKey;
 use crate::error::{Error, Result};
 use crate::propose::Proposer;
 use berth_proto::v1;
-use berth_security::rustls;
 use berth_security::{ClientTls, Identity, JoinToken, NodeKey, TlsMaterial};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use tonic::Status;
 
@@ -70,8 +68,8 @@ pub fn preflight(
     Ok(())
 }
 
-/// Adds the joining controller as a voter (unless it already is one, with the same peer
-/// address: a retried join) and answers the cluster key and every member.
+/// Adds the joining controller as a voter (refused if its id is already a member) and answers
+/// the cluster key and every member.
 pub async fn admit(
     proposer: &Proposer,
     identity: &Identity,
@@ -83,23 +81,20 @@ pub async fn admit(
         .id()
         .parse()
         .map_err(|_| Status::invalid_argument("node_id: a controller's id is a number"))?;
-    let existing = raft.members().into_iter().find(|m| m.node_id == id);
-    match existing {
-        Some(m) if m.peer_address == req.peer_address => {}
-        Some(m) => {
-            return Err(Status::already_exists(format!(
-                "node {id} is already a member with peer address {}; remove it first (berth operator members remove {id}) or join with another --node-id",
-                m.peer_address
-            )));
-        }
-        None => {
-            let client = (!req.client_address.is_empty()).then(|| req.client_address.clone());
-            raft.add_member(id, req.peer_address.clone(), client)
-                .await
-                .map_err(|e| Status::from(Error::from(e)))?;
-            tracing::info!(node_id = id, peer = %req.peer_address, "controller joined with a join token: added as a voter");
-        }
+    // An id that is already a member is refused even with the same peer address: the joiner
+    // starts from an empty log, and a leader that remembers the old member's progress would
+    // hand it a commit index beyond its log (raft panics on that). Remove the old member first.
+    if let Some(m) = raft.members().into_iter().find(|m| m.node_id == id) {
+        return Err(Status::already_exists(format!(
+            "node {id} is already a member (peer address {}): a controller that lost its data dir, or a new one with a used id, must be removed first (berth operator members remove {id}), or join with another --node-id",
+            m.peer_address
+        )));
     }
+    let client = (!req.client_address.is_empty()).then(|| req.client_address.clone());
+    raft.add_member(id, req.peer_address.clone(), client)
+        .await
+        .map_err(|e| Status::from(Error::from(e)))?;
+    tracing::info!(node_id = id, peer = %req.peer_address, "controller joined with a join token: added as a voter");
     let members = raft
         .members()
         .into_iter()
@@ -177,20 +172,11 @@ async fn join_once(
 ) -> std::result::Result<std::collections::BTreeMap<u64, String>, JoinFailure> {
     use v1::berth_security_client::BerthSecurityClient;
     // 1. The CA bundle, over TLS not yet verified: pinned by the token's digest instead.
-    let unverified = ClientTls::new(unverified_config().map_err(JoinFailure::Fatal)?);
-    let channel = connect(url, &unverified).await?;
-    let bundle = tokio::time::timeout(
-        RPC_TIMEOUT,
-        BerthSecurityClient::new(channel).get_ca_bundle(v1::GetCaBundleRequest {}),
-    )
-    .await
-    .map_err(|_| JoinFailure::Retry("GetCaBundle timed out".into()))?
-    .map_err(|s| JoinFailure::Retry(format!("GetCaBundle: {}", s.message())))?
-    .into_inner();
-    let roots = berth_security::pem::certs_from_pem(&bundle.ca_pem)
+    let ca_pem = berth_security::join::fetch_ca(url, token).await.map_err(|e| {
+        if e.retry { JoinFailure::Retry(e.message) } else { JoinFailure::Fatal(e.message) }
+    })?;
+    let roots = berth_security::pem::certs_from_pem(&ca_pem)
         .map_err(|e| JoinFailure::Fatal(format!("the CA bundle: {e}")))?;
-    let first = roots.first().ok_or_else(|| JoinFailure::Fatal("empty CA bundle".into()))?;
-    token.check_ca(first.as_ref()).map_err(|e| JoinFailure::Fatal(format!("--join-token: {e}")))?;
     // 2. JoinCluster over TLS verified against that CA.
     let trusted = TlsMaterial { roots, chain: vec![], key: None };
     let verified =
@@ -280,64 +266,4 @@ async fn connect(
 /// restarted member that joined before just starts).
 pub fn needs_join(data_dir: &Path, token: Option<&str>) -> bool {
     token.is_some() && !data_dir.join("store").exists()
-}
-
-/// A client config that accepts any server certificate: only for `GetCaBundle`, whose answer
-/// is then checked against the digest the join token pins.
-fn unverified_config() -> std::result::Result<Arc<rustls::ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedLater(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// Accepts the server's certificate (signatures still checked); see [`unverified_config`].
-#[derive(Debug)]
-struct PinnedLater(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for PinnedLater {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

@@ -162,9 +162,13 @@ mod tests {
             },
         ));
 
-        // Another controller of the same CA: admitted.
+        // A member controller of the same CA (the group is {1}): admitted.
+        let member = PeerTls::new(&material(&ca, &Identity::controller(1).unwrap()), None).unwrap();
+        read_events(&address, Some(&member.client)).await.expect("a member controller is admitted");
+        // A controller of the same CA that is not a member (removed, or never added): refused.
         let peer = PeerTls::new(&material(&ca, &Identity::controller(2).unwrap()), None).unwrap();
-        read_events(&address, Some(&peer.client)).await.expect("a controller peer is admitted");
+        let err = read_events(&address, Some(&peer.client)).await.expect_err("non-member");
+        assert!(err.contains("controller 2 is not a member"), "{err}");
         // An agent's certificate from the same CA: refused at the handshake.
         let agent = material(&ca, &Identity::agent("0123456789abcdef0123456789abcdef").unwrap());
         let agent_tls = ClientTls::new(agent.client_config().unwrap());

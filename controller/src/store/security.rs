@@ -3,7 +3,16 @@
 //! * [`CaRecord`] — the root CA: certificate PEM (public) and private key sealed with the
 //!   cluster key (`crate::crypto::ClusterKey`, context [`CA_KEY_CONTEXT`]): a copy of the store
 //!   alone cannot sign certificates. Set once by [`SecurityCommand::InitCa`] (refused when a CA
-//!   exists, so two racing leaders cannot both install one).
+//!   exists, so two racing leaders cannot both install one); replaced by
+//!   [`SecurityCommand::RotateCa`].
+//! * [`CaRotation`] — CA rotation (`berth operator ca rotate`): `ca` is the *active* root (signs
+//!   everything from the rotation on); the previous root stays trusted until `retire_at` (the
+//!   rotation time + the certificate TTL + [`ROTATION_MARGIN`]: by then every certificate it
+//!   signed has expired or been renewed), together with the cross certificate (new root's key
+//!   and subject, signed by the old root) that controllers add to their chain meanwhile. A
+//!   second rotation is refused while one is in its transition (see `RotateCa`). The trust
+//!   bundle is a pure function of the state and `now`: [`SecurityState::trusted_roots`],
+//!   [`SecurityState::ca_bundle_pem`], [`SecurityState::cross_cert_pem`].
 //! * [`JoinTokenRecord`] — join tokens by id; only the SHA-256 of the secret is kept.
 //!   [`SecurityCommand::UseJoinToken`] checks hash, role and expiry against the command's `now`
 //!   and records the certificate issued with it ([`NodeCertRecord`]).
@@ -23,6 +32,10 @@ use std::collections::BTreeMap;
 pub const CA_KEY_CONTEXT: &[u8] = b"berth-ca-key";
 /// Most join tokens kept at once.
 pub const MAX_JOIN_TOKENS: usize = 1000;
+/// How much longer than the certificate TTL the previous root stays trusted after a rotation:
+/// covers a follower that signs with the old root for a moment before it applies the rotation,
+/// and clock skew between nodes (the same 5 minutes certificates are backdated by).
+pub const ROTATION_MARGIN: std::time::Duration = berth_security::ca::BACKDATE;
 
 /// Replicated security state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -33,9 +46,13 @@ pub struct SecurityState {
     /// replacing this module: registration and TLS connections refuse these identities.
     #[serde(default)]
     pub revoked_identities: BTreeMap<String, super::deregister::RevokedIdentity>,
-    /// The cluster root CA (TLS mode).
+    /// The cluster root CA (TLS mode): the active root, which signs every certificate.
     #[serde(default)]
     pub ca: Option<CaRecord>,
+    /// The last CA rotation (previous root, cross certificate, retire time); `None` before the
+    /// first. Kept after `retire_at` (then it no longer counts) until the next rotation.
+    #[serde(default)]
+    pub rotation: Option<CaRotation>,
     /// Join tokens by id.
     #[serde(default)]
     pub join_tokens: BTreeMap<String, JoinTokenRecord>,
@@ -54,6 +71,37 @@ pub struct CaRecord {
     /// SHA-256 hex of the certificate DER (what join tokens pin).
     pub digest: String,
     pub created_at: Timestamp,
+}
+
+/// A CA rotation as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CaRotation {
+    /// The root that was active before; only its certificate (its key is no longer needed).
+    pub previous: RetiringRoot,
+    /// PEM: the active root's subject and key, issued by `previous` (an intermediate under it).
+    pub cross_cert_pem: String,
+    pub rotated_at: Timestamp,
+    /// Until then `previous` is trusted and controllers present the cross certificate.
+    pub retire_at: Timestamp,
+}
+
+/// A previous root (certificate only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiringRoot {
+    pub cert_pem: String,
+    pub digest: String,
+    pub created_at: Timestamp,
+}
+
+/// One root of the trust bundle at some `now` ([`SecurityState::trusted_roots`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustedRoot<'a> {
+    pub cert_pem: &'a str,
+    pub digest: &'a str,
+    /// `None`: the active root; `Some(t)`: a previous root trusted until `t`.
+    pub retire_at: Option<Timestamp>,
 }
 
 /// A join token, secret hashed.
@@ -105,6 +153,12 @@ pub enum SecurityCommand {
     /// Spends a join token for `cert` (checked: a token with this hash and role, not expired
     /// at `now`, identity not revoked); counts the use and records the certificate.
     UseJoinToken { secret_hash: String, role: String, now: Timestamp, cert: NodeCertRecord },
+    /// Makes `new` the active root (leader-generated, key sealed); the current one stays
+    /// trusted until `retire_at`, with `cross_cert_pem` (new root signed by the old). Refused
+    /// without a CA, for the same root, when `retire_at <= now`, and while an earlier rotation
+    /// is still in its transition at `now` (its old root would otherwise be dropped while its
+    /// certificates are still in use, or need a chain of cross certificates).
+    RotateCa { new: CaRecord, cross_cert_pem: String, now: Timestamp, retire_at: Timestamp },
 }
 
 fn precondition(message: impl Into<String>) -> Rejection {
@@ -120,6 +174,56 @@ impl SecurityState {
     pub fn token_by_hash(&self, hash: &str) -> Option<&JoinTokenRecord> {
         self.join_tokens.values().find(|t| t.secret_hash == hash)
     }
+
+    /// The rotation whose transition is under way at `now` (previous root still trusted).
+    pub fn transition(&self, now: Timestamp) -> Option<&CaRotation> {
+        self.rotation.as_ref().filter(|r| r.retire_at > now)
+    }
+
+    /// Every root trusted at `now`: the active one first, then the previous one until its
+    /// `retire_at`. Empty without a CA.
+    pub fn trusted_roots(&self, now: Timestamp) -> Vec<TrustedRoot<'_>> {
+        let Some(ca) = &self.ca else { return Vec::new() };
+        let mut roots =
+            vec![TrustedRoot { cert_pem: &ca.cert_pem, digest: &ca.digest, retire_at: None }];
+        if let Some(r) = self.transition(now) {
+            roots.push(TrustedRoot {
+                cert_pem: &r.previous.cert_pem,
+                digest: &r.previous.digest,
+                retire_at: Some(r.retire_at),
+            });
+        }
+        roots
+    }
+
+    /// The trust bundle at `now` as PEM (active root first): what GetCaBundle,
+    /// RenewCertificate and `<data-dir>/tls/ca.pem` hold. `None` without a CA.
+    pub fn ca_bundle_pem(&self, now: Timestamp) -> Option<String> {
+        let roots = self.trusted_roots(now);
+        if roots.is_empty() {
+            return None;
+        }
+        let mut pem = String::new();
+        for r in roots {
+            pem.push_str(r.cert_pem.trim_end());
+            pem.push('\n');
+        }
+        Some(pem)
+    }
+
+    /// The cross certificate a controller adds after its leaf at `now` (in a transition).
+    pub fn cross_cert_pem(&self, now: Timestamp) -> Option<&str> {
+        self.transition(now).map(|r| r.cross_cert_pem.as_str())
+    }
+}
+
+fn check_ca_record(ca: &CaRecord) -> Result<(), Rejection> {
+    if ca.cert_pem.is_empty() || ca.sealed_key_hex.is_empty() || ca.digest.len() != 64 {
+        return Err(Rejection::invalid(
+            "a CA needs a certificate, a sealed key and a 64-hex-digit digest.",
+        ));
+    }
+    Ok(())
 }
 
 fn valid_role(role: &str) -> bool {
@@ -133,11 +237,7 @@ pub fn apply(state: &mut State, cmd: SecurityCommand) -> ApplyResult {
             if sec.ca.is_some() {
                 return Err(precondition("the cluster CA already exists."));
             }
-            if ca.cert_pem.is_empty() || ca.sealed_key_hex.is_empty() || ca.digest.len() != 64 {
-                return Err(Rejection::invalid(
-                    "a CA needs a certificate, a sealed key and a 64-hex-digit digest.",
-                ));
-            }
+            check_ca_record(&ca)?;
             let digest = ca.digest.clone();
             sec.ca = Some(ca);
             Ok(Applied { ids: vec![digest], ..Default::default() })
@@ -207,6 +307,43 @@ pub fn apply(state: &mut State, cmd: SecurityCommand) -> ApplyResult {
             sec.node_certs.insert(key.clone(), NodeCertRecord { token_id: id, ..cert });
             Ok(Applied { ids: vec![key], ..Default::default() })
         }
+        SecurityCommand::RotateCa { new, cross_cert_pem, now, retire_at } => {
+            let Some(current) = sec.ca.clone() else {
+                return Err(precondition(
+                    "this cluster has no CA (the controllers run without --tls): nothing to rotate.",
+                ));
+            };
+            if let Some(r) = sec.transition(now) {
+                return Err(precondition(format!(
+                    "a CA rotation is in its transition until {}: the previous root {} is still trusted; rotate again after it retires.",
+                    berth_proto::model::event::iso8601_seconds(r.retire_at),
+                    r.previous.digest
+                )));
+            }
+            check_ca_record(&new)?;
+            if new.digest == current.digest {
+                return Err(Rejection::invalid("the new root is the active root."));
+            }
+            if cross_cert_pem.is_empty() {
+                return Err(Rejection::invalid("a CA rotation needs a cross certificate."));
+            }
+            if retire_at <= now {
+                return Err(Rejection::invalid("retire_at must be after now."));
+            }
+            let digest = new.digest.clone();
+            sec.rotation = Some(CaRotation {
+                previous: RetiringRoot {
+                    cert_pem: current.cert_pem,
+                    digest: current.digest,
+                    created_at: current.created_at,
+                },
+                cross_cert_pem,
+                rotated_at: now,
+                retire_at,
+            });
+            sec.ca = Some(new);
+            Ok(Applied { ids: vec![digest], ..Default::default() })
+        }
     }
 }
 
@@ -257,6 +394,96 @@ mod tests {
         let err = run(&mut st, SecurityCommand::InitCa { ca: again }).expect_err("second");
         assert_eq!(err.kind, RejectKind::FailedPrecondition);
         assert_eq!(st.security.ca, Some(ca));
+    }
+
+    fn ca(tag: char) -> CaRecord {
+        CaRecord {
+            cert_pem: format!("-----PEM {tag}-----\n"),
+            sealed_key_hex: "00".into(),
+            digest: tag.to_string().repeat(64),
+            created_at: Timestamp(1),
+        }
+    }
+
+    fn rotate(new: char, now: i64, retire_at: i64) -> SecurityCommand {
+        SecurityCommand::RotateCa {
+            new: ca(new),
+            cross_cert_pem: format!("cross {new}"),
+            now: Timestamp(now),
+            retire_at: Timestamp(retire_at),
+        }
+    }
+
+    #[test]
+    fn a_rotation_trusts_the_previous_root_until_retire_at() {
+        let mut st = State::default();
+        let err = run(&mut st, rotate('b', 1_000, 5_000)).expect_err("no CA");
+        assert_eq!(err.kind, RejectKind::FailedPrecondition);
+        run(&mut st, SecurityCommand::InitCa { ca: ca('a') }).expect("init");
+        let sec = &st.security;
+        let before: Vec<_> = sec.trusted_roots(Timestamp(1_000)).iter().map(|r| r.digest).collect();
+        assert_eq!(before, vec!["a".repeat(64)]);
+        assert_eq!(sec.cross_cert_pem(Timestamp(1_000)), None);
+        assert_eq!(
+            run(&mut st, rotate('a', 1_000, 5_000)).expect_err("same").kind,
+            RejectKind::InvalidParameter
+        );
+        assert!(run(&mut st, rotate('b', 1_000, 1_000)).is_err(), "retire_at not after now");
+        let applied = run(&mut st, rotate('b', 1_000, 5_000)).expect("rotate");
+        assert_eq!(applied.ids, vec!["b".repeat(64)]);
+        let sec = &st.security;
+        assert_eq!(sec.ca.as_ref().map(|c| c.digest.clone()), Some("b".repeat(64)));
+        // During the transition: active first, previous until retire_at, cross cert presented.
+        let during = sec.trusted_roots(Timestamp(4_999));
+        assert_eq!(during.len(), 2);
+        assert_eq!((during[0].digest, during[0].retire_at), ("b".repeat(64).as_str(), None));
+        assert_eq!(
+            (during[1].digest, during[1].retire_at),
+            ("a".repeat(64).as_str(), Some(Timestamp(5_000)))
+        );
+        assert_eq!(
+            sec.ca_bundle_pem(Timestamp(4_999)).as_deref(),
+            Some("-----PEM b-----\n-----PEM a-----\n")
+        );
+        assert_eq!(sec.cross_cert_pem(Timestamp(4_999)), Some("cross b"));
+        // At retire_at the previous root and the cross certificate are gone.
+        assert_eq!(sec.ca_bundle_pem(Timestamp(5_000)).as_deref(), Some("-----PEM b-----\n"));
+        assert_eq!(sec.cross_cert_pem(Timestamp(5_000)), None);
+        // A second rotation is refused during the transition, accepted after it.
+        let err = run(&mut st, rotate('c', 4_999, 9_000)).expect_err("in transition");
+        assert_eq!(err.kind, RejectKind::FailedPrecondition);
+        assert!(err.message.contains("transition"), "{}", err.message);
+        run(&mut st, rotate('c', 5_000, 9_000)).expect("after retirement");
+        let roots: Vec<_> = st
+            .security
+            .trusted_roots(Timestamp(5_000))
+            .iter()
+            .map(|r| r.digest.to_string())
+            .collect();
+        assert_eq!(roots, vec!["c".repeat(64), "b".repeat(64)]);
+    }
+
+    #[test]
+    fn a_state_from_before_rotation_deserializes() {
+        // The shape stores had before `rotation` existed.
+        let old = serde_json::json!({
+            "revokedIdentities": {},
+            "ca": {"certPem": "pem", "sealedKeyHex": "00", "digest": "a".repeat(64), "createdAt": 1},
+            "joinTokens": {},
+            "nodeCerts": {}
+        });
+        let st: SecurityState = serde_json::from_value(old).expect("old format");
+        assert_eq!(st.rotation, None);
+        assert_eq!(st.ca_bundle_pem(Timestamp(0)).as_deref(), Some("pem\n"));
+        let empty: SecurityState = serde_json::from_value(serde_json::json!({})).expect("empty");
+        assert_eq!(empty.ca_bundle_pem(Timestamp(0)), None);
+        // And a rotated state round-trips.
+        let mut s = State::default();
+        run(&mut s, SecurityCommand::InitCa { ca: ca('a') }).expect("init");
+        run(&mut s, rotate('b', 1_000, 5_000)).expect("rotate");
+        let text = serde_json::to_string(&s.security).expect("ser");
+        let back: SecurityState = serde_json::from_str(&text).expect("de");
+        assert_eq!(back, s.security);
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //!    the store has none, it creates a root (`berth_security::CertificateAuthority`), seals the
 //!    key with the cluster key and proposes `SecurityCommand::InitCa` (refused if another got
 //!    there first: then that one is used).
-//! 2. Open the CA key with the cluster key and issue this controller's own certificate
-//!    (`berth://controller/<node id>`, DNS `controller.berth`), freshly at every start; keep
-//!    `{ca.pem,cert.pem,key.pem}` in `<data-dir>/tls/` (key 0600) — `ca.pem` is what the CLI
-//!    takes as `--ca-cert`.
+//! 2. Open the (active) CA key with the cluster key and issue this controller's own certificate
+//!    (`berth://controller/<node id>`, DNS `controller.berth`), freshly at every start
+//!    (`tls/rotation.rs`'s `own_material`: during a CA rotation the chain carries the cross
+//!    certificate and the bundle both roots); keep `{ca.pem,cert.pem,key.pem}` in
+//!    `<data-dir>/tls/` (key 0600) — `ca.pem` is what the CLI takes as `--ca-cert`.
 //! 3. The controller that created the CA makes one agent and one controller join token (no
 //!    expiry; revoke them with `berth operator token revoke`) and writes their text to
 //!    `<data-dir>/bootstrap/{agent,controller}.join-token` (0600). Logs name the paths only.
@@ -20,7 +21,7 @@ use crate::propose::Proposer;
 use crate::store::security::{CA_KEY_CONTEXT, CaRecord, SecurityCommand};
 use crate::store::{Command, RejectKind, SharedState};
 use berth_security::{
-    CertificateAuthority, ClientAuth, Identity, IdentityFilter, NodeKey, ServerTls, TlsMaterial,
+    CertificateAuthority, ClientAuth, Identity, IdentityFilter, ServerTls, TlsMaterial,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -123,22 +124,20 @@ impl Bootstrap<'_> {
     /// Steps 1–3 of the module doc.
     pub async fn run(&self) -> Result<NodeTls> {
         let (record, created) = self.wait_for_ca().await?;
-        let ca = open_ca(&record, self.cluster_key)?;
         let identity =
             Identity::controller(self.node_id).map_err(|e| Error::Config(format!("TLS: {e}")))?;
-        let key = NodeKey::generate().map_err(|e| Error::Config(format!("TLS: {e}")))?;
-        let csr = key.csr_pem().map_err(|e| Error::Config(format!("TLS: {e}")))?;
-        let now = unix_secs(self.clock.now());
-        let issued = ca
-            .sign_csr(&csr, &identity, now, self.config.cert_ttl)
-            .map_err(|e| Error::Config(format!("TLS: own certificate: {e}")))?;
+        // The active root signs; the trust bundle and (during a CA rotation) the cross
+        // certificate come from the store (`tls/rotation.rs`).
+        let own = super::rotation::own_material(
+            self.shared,
+            self.cluster_key,
+            &identity,
+            self.config.cert_ttl,
+            self.clock.now(),
+        )?;
         let dir = tls_dir(self.data_dir);
-        let key_pem = key.key_pem();
-        write(&dir.join(berth_security::tls::CA_FILE), &record.cert_pem, false)?;
-        write(&dir.join(berth_security::tls::CERT_FILE), &issued.cert_pem, false)?;
-        write(&dir.join(berth_security::tls::KEY_FILE), &key_pem, true)?;
-        let material = TlsMaterial::from_pem(&record.cert_pem, Some((&issued.cert_pem, &key_pem)))
-            .map_err(|e| Error::Config(format!("TLS: {e}")))?;
+        own.write(&dir)?;
+        let material = own.material;
         let client_listener = ServerTls::new(client_listener_config(&material, self.shared)?);
         tracing::info!(
             %identity,
@@ -149,7 +148,7 @@ impl Bootstrap<'_> {
         if created {
             self.write_bootstrap_tokens(&record).await;
         }
-        Ok(NodeTls { material, client_listener, identity, not_after: issued.not_after })
+        Ok(NodeTls { material, client_listener, identity, not_after: own.issued.not_after })
     }
 
     /// The CA in the store (waiting for it), and whether this controller created it.
@@ -229,9 +228,4 @@ impl Bootstrap<'_> {
             }
         }
     }
-}
-
-fn write(path: &Path, text: &str, private: bool) -> Result<()> {
-    berth_security::pem::write_file(path, text, private)
-        .map_err(|e| Error::Config(format!("TLS: {e}")))
 }

@@ -9,7 +9,12 @@
 //!   own server certificate from it ([`NodeTls`]) and the controller that made the CA writes
 //!   `<data-dir>/bootstrap/{agent,controller}.join-token` (0600).
 //! * `service` — `berth.v1.BerthSecurity`: GetCaBundle, JoinCluster (signs a CSR for a join
-//!   token; assigns an agent's instance id), Create/List/RevokeJoinToken.
+//!   token; assigns an agent's instance id), Create/List/RevokeJoinToken, RenewCertificate
+//!   (`crate::renewal`), RotateCa / DescribeCa (`rotation`).
+//! * `rotation` — CA rotation: the `RotateCa` command (new root + cross certificate signed by
+//!   the old one), each controller's own material from the store's trust bundle at `now`
+//!   (bootstrap, renewal and rotation share it), DescribeCa, re-pinning the bootstrap join
+//!   tokens to the new root.
 //! * `identity` — what the dispatcher asks of an agent's certificate in TLS mode.
 //!
 //! Threat model: the CA key is in the replicated store sealed with the cluster key (AES-256-GCM,
@@ -19,6 +24,7 @@
 
 pub mod bootstrap;
 pub mod identity;
+pub mod rotation;
 pub mod service;
 
 pub use bootstrap::NodeTls;

@@ -1,6 +1,9 @@
 //! `berth.v1.BerthSecurity`: the CA bundle, joining with a join token, and join token admin.
 //! Permissions (API tokens) are checked by `crate::auth` before these handlers run:
-//! GetCaBundle and JoinCluster need none (the join token authenticates), the rest admin.
+//! GetCaBundle and JoinCluster need none (the join token authenticates), DescribeCa read-only,
+//! the rest (RotateCa included) admin. The CA bundle in replies is the store's trust bundle at
+//! `now` (active root first; both roots during a CA rotation, `tls/rotation.rs`); join tokens
+//! must pin the active root.
 
 use super::bootstrap::open_ca;
 use crate::clock::{Clock, new_id};
@@ -44,6 +47,15 @@ impl SecurityApi {
         cert_ttl: Duration,
     ) -> Self {
         SecurityApi { proposer, shared, clock, cluster_key, cert_ttl }
+    }
+
+    /// The trust bundle now (PEM, active root first).
+    fn bundle(&self, active: &CaRecord) -> String {
+        self.shared
+            .read()
+            .security
+            .ca_bundle_pem(self.clock.now())
+            .unwrap_or_else(|| active.cert_pem.clone())
     }
 
     fn ca(&self) -> Result<CaRecord, Status> {
@@ -119,7 +131,8 @@ impl BerthSecurity for SecurityApi {
         _request: Request<v1::GetCaBundleRequest>,
     ) -> Result<Response<v1::GetCaBundleReply>, Status> {
         let ca = self.ca()?;
-        Ok(Response::new(v1::GetCaBundleReply { ca_pem: ca.cert_pem, digest: ca.digest }))
+        let ca_pem = self.bundle(&ca);
+        Ok(Response::new(v1::GetCaBundleReply { ca_pem, digest: ca.digest }))
     }
 
     async fn join_cluster(
@@ -137,9 +150,21 @@ impl BerthSecurity for SecurityApi {
         }
         let record = self.ca()?;
         if token.ca_digest != record.digest {
-            return Err(Status::permission_denied(
-                "AccessDeniedException: the join token is for another cluster CA",
-            ));
+            let rotated = self
+                .shared
+                .read()
+                .security
+                .rotation
+                .as_ref()
+                .is_some_and(|r| r.previous.digest == token.ca_digest);
+            return Err(Status::permission_denied(if rotated {
+                format!(
+                    "AccessDeniedException: the join token pins the cluster's previous root CA (rotated): make a new token, or put the active root's digest {} in its place",
+                    record.digest
+                )
+            } else {
+                "AccessDeniedException: the join token is for another cluster CA".to_string()
+            }));
         }
         let hash = token.hash();
         let now = self.clock.now();
@@ -211,7 +236,7 @@ impl BerthSecurity for SecurityApi {
         };
         Ok(Response::new(v1::JoinClusterReply {
             cert_pem: issued.cert_pem,
-            ca_pem: record.cert_pem,
+            ca_pem: self.bundle(&record),
             id: identity.id().to_string(),
             not_after: issued.not_after,
             cluster_key_hex,
@@ -273,6 +298,46 @@ impl BerthSecurity for SecurityApi {
             self.cert_ttl,
             request,
         )
+    }
+
+    async fn rotate_ca(
+        &self,
+        _request: Request<v1::RotateCaRequest>,
+    ) -> Result<Response<v1::RotateCaReply>, Status> {
+        let record = self.ca()?;
+        let now = self.clock.now();
+        let name = super::rotation::root_name(&record);
+        let cmd = super::rotation::rotate_command(
+            &self.shared.read().security,
+            &self.cluster_key,
+            &name,
+            now,
+            self.cert_ttl,
+        )?;
+        let SecurityCommand::RotateCa { ref new, retire_at, .. } = cmd else {
+            return Err(Status::internal("rotate_command made another command"));
+        };
+        let (digest, retire_at) = (new.digest.clone(), retire_at);
+        // The client hears ok only once the rotation is committed.
+        self.proposer.propose(&Command::Security(cmd)).await.map_err(Status::from)?;
+        tracing::warn!(%digest, previous = %record.digest, retire_at = retire_at.millis(), "cluster root CA rotated");
+        let ca_pem = self.bundle(&record);
+        Ok(Response::new(v1::RotateCaReply {
+            digest,
+            previous_digest: record.digest,
+            rotated_at: now.millis(),
+            retire_at: retire_at.millis(),
+            ca_pem,
+        }))
+    }
+
+    async fn describe_ca(
+        &self,
+        _request: Request<v1::DescribeCaRequest>,
+    ) -> Result<Response<v1::DescribeCaReply>, Status> {
+        self.ca()?;
+        let reply = super::rotation::describe(&self.shared.read().security, self.clock.now());
+        Ok(Response::new(reply))
     }
 
     async fn revoke_join_token(
