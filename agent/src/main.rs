@@ -72,15 +72,35 @@ struct Args {
     /// Join token (`berth operator token create --role agent`), presented once to an https://
     /// endpoint for this agent's certificate, kept in --data-dir (ca.pem, cert.pem, key.pem);
     /// later starts need no token.
-    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true, value_name = "TOKEN", value_parser = parse_join_token)]
-    join_token: Option<berth_security::JoinToken>,
+    /// (Parsed after clap, so a mistyped token is never echoed in the usage error.)
+    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    join_token: Option<String>,
+    /// Allow a non-loopback --http-listen (warned at start): the operator HTTP API (task logs,
+    /// metrics) is plain HTTP without tokens.
+    #[arg(long, env = "BERTH_INSECURE")]
+    insecure: bool,
     /// Log format on stderr: `text` (human) or `json` (one object per line); RUST_LOG filters.
     #[arg(long, value_enum, default_value = "text", env = "BERTH_LOG_FORMAT")]
     log_format: berth_agent::logging::LogFormat,
 }
 
-fn parse_join_token(s: &str) -> Result<berth_security::JoinToken, String> {
-    berth_security::JoinToken::parse(s).map_err(|e| e.to_string())
+/// `--join-token`; the error names the flag and the rule, never the value.
+fn parse_join_token(s: &str) -> anyhow::Result<berth_security::JoinToken> {
+    berth_security::JoinToken::parse(s.trim()).map_err(|e| anyhow::anyhow!("--join-token: {e}"))
+}
+
+/// A non-loopback `--http-listen` needs `--insecure` (then it is a warning to log).
+fn http_listen_policy(
+    addr: std::net::SocketAddr,
+    insecure: bool,
+) -> anyhow::Result<Option<String>> {
+    if addr.ip().is_loopback() {
+        return Ok(None);
+    }
+    let message = format!(
+        "--http-listen {addr} is not a loopback address: the agent's operator API (task logs, metrics) is plain HTTP without tokens, so anyone who can reach it could read every task's logs. Keep it on 127.0.0.1, or pass --insecure to accept this explicitly."
+    );
+    if insecure { Ok(Some(message)) } else { Err(anyhow::anyhow!(message)) }
 }
 
 fn parse_attribute(s: &str) -> Result<(String, String), String> {
@@ -95,6 +115,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     berth_agent::logging::init(args.log_format);
     berth_agent::logging::exit_on_panic();
+    let join_token = args.join_token.as_deref().map(parse_join_token).transpose()?;
+    if args.simulate.is_none()
+        && let Some(warning) = http_listen_policy(args.http_listen, args.insecure)?
+    {
+        tracing::warn!("--insecure: {warning}");
+    }
     let cfg = AgentConfig {
         endpoints: args.endpoints,
         cluster: args.cluster,
@@ -106,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
         memory_mib: args.memory_mib,
         awsvpc: args.awsvpc.settings(),
         stats_interval: std::time::Duration::from_secs(args.stats_interval_secs),
-        join_token: args.join_token,
+        join_token,
         ..AgentConfig::default()
     };
     if let Some(nodes) = args.simulate {

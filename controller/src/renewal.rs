@@ -208,3 +208,116 @@ pub fn renew_certificate(
         not_after: issued.not_after,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Command;
+    use crate::store::security::SecurityCommand;
+    use crate::store::state::State;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    /// Unix seconds moved by the test; `sleep_until` resolves once they reach the target.
+    struct TestClock(AtomicI64);
+
+    impl RenewClock for TestClock {
+        fn now(&self) -> i64 {
+            self.0.load(Ordering::SeqCst)
+        }
+        fn sleep_until(&self, at: i64) -> BoxFuture<'_, ()> {
+            Box::pin(async move {
+                while self.now() < at {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        }
+    }
+
+    fn digests(path: &std::path::Path) -> Vec<String> {
+        let pem = std::fs::read_to_string(path).unwrap_or_default();
+        berth_security::pem::certs_from_pem(&pem)
+            .map(|c| c.iter().map(|d| berth_security::ca_digest(d)).collect())
+            .unwrap_or_default()
+    }
+
+    async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_watcher_moves_to_the_new_root_then_drops_the_old_one_at_retire_at() {
+        let key = Arc::new(ClusterKey::generate().expect("cluster key"));
+        let start = 1_800_000_000i64;
+        let now = Timestamp(start * 1000);
+        let ttl = Duration::from_secs(3600);
+        let clock = crate::clock::ManualClock::new(now);
+        let record = crate::tls::bootstrap::new_ca_record("default", &key, clock.as_ref())
+            .expect("ca record");
+        let mut st = State::default();
+        let init = SecurityCommand::InitCa { ca: record.clone() };
+        crate::store::apply::apply(&mut st, Command::Security(init)).expect("init");
+        // What the controller serves: issued before the rotation.
+        let identity = Identity::controller(1).expect("id");
+        let before = crate::tls::rotation::own_material(
+            &SharedState::new(st.clone()),
+            &key,
+            &identity,
+            ttl,
+            now,
+        )
+        .expect("own");
+        let rotate = crate::tls::rotation::rotate_command(&st.security, &key, "default", now, ttl)
+            .expect("rotate");
+        let SecurityCommand::RotateCa { ref new, retire_at, .. } = rotate else {
+            panic!("{rotate:?}")
+        };
+        let new_digest = new.digest.clone();
+        crate::store::apply::apply(&mut st, Command::Security(rotate.clone())).expect("apply");
+        let shared = SharedState::new(st);
+
+        let dir = tempfile::tempdir().expect("dir");
+        let tls_dir = dir.path().join("tls");
+        let listener = berth_security::ServerTls::new(
+            crate::tls::bootstrap::client_listener_config(&before.material, &shared)
+                .expect("config"),
+        );
+        let first_config = listener.current();
+        let test_clock = Arc::new(TestClock(AtomicI64::new(start)));
+        let own = OwnRenewal {
+            identity,
+            shared,
+            cluster_key: key,
+            cert_ttl: ttl,
+            dir: tls_dir.clone(),
+            client_listener: listener.clone(),
+            peer: None,
+            clock: test_clock.clone(),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let task = spawn_own(own, &before.material, stop_rx).expect("spawn");
+
+        // The rotation is in the store: re-issued from the new root, both roots, cross cert.
+        let (ca, cert) = (tls_dir.join("ca.pem"), tls_dir.join("cert.pem"));
+        wait_for("the rotated material", || {
+            digests(&ca) == vec![new_digest.clone(), record.digest.clone()]
+                && digests(&cert).len() == 2
+        })
+        .await;
+        assert!(!Arc::ptr_eq(&first_config, &listener.current()), "the listener was swapped");
+        // At retire_at: only the new root, no cross certificate.
+        test_clock.0.store(retire_at.millis() / 1000 + 1, Ordering::SeqCst);
+        wait_for("the retired material", || {
+            digests(&ca) == vec![new_digest.clone()] && digests(&cert).len() == 1
+        })
+        .await;
+        stop_tx.send(true).expect("stop");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stops on shutdown")
+            .expect("task");
+    }
+}

@@ -196,6 +196,8 @@ fn check_release(r: &Release, release: &str, replicas: usize) -> (Vec<String>, V
     assert_eq!(flag(&args, "listen"), ["0.0.0.0:7600"]);
     assert_eq!(flag(&args, "peer-listen"), ["0.0.0.0:7601"]);
     assert_eq!(flag(&args, "http-listen"), ["0.0.0.0:7602"]);
+    // Plaintext inside the Kubernetes network must be asked for (values security.insecure).
+    assert!(args.iter().any(|a| a == "--insecure"), "{args:?}");
     let (api, peer, http) =
         (container_port(c, "api"), container_port(c, "peer"), container_port(c, "http"));
     assert_eq!((api, peer, http), (7600, 7601, 7602));
@@ -276,6 +278,7 @@ fn check_release(r: &Release, release: &str, replicas: usize) -> (Vec<String>, V
     probe(a, "readinessProbe", "/readyz");
     let agent_http = container_port(a, "http");
     assert_eq!(flag(&agent_args, "http-listen"), [format!("0.0.0.0:{agent_http}").as_str()]);
+    assert!(agent_args.iter().any(|a| a == "--insecure"), "{agent_args:?}");
     assert_eq!(
         flag(&agent_args, "advertise-http"),
         [format!("http://$(ADVERTISE_IP):{agent_http}").as_str()]

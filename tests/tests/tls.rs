@@ -407,6 +407,18 @@ fn plaintext_off_loopback_is_refused_unless_insecure() {
     assert!(log.contains(&format!("--listen {listen} is not a loopback address")), "{log}");
     assert!(log.contains("--insecure"), "{log}");
 
+    // The HTTP port too (events, metrics).
+    let http = format!("0.0.0.0:{}", free_port());
+    let mut refused = spawn_controller(
+        &dir.path().join("h"),
+        &dir.path().join("h.log"),
+        &["--listen", &format!("127.0.0.1:{}", free_port()), "--http-listen", &http],
+    );
+    assert!(!wait_exit(&mut refused, WAIT).success());
+    let log = read(&dir.path().join("h.log"));
+    assert!(log.contains(&format!("--http-listen {http} is not a loopback address")), "{log}");
+    assert!(log.contains("read the event stream"), "{log}");
+
     let mut accepted = spawn_controller(
         &dir.path().join("b"),
         &dir.path().join("b.log"),
@@ -450,6 +462,28 @@ fn plaintext_off_loopback_is_refused_unless_insecure() {
     assert!(!wait_exit(&mut many, WAIT).success());
     let log = read(&dir.path().join("c.log"));
     assert!(log.contains("a TLS cluster starts with one controller"), "{log}");
+
+    // The agent's operator API off loopback needs --insecure; a mistyped join token is refused
+    // without being echoed.
+    let agent = |args: &[&str]| {
+        let out = Command::new(berth_tests::agent::agent_bin())
+            .args(["--endpoint", "https://127.0.0.1:1", "--data-dir"])
+            .arg(dir.path().join("agent"))
+            .args(["--metadata-port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("berth-agent");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (ok, err) = agent(&["--http-listen", &format!("0.0.0.0:{}", free_port())]);
+    assert!(
+        !ok && err.contains("is not a loopback address") && err.contains("--insecure"),
+        "{err}"
+    );
+    let (ok, err) = agent(&["--http-listen", "127.0.0.1:0", "--join-token", "BERTH-1-xyzSECRET"]);
+    assert!(!ok && err.contains("--join-token"), "{err}");
+    assert!(!err.contains("xyzSECRET"), "the token was echoed: {err}");
 
     // A TLS controller's data dir restarted without --tls: refused (it would serve plaintext
     // with API tokens off).

@@ -52,8 +52,13 @@ impl Default for TlsConfig {
 
 /// The message for a non-loopback address without TLS.
 pub fn insecure_listen_message(flag: &str, addr: SocketAddr) -> String {
+    let risk = match flag {
+        "--peer-listen" => "join the Raft group and rewrite the cluster state",
+        "--http-listen" => "read the event stream and metrics",
+        _ => "register agents and control tasks",
+    };
     format!(
-        "{flag} {addr} is not a loopback address and TLS is off: anyone who can reach it could register agents and control tasks. Start with --tls (see README \"Security\"), or pass --insecure to accept this explicitly."
+        "{flag} {addr} is not a loopback address and TLS is off: anyone who can reach it could {risk}. Start with --tls (see README \"Security\"), or pass --insecure to accept this explicitly."
     )
 }
 
@@ -137,7 +142,11 @@ mod tests {
 pub fn listen_policy(config: &crate::ControllerConfig) -> Result<Vec<String>> {
     check_listen_policy(
         &config.tls,
-        &[("--listen", Some(config.listen)), ("--peer-listen", config.peer_listen)],
+        &[
+            ("--listen", Some(config.listen)),
+            ("--peer-listen", config.peer_listen),
+            ("--http-listen", config.http_listen),
+        ],
     )
 }
 
