@@ -96,9 +96,10 @@ impl Api {
             let url = with_scheme(raw);
             match try_connect(&url).await {
                 Ok(channel) => {
-                    let client = BerthClient::with_interceptor(channel.clone(), Consistency { stale })
-                        .max_decoding_message_size(berth_proto::MAX_MESSAGE_BYTES)
-                        .max_encoding_message_size(berth_proto::MAX_MESSAGE_BYTES);
+                    let client =
+                        BerthClient::with_interceptor(channel.clone(), Consistency { stale })
+                            .max_decoding_message_size(berth_proto::MAX_MESSAGE_BYTES)
+                            .max_encoding_message_size(berth_proto::MAX_MESSAGE_BYTES);
                     return Ok(Api {
                         client,
                         channel,
@@ -113,6 +114,26 @@ impl Api {
             attempts.push(("(no endpoint given)".into(), "empty --endpoint".into()));
         }
         Err(CliError::Connect { attempts })
+    }
+
+    /// A client connected to the group's leader, from the members this controller lists
+    /// (`isLeader`, `clientAddress`); `None` when it names no reachable leader or this one
+    /// leads. For calls only the leader serves (membership changes).
+    pub async fn leader(&mut self) -> Result<Option<Api>, CliError> {
+        let items = list(self.client.list_members(berth_proto::v1::ListMembersRequest {}).await)?;
+        let leader = items
+            .iter()
+            .filter_map(|item| serde_json::from_str::<serde_json::Value>(item).ok())
+            .find(|m| m["isLeader"] == true)
+            .and_then(|m| m["clientAddress"].as_str().map(str::to_string))
+            .filter(|url| !url.is_empty() && *url != self.endpoint);
+        match leader {
+            None => Ok(None),
+            Some(url) => {
+                let stale = false;
+                Api::connect(&[url], &self.cluster, stale).await.map(Some)
+            }
+        }
     }
 
     /// The endpoint this client is connected to.
@@ -161,9 +182,8 @@ static CA: std::sync::OnceLock<berth_security::ClientTls> = std::sync::OnceLock:
 /// Reads `--ca-cert FILE` (PEM) once, before connecting; https:// endpoints need it.
 pub fn set_ca_cert(path: Option<&std::path::Path>) -> Result<(), CliError> {
     let Some(path) = path else { return Ok(()) };
-    let pem = std::fs::read_to_string(path).map_err(|e| {
-        CliError::Usage(format!("--ca-cert {}: {e}", path.display()))
-    })?;
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("--ca-cert {}: {e}", path.display())))?;
     let tls = berth_security::TlsMaterial::from_pem(&pem, None)
         .and_then(|m| m.client_config())
         .map_err(|e| CliError::Usage(format!("--ca-cert {}: {e}", path.display())))?;

@@ -197,18 +197,18 @@ fn three_controllers_bootstrap_a_tls_cluster_with_join_tokens() {
     assert!(log.contains("node 3 is already a member"), "{log}");
     assert!(log.contains("berth operator members remove 3"), "{log}");
     // Removed, its still-valid certificate no longer speaks Raft to the others.
-    // (Membership changes are served by the leader.)
-    let leader_url = wait_until("the leader of 1 and 2", WAIT, || {
+    // Sent to a follower: the CLI takes it to the leader (only the leader changes membership).
+    let follower_url = wait_until("a follower among 1 and 2", WAIT, || {
         nodes[..2]
             .iter()
             .find(|n| {
                 cli(&n.url(), &ca, &admin, &["operator", "status"])
-                    .is_ok_and(|s| s["role"] == "leader")
+                    .is_ok_and(|s| s["role"] == "follower")
             })
             .map(Node::url)
     });
-    cli(&leader_url, &ca, &admin, &["operator", "members", "remove", "3"])
-        .expect("members remove 3");
+    cli(&follower_url, &ca, &admin, &["operator", "members", "remove", "3"])
+        .expect("members remove 3 through a follower");
     let removed = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let material = berth_security::TlsMaterial::load_dir(&saved_tls).expect("old tls dir");
         let tls = berth_security::ClientTls::new(material.client_config().expect("config"));

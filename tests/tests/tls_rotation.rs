@@ -185,11 +185,15 @@ fn a_ca_rotation_keeps_agents_and_old_clients_connected() {
     let old_digest = digests(&old_ca).first().cloned().expect("old root");
 
     // Rotate.
-    let rotated = cli(&first, &old_ca, &admin, &["operator", "ca", "rotate"]).expect("rotate");
+    // Through the joined controller (a follower unless leadership moved: then forwarded).
+    let rotated = cli(&second, &old_ca, &admin, &["operator", "ca", "rotate"]).expect("rotate");
     let new_digest = rotated["digest"].as_str().expect("digest").to_string();
     assert_eq!(rotated["previousDigest"], old_digest.as_str(), "{rotated}");
     assert_ne!(new_digest, old_digest);
     assert!(rotated["retireAt"].is_string(), "{rotated}");
+    let bundle = root.path().join("rotated-bundle.pem");
+    std::fs::write(&bundle, rotated["caPem"].as_str().expect("caPem")).expect("write");
+    assert_eq!(digests(&bundle), vec![new_digest.clone(), old_digest.clone()], "{rotated}");
     let described =
         cli(&second, &old_ca, &admin, &["operator", "ca", "describe"]).expect("describe");
     let roots = described["roots"].as_array().expect("roots").clone();
@@ -279,6 +283,9 @@ fn a_ca_rotation_keeps_agents_and_old_clients_connected() {
     );
     assert!(connected(&first, &new_only, &admin, &a_id), "agent A connected after renewal");
     let sessions_after = registrations(&nodes, &a_id);
+    eprintln!(
+        "agent A sessions: {sessions_before} before the rotation, {sessions_after} at the end"
+    );
     assert!(
         sessions_after <= sessions_before + 1,
         "agent A reconnected more than once: {sessions_before} → {sessions_after} sessions"

@@ -85,13 +85,23 @@ pub async fn run(cmd: OperatorCmd, api: &mut Api, out: Format) -> anyhow::Result
         }
         OperatorCmd::Members(MembersCmd::Add { node_id, peer_address, client_address }) => {
             let req = AddMemberRequest { node_id, peer_address, client_address };
-            let json = client::object(api.grpc().add_member(req).await)?;
-            output::show::<Member>(out, &json, "member", member_detail)?
+            let mut reply = api.grpc().add_member(req.clone()).await;
+            if not_leader(&reply)
+                && let Some(mut leader) = api.leader().await?
+            {
+                reply = leader.grpc().add_member(req).await;
+            }
+            output::show::<Member>(out, &client::object(reply)?, "member", member_detail)?
         }
         OperatorCmd::Members(MembersCmd::Remove { node_id }) => {
-            let json =
-                client::object(api.grpc().remove_member(RemoveMemberRequest { node_id }).await)?;
-            output::show::<Member>(out, &json, "member", member_detail)?
+            let req = RemoveMemberRequest { node_id };
+            let mut reply = api.grpc().remove_member(req).await;
+            if not_leader(&reply)
+                && let Some(mut leader) = api.leader().await?
+            {
+                reply = leader.grpc().remove_member(req).await;
+            }
+            output::show::<Member>(out, &client::object(reply)?, "member", member_detail)?
         }
         // Needs the command line's --cluster, so `main` dispatches it to `cmd::acl` itself.
         OperatorCmd::Acl(c) => return super::acl::run(c, api, out, None).await,
@@ -104,4 +114,11 @@ pub async fn run(cmd: OperatorCmd, api: &mut Api, out: Format) -> anyhow::Result
     };
     print!("{text}");
     Ok(())
+}
+
+/// A membership change refused by a follower (only the leader changes membership; the CLI
+/// then sends it to the leader the members list names).
+fn not_leader<T>(reply: &Result<T, tonic::Status>) -> bool {
+    matches!(reply, Err(s) if s.code() == tonic::Code::Unavailable
+        && s.metadata().get("x-berth-leader-id").is_some())
 }

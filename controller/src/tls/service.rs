@@ -318,10 +318,12 @@ impl BerthSecurity for SecurityApi {
             return Err(Status::internal("rotate_command made another command"));
         };
         let (digest, retire_at) = (new.digest.clone(), retire_at);
+        // The bundle as of the command (this controller may not have applied it yet if it
+        // forwarded to the leader): new root first, then the previous one.
+        let ca_pem = format!("{}\n{}\n", new.cert_pem.trim_end(), record.cert_pem.trim_end());
         // The client hears ok only once the rotation is committed.
         self.proposer.propose(&Command::Security(cmd)).await.map_err(Status::from)?;
         tracing::warn!(%digest, previous = %record.digest, retire_at = retire_at.millis(), "cluster root CA rotated");
-        let ca_pem = self.bundle(&record);
         Ok(Response::new(v1::RotateCaReply {
             digest,
             previous_digest: record.digest,
