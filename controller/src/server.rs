@@ -162,8 +162,10 @@ impl ControllerConfig {
         }
         let peers =
             if self.join { Vec::new() } else { self.initial_cluster.keys().copied().collect() };
-        let client_address =
-            self.advertise_client.clone().or_else(|| client_addr.map(|a| format!("{}://{a}", if self.tls.enabled { "https" } else { "http" })));
+        let client_address = self.advertise_client.clone().or_else(|| {
+            client_addr
+                .map(|a| format!("{}://{a}", if self.tls.enabled { "https" } else { "http" }))
+        });
         RaftConfig {
             peers,
             addresses: self.initial_cluster.clone(),
@@ -442,8 +444,12 @@ impl Controller {
                 let _ = stop.wait_for(|s| *s).await;
             };
             match incoming {
-                crate::tls::Incoming::Tcp(i) => router.serve_with_incoming_shutdown(i, signal).await,
-                crate::tls::Incoming::Tls(i) => router.serve_with_incoming_shutdown(i, signal).await,
+                crate::tls::Incoming::Tcp(i) => {
+                    router.serve_with_incoming_shutdown(i, signal).await
+                }
+                crate::tls::Incoming::Tls(i) => {
+                    router.serve_with_incoming_shutdown(i, signal).await
+                }
             }
             .map_err(Error::from)
         });
@@ -572,7 +578,7 @@ async fn start_member(
         };
         crate::peer::serve_with_tls(peer_listener, peer_raft, peer_events, peer_server_tls, stop)
             .await
-        .map_err(Error::from)
+            .map_err(Error::from)
     });
     let proposer =
         Proposer::with_forwarder(raft.clone(), Arc::new(PeerForwarder::new(id, addresses)));
@@ -642,6 +648,20 @@ impl RunningController {
     }
 }
 
+/// Creates the data dir (and parents) with mode 0700 when new: it holds the store (secrets
+/// sealed, but task definitions, tokens' hashes and the sealed CA key in the clear), the
+/// cluster key and the bootstrap files. An existing dir keeps its mode.
+fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,18 +691,4 @@ mod tests {
         c.join = true;
         c.validate().expect("a joiner need not be listed");
     }
-}
-
-/// Creates the data dir (and parents) with mode 0700 when new: it holds the store (secrets
-/// sealed, but task definitions, tokens' hashes and the sealed CA key in the clear), the
-/// cluster key and the bootstrap files. An existing dir keeps its mode.
-fn create_private_dir(dir: &std::path::Path) -> Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(Error::from)
 }

@@ -218,7 +218,7 @@ async fn a_tls_controller_bootstraps_and_binds_agents_to_their_certificates() {
 
     // No client certificate: no session.
     let ca_only = ctl.ca_tls();
-    let err = open_session(&url, &ca_only, "").await.err().expect("refused without a cert");
+    let err = open_session(&url, &ca_only, "").await.expect_err("refused without a cert");
     assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err}");
     assert!(err.message().contains("--join-token"), "{err}");
 
@@ -245,7 +245,7 @@ async fn a_tls_controller_bootstraps_and_binds_agents_to_their_certificates() {
     let x_tls = ClientTls::new(x.material.client_config().expect("client config"));
     // Registering as another instance with it is refused, naming both ids.
     let other = "0123456789abcdef0123456789abcdef";
-    let err = open_session(&url, &x_tls, other).await.err().expect("other id");
+    let err = open_session(&url, &x_tls, other).await.expect_err("other id");
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
     assert!(err.message().contains(other) && err.message().contains(&x_id), "{err}");
     // With no id, the session is the certificate's instance.
@@ -343,7 +343,7 @@ async fn an_agent_joins_with_a_token_and_reports_only_for_its_own_tasks() {
     let x = berth_security::join::join(&url, &join, Role::Agent, |_| {}).await.expect("join X");
     let x_id = x.identity.id().to_string();
     let x_tls = ClientTls::new(x.material.client_config().expect("config"));
-    let err = open_session(&url, &x_tls, &a_id).await.err().expect("X as A");
+    let err = open_session(&url, &x_tls, &a_id).await.expect_err("X as A");
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
     let (tx, _inbound) = open_session(&url, &x_tls, "").await.expect("X registered");
     let report = serde_json::json!({"taskId": task, "lastStatus": "STOPPED",
@@ -372,7 +372,7 @@ async fn an_agent_joins_with_a_token_and_reports_only_for_its_own_tasks() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // (With TLS 1.3 the client learns of the refused certificate after its side of the
     // handshake: as a `Revoked` alert or as the connection closing, depending on timing.)
-    let err = open_session(&url, &x_tls, "").await.err().expect("revoked X");
+    let err = open_session(&url, &x_tls, "").await.expect_err("revoked X");
     let text = format!("{err:?}");
     assert!(text.contains("Revoked") || text.contains("connection closed"), "{text}");
     wait_until("the controller refused X at the TLS handshake", WAIT, || {

@@ -9,7 +9,7 @@
 //!    controllers);
 //! 4. a controller that lost its data dir is refused while its id is a member; once removed,
 //!    its old certificate no longer speaks Raft, and it joins again from an empty dir;
-//! then the cluster keeps working when the first controller goes away.
+//! 5. the cluster keeps working when the first controller goes away.
 
 use berth_tests::cluster::controller_bin;
 use berth_tests::{berth_bin, free_port, wait_until};
@@ -52,7 +52,7 @@ impl Node {
             .unwrap();
         let child = Command::new(controller_bin())
             .args(["--node-id", &self.id.to_string(), "--data-dir"])
-            .arg(&self.dir.join("data"))
+            .arg(self.dir.join("data"))
             .args(["--listen", &self.listen, "--peer-listen", &self.peer, "--tls"])
             .args(extra)
             .env("RUST_LOG", "info")
@@ -125,15 +125,15 @@ fn three_controllers_bootstrap_a_tls_cluster_with_join_tokens() {
     });
 
     // 2. Two controllers join with the controller join token, one after the other.
-    for i in 1..3 {
+    for node in &mut nodes[1..3] {
         let token = controller_token.clone();
-        nodes[i].start(&["--join", &first, "--join-token", &token]);
-        let id = nodes[i].id;
+        node.start(&["--join", &first, "--join-token", &token]);
+        let id = node.id;
         wait_until(&format!("controller {id} is a member"), WAIT, || {
             let members = cli(&first, &ca, &admin, &["operator", "members", "list"]).ok()?;
             members.as_array()?.iter().any(|m| m["nodeId"] == id).then_some(())
         });
-        let key = nodes[i].dir.join("data/cluster.key");
+        let key = node.dir.join("data/cluster.key");
         let kept = read_trimmed(&key).expect("the joiner's cluster key file");
         assert_eq!(Some(kept), read_trimmed(&data1.join("cluster.key")), "same cluster key");
         #[cfg(unix)]
