@@ -155,7 +155,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Operator(c) => cmd::operator::run(c, &mut api, out).await,
         Command::Secret(c) => cmd::secret::run(c, &mut api, out).await,
     };
+    if let Err(e) = &result
+        && transport_failure(e)
+        && berth_security::tls::refuses_plaintext(api.endpoint()).await
+    {
+        // A TLS controller reached over http://: say so, whatever hyper made of its GOAWAY.
+        anyhow::bail!("{}: {}", api.endpoint(), berth_security::tls::PLAINTEXT_REFUSED);
+    }
     result.map_err(|e| name_endpoint(e, api.endpoint()))
+}
+
+/// A failure that may be a TLS listener's refusal of plaintext (hyper can report its GOAWAY
+/// as a cancelled or unknown-error call).
+fn transport_failure(e: &anyhow::Error) -> bool {
+    use tonic::Code;
+    matches!(
+        e.downcast_ref::<error::CliError>(),
+        Some(error::CliError::Server {
+            code: Code::Cancelled | Code::Unknown | Code::Unavailable,
+            ..
+        })
+    )
 }
 
 /// Transport-level failures after connecting (the server went away, or what answered is not a
@@ -214,7 +234,17 @@ mod tests {
             let m = Cli::command().try_get_matches_from(args).expect("parse");
             m.value_source("cluster") == Some(clap::parser::ValueSource::CommandLine)
         };
-        assert!(given(&["berth", "operator", "acl", "token", "create", "--role", "admin", "--cluster", "p"]));
+        assert!(given(&[
+            "berth",
+            "operator",
+            "acl",
+            "token",
+            "create",
+            "--role",
+            "admin",
+            "--cluster",
+            "p"
+        ]));
         assert!(given(&["berth", "--cluster", "p", "operator", "acl", "whoami"]));
         assert!(!given(&["berth", "operator", "acl", "token", "create", "--role", "admin"]));
         let cli = parse(&["--token", "s3", "operator", "acl", "whoami"]);

@@ -299,6 +299,35 @@ const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
 pub const PLAINTEXT_REFUSED: &str =
     "this Berth listener requires TLS: use an https:// endpoint and --ca-cert (BERTH_CA_CERT)";
 
+/// Whether the listener at `http://HOST:PORT` is a Berth TLS listener refusing plaintext: sends
+/// the HTTP/2 preface and looks for [`PLAINTEXT_REFUSED`] in the GOAWAY it answers (bounded:
+/// 2 s in all). For clients whose plaintext call failed with a generic
+/// transport error (hyper may report the GOAWAY only as a cancelled request).
+pub async fn refuses_plaintext(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(addr) = url.strip_prefix("http://").map(|a| a.trim_end_matches('/')) else {
+        return false;
+    };
+    let probe = async {
+        let mut tcp = TcpStream::connect(addr).await.ok()?;
+        tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.ok()?;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while seen.len() < 8192 {
+            let n = tcp.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(PLAINTEXT_REFUSED.len()).any(|w| w == PLAINTEXT_REFUSED.as_bytes()) {
+                return Some(true);
+            }
+        }
+        Some(false)
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Some(true)))
+}
+
 async fn handshake(
     acceptor: tokio_rustls::TlsAcceptor,
     tcp: TcpStream,

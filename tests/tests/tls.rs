@@ -191,6 +191,23 @@ async fn a_tls_controller_bootstraps_and_binds_agents_to_their_certificates() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("requires TLS: use an https:// endpoint and --ca-cert"), "{stderr}");
+    // So is a plaintext agent (simulated: the same session code, no Docker needed).
+    let agent_log = dir.path().join("plain-agent.log");
+    let log_file = std::fs::File::create(&agent_log).expect("agent log");
+    let mut plain_agent = Command::new(berth_tests::agent::agent_bin())
+        .args(["--simulate", "1", "--endpoint", &format!("http://{}", ctl.addr), "--data-dir"])
+        .arg(dir.path().join("plain-agent"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn agent");
+    wait_until("the plaintext agent is told to use TLS", WAIT, || {
+        let log = std::fs::read_to_string(&agent_log).ok()?;
+        log.contains("this controller requires TLS: use its https:// endpoint").then_some(())
+    });
+    let _ = plain_agent.kill();
+    let _ = plain_agent.wait();
 
     // The CLI over TLS (API tokens are on in TLS mode).
     let clusters = ctl.cli_json(&["cluster", "list"]);

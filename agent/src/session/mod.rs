@@ -81,6 +81,9 @@ pub struct SessionEnd {
     pub registered: bool,
 }
 
+/// What an agent on an `http://` endpoint of a TLS controller is told.
+const PLAINTEXT_HINT: &str = "this controller requires TLS: use its https:// endpoint, and start the agent once with --join-token (`berth operator token create --role agent`)";
+
 fn controller_err(endpoint: &str, status: &tonic::Status) -> AgentError {
     let leader_hint = status
         .metadata()
@@ -95,11 +98,14 @@ fn controller_err(endpoint: &str, status: &tonic::Status) -> AgentError {
                 .map(str::to_string)
         })
         .filter(|h| h.starts_with("http://") || h.starts_with("https://"));
-    AgentError::Controller {
-        endpoint: endpoint.to_string(),
-        message: format!("{}: {}", status.code(), status.message()),
-        leader_hint,
-    }
+    // A TLS controller answers a plaintext client with a GOAWAY naming the fix
+    // (`berth_security::tls::PLAINTEXT_REFUSED`), visible only in the error's sources.
+    let message = if format!("{status:?}").contains(berth_security::tls::PLAINTEXT_REFUSED) {
+        format!("{}: {PLAINTEXT_HINT}", status.code())
+    } else {
+        format!("{}: {}", status.code(), status.message())
+    };
+    AgentError::Controller { endpoint: endpoint.to_string(), message, leader_hint }
 }
 
 fn report_message(r: &TaskStatusReport) -> Option<pb::AgentMessage> {
@@ -168,11 +174,14 @@ pub async fn run_session(
     tx.send(pb::AgentMessage { msg: Some(agent_message::Msg::Register(register)) })
         .await
         .map_err(|_| cerr("outbound stream closed".into()))?;
-    let mut inbound = client
-        .session(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| controller_err(endpoint, &s))?
-        .into_inner();
+    let inbound = client.session(ReceiverStream::new(rx)).await;
+    let mut inbound = match inbound {
+        Ok(reply) => reply.into_inner(),
+        Err(s) if berth_security::tls::refuses_plaintext(endpoint).await => {
+            return Err(cerr(format!("{}: {}", s.code(), PLAINTEXT_HINT)));
+        }
+        Err(s) => return Err(controller_err(endpoint, &s)),
+    };
     tracing::info!(endpoint, cluster = %cfg.cluster, "session open; registering");
 
     let mut heartbeat = tokio::time::interval(cfg.heartbeat_interval);
