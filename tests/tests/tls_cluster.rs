@@ -224,6 +224,22 @@ fn three_controllers_bootstrap_a_tls_cluster_with_join_tokens() {
     });
     let err = removed.expect_err("a removed controller's certificate was admitted");
     assert!(err.contains("controller 3 is not a member"), "{err}");
+    // Nor is it renewed.
+    let renewed = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let material = berth_security::TlsMaterial::load_dir(&saved_tls).expect("old tls dir");
+        let tls = berth_security::ClientTls::new(material.client_config().expect("config"));
+        let channel = berth_security::connect_channel(&first, Some(&tls), |e| {
+            e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(5))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let csr_pem = berth_security::NodeKey::generate().unwrap().csr_pem().unwrap();
+        let mut client = berth_proto::v1::berth_security_client::BerthSecurityClient::new(channel);
+        let req = berth_proto::v1::RenewCertificateRequest { csr_pem };
+        client.renew_certificate(req).await.map(|_| ()).map_err(|s| s.message().to_string())
+    });
+    let err = renewed.expect_err("a removed controller's certificate was renewed");
+    assert!(err.contains("is not a member of the controller group"), "{err}");
     // Removed first, it joins again from an empty data dir.
     std::fs::remove_dir_all(nodes[2].dir.join("data")).unwrap();
     nodes[2].start(&["--join", &first, "--join-token", &controller_token]);

@@ -289,7 +289,22 @@ impl BerthSecurity for SecurityApi {
         &self,
         request: Request<v1::RenewCertificateRequest>,
     ) -> Result<Response<v1::RenewCertificateReply>, Status> {
-        // H6's renewal (`crate::renewal`): same identity as the caller's certificate.
+        // Same identity as the caller's certificate (`crate::renewal`). A controller renews
+        // only while it is a member: a removed one's certificate lapses.
+        if let Some(Ok(identity)) = berth_security::peer_identity(&request)
+            && identity.role() == berth_security::Role::Controller
+        {
+            let raft = self.proposer.raft();
+            let member = identity.id().parse::<u64>().is_ok_and(|id| {
+                let view = raft.membership().borrow().clone();
+                view.voters.contains(&id) || view.learners.contains(&id)
+            });
+            if !member {
+                return Err(Status::permission_denied(format!(
+                    "AccessDeniedException: {identity} is not a member of the controller group: its certificate is not renewed"
+                )));
+            }
+        }
         let now = self.clock.now().millis().div_euclid(1000);
         crate::renewal::renew_certificate(
             &self.shared,
