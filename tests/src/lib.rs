@@ -10,7 +10,9 @@
 //! * [`ensure_images`] builds the local images (`scripts/build-images.sh`; no registry needed);
 //! * [`wait_until`] polls a condition with a deadline (tests never sleep to synchronise);
 //! * [`http_status`] does a raw HTTP/1.0 GET on loopback;
-//! * [`agent::AgentProcess`] runs an extra real `berth-agent` (a second container instance).
+//! * [`agent::AgentProcess`] runs an extra real `berth-agent` (a second container instance);
+//! * [`tls::TlsNode`] runs a `berth-controller --tls` with a peer listener, [`tls::cli_json`] the
+//!   CLI against it.
 //!
 //! The bench binary (`src/bin/bench.rs`) shares this harness; its larger suites live here
 //! ([`bench_scheduler`], [`bench_events`], [`bench_e2e`]).
@@ -22,6 +24,7 @@ pub mod bench_scheduler;
 pub mod bench_sim;
 pub mod cluster;
 pub mod paging;
+pub mod tls;
 
 use serde_json::Value;
 use std::io::{Read, Write};

@@ -11,96 +11,12 @@
 //!    its old certificate no longer speaks Raft, and it joins again from an empty dir;
 //! 5. the cluster keeps working when the first controller goes away.
 
-use berth_tests::cluster::controller_bin;
-use berth_tests::{berth_bin, free_port, wait_until};
+use berth_tests::tls::{TlsNode as Node, cli_json as cli, read_trimmed};
+use berth_tests::wait_until;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-struct Node {
-    id: u64,
-    dir: PathBuf,
-    listen: String,
-    peer: String,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn new(root: &Path, id: u64) -> Node {
-        Node {
-            id,
-            dir: root.join(format!("c{id}")),
-            listen: format!("127.0.0.1:{}", free_port()),
-            peer: format!("127.0.0.1:{}", free_port()),
-            child: None,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}", self.listen)
-    }
-
-    fn start(&mut self, extra: &[&str]) {
-        std::fs::create_dir_all(&self.dir).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("controller.log"))
-            .unwrap();
-        let child = Command::new(controller_bin())
-            .args(["--node-id", &self.id.to_string(), "--data-dir"])
-            .arg(self.dir.join("data"))
-            .args(["--listen", &self.listen, "--peer-listen", &self.peer, "--tls"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawning berth-controller");
-        self.child = Some(child);
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("controller.log")).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// `berth -o json ARGS` against `url` with the cluster CA and the admin token.
-fn cli(url: &str, ca: &Path, token: &str, args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(berth_bin())
-        .args(["--endpoint", url, "--ca-cert"])
-        .arg(ca)
-        .args(["--token", token, "-o", "json"])
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
-}
-
-fn read_trimmed(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?.trim().to_string();
-    (!text.is_empty()).then_some(text)
-}
 
 #[test]
 fn three_controllers_bootstrap_a_tls_cluster_with_join_tokens() {
@@ -134,7 +50,8 @@ fn three_controllers_bootstrap_a_tls_cluster_with_join_tokens() {
             members.as_array()?.iter().any(|m| m["nodeId"] == id).then_some(())
         });
         let key = node.dir.join("data/cluster.key");
-        let kept = read_trimmed(&key).expect("the joiner's cluster key file");
+        // (The leader lists it as a member before the joiner has the reply and writes files.)
+        let kept = wait_until("the joiner's cluster key file", WAIT, || read_trimmed(&key));
         assert_eq!(Some(kept), read_trimmed(&data1.join("cluster.key")), "same cluster key");
         #[cfg(unix)]
         {

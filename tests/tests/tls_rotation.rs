@@ -18,11 +18,9 @@
 
 use berth_security::{JoinToken, Role};
 use berth_tests::agent::AgentProcess;
-use berth_tests::cluster::controller_bin;
-use berth_tests::{berth_bin, free_port, require_docker};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use berth_tests::require_docker;
+use berth_tests::tls::{TlsNode as Node, cli_json as cli, read_trimmed};
+use std::path::Path;
 use std::time::Duration;
 
 /// `--cert-ttl`: the minimum, so the agent renews ~40 s after it joined.
@@ -30,92 +28,12 @@ const CERT_TTL: &str = "60s";
 /// Longest wait for one condition.
 const WAIT: Duration = Duration::from_secs(90);
 
-/// One `berth-controller --tls` with a peer listener (killed on drop).
-struct Node {
-    id: u64,
-    dir: PathBuf,
-    listen: String,
-    peer: String,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn new(root: &Path, id: u64) -> Node {
-        Node {
-            id,
-            dir: root.join(format!("c{id}")),
-            listen: format!("127.0.0.1:{}", free_port()),
-            peer: format!("127.0.0.1:{}", free_port()),
-            child: None,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}", self.listen)
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn start(&mut self, extra: &[&str]) {
-        std::fs::create_dir_all(&self.dir).expect("node dir");
-        let log = std::fs::File::create(self.dir.join("controller.log")).expect("log");
-        let child = Command::new(controller_bin())
-            .args(["--node-id", &self.id.to_string(), "--data-dir"])
-            .arg(self.data())
-            .args(["--listen", &self.listen, "--peer-listen", &self.peer, "--tls"])
-            .args(["--cert-ttl", CERT_TTL])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone"))
-            .stderr(log)
-            .spawn()
-            .expect("spawning berth-controller");
-        self.child = Some(child);
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("controller.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// `berth_tests::wait_until`, logging how long each step took (shown on failure).
 fn wait_until<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
     let start = std::time::Instant::now();
     let v = berth_tests::wait_until(what, timeout, f);
     eprintln!("[{:>5.1}s] {what}", start.elapsed().as_secs_f64());
     v
-}
-
-fn read_trimmed(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?.trim().to_string();
-    (!text.is_empty()).then_some(text)
-}
-
-/// `berth -o json ARGS` against `url` trusting the roots in `ca`, with the admin token.
-fn cli(url: &str, ca: &Path, token: &str, args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(berth_bin())
-        .args(["--endpoint", url, "--ca-cert"])
-        .arg(ca)
-        .args(["--token", token, "-o", "json"])
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
 }
 
 /// How many sessions `instance` started, over every controller's log.
@@ -152,7 +70,7 @@ fn a_ca_rotation_keeps_agents_and_old_clients_connected() {
     let mut nodes: Vec<Node> = (1..=2).map(|id| Node::new(root.path(), id)).collect();
 
     // A TLS cluster of two: the first creates the CA, the second joins with a token.
-    nodes[0].start(&[]);
+    nodes[0].start(&["--cert-ttl", CERT_TTL]);
     let data1 = nodes[0].data();
     let (admin, controller_token) = wait_until("the bootstrap files", WAIT, || {
         Some((
@@ -167,7 +85,7 @@ fn a_ca_rotation_keeps_agents_and_old_clients_connected() {
     wait_until("the first controller answers", WAIT, || {
         cli(&first, &old_ca, &admin, &["operator", "members", "list"]).ok()
     });
-    nodes[1].start(&["--join", &first, "--join-token", &controller_token]);
+    nodes[1].start(&["--cert-ttl", CERT_TTL, "--join", &first, "--join-token", &controller_token]);
     let second = nodes[1].url();
     wait_until("controller 2 is a member and serves", WAIT, || {
         cli(&second, &old_ca, &admin, &["operator", "status"]).ok()
@@ -262,7 +180,7 @@ fn a_ca_rotation_keeps_agents_and_old_clients_connected() {
             .filter(|t| t.contains(&new_digest))
     });
     nodes.push(Node::new(root.path(), 3));
-    nodes[2].start(&["--join", &first, "--join-token", &controller_token]);
+    nodes[2].start(&["--cert-ttl", CERT_TTL, "--join", &first, "--join-token", &controller_token]);
     let third = nodes[2].url();
     wait_until("controller 3 serves a new-root certificate", WAIT, || {
         cli(&third, &new_only, &admin, &["operator", "status"]).ok()
