@@ -198,7 +198,16 @@ async fn try_connect(url: &str) -> Result<Channel, String> {
             e.connect_timeout(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT)
         })
         .await
-        .map_err(|e| root_cause(&*e));
+        .map_err(|e| {
+            let cause = root_cause(&*e);
+            if cause.contains("UnknownIssuer") {
+                format!(
+                    "{cause}: its certificate is not from the CA in --ca-cert (use the cluster's ca.pem: a controller's <data-dir>/tls/ca.pem, or `caPem` of `berth operator ca describe -o json`)"
+                )
+            } else {
+                cause
+            }
+        });
     }
     let endpoint =
         Endpoint::from_shared(url.to_string()).map_err(|e| format!("invalid endpoint: {e}"))?;

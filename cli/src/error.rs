@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// No endpoint accepted a connection. `attempts` holds `(endpoint, cause)` in the order tried.
-    #[error("cannot connect to Berth at {}{}", render_attempts(.attempts), CONNECT_HINT)]
+    #[error("cannot connect to Berth at {}{}", render_attempts(.attempts), connect_hint(.attempts))]
     Connect { attempts: Vec<(String, String)> },
 
     /// The server answered with an error status.
@@ -48,6 +48,13 @@ pub enum CliError {
 }
 
 const CONNECT_HINT: &str = " (is `berth dev` running? set --endpoint or BERTH_ENDPOINT)";
+
+/// The `berth dev` hint, unless every endpoint tried is `https://` (`berth dev` is plaintext;
+/// the cause then says what to fix: the CA file, the address).
+fn connect_hint(attempts: &[(String, String)]) -> &'static str {
+    let tls = |(endpoint, _): &(String, String)| endpoint.starts_with("https://");
+    if !attempts.is_empty() && attempts.iter().all(tls) { "" } else { CONNECT_HINT }
+}
 
 fn render_attempts(attempts: &[(String, String)]) -> String {
     match attempts {
@@ -97,6 +104,15 @@ mod tests {
             ],
         };
         assert!(two.to_string().contains("any of http://a:1 (refused), http://b:2 (timed out)"));
+        assert!(two.to_string().contains("is `berth dev` running?"));
+        // A TLS cluster is not `berth dev`: no such hint.
+        let tls = CliError::Connect {
+            attempts: vec![(
+                "https://a:1".into(),
+                "invalid peer certificate: UnknownIssuer".into(),
+            )],
+        };
+        assert!(!tls.to_string().contains("berth dev"), "{tls}");
     }
 
     #[test]
