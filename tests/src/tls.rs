@@ -62,6 +62,24 @@ impl TlsNode {
         self.child = Some(child);
     }
 
+    /// `<data-dir>/tls/<name>` (`ca.pem`, `cert.pem`, `key.pem`).
+    pub fn tls_file(&self, name: &str) -> PathBuf {
+        self.data().join("tls").join(name)
+    }
+
+    /// `<data-dir>/bootstrap/<name>` (`admin.token`, `agent.join-token`, …), once written.
+    pub fn bootstrap(&self, name: &str) -> Option<String> {
+        read_trimmed(&self.data().join("bootstrap").join(name))
+    }
+
+    /// Whether container instance `id` has a connected agent (`instance describe` with the
+    /// bootstrap admin token).
+    pub fn agent_connected(&self, id: &str) -> bool {
+        let Some(admin) = self.bootstrap("admin.token") else { return false };
+        cli_json(&self.url(), &self.tls_file("ca.pem"), &admin, &["instance", "describe", id])
+            .is_ok_and(|v| v["agentConnected"] == true)
+    }
+
     /// Everything it logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("controller.log")).unwrap_or_default()

@@ -17,10 +17,10 @@
 use berth_security::TlsMaterial;
 use berth_tests::agent::{AgentProcess, agent_bin};
 use berth_tests::cluster::controller_bin;
-use berth_tests::{berth_bin, free_port, require_docker, wait_until};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use berth_tests::tls::TlsNode;
+use berth_tests::{berth_bin, require_docker, wait_until};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `--cert-ttl`: the minimum (controller/src/tls/mod.rs), so renewals come ~40 s after issue.
@@ -28,88 +28,18 @@ const CERT_TTL: &str = "60s";
 /// Longest wait for any one condition (a renewal is due 40 s after issue).
 const WAIT: Duration = Duration::from_secs(90);
 
-/// One `berth-controller --tls --cert-ttl 60s` process (killed on drop).
-struct TlsController {
-    data_dir: PathBuf,
-    addr: String,
-    log: PathBuf,
-    child: Child,
-}
-
-fn read_trimmed(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-}
-
-impl TlsController {
-    fn start(dir: &Path) -> TlsController {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let data_dir = dir.join("controller");
-        let log = dir.join("controller.log");
-        std::fs::create_dir_all(&data_dir).expect("data dir");
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(controller_bin())
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--tls", "--cert-ttl", CERT_TTL, "--listen", &addr])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("clone"))
-            .stderr(file)
-            .spawn()
-            .expect("spawning berth-controller");
-        let c = TlsController { data_dir, addr, log, child };
-        wait_until("the TLS bootstrap files", WAIT, || {
-            (c.tls_file("ca.pem").exists()
-                && c.tls_file("cert.pem").exists()
-                && c.admin_token().is_some()
-                && c.join_token().is_some())
-            .then_some(())
-        });
-        c
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}", self.addr)
-    }
-
-    fn tls_file(&self, name: &str) -> PathBuf {
-        self.data_dir.join("tls").join(name)
-    }
-
-    fn admin_token(&self) -> Option<String> {
-        read_trimmed(&self.data_dir.join("bootstrap").join("admin.token"))
-    }
-
-    fn join_token(&self) -> Option<String> {
-        read_trimmed(&self.data_dir.join("bootstrap").join("agent.join-token"))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `berth -o json instance describe ID` over TLS with the admin token.
-    fn describe_instance(&self, id: &str) -> Option<Value> {
-        let token = self.admin_token()?;
-        let out = Command::new(berth_bin())
-            .args(["--endpoint", &self.url(), "--ca-cert"])
-            .arg(self.tls_file("ca.pem"))
-            .args(["--token", &token, "-o", "json", "instance", "describe", id])
-            .output()
-            .expect("running berth");
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
-    }
-
-    fn agent_connected(&self, id: &str) -> bool {
-        self.describe_instance(id).is_some_and(|v| v["agentConnected"] == true)
-    }
-}
-
-impl Drop for TlsController {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One `berth-controller --tls --cert-ttl 60s` (killed on drop), once its bootstrap files exist.
+fn start_controller(dir: &Path) -> TlsNode {
+    let mut ctl = TlsNode::new(dir, 1);
+    ctl.start(&["--cert-ttl", CERT_TTL]);
+    wait_until("the TLS bootstrap files", WAIT, || {
+        (ctl.tls_file("ca.pem").exists()
+            && ctl.tls_file("cert.pem").exists()
+            && ctl.bootstrap("admin.token").is_some()
+            && ctl.bootstrap("agent.join-token").is_some())
+        .then_some(())
+    });
+    ctl
 }
 
 /// `(not_before, not_after)` of the leaf in a `cert.pem`, if it is readable.
@@ -150,9 +80,9 @@ fn certificates_renew_in_place_and_an_agent_whose_certificate_lapsed_must_rejoin
     // Build the binaries before any certificate exists: its 60 s start with the controller.
     let _ = (controller_bin(), agent_bin(), berth_bin());
     let dir = tempfile::tempdir().expect("tempdir");
-    let ctl = TlsController::start(dir.path());
+    let ctl = start_controller(dir.path());
     let controller_first = validity(&ctl.tls_file("cert.pem")).expect("controller cert.pem");
-    let token = ctl.join_token().expect("agent join token");
+    let token = ctl.bootstrap("agent.join-token").expect("agent join token");
 
     let agent_dir = dir.path().join("agent");
     let mut agent = AgentProcess::start(&ctl.url(), &agent_dir, &["--join-token", &token]);
