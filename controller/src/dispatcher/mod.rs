@@ -43,6 +43,8 @@ pub struct Dispatcher {
     pub(crate) applied: watch::Receiver<u64>,
     /// Instance id → generation of its newest session.
     pub(crate) generations: Arc<Mutex<HashMap<String, u64>>>,
+    /// Instance id → the IP its newest session came from (a warning when it changes).
+    session_hosts: Arc<Mutex<HashMap<String, std::net::IpAddr>>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Heartbeats not yet written to the store (see `heartbeats`).
     pub(crate) heartbeats: Arc<heartbeats::HeartbeatBook>,
@@ -72,6 +74,7 @@ impl Dispatcher {
             clock,
             applied,
             generations: Arc::default(),
+            session_hosts: Arc::default(),
             shutdown,
             heartbeats: Arc::default(),
             heartbeat_interval: crate::orchestrator::liveness::LivenessConfig::default()
@@ -117,6 +120,7 @@ impl AgentDispatch for Dispatcher {
         // TLS mode: no agent certificate, no session (checked before reading anything).
         let peer = berth_security::peer_identity(&request);
         crate::tls::identity::bind_instance_id(self.tls, peer.clone(), "")?;
+        let remote_ip = request.remote_addr().map(|a| a.ip());
         let mut inbound = request.into_inner();
         let first = inbound.message().await?.ok_or_else(|| {
             Status::invalid_argument("the agent closed the session before registering")
@@ -135,6 +139,25 @@ impl AgentDispatch for Dispatcher {
             *n += 1;
             *n
         };
+        {
+            // A session from another host replacing this instance's: an agent moved, or two
+            // agents share one data dir (a copied certificate): worth an operator's look.
+            let mut hosts = self.session_hosts.lock().unwrap_or_else(|e| e.into_inner());
+            let previous = match remote_ip {
+                Some(ip) => hosts.insert(registered.instance_id.clone(), ip),
+                None => None,
+            };
+            if let (Some(before), Some(now)) = (previous, remote_ip)
+                && before != now
+            {
+                tracing::warn!(
+                    instance_id = %registered.instance_id,
+                    previous_host = %before,
+                    host = %now,
+                    "a session from another host replaces this instance's: the agent moved, or two agents share one data dir (copied certificate or instance-id)"
+                );
+            }
+        }
         let session = session::Session::new(self.clone(), registered, generation, tx);
         tokio::spawn(session.run(inbound));
         Ok(Response::new(ReceiverStream::new(rx)))
