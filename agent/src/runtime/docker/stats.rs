@@ -83,19 +83,41 @@ pub(super) async fn bridge_gateway(docker: &Docker) -> Result<Option<IpAddr>, Ru
         }
         Err(e) => return Err(map_err("inspect network bridge", e)),
     };
-    Ok(net
-        .ipam
-        .and_then(|i| i.config)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|c| c.gateway?.parse::<Ipv4Addr>().ok())
-        .map(IpAddr::V4)
-        .next())
+    let configs = net.ipam.and_then(|i| i.config).unwrap_or_default();
+    Ok(configs.iter().find_map(|c| ipv4_gateway(c.gateway.as_deref(), c.subnet.as_deref())))
+}
+
+/// A bridge network's IPv4 gateway: the IPAM `Gateway`, or — when the engine leaves it out
+/// (seen with Debian's docker.io 28 on a fresh daemon: `{"Subnet":"172.17.0.0/16"}` only) —
+/// the subnet's first host address, which is what dockerd gives the bridge by default.
+fn ipv4_gateway(gateway: Option<&str>, subnet: Option<&str>) -> Option<IpAddr> {
+    if let Some(g) = gateway.and_then(|g| g.parse::<Ipv4Addr>().ok()) {
+        return Some(IpAddr::V4(g));
+    }
+    let (network, prefix) = subnet?.split_once('/')?;
+    let network = network.parse::<Ipv4Addr>().ok()?;
+    let prefix: u32 = prefix.parse().ok()?;
+    if !(1..=30).contains(&prefix) {
+        return None;
+    }
+    let mask = u32::MAX << (32 - prefix);
+    Some(IpAddr::V4(Ipv4Addr::from((u32::from(network) & mask) + 1)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bridge_gateway_is_the_ipam_gateway_or_the_subnets_first_host() {
+        let v4 = |s: &str| Some(IpAddr::V4(s.parse().expect("ip")));
+        assert_eq!(ipv4_gateway(Some("172.18.5.1"), Some("172.18.0.0/16")), v4("172.18.5.1"));
+        assert_eq!(ipv4_gateway(None, Some("172.17.0.0/16")), v4("172.17.0.1"));
+        assert_eq!(ipv4_gateway(None, Some("10.1.2.128/25")), v4("10.1.2.129"));
+        assert_eq!(ipv4_gateway(Some("fe80::1"), Some("fd00::/64")), None);
+        assert_eq!(ipv4_gateway(None, Some("garbage")), None);
+        assert_eq!(ipv4_gateway(None, None), None);
+    }
     use bollard::models::{ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats};
 
     #[test]
