@@ -176,17 +176,69 @@ impl Api {
     }
 }
 
-/// The CA bundle `https://` endpoints are verified against (`--ca-cert`, `BERTH_CA_CERT`).
+/// The CA bundle `https://` endpoints are verified against (`--ca-cert`, `BERTH_CA_CERT`), and
+/// the client certificate presented to them (`--client-cert` / `--client-key`).
 static CA: std::sync::OnceLock<berth_security::ClientTls> = std::sync::OnceLock::new();
 
-/// Reads `--ca-cert FILE` (PEM) once, before connecting; https:// endpoints need it.
-pub fn set_ca_cert(path: Option<&std::path::Path>) -> Result<(), CliError> {
-    let Some(path) = path else { return Ok(()) };
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("--ca-cert {}: {e}", path.display())))?;
-    let tls = berth_security::TlsMaterial::from_pem(&pem, None)
-        .and_then(|m| m.client_config())
-        .map_err(|e| CliError::Usage(format!("--ca-cert {}: {e}", path.display())))?;
+fn read_flag(flag: &str, path: &std::path::Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("{flag} {}: {e}", path.display())))
+}
+
+/// Reads `--ca-cert FILE` (PEM) and, if given, the client certificate and key
+/// (`--client-cert FILE`, `--client-key FILE`: both or neither, and only with `--ca-cert`)
+/// once, before connecting; https:// endpoints need the CA. The client certificate is an
+/// extra factor for controllers started with `--require-client-cert`: the API token is still
+/// sent and still decides what the caller may do.
+pub fn set_ca_cert(
+    path: Option<&std::path::Path>,
+    client_cert: Option<&std::path::Path>,
+    client_key: Option<&std::path::Path>,
+) -> Result<(), CliError> {
+    let client = match (client_cert, client_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => {
+            return Err(CliError::Usage(
+                "--client-cert and --client-key (BERTH_CLIENT_CERT, BERTH_CLIENT_KEY) go together: give both or neither".into(),
+            ));
+        }
+    };
+    let Some(path) = path else {
+        if client.is_some() {
+            return Err(CliError::Usage(
+                "--client-cert needs --ca-cert (BERTH_CA_CERT): the client certificate is presented to https:// endpoints, which are verified against that CA".into(),
+            ));
+        }
+        return Ok(());
+    };
+    let pem = read_flag("--ca-cert", path)?;
+    let material = match client {
+        None => berth_security::TlsMaterial::from_pem(&pem, None)
+            .map_err(|e| CliError::Usage(format!("--ca-cert {}: {e}", path.display())))?,
+        Some((cert_path, key_path)) => {
+            let cert = read_flag("--client-cert", cert_path)?;
+            let key = read_flag("--client-key", key_path)?;
+            let material = berth_security::TlsMaterial::from_pem(&pem, Some((&cert, &key)))
+                .map_err(|e| {
+                    CliError::Usage(format!(
+                        "--client-cert {} / --client-key {}: {e}",
+                        cert_path.display(),
+                        key_path.display()
+                    ))
+                })?;
+            if let Some(Err(e)) = material.identity() {
+                return Err(CliError::Usage(format!(
+                    "--client-cert {}: {e} (make one with `berth operator cert create`)",
+                    cert_path.display()
+                )));
+            }
+            material
+        }
+    };
+    let tls = material.client_config().map_err(|e| {
+        CliError::Usage(format!("--ca-cert {} / --client-cert: {e}", path.display()))
+    })?;
     let _ = CA.set(berth_security::ClientTls::new(tls));
     Ok(())
 }
@@ -301,6 +353,19 @@ mod tests {
     fn bare_host_port_gets_http_scheme() {
         assert_eq!(with_scheme("127.0.0.1:7600"), "http://127.0.0.1:7600");
         assert_eq!(with_scheme("https://ctl:7600"), "https://ctl:7600");
+    }
+
+    #[test]
+    fn client_cert_and_key_go_together_and_need_the_ca() {
+        let p = std::path::Path::new("/nonexistent/x.pem");
+        let err = set_ca_cert(Some(p), Some(p), None).expect_err("cert only").to_string();
+        assert!(err.contains("--client-cert and --client-key"), "{err}");
+        let err = set_ca_cert(Some(p), None, Some(p)).expect_err("key only").to_string();
+        assert!(err.contains("both or neither"), "{err}");
+        let err = set_ca_cert(None, Some(p), Some(p)).expect_err("no ca").to_string();
+        assert!(err.contains("--client-cert needs --ca-cert"), "{err}");
+        let err = set_ca_cert(Some(p), Some(p), Some(p)).expect_err("missing").to_string();
+        assert!(err.starts_with("--ca-cert /nonexistent/x.pem"), "{err}");
     }
 
     #[tokio::test]

@@ -57,6 +57,14 @@ pub struct Cli {
     /// `<data-dir>/tls/ca.pem`.
     #[arg(long, global = true, env = "BERTH_CA_CERT", value_name = "FILE")]
     ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) presented to https:// endpoints, with --client-key: needed by
+    /// controllers started with --require-client-cert (`berth operator cert create`). The
+    /// API token is still sent and still decides what you may do.
+    #[arg(long, global = true, env = "BERTH_CLIENT_CERT", value_name = "FILE")]
+    client_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, global = true, env = "BERTH_CLIENT_KEY", value_name = "FILE")]
+    client_key: Option<std::path::PathBuf>,
     /// Whether --cluster was given on the command line (`acl token create` scopes to it).
     #[arg(skip)]
     cluster_given: bool,
@@ -125,7 +133,11 @@ fn parse_cli() -> Cli {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = cli.format();
     client::set_token(cli.token.as_deref())?;
-    client::set_ca_cert(cli.ca_cert.as_deref())?;
+    client::set_ca_cert(
+        cli.ca_cert.as_deref(),
+        cli.client_cert.as_deref(),
+        cli.client_key.as_deref(),
+    )?;
     let scope = cli.cluster_given.then(|| cli.cluster.clone());
     let command = match cli.command {
         Command::Dev(args) => {
@@ -308,6 +320,8 @@ mod tests {
             "operator acl token list",
             "operator acl token revoke 3f1c",
             "operator acl whoami",
+            "operator cert create ops --ttl 30d --out /tmp/ops -o json",
+            "--client-cert c.pem --client-key k.pem --ca-cert ca.pem operator members list",
         ] {
             parse(&line.split(' ').collect::<Vec<_>>());
         }

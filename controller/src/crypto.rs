@@ -62,7 +62,8 @@ impl ClusterKey {
 
     /// Parses the file format: the key as hex on one line (surrounding whitespace ignored).
     pub fn from_hex(text: &str) -> Result<ClusterKey, CryptoError> {
-        let raw = hex::decode(text.trim()).map_err(|_| CryptoError::KeyLength(text.trim().len()))?;
+        let raw =
+            hex::decode(text.trim()).map_err(|_| CryptoError::KeyLength(text.trim().len()))?;
         ClusterKey::from_bytes(&raw)
     }
 

@@ -254,9 +254,9 @@ async fn events_stream(
             futures::future::ready(keep)
         })
         .take_until(Box::pin(async move {
-        let _ = stop.wait_for(|s| *s).await;
-        tokio::time::sleep(subscribe::CLOSING_GRACE * 2).await;
-    }));
+            let _ = stop.wait_for(|s| *s).await;
+            tokio::time::sleep(subscribe::CLOSING_GRACE * 2).await;
+        }));
     if request.sse {
         let events = items.map(|item| {
             Ok::<_, Infallible>(match item {
@@ -312,9 +312,12 @@ fn denial_response(d: &crate::auth::Denial) -> Response {
         crate::auth::Denial::Unauthenticated(_) => {
             (StatusCode::UNAUTHORIZED, "UnrecognizedClientException")
         }
-        crate::auth::Denial::PermissionDenied(_) => (StatusCode::FORBIDDEN, "AccessDeniedException"),
+        crate::auth::Denial::PermissionDenied(_) => {
+            (StatusCode::FORBIDDEN, "AccessDeniedException")
+        }
     };
-    let message = d.message().strip_prefix(kind).map(|m| m.trim_start_matches(": ")).unwrap_or(d.message());
+    let message =
+        d.message().strip_prefix(kind).map(|m| m.trim_start_matches(": ")).unwrap_or(d.message());
     let body = json!({"__type": kind, "message": message});
     (status, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response()
 }

@@ -35,7 +35,13 @@ struct Args {
     /// A controller join token (`BERTH-1-…`, from `berth operator token create --role
     /// controller` or the first controller's `<data-dir>/bootstrap/controller.join-token`);
     /// needs --join URL and --peer-listen; turns --tls on. Ignored once the data dir has a store.
-    #[arg(long, env = "BERTH_JOIN_TOKEN", hide_env_values = true, value_name = "TOKEN", requires = "join")]
+    #[arg(
+        long,
+        env = "BERTH_JOIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        requires = "join"
+    )]
     join_token: Option<String>,
     /// Client API address announced to the other members (default: http://<listen>, or
     /// https://<listen> with --tls).

@@ -11,7 +11,8 @@
 //! * [`renew_certificate`] — `BerthSecurity.RenewCertificate`: a node (agent or controller)
 //!   authenticated by its current client certificate gets a new certificate for the *same*
 //!   identity (the one in the certificate, never one it names), unless that identity was
-//!   revoked. Served by any controller. The reply's `ca_pem` is the trust bundle (both roots
+//!   revoked. A client certificate (`berth://client/<name>`, `tls/client_cert.rs`) renews the
+//!   same way and keeps the lifetime it was issued with. Served by any controller. The reply's `ca_pem` is the trust bundle (both roots
 //!   during a CA rotation) and the certificate comes from the active root.
 
 use crate::crypto::ClusterKey;
@@ -197,9 +198,11 @@ pub fn renew_certificate(
         let bundle = st.security.ca_bundle_pem(now).unwrap_or_else(|| record.cert_pem.clone());
         (record, bundle)
     };
+    let leaf = request.peer_certs().and_then(|c| c.first().map(|d| d.as_ref().to_vec()));
+    let ttl = crate::tls::client_cert::renewal_ttl(&identity, leaf.as_deref(), cert_ttl);
     let ca = crate::tls::bootstrap::open_ca(&record, cluster_key).map_err(Status::from)?;
     let issued = ca
-        .sign_csr(csr, &identity, now_secs, cert_ttl)
+        .sign_csr(csr, &identity, now_secs, ttl)
         .map_err(|e| Status::invalid_argument(format!("csr_pem: {e}")))?;
     tracing::info!(%identity, serial = %issued.serial, not_after = issued.not_after, "certificate renewed");
     Ok(Response::new(v1::RenewCertificateReply {

@@ -396,6 +396,11 @@ impl Controller {
         let max_request = config.limits.max_request_bytes;
         // API tokens (`crate::auth`): checked inside the rate limit; Berth gets cluster scopes.
         let auth_layer = auth.layer();
+        // `--require-client-cert` (`crate::tls::require_cert`): outside the token check, so a
+        // connection without a client certificate is refused before its token is looked at.
+        let require_cert_layer = crate::tls::require_cert::RequireClientCertLayer::new(
+            config.tls.enabled && config.tls.require_client_cert,
+        );
         // `berth.v1.BerthSecrets` (`api/secrets.rs`) is served by the same Api.
         let secrets_api = api.clone();
         let berth = crate::auth::ScopedBerth::new(api, config.acl);
@@ -414,6 +419,7 @@ impl Controller {
             let router = builder
                 .layer(api_layer)
                 .layer(rate_layer)
+                .layer(require_cert_layer)
                 .layer(auth_layer)
                 .add_service(
                     berth_proto::v1::berth_acl_server::BerthAclServer::new(acl_api)

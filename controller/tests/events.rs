@@ -49,10 +49,7 @@ async fn start(
         initial_cluster: peers.clone(),
         // The stalled-subscriber test floods 10,000 writes from one address, far over the
         // default per-client rate (`crate::limits`, tested in tests/tests/hardening.rs).
-        limits: berth_controller::limits::LimitsConfig {
-            rate_limit: 0,
-            ..Default::default()
-        },
+        limits: berth_controller::limits::LimitsConfig { rate_limit: 0, ..Default::default() },
         ..ControllerConfig::default()
     };
     Controller::start(config).await.expect("start controller")

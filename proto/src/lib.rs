@@ -20,9 +20,9 @@
 //! This crate does no I/O (besides installing the log subscriber); controller, agent and CLI all
 //! depend on it.
 
+pub mod acl;
 pub mod logging;
 pub mod model;
-pub mod acl;
 pub mod secrets;
 pub mod security;
 pub mod service_input;

@@ -1,7 +1,9 @@
 //! Node identities in certificates.
 //!
-//! An identity is a [`Role`] plus an id: a controller's Raft node id (decimal, non-zero) or an
-//! agent's container instance id (32 lowercase hex digits). A certificate carries it twice: as
+//! An identity is a [`Role`] plus an id: a controller's Raft node id (decimal, non-zero), an
+//! agent's container instance id (32 lowercase hex digits), or a client's name (a person or
+//! automation using the CLI: 1–[`MAX_CLIENT_NAME`] characters of `[a-z0-9._-]`, see
+//! [`check_client_name`]). A certificate carries it twice: as
 //! the SAN URI `berth://<role>/<id>` (authoritative) and as the subject CN `<role>:<id>`
 //! (for humans and `openssl x509 -text`). [`Identity::from_der`] reads it back from a peer's
 //! DER certificate (the SAN URI; the CN is not trusted).
@@ -9,11 +11,34 @@
 use crate::error::{Result, SecurityError};
 use x509_parser::extensions::GeneralName;
 
-/// What a certificate's holder may do: serve and join Raft, or run tasks.
+/// What a certificate's holder may do: serve and join Raft, run tasks, or call the API as a
+/// client (the CLI; what it may do there is still its API token's role). Code that admits
+/// controllers or agents checks for its role, so a client certificate is never one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     Controller,
     Agent,
+    Client,
+}
+
+/// Longest client name (`berth://client/<name>`).
+pub const MAX_CLIENT_NAME: usize = 64;
+
+/// A client name: 1–[`MAX_CLIENT_NAME`] characters of `[a-z0-9._-]` (lowercase, so that two
+/// spellings never name one client; no `/`, so the URI stays `berth://client/<name>`).
+pub fn check_client_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_CLIENT_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(SecurityError::Identity(format!(
+            "client name '{name}' is invalid: expected 1-{MAX_CLIENT_NAME} characters of a-z, 0-9, '.', '_', '-'"
+        )))
+    }
 }
 
 impl Role {
@@ -21,6 +46,7 @@ impl Role {
         match self {
             Role::Controller => "controller",
             Role::Agent => "agent",
+            Role::Client => "client",
         }
     }
 }
@@ -37,8 +63,9 @@ impl std::str::FromStr for Role {
         match s {
             "controller" => Ok(Role::Controller),
             "agent" => Ok(Role::Agent),
+            "client" => Ok(Role::Client),
             other => Err(SecurityError::Identity(format!(
-                "role '{other}' is invalid: expected controller or agent"
+                "role '{other}' is invalid: expected controller, agent or client"
             ))),
         }
     }
@@ -56,7 +83,7 @@ pub const IDENTITY_URI_SCHEME: &str = "berth://";
 
 impl Identity {
     /// Checks the id against the role's rule (controller: decimal non-zero u64; agent: 32 hex
-    /// digits, stored lowercase).
+    /// digits, stored lowercase; client: [`check_client_name`], kept as given).
     pub fn new(role: Role, id: &str) -> Result<Identity> {
         match role {
             Role::Controller => {
@@ -78,6 +105,7 @@ impl Identity {
                     )));
                 }
             }
+            Role::Client => check_client_name(id)?,
         }
         Ok(Identity { role, id: id.to_ascii_lowercase() })
     }
@@ -90,6 +118,11 @@ impl Identity {
         Identity::new(Role::Agent, instance_id)
     }
 
+    /// `berth://client/<name>`.
+    pub fn client(name: &str) -> Result<Identity> {
+        Identity::new(Role::Client, name)
+    }
+
     pub fn role(&self) -> Role {
         self.role
     }
@@ -98,7 +131,7 @@ impl Identity {
         &self.id
     }
 
-    /// `berth://agent/<id>` or `berth://controller/<id>`.
+    /// `berth://agent/<id>`, `berth://controller/<id>` or `berth://client/<name>`.
     pub fn uri(&self) -> String {
         format!("{IDENTITY_URI_SCHEME}{}/{}", self.role, self.id)
     }
@@ -175,5 +208,23 @@ mod tests {
         assert_eq!(Identity::from_uri(&a.uri()).expect("parse"), a);
         assert!(Identity::from_uri("spiffe://agent/1").is_err());
         assert!("admin".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn client_names_are_1_to_64_lowercase_letters_digits_dots_underscores_dashes() {
+        let c = Identity::client("ops-1.ci_bot").expect("ok");
+        assert_eq!(c.uri(), "berth://client/ops-1.ci_bot");
+        assert_eq!(c.common_name(), "client:ops-1.ci_bot");
+        assert_eq!(Identity::from_uri(&c.uri()).expect("parse"), c);
+        assert_eq!("client".parse::<Role>().expect("role"), Role::Client);
+        assert!(Identity::client(&"a".repeat(64)).is_ok());
+        for bad in ["", "Ops", "a/b", "a b", "é", "a:b", &"a".repeat(65)] {
+            let err = Identity::client(bad).expect_err(bad).to_string();
+            assert!(err.contains("a-z, 0-9"), "{bad}: {err}");
+        }
+        assert!(Identity::from_uri("berth://client/a/b").is_err());
+        // A client is neither of the node roles.
+        assert_ne!(c.role(), Role::Agent);
+        assert_ne!(c.role(), Role::Controller);
     }
 }

@@ -5,7 +5,7 @@
 //!   [`cert_validity`]; CA rotation: [`CertificateAuthority::successor`] (a new root and a
 //!   cross certificate for it signed by the old root, [`Successor`]). ECDSA P-256 via rcgen + ring. Default node lifetime [`DEFAULT_CERT_TTL`]
 //!   (24 h).
-//! * `identity` — [`Role`] (controller | agent) + id, carried as the SAN URI
+//! * `identity` — [`Role`] (controller | agent | client) + id, carried as the SAN URI
 //!   `berth://<role>/<id>` and CN `<role>:<id>`; [`Identity::from_der`] reads a peer's.
 //! * `token`    — join tokens `BERTH-1-<sha256 hex of the CA cert DER>-<secret>`
 //!   ([`JoinToken`]; `check_ca` pins the CA a node downloads), [`sha256_hex`], [`token_hash`]
@@ -53,7 +53,7 @@ pub use ca::{
     NodeKey, Successor, cert_subject, cert_validity,
 };
 pub use error::{Result, SecurityError};
-pub use identity::{Identity, Role};
+pub use identity::{Identity, MAX_CLIENT_NAME, Role, check_client_name};
 pub use tls::{
     ClientAuth, ClientTls, IdentityFilter, ServerTls, TlsConnector, TlsMaterial, connect_channel,
     peer_identity,

@@ -58,7 +58,8 @@ fn cfg_err(e: impl std::fmt::Display) -> SecurityError {
 /// Whether a server asks clients for a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
-    /// Verified if presented (client-API listener: the CLI has none, agents do).
+    /// Verified if presented (client-API listener: a CLI may have none, a joining node has
+    /// none yet; the controller's `--require-client-cert` is enforced per call, not here).
     Optional,
     /// Refused without one (peer listener).
     Required,

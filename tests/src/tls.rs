@@ -1,6 +1,7 @@
 //! TLS test harness shared by `tests/tests/tls*.rs`: real `berth-controller --tls` processes
 //! with a peer listener ([`TlsNode`], killed on drop), the CLI over TLS with the admin token
-//! ([`cli_json`]), and small file readers.
+//! ([`cli_json`]; with a client certificate and/or without a token: [`cli_json_with`]), and
+//! small file readers.
 
 use crate::cluster::controller_bin;
 use crate::{berth_bin, free_port};
@@ -109,6 +110,41 @@ pub fn cli_json(url: &str, ca: &Path, token: &str, args: &[&str]) -> Result<Valu
         .args(args)
         .output()
         .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+/// A client certificate and key for the CLI's `--client-cert` / `--client-key`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientCert<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
+/// [`cli_json`] with optional `--client-cert`/`--client-key` and an optional token (`None`:
+/// no `--token`); the error is the CLI's stderr.
+pub fn cli_json_with(
+    url: &str,
+    ca: &Path,
+    client: Option<ClientCert<'_>>,
+    token: Option<&str>,
+    args: &[&str],
+) -> Result<Value, String> {
+    let mut cmd = Command::new(berth_bin());
+    cmd.args(["--endpoint", url, "--ca-cert"]).arg(ca);
+    if let Some(c) = client {
+        cmd.arg("--client-cert").arg(c.cert).arg("--client-key").arg(c.key);
+    }
+    if let Some(t) = token {
+        cmd.args(["--token", t]);
+    }
+    // Keep the environment from adding flags behind the test's back.
+    for var in ["BERTH_TOKEN", "BERTH_CLIENT_CERT", "BERTH_CLIENT_KEY", "BERTH_CA_CERT"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.args(["-o", "json"]).args(args).output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }

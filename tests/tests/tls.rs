@@ -388,10 +388,10 @@ async fn an_agent_joins_with_a_token_and_reports_only_for_its_own_tasks() {
     let out = ctl.cli(&["instance", "deregister", &x_id, "--force"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // (With TLS 1.3 the client learns of the refused certificate after its side of the
-    // handshake: as a `Revoked` alert or as the connection closing, depending on timing.)
+    // handshake: as a `Revoked` alert, the connection closing or a broken pipe, depending on
+    // timing; the controller's log is what says why.)
     let err = open_session(&url, &x_tls, "").await.expect_err("revoked X");
-    let text = format!("{err:?}");
-    assert!(text.contains("Revoked") || text.contains("connection closed"), "{text}");
+    assert_ne!(err.code(), tonic::Code::Ok, "{err:?}");
     wait_until("the controller refused X at the TLS handshake", WAIT, || {
         ctl.log().contains("refused a revoked identity at the TLS handshake").then_some(())
     });

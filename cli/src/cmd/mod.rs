@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod ca;
+pub mod cert;
 pub mod cluster;
 pub mod deploy;
 pub mod events;

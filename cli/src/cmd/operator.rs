@@ -1,6 +1,6 @@
 //! `berth operator members list|add|remove` and `berth operator status`: the controllers' Raft
 //! group (and `berth operator acl …`, in `cmd::acl`; `token …`, in `cmd::token`; `ca …`, in
-//! `cmd::ca`). Replies are `berth_proto::model::Member` / `ControllerStatus` objects.
+//! `cmd::ca`; `cert …`, in `cmd::cert`). Replies are `berth_proto::model::Member` / `ControllerStatus` objects.
 
 use crate::client::{self, Api};
 use crate::output::{self, Fields, Format, Table};
@@ -24,6 +24,9 @@ pub enum OperatorCmd {
     /// The cluster root CA: `ca rotate` (cross-signed, no downtime), `ca describe` (`cmd::ca`).
     #[command(subcommand)]
     Ca(super::ca::CaCmd),
+    /// Client certificates for the CLI (`--client-cert`): `cert create` (`cmd::cert`).
+    #[command(subcommand)]
+    Cert(super::cert::CertCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +110,7 @@ pub async fn run(cmd: OperatorCmd, api: &mut Api, out: Format) -> anyhow::Result
         OperatorCmd::Acl(c) => return super::acl::run(c, api, out, None).await,
         OperatorCmd::Token(c) => return super::token::run(c, api, out).await,
         OperatorCmd::Ca(c) => return super::ca::run(c, api, out).await,
+        OperatorCmd::Cert(c) => return super::cert::run(c, api, out).await,
         OperatorCmd::Status => {
             let json = client::object(api.grpc().get_status(StatusRequest {}).await)?;
             output::show::<ControllerStatus>(out, &json, "status", status_detail)?

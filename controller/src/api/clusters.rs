@@ -40,7 +40,8 @@ pub async fn delete(api: &Api, r: v1::ClusterRef) -> Result<Response<v1::ObjectR
 
 pub fn list(api: &Api, r: v1::ListClustersRequest) -> Result<Response<v1::ListReply>> {
     use super::page::{DEFAULT_RESULTS, ListKind, Page};
-    let page = Page::from_request(ListKind::Clusters, r.max_results, &r.next_token, DEFAULT_RESULTS)?;
+    let page =
+        Page::from_request(ListKind::Clusters, r.max_results, &r.next_token, DEFAULT_RESULTS)?;
     let st = api.shared.read();
     let keyed: Vec<_> = st
         .clusters

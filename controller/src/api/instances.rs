@@ -124,8 +124,12 @@ pub async fn delete_attributes(
 
 pub fn list(api: &Api, r: v1::ListInstancesRequest) -> Result<Response<v1::ListReply>> {
     use super::page::{DEFAULT_RESULTS, ListKind, Page};
-    let page =
-        Page::from_request(ListKind::ContainerInstances, r.max_results, &r.next_token, DEFAULT_RESULTS)?;
+    let page = Page::from_request(
+        ListKind::ContainerInstances,
+        r.max_results,
+        &r.next_token,
+        DEFAULT_RESULTS,
+    )?;
     let cluster = cluster_name(api, &r.cluster)?;
     let status = r.status.to_uppercase();
     if ![

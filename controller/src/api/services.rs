@@ -238,8 +238,12 @@ pub fn describe(api: &Api, r: v1::ServiceRef) -> Result<Response<v1::ObjectReply
 
 pub fn list(api: &Api, r: v1::ListServicesRequest) -> Result<Response<v1::ListReply>> {
     use super::page::{DEFAULT_SERVICE_RESULTS, ListKind, Page};
-    let page =
-        Page::from_request(ListKind::Services, r.max_results, &r.next_token, DEFAULT_SERVICE_RESULTS)?;
+    let page = Page::from_request(
+        ListKind::Services,
+        r.max_results,
+        &r.next_token,
+        DEFAULT_SERVICE_RESULTS,
+    )?;
     let cluster = cluster_name(api, &r.cluster)?;
     let st = api.shared.read();
     // ListServices hides DRAINING and INACTIVE services, as ECS does.

@@ -45,8 +45,12 @@ pub fn list(api: &Api, r: v1::ListTaskDefinitionsRequest) -> Result<Response<v1:
         )));
     }
     use super::page::{DEFAULT_RESULTS, ListKind, Page};
-    let page =
-        Page::from_request(ListKind::TaskDefinitions, r.max_results, &r.next_token, DEFAULT_RESULTS)?;
+    let page = Page::from_request(
+        ListKind::TaskDefinitions,
+        r.max_results,
+        &r.next_token,
+        DEFAULT_RESULTS,
+    )?;
     let st = api.shared.read();
     // Family names sort below any NUL-suffixed longer name, so (family, revision) order holds.
     let defs: Vec<_> = st

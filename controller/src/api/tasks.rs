@@ -199,6 +199,7 @@ pub fn list(api: &Api, r: v1::ListTasksRequest) -> Result<Response<v1::ListReply
         .filter(|t| instance.is_empty() || t.instance_id() == Some(instance))
         .collect();
     tasks.sort_by_key(|t| (t.created_at, t.task_arn.clone()));
-    let keyed = tasks.into_iter().map(|t| (format!("{}/{}", time_key(t.created_at.0), t.task_arn), t));
+    let keyed =
+        tasks.into_iter().map(|t| (format!("{}/{}", time_key(t.created_at.0), t.task_arn), t));
     super::page_reply(keyed.collect(), &page)
 }

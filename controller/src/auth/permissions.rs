@@ -5,8 +5,8 @@
 //! * `berth.v1.Berth`: List*/Describe*/GetStatus/SubscribeEvents/ListMembers → read-only;
 //!   AddMember/RemoveMember → admin; the writes in [`BERTH_WRITES`] → operator.
 //! * `berth.v1.BerthSecurity`: GetCaBundle, JoinCluster, RenewCertificate → no API token (join
-//!   token or client certificate); DescribeCa → read-only; RotateCa (named) and every other
-//!   method → admin.
+//!   token or client certificate); DescribeCa → read-only; RotateCa, IssueClientCertificate
+//!   (named) and every other method → admin.
 //! * `berth.v1.BerthAcl`: WhoAmI → any valid token; every other method → admin.
 //! * `berth.v1.BerthSecrets`: ListSecrets → read-only; PutSecret, DeleteSecret → operator.
 //! * `berth.v1.AgentDispatch`, `berth.v1.RaftPeer`: no API token (client certificates).
@@ -136,6 +136,8 @@ pub fn permission(path: &str) -> Permission {
             // Replaces the cluster root CA (`tls/rotation.rs`): admin, named so it stays admin
             // if the default below ever changes.
             "RotateCa" => p(admin, Unscoped),
+            // Signs a client certificate (`tls/client_cert.rs`): admin, named likewise.
+            "IssueClientCertificate" => p(admin, Unscoped),
             _ => p(admin, Unscoped),
         };
     }

@@ -83,6 +83,7 @@ fn the_berth_table_matches_the_plan() {
         ("berth.v1.BerthSecurity/RenewCertificate", NoToken),
         ("berth.v1.BerthSecurity/DescribeCa", r(Role::ReadOnly)),
         ("berth.v1.BerthSecurity/RotateCa", r(Role::Admin)),
+        ("berth.v1.BerthSecurity/IssueClientCertificate", r(Role::Admin)),
         ("berth.v1.BerthSecurity/CreateJoinToken", r(Role::Admin)),
         ("berth.v1.BerthAcl/WhoAmI", AnyToken),
         ("berth.v1.BerthAcl/CreateAclToken", r(Role::Admin)),

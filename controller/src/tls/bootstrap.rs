@@ -11,7 +11,10 @@
 //!    `<data-dir>/tls/` (key 0600) — `ca.pem` is what the CLI takes as `--ca-cert`.
 //! 3. The controller that created the CA makes one agent and one controller join token (no
 //!    expiry; revoke them with `berth operator token revoke`) and writes their text to
-//!    `<data-dir>/bootstrap/{agent,controller}.join-token` (0600). Logs name the paths only.
+//!    `<data-dir>/bootstrap/{agent,controller}.join-token` (0600). With `--require-client-cert`
+//!    it also writes the bootstrap admin's client certificate,
+//!    `<data-dir>/bootstrap/admin-client/{cert,key,ca}.pem` (`tls/client_cert.rs`). Logs name
+//!    the paths only.
 
 use super::TlsConfig;
 use crate::clock::Clock;
@@ -63,8 +66,10 @@ pub fn revoked_filter(shared: SharedState) -> IdentityFilter {
     Arc::new(move |id: &Identity| shared.read().security.is_revoked(id.role().as_str(), id.id()))
 }
 
-/// The client listener's server config for `material`: client certificates optional (the
-/// CLI has none), revoked identities refused.
+/// The client listener's server config for `material`: client certificates optional but
+/// verified if presented (a CLI may have none; joining nodes have none yet), revoked identities
+/// refused. `--require-client-cert` is enforced per call by `tls/require_cert.rs`, not here,
+/// so renewal and rotation (which rebuild this config) cannot lose it.
 pub fn client_listener_config(
     material: &TlsMaterial,
     shared: &SharedState,
@@ -147,6 +152,9 @@ impl Bootstrap<'_> {
         );
         if created {
             self.write_bootstrap_tokens(&record).await;
+            if self.config.require_client_cert {
+                self.write_bootstrap_client(&record);
+            }
         }
         Ok(NodeTls { material, client_listener, identity, not_after: own.issued.not_after })
     }
@@ -187,6 +195,34 @@ impl Bootstrap<'_> {
                 next_log = now + Duration::from_secs(10);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The bootstrap admin's client certificate (`--require-client-cert`): without it the
+    /// first admin could not connect to make one.
+    fn write_bootstrap_client(&self, record: &CaRecord) {
+        let now = self.clock.now();
+        let bundle = self
+            .shared
+            .read()
+            .security
+            .ca_bundle_pem(now)
+            .unwrap_or_else(|| record.cert_pem.clone());
+        match super::client_cert::write_bootstrap_admin_client(
+            self.data_dir,
+            record,
+            &bundle,
+            self.cluster_key,
+            unix_secs(now),
+        ) {
+            Ok(dir) => tracing::warn!(
+                path = %dir.display(),
+                "TLS bootstrap: made the bootstrap admin client certificate (cert.pem, key.pem, ca.pem; mode 0600); use it with --client-cert/--client-key until you made your own"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "TLS bootstrap: no bootstrap admin client certificate; restart this controller without --require-client-cert and make one with `berth operator cert create`"
+            ),
         }
     }
 

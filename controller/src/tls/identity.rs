@@ -57,4 +57,13 @@ mod tests {
         let err = bind_instance_id(true, Some(Identity::controller(1)), "").expect_err("role");
         assert_eq!(err.code(), tonic::Code::PermissionDenied);
     }
+
+    /// A client certificate (`berth://client/<name>`) does not open an agent session (the
+    /// peer listener's refusal is tested in `tls/client_cert.rs`).
+    #[test]
+    fn a_client_certificate_is_not_an_agent() {
+        let err = bind_instance_id(true, Some(Identity::client("ops")), "").expect_err("session");
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        assert!(err.message().contains("client ops"), "{}", err.message());
+    }
 }

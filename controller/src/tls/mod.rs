@@ -1,7 +1,8 @@
 //! TLS mode of the controller (`--tls`): the client-API + AgentDispatch listener over TLS with
 //! certificates from the cluster CA, join tokens, and the listen-address policy.
 //!
-//! * [`TlsConfig`] / [`check_listen_policy`] — `--tls`, `--insecure`, `--cert-ttl`: a
+//! * [`TlsConfig`] / [`check_listen_policy`] — `--tls`, `--insecure`, `--cert-ttl`,
+//!   `--require-client-cert` (only with `--tls`): a
 //!   non-loopback `--listen` / `--peer-listen` without TLS is refused unless `--insecure`
 //!   (then warned). Loopback without `--tls` stays plaintext.
 //! * `bootstrap` — at start in TLS mode: the leader of a fresh store creates the root CA
@@ -16,6 +17,12 @@
 //!   (bootstrap, renewal and rotation share it), DescribeCa, re-pinning the bootstrap join
 //!   tokens to the new root.
 //! * `identity` — what the dispatcher asks of an agent's certificate in TLS mode.
+//! * `client_cert` — client certificates (`berth://client/<name>`, the CLI's `--client-cert`):
+//!   the IssueClientCertificate decision, their renewal lifetime, the bootstrap admin's
+//!   `<data-dir>/bootstrap/admin-client/`.
+//! * `require_cert` — `--require-client-cert`: a tower layer on the client listener refusing
+//!   every call but GetCaBundle / JoinCluster on a connection without a client certificate
+//!   (the handshake keeps them optional so that nodes can join; see its doc for why).
 //!
 //! Threat model: the CA key is in the replicated store sealed with the cluster key (AES-256-GCM,
 //! `crate::crypto`), which lives only in each controller's key file: a copy of the Raft log or
@@ -23,7 +30,9 @@
 //! the store can.
 
 pub mod bootstrap;
+pub mod client_cert;
 pub mod identity;
+pub mod require_cert;
 pub mod rotation;
 pub mod service;
 
@@ -42,13 +51,24 @@ pub struct TlsConfig {
     pub insecure: bool,
     /// Lifetime of the node certificates this controller signs (`--cert-ttl`).
     pub cert_ttl: Duration,
+    /// Refuse client-listener calls without a client certificate of the cluster CA, but the
+    /// join methods (`--require-client-cert`; needs `enabled`; `require_cert`).
+    pub require_client_cert: bool,
 }
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        TlsConfig { enabled: false, insecure: false, cert_ttl: berth_security::DEFAULT_CERT_TTL }
+        TlsConfig {
+            enabled: false,
+            insecure: false,
+            cert_ttl: berth_security::DEFAULT_CERT_TTL,
+            require_client_cert: false,
+        }
     }
 }
+
+/// The refusal of `--require-client-cert` without `--tls`.
+pub const REQUIRE_CLIENT_CERT_NEEDS_TLS: &str = "--require-client-cert needs --tls: client certificates come from the cluster CA, which exists only in TLS mode";
 
 /// The message for a non-loopback address without TLS.
 pub fn insecure_listen_message(flag: &str, addr: SocketAddr) -> String {
@@ -68,6 +88,9 @@ pub fn check_listen_policy(
     tls: &TlsConfig,
     addrs: &[(&str, Option<SocketAddr>)],
 ) -> Result<Vec<String>> {
+    if tls.require_client_cert && !tls.enabled {
+        return Err(Error::Config(REQUIRE_CLIENT_CERT_NEEDS_TLS.into()));
+    }
     if tls.enabled {
         if tls.cert_ttl < Duration::from_secs(60) {
             return Err(Error::Config("--cert-ttl must be at least 60 seconds".into()));
@@ -136,6 +159,17 @@ mod tests {
         assert!(parse_duration("1y").is_err());
         assert!(parse_duration("h").is_err());
     }
+
+    #[test]
+    fn require_client_cert_needs_tls() {
+        let local: SocketAddr = "127.0.0.1:7600".parse().expect("addr");
+        let without = TlsConfig { require_client_cert: true, ..TlsConfig::default() };
+        let err = check_listen_policy(&without, &[("--listen", Some(local))]).expect_err("no tls");
+        let text = err.to_string();
+        assert!(text.contains("--require-client-cert") && text.contains("--tls"), "{text}");
+        let with = TlsConfig { enabled: true, ..without };
+        assert!(check_listen_policy(&with, &[("--listen", Some(local))]).is_ok());
+    }
 }
 
 /// The listen-address policy for `config` (see [`check_listen_policy`]).
@@ -186,11 +220,21 @@ pub struct TlsFlags {
     /// Lifetime of the node certificates this controller signs: 90s, 30m, 24h, 7d.
     #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_duration, env = "BERTH_CERT_TTL")]
     pub cert_ttl: Duration,
+    /// With --tls: refuse API calls on connections without a client certificate of the
+    /// cluster CA (the CLI's --client-cert; agents present theirs). Joining nodes may still
+    /// call GetCaBundle and JoinCluster without one. The first controller writes a bootstrap
+    /// admin client certificate to <data-dir>/bootstrap/admin-client/.
+    #[arg(long, env = "BERTH_REQUIRE_CLIENT_CERT")]
+    pub require_client_cert: bool,
 }
 
 impl TlsFlags {
     pub fn apply(&self, config: &mut crate::ControllerConfig) {
-        config.tls =
-            TlsConfig { enabled: self.tls, insecure: self.insecure, cert_ttl: self.cert_ttl };
+        config.tls = TlsConfig {
+            enabled: self.tls,
+            insecure: self.insecure,
+            cert_ttl: self.cert_ttl,
+            require_client_cert: self.require_client_cert,
+        };
     }
 }

@@ -1,7 +1,8 @@
 //! `berth.v1.BerthSecurity`: the CA bundle, joining with a join token, and join token admin.
 //! Permissions (API tokens) are checked by `crate::auth` before these handlers run:
 //! GetCaBundle and JoinCluster need none (the join token authenticates), DescribeCa read-only,
-//! the rest (RotateCa included) admin. The CA bundle in replies is the store's trust bundle at
+//! the rest (RotateCa and IssueClientCertificate included) admin. IssueClientCertificate signs a
+//! CLI's CSR for `berth://client/<name>` (`tls/client_cert.rs`). The CA bundle in replies is the store's trust bundle at
 //! `now` (active root first; both roots during a CA rotation, `tls/rotation.rs`); join tokens
 //! must pin the active root.
 
@@ -192,6 +193,13 @@ impl BerthSecurity for SecurityApi {
             Role::Agent => {
                 Identity::agent(&new_id()).map_err(|e| Status::internal(e.to_string()))?
             }
+            // `check_role` admits only agent and controller: clients get certificates from an
+            // admin (IssueClientCertificate), never from a join token.
+            Role::Client => {
+                return Err(Status::invalid_argument(
+                    "role 'client' cannot join: an admin issues client certificates (berth operator cert create)",
+                ));
+            }
             Role::Controller => req
                 .node_id
                 .parse::<u64>()
@@ -357,6 +365,29 @@ impl BerthSecurity for SecurityApi {
         Ok(Response::new(reply))
     }
 
+    async fn issue_client_certificate(
+        &self,
+        request: Request<v1::IssueClientCertificateRequest>,
+    ) -> Result<Response<v1::IssueClientCertificateReply>, Status> {
+        let req = request.into_inner();
+        let record = self.ca()?;
+        let now = self.clock.now().millis().div_euclid(1000);
+        let issued = super::client_cert::issue(&record, &self.cluster_key, &req, now)?;
+        tracing::info!(
+            identity = %issued.identity,
+            serial = %issued.serial,
+            not_after = issued.not_after,
+            "client certificate issued"
+        );
+        Ok(Response::new(v1::IssueClientCertificateReply {
+            cert_pem: issued.cert_pem,
+            ca_pem: self.bundle(&record),
+            not_after: issued.not_after,
+            identity: issued.identity.uri(),
+            serial: issued.serial,
+        }))
+    }
+
     async fn revoke_join_token(
         &self,
         request: Request<v1::RevokeJoinTokenRequest>,
@@ -370,5 +401,20 @@ impl BerthSecurity for SecurityApi {
         self.proposer.propose(&cmd).await.map_err(Status::from)?;
         tracing::info!(%id, "join token revoked");
         Ok(Response::new(found))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Join tokens admit nodes only: a client certificate is never had for a join token.
+    #[test]
+    fn join_roles_are_agent_and_controller_only() {
+        assert_eq!(check_role("agent").expect("agent"), Role::Agent);
+        assert_eq!(check_role("controller").expect("controller"), Role::Controller);
+        let err = check_role("client").expect_err("client");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("expected agent or controller"), "{}", err.message());
     }
 }

@@ -323,7 +323,9 @@ fn double_quoted_literals_read_like_single_quoted_ones() {
 /// inside a list (`[=[]`), which reads back as another literal and then fails to parse.
 #[test]
 fn unbalanced_bracket_values_print_quoted_and_read_back() {
-    for text in ["attribute:ecs.availability-zone in =[", "attribute:a == x(", "attribute:a in [b]]"] {
+    for text in
+        ["attribute:ecs.availability-zone in =[", "attribute:a == x(", "attribute:a in [b]]"]
+    {
         let Ok(e) = Expr::parse(text) else { continue };
         let shown = e.to_string();
         assert_eq!(Expr::parse(&shown).unwrap_or_else(|err| panic!("{shown}: {err}")), e, "{text}");
