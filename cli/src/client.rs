@@ -297,45 +297,15 @@ pub fn object(
     Ok(reply.json)
 }
 
-/// A List request that takes a page token (ECS `nextToken`).
-pub trait Paged {
-    fn set_next_token(&mut self, token: String);
-}
-
-macro_rules! paged {
-    ($($t:ty),*) => {$(
-        impl Paged for $t {
-            fn set_next_token(&mut self, token: String) {
-                self.next_token = token;
-            }
-        }
-    )*};
-}
-paged!(
-    berth_proto::v1::ListClustersRequest,
-    berth_proto::v1::ListTaskDefinitionsRequest,
-    berth_proto::v1::ListServicesRequest,
-    berth_proto::v1::ListTasksRequest,
-    berth_proto::v1::ListInstancesRequest
-);
-
-/// Every item of a paginated List call: calls `call` with `req`, then again with each reply's
-/// `next_token` until a page comes back without one (the server bounds each page, ECS-style).
-pub async fn list_all<Req, F, Fut>(mut req: Req, mut call: F) -> Result<Vec<String>, CliError>
+/// Every item of a paginated List call ([`berth_proto::paging::list_all`]: `next_token` is
+/// followed until a page comes back without one).
+pub async fn list_all<Req, F, Fut>(req: Req, call: F) -> Result<Vec<String>, CliError>
 where
-    Req: Paged + Clone,
+    Req: berth_proto::paging::Paged,
     F: FnMut(Req) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<ListReply>, tonic::Status>>,
 {
-    let mut items = Vec::new();
-    loop {
-        let page = call(req.clone()).await?.into_inner();
-        items.extend(page.items);
-        if page.next_token.is_empty() {
-            return Ok(items);
-        }
-        req.set_next_token(page.next_token);
-    }
+    Ok(berth_proto::paging::list_all(req, call).await?)
 }
 
 /// Unwraps a `ListReply`: one JSON object per item.

@@ -10,6 +10,7 @@
 //! * [`service_input`]: reading an ECS CreateService document (`--cli-input-json`) into the
 //!   fields Berth acts on, with warnings for what it cannot honour (same error style).
 //!
+//! * [`paging`]: following `nextToken` across pages (`list_all`), for every client.
 //! * [`acl`]: the redacting `Debug` of `CreateAclTokenReply` (`proto/acl.proto`).
 //! * [`security`]: the redacting `Debug` of the join-token messages (`proto/security.proto`).
 //! * [`secrets`]: secret name / value rules, `valueFrom` parsing, the redacting
@@ -23,6 +24,7 @@
 pub mod acl;
 pub mod logging;
 pub mod model;
+pub mod paging;
 pub mod secrets;
 pub mod security;
 pub mod service_input;
