@@ -111,6 +111,9 @@ impl Agent {
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AgentError> {
         let Agent { cfg, runtime, clock, renew_clock, http_listener, metrics } = self;
+        // The data dir holds the agent's key and instance id: private from the start.
+        berth_security::pem::create_private_dir(&cfg.data_dir)
+            .map_err(|e| AgentError::Config(format!("--data-dir: {e}")))?;
         let (http_stop, stop_rx) = tokio::sync::watch::channel(false);
         let http_server = http_listener.map(|listener| {
             let state = ApiState {
@@ -223,6 +226,16 @@ async fn session_loop(
                     backoff = cfg.reconnect_backoff_min;
                 }
             }
+            Err(AgentError::Controller { endpoint, message, .. })
+                if cfg.exit_when_revoked && revoked(&message) =>
+            {
+                // Deregistered with --force: no controller will take this instance again.
+                tracing::error!(%endpoint, %message, "this instance was deregistered; exiting");
+                if let Some((sup, _)) = state.supervisor.as_mut() {
+                    sup.shutdown();
+                }
+                return Err(AgentError::Controller { endpoint, message, leader_hint: None });
+            }
             Err(AgentError::Controller { endpoint, message, leader_hint }) => {
                 tracing::warn!(%endpoint, %message, leader = leader_hint.as_deref(), "session failed");
                 hint = leader_hint;
@@ -249,4 +262,10 @@ async fn session_loop(
         sup.shutdown();
     }
     Ok(())
+}
+
+/// A controller's refusal that reconnecting cannot cure: the instance was deregistered and
+/// its identity revoked (`store/deregister.rs` of the controller words it).
+fn revoked(message: &str) -> bool {
+    message.contains("was deregistered and its identity revoked")
 }

@@ -92,6 +92,10 @@ pub struct AgentConfig {
     /// agent's certificate (`crate::join`); later starts reuse the certificate in `data_dir`.
     /// `Debug` hides the secret.
     pub join_token: Option<berth_security::JoinToken>,
+    /// End `Agent::run` with an error when a controller says this instance was deregistered
+    /// and its identity revoked (reconnecting cannot cure it). The simulator turns it off: one
+    /// deregistered simulated node must not stop the others.
+    pub exit_when_revoked: bool,
 }
 
 impl Default for AgentConfig {
@@ -117,6 +121,7 @@ impl Default for AgentConfig {
             metadata_port: None,
             stats_interval: crate::stats::DEFAULT_STATS_INTERVAL,
             join_token: None,
+            exit_when_revoked: true,
         }
     }
 }

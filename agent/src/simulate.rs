@@ -126,6 +126,7 @@ impl SimulationConfig {
         cfg.data_dir = node_dir(&self.base.data_dir, index);
         cfg.hostname = Some(format!("simulated-{index}"));
         cfg.image_pull_behavior = PullBehavior::PreferCached;
+        cfg.exit_when_revoked = false;
         cfg.cpu_units = Some(self.base.cpu_units.unwrap_or(DEFAULT_SIM_CPU_UNITS));
         cfg.memory_mib = Some(self.base.memory_mib.unwrap_or(DEFAULT_SIM_MEMORY_MIB));
         // Spread endpoint choice so sessions land on every controller.

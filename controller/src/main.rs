@@ -153,7 +153,7 @@ async fn join_with_token(
     })?;
     let client =
         config.advertise_client.clone().unwrap_or_else(|| format!("https://{}", config.listen));
-    std::fs::create_dir_all(&config.data_dir)?;
+    berth_security::pem::create_private_dir(&config.data_dir)?;
     let request = berth_controller::join::JoinRequest {
         url,
         token: token.to_string(),

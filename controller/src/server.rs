@@ -388,7 +388,16 @@ impl Controller {
         let api_layer = metrics.api_layer();
         // Hardened input (`crate::limits`): per-token rate limit inside the metrics layer (so
         // throttled calls are counted), tonic's unary deadline, per-service request sizes.
-        let rate_layer = crate::limits::RateLimitLayer::new(config.limits.limiter());
+        // With API tokens on, only known tokens get buckets of their own (made-up ones share
+        // the caller's address bucket); without, the bearer value is the key as given.
+        let mut rate_layer = crate::limits::RateLimitLayer::new(config.limits.limiter());
+        if config.acl {
+            let known_shared = shared.clone();
+            rate_layer = rate_layer.with_known_tokens(Arc::new(move |secret: &str| {
+                let hash = crate::crypto::sha256_hex(secret.as_bytes());
+                known_shared.read().acl.by_secret_hash(&hash).is_some()
+            }));
+        }
         let mut builder = tonic::transport::Server::builder();
         if let Some(t) = config.limits.rpc_timeout {
             builder = builder.timeout(t);
@@ -654,18 +663,10 @@ impl RunningController {
     }
 }
 
-/// Creates the data dir (and parents) with mode 0700 when new: it holds the store (secrets
-/// sealed, but task definitions, tokens' hashes and the sealed CA key in the clear), the
-/// cluster key and the bootstrap files. An existing dir keeps its mode.
+/// Creates the data dir (and parents) with mode 0700 when new
+/// (`berth_security::pem::create_private_dir`).
 fn create_private_dir(dir: &std::path::Path) -> Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(Error::from)
+    berth_security::pem::create_private_dir(dir).map_err(|e| Error::Config(e.to_string()))
 }
 
 #[cfg(test)]

@@ -58,3 +58,16 @@ pub fn write_file(path: &Path, text: &str, private: bool) -> Result<()> {
     f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| file_err(path, e))?;
     std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
 }
+
+/// Creates `dir` (and missing parents) with mode 0700 when it does not exist: a node's data
+/// dir holds its key, its store and its bootstrap files. An existing dir keeps its mode.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| file_err(dir, e))
+}

@@ -203,7 +203,7 @@ impl ClientCertVerifier for FilteringVerifier {
         if let Some(deny) = &self.deny
             && deny(&identity)
         {
-            tracing::warn!(%identity, "refused a revoked identity at the TLS handshake");
+            tracing::warn!(%identity, "refused an identity at the TLS handshake (revoked, or not allowed on this listener)");
             return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked));
         }
         Ok(ok)

@@ -78,6 +78,13 @@ impl AgentProcess {
         self.child.is_some()
     }
 
+    /// Whether the process has ended on its own (polls it; false once killed by [`kill`]).
+    ///
+    /// [`kill`]: AgentProcess::kill
+    pub fn has_exited(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     /// SIGKILL: the agent vanishes without a word; its containers keep running.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -79,3 +79,27 @@ fn deregister_refuses_running_tasks_and_force_revokes_the_agent() {
     assert_eq!(inactive[0]["ec2InstanceId"], id.as_str(), "{inactive}");
     drop(agent);
 }
+
+/// A real agent (Docker runtime) whose instance is deregistered stops retrying: reconnecting
+/// cannot cure a revoked identity, so it exits with the reason.
+#[test]
+fn a_deregistered_real_agent_exits_with_the_reason() {
+    if !berth_tests::require_docker("a_deregistered_real_agent_exits_with_the_reason") {
+        return;
+    }
+    let cluster = ControllerCluster::start(1);
+    let endpoint = cluster.member(1).endpoint.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = AgentProcess::start(&endpoint, &dir.path().join("agent"), &[]);
+    let id = wait_until("the agent registered and connected", WAIT, || {
+        let id = agent.instance_id();
+        let ci = berth_json(&endpoint, &["instance", "describe", &id]).ok()?;
+        (ci["agentConnected"] == true).then_some(id)
+    });
+    let out = berth(&endpoint, &["instance", "deregister", &id, "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until("the agent exited", WAIT, || agent.has_exited().then_some(()));
+    let log = agent.log();
+    assert!(log.contains("this instance was deregistered; exiting"), "{log}");
+    assert!(log.contains("was deregistered and its identity revoked"), "{log}");
+}

@@ -58,6 +58,8 @@ fn three_controllers_bootstrap_a_tls_cluster_with_join_tokens() {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "cluster.key mode");
+            let mode = std::fs::metadata(node.data()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "a joined controller's data dir is private");
         }
     }
     // Every member applies the same log: equal state digests at one applied index.

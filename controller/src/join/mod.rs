@@ -224,6 +224,8 @@ async fn join_once(
 /// `<data-dir>/tls/{ca,cert,key}.pem` and the cluster key file (an existing key file must
 /// hold the same key).
 fn write_join_files(r: &JoinRequest, reply: &v1::JoinClusterReply, key: &NodeKey) -> Result<()> {
+    berth_security::pem::create_private_dir(&r.data_dir)
+        .map_err(|e| Error::Config(format!("the data dir: {e}")))?;
     let cluster_key = ClusterKey::from_hex(&reply.cluster_key_hex)
         .map_err(|e| Error::Config(format!("the cluster key in the join reply: {e}")))?;
     if r.cluster_key_path.exists() {

@@ -78,16 +78,25 @@ impl<C: Clock> RateLimiter<C> {
     }
 }
 
-/// The limiter's key for a request: its `authorization` value, else its peer IP.
-pub fn key_of(authorization: Option<&[u8]>, peer: Option<std::net::IpAddr>) -> u64 {
-    let digest = match (authorization, peer) {
-        (Some(a), _) if !a.is_empty() => {
-            ring::digest::digest(&ring::digest::SHA256, &[b"auth:".as_slice(), a].concat())
-        }
-        (_, Some(ip)) => {
+/// Whether a bearer secret belongs to a token this controller knows (`None`: every
+/// well-formed one counts).
+pub type KnownToken = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// The limiter's key for a request: the bearer secret in its `authorization` value when it is
+/// a known token (parsed, so one token under any spelling of the header shares one bucket),
+/// else its peer IP (so made-up or malformed credentials share the caller's address bucket).
+pub fn key_of(
+    authorization: Option<&[u8]>,
+    peer: Option<std::net::IpAddr>,
+    known: &dyn Fn(&str) -> bool,
+) -> u64 {
+    let secret = authorization.and_then(crate::auth::bearer_secret).filter(|s| known(s));
+    let digest = match (secret, peer) {
+        (Some(s), _) => ring::digest::digest(&ring::digest::SHA256, format!("auth:{s}").as_bytes()),
+        (None, Some(ip)) => {
             ring::digest::digest(&ring::digest::SHA256, format!("peer:{ip}").as_bytes())
         }
-        _ => return 0,
+        (None, None) => return 0,
     };
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest.as_ref()[..8]);
@@ -98,11 +107,18 @@ pub fn key_of(authorization: Option<&[u8]>, peer: Option<std::net::IpAddr>) -> u
 #[derive(Clone)]
 pub struct RateLimitLayer {
     limiter: Option<RateLimiter>,
+    known: Option<KnownToken>,
 }
 
 impl RateLimitLayer {
     pub fn new(limiter: Option<RateLimiter>) -> Self {
-        RateLimitLayer { limiter }
+        RateLimitLayer { limiter, known: None }
+    }
+
+    /// Only known tokens get buckets of their own ([`key_of`]).
+    pub fn with_known_tokens(mut self, known: KnownToken) -> Self {
+        self.known = Some(known);
+        self
     }
 }
 
@@ -110,7 +126,7 @@ impl<S> tower::Layer<S> for RateLimitLayer {
     type Service = RateLimitService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService { inner, limiter: self.limiter.clone() }
+        RateLimitService { inner, limiter: self.limiter.clone(), known: self.known.clone() }
     }
 }
 
@@ -118,6 +134,7 @@ impl<S> tower::Layer<S> for RateLimitLayer {
 pub struct RateLimitService<S> {
     inner: S,
     limiter: Option<RateLimiter>,
+    known: Option<KnownToken>,
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for RateLimitService<S>
@@ -145,7 +162,12 @@ where
                 .get::<tonic::transport::server::TcpConnectInfo>()
                 .and_then(|i| i.remote_addr())
                 .map(|a| a.ip());
-            if !limiter.allow(key_of(auth, peer)) {
+            let any = |_: &str| true;
+            let known: &dyn Fn(&str) -> bool = match &self.known {
+                Some(k) => k.as_ref(),
+                None => &any,
+            };
+            if !limiter.allow(key_of(auth, peer, known)) {
                 let mut status = tonic::Status::resource_exhausted(THROTTLED_MESSAGE);
                 status.metadata_mut().insert(
                     "x-berth-error-type",
@@ -168,7 +190,7 @@ mod tests {
     fn burst_then_steady_rate_then_recovery() {
         let clock = FakeRelativeClock::default();
         let l = RateLimiter::with_clock(10, 20, clock.clone()).expect("on");
-        let k = key_of(Some(b"Bearer a"), None);
+        let k = key_of(Some(b"Bearer a"), None, &|_| true);
         assert_eq!((0..25).filter(|_| l.allow(k)).count(), 20, "the burst");
         assert!(!l.allow(k));
         clock.advance(Duration::from_millis(100));
@@ -182,9 +204,9 @@ mod tests {
     fn keys_are_independent_and_zero_disables() {
         let clock = FakeRelativeClock::default();
         let l = RateLimiter::with_clock(1, 1, clock).expect("on");
-        let a = key_of(Some(b"Bearer a"), None);
-        let b = key_of(Some(b"Bearer b"), None);
-        let ip = key_of(None, Some("10.0.0.1".parse().expect("ip")));
+        let a = key_of(Some(b"Bearer a"), None, &|_| true);
+        let b = key_of(Some(b"Bearer b"), None, &|_| true);
+        let ip = key_of(None, Some("10.0.0.1".parse().expect("ip")), &|_| true);
         assert!(l.allow(a) && !l.allow(a));
         assert!(l.allow(b), "another token has its own allowance");
         assert!(l.allow(ip), "a peer without a token has its own");
@@ -195,9 +217,26 @@ mod tests {
     #[test]
     fn key_prefers_the_token_and_never_collides_token_with_ip() {
         let ip = Some("127.0.0.1".parse().expect("ip"));
-        assert_eq!(key_of(Some(b"Bearer x"), ip), key_of(Some(b"Bearer x"), None));
-        assert_ne!(key_of(Some(b"127.0.0.1"), None), key_of(None, ip));
-        assert_eq!(key_of(Some(b""), ip), key_of(None, ip), "an empty value counts as none");
+        assert_eq!(
+            key_of(Some(b"Bearer x"), ip, &|_| true),
+            key_of(Some(b"Bearer x"), None, &|_| true)
+        );
+        assert_ne!(key_of(Some(b"Bearer 127.0.0.1"), None, &|_| true), key_of(None, ip, &|_| true));
+        assert_eq!(
+            key_of(Some(b""), ip, &|_| true),
+            key_of(None, ip, &|_| true),
+            "an empty value counts as none"
+        );
+        // One token under any spelling of the header: one bucket.
+        let spellings: [&[u8]; 3] = [b"Bearer tok", b"bearer   tok ", b"BEARER tok"];
+        let keys: std::collections::BTreeSet<u64> =
+            spellings.iter().map(|h| key_of(Some(h), ip, &|_| true)).collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        // Made-up tokens share the caller's address bucket.
+        let known = |s: &str| s == "tok";
+        assert_eq!(key_of(Some(b"Bearer madeup1"), ip, &known), key_of(None, ip, &known));
+        assert_eq!(key_of(Some(b"Bearer madeup2"), ip, &known), key_of(None, ip, &known));
+        assert_ne!(key_of(Some(b"Bearer tok"), ip, &known), key_of(None, ip, &known));
     }
 
     #[tokio::test]

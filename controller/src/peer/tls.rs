@@ -25,7 +25,11 @@ pub struct PeerTls {
 /// Only controller identities may speak `RaftPeer`; `extra` refuses more (revoked ones).
 fn controllers_only(extra: Option<IdentityFilter>) -> IdentityFilter {
     Arc::new(move |id: &Identity| {
-        id.role() != Role::Controller || extra.as_ref().is_some_and(|deny| deny(id))
+        if id.role() != Role::Controller {
+            tracing::warn!(identity = %id, "refused a non-controller certificate on the peer listener");
+            return true;
+        }
+        extra.as_ref().is_some_and(|deny| deny(id))
     })
 }
 
