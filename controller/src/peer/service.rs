@@ -59,8 +59,7 @@ pub fn admit_peer(
             )));
         }
     };
-    let knows_members = !view.voters.is_empty() || !view.learners.is_empty();
-    if knows_members && !view.voters.contains(&id) && !view.learners.contains(&id) {
+    if view.is_known() && !view.contains(id) {
         return Err(Status::permission_denied(format!(
             "AccessDeniedException: controller {id} is not a member of this group (removed, or not added yet)"
         )));

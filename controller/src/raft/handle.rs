@@ -129,8 +129,7 @@ impl RaftHandle {
 
     /// True if this node is a voter or learner of the group (as it applied the membership).
     pub fn is_member(&self) -> bool {
-        let view = self.members.borrow();
-        view.voters.contains(&self.id) || view.learners.contains(&self.id)
+        self.members.borrow().contains(self.id)
     }
 
     /// The group's members (voters, then learners) with their addresses, as this node applied

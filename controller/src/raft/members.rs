@@ -38,6 +38,18 @@ pub struct MembershipView {
     pub addresses: AddressBook,
 }
 
+impl MembershipView {
+    /// Whether `id` is a voter or a learner.
+    pub fn contains(&self, id: u64) -> bool {
+        self.voters.contains(&id) || self.learners.contains(&id)
+    }
+
+    /// Whether any membership was applied yet (a fresh joiner has none).
+    pub fn is_known(&self) -> bool {
+        !self.voters.is_empty() || !self.learners.is_empty()
+    }
+}
+
 /// One membership change, proposed by [`RaftHandle::add_member`](super::RaftHandle::add_member)
 /// or [`RaftHandle::remove_member`](super::RaftHandle::remove_member).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -303,10 +303,10 @@ impl BerthSecurity for SecurityApi {
             && identity.role() == berth_security::Role::Controller
         {
             let raft = self.proposer.raft();
-            let member = identity.id().parse::<u64>().is_ok_and(|id| {
-                let view = raft.membership().borrow().clone();
-                view.voters.contains(&id) || view.learners.contains(&id)
-            });
+            let member = identity
+                .id()
+                .parse::<u64>()
+                .is_ok_and(|id| raft.membership().borrow().contains(id));
             if !member {
                 return Err(Status::permission_denied(format!(
                     "AccessDeniedException: {identity} is not a member of the controller group: its certificate is not renewed"
