@@ -25,6 +25,10 @@ use clap::{Parser, Subcommand};
 use output::Format;
 use std::process::ExitCode;
 
+/// mimalloc: the apply and event paths allocate heavily across threads (`bench -- sim`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Default gRPC endpoint of a controller (what `berth dev` listens on).
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7600";
 

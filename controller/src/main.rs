@@ -8,6 +8,10 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// mimalloc: the apply and event paths allocate heavily across threads (`bench -- sim`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "berth-controller", version, about = "Berth control plane")]
 struct Args {

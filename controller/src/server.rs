@@ -352,16 +352,11 @@ impl Controller {
             .with_max_service_tasks(config.orchestrator.max_service_tasks)
             .with_metrics(metrics.clone())
             .with_cluster_key(cluster_key.clone());
-        let dispatcher = Dispatcher::new(
-            proposer.clone(),
-            shared.clone(),
-            clock.clone(),
-            raft.applied(),
-            shutdown_rx.clone(),
-        )
-        .with_heartbeat_interval(config.liveness.heartbeat_interval)
-        .with_cluster_key(cluster_key.clone())
-        .with_tls(config.tls.enabled);
+        let dispatcher =
+            Dispatcher::new(proposer.clone(), shared.clone(), clock.clone(), shutdown_rx.clone())
+                .with_heartbeat_interval(config.liveness.heartbeat_interval)
+                .with_cluster_key(cluster_key.clone())
+                .with_tls(config.tls.enabled);
         let recorder = HeartbeatRecorder::new(
             proposer.clone(),
             dispatcher.heartbeat_book(),

@@ -40,7 +40,6 @@ pub struct Dispatcher {
     pub(crate) proposer: Proposer,
     pub(crate) shared: SharedState,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) applied: watch::Receiver<u64>,
     /// Instance id → generation of its newest session.
     pub(crate) generations: Arc<Mutex<HashMap<String, u64>>>,
     /// Instance id → the IP its newest session came from (a warning when it changes).
@@ -64,7 +63,6 @@ impl Dispatcher {
         proposer: Proposer,
         shared: SharedState,
         clock: Arc<dyn Clock>,
-        applied: watch::Receiver<u64>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Dispatcher {
@@ -72,7 +70,6 @@ impl Dispatcher {
             proposer,
             shared,
             clock,
-            applied,
             generations: Arc::default(),
             session_hosts: Arc::default(),
             shutdown,

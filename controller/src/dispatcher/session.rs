@@ -201,6 +201,9 @@ impl Session {
         // Tasks given their secrets' values in this session (`assign_secrets.rs`).
         let mut delivered = std::collections::HashSet::new();
         let key = self.d.cluster_key.clone();
+        // Woken when this instance or a task on it changes (before the first read: a change
+        // applied meanwhile is kept as a permit).
+        let signal = self.d.shared.subscribe_instance(&id);
         let (full, unstartable) = {
             let st = self.d.shared.read();
             seen_changes = st.index.instance_changes(&id);
@@ -211,14 +214,15 @@ impl Session {
         for report in unstartable {
             let _ = reports_tx.send(report).await;
         }
-        let mut applied = self.d.applied.clone();
         let mut shutdown = self.d.shutdown.clone();
         let mut ok = self.send(registered).await && self.send(Out::Assignments(full)).await;
         while ok && self.is_current() {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                changed = applied.changed() => {
-                    if changed.is_err() { break; }
+                () = signal.changed() => {
+                    if !self.is_current() {
+                        break;
+                    }
                     if self.revoked() {
                         // The last word: the full set (without the tasks a forced
                         // deregistration stopped, so the agent stops their containers), then why.

@@ -24,7 +24,7 @@
 //! moves the cursor. A log from [`EventLog::in_memory`] appends inline (tests).
 
 use crate::storage::{KeyRange, KvBackend, WriteBatch};
-use crate::store::events::EventCursor;
+use crate::store::events::{EventCursor, RenderedEvent, TaskFacts};
 use berth_proto::model::ClusterEvent;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -36,13 +36,16 @@ pub const EVENTS_TREE: &str = "events";
 /// Latest events kept in memory, parsed, for live subscribers.
 pub const RECENT_EVENTS: usize = 4096;
 
-/// One event as stored and served: its JSON text and, for filtering, the parsed value.
+/// One event as stored and served: its JSON text and, parsed the first time a filter asks for it
+/// ([`StoredEvent::value`]: with no subscriber, an event is never parsed), its value.
 #[derive(Debug)]
 pub struct StoredEvent {
     pub index: u64,
     pub detail_type: String,
     pub json: String,
-    pub value: Value,
+    value: std::sync::OnceLock<Value>,
+    /// A task event's task ARN, version and status (for metrics, without parsing).
+    pub task: Option<TaskFacts>,
     /// Counts this event in its log's [`EventLog::events_in_memory`] while it lives.
     live: Option<Live>,
 }
@@ -69,22 +72,28 @@ impl StoredEvent {
         Self::from_event(event.clone())
     }
 
-    /// [`StoredEvent::of`] an owned event: its detail moves into the parsed value instead of
-    /// being copied (the JSON text is the same).
-    pub fn from_event(mut event: ClusterEvent) -> StoredEvent {
+    /// [`StoredEvent::of`] an owned event (events built as values: tests, inline appends).
+    pub fn from_event(event: ClusterEvent) -> StoredEvent {
         let json = serde_json::to_string(&event).unwrap_or_default();
-        let detail = std::mem::take(&mut event.detail);
-        let mut value = serde_json::to_value(&event).unwrap_or_default();
-        if let Some(map) = value.as_object_mut()
-            && let Some(slot) = map.get_mut("detail")
-        {
-            *slot = detail;
-        }
-        StoredEvent {
+        let value = serde_json::to_value(&event).unwrap_or_default();
+        Self::with_value(json, value).unwrap_or_else(|| StoredEvent {
             index: event.index,
-            detail_type: std::mem::take(&mut event.detail_type),
-            json,
-            value,
+            detail_type: event.detail_type,
+            json: String::new(),
+            value: Default::default(),
+            task: None,
+            live: None,
+        })
+    }
+
+    /// An event as the state machine's batch rendered it (`EventBatch::render_json`).
+    pub fn rendered(e: RenderedEvent) -> StoredEvent {
+        StoredEvent {
+            index: e.index,
+            detail_type: e.detail_type,
+            json: e.json,
+            value: Default::default(),
+            task: e.task,
             live: None,
         }
     }
@@ -92,9 +101,28 @@ impl StoredEvent {
     /// Parses stored JSON (`None` if it does not decode, which only a corrupt store gives).
     pub fn parse(json: String) -> Option<StoredEvent> {
         let value: Value = serde_json::from_str(&json).ok()?;
+        Self::with_value(json, value)
+    }
+
+    fn with_value(json: String, value: Value) -> Option<StoredEvent> {
         let index = value.get("index")?.as_u64()?;
         let detail_type = value.get("detail-type")?.as_str()?.to_string();
-        Some(StoredEvent { index, detail_type, json, value, live: None })
+        let task = (detail_type == berth_proto::model::event::TASK_STATE_CHANGE).then(|| {
+            let d = &value["detail"];
+            TaskFacts {
+                task_arn: d["taskArn"].as_str().unwrap_or_default().to_string(),
+                version: d["version"].as_u64().unwrap_or_default(),
+                last_status: d["lastStatus"].as_str().unwrap_or_default().to_string(),
+            }
+        });
+        let parsed = std::sync::OnceLock::new();
+        let _ = parsed.set(value);
+        Some(StoredEvent { index, detail_type, json, value: parsed, task, live: None })
+    }
+
+    /// The event's parsed JSON (parsed once, on first use).
+    pub fn value(&self) -> &Value {
+        self.value.get_or_init(|| serde_json::from_str(&self.json).unwrap_or_default())
     }
 }
 
@@ -181,7 +209,7 @@ impl EventLog {
                 while let Ok((batch, cursor)) = rx.recv() {
                     let _stored = Stored(unstored.clone(), batch.len() as u64);
                     let Some(log) = weak.upgrade() else { return };
-                    log.store(batch.render(), &cursor);
+                    log.store(batch.render_json().into_iter().map(StoredEvent::rendered), &cursor);
                 }
             });
         if let Err(e) = spawned
@@ -275,7 +303,7 @@ impl EventLog {
             }
         }
         let (batch, cursor) = job;
-        self.store(batch.render(), &cursor);
+        self.store(batch.render_json().into_iter().map(StoredEvent::rendered), &cursor);
     }
 
     /// Waits until every batch queued by [`Self::append_batch`] is stored (and visible in the
@@ -312,15 +340,14 @@ impl EventLog {
     /// it drains the writer first).
     pub fn append(&self, events: Vec<berth_proto::model::ClusterEvent>, cursor: &EventCursor) {
         self.drain();
-        self.store(events, cursor);
+        self.store(events.into_iter().map(StoredEvent::from_event), cursor);
     }
 
     /// Stores events and moves the tip past them.
-    fn store(&self, events: Vec<berth_proto::model::ClusterEvent>, cursor: &EventCursor) {
-        let first_new = events.first().map(|e| e.index);
+    fn store(&self, events: impl Iterator<Item = StoredEvent>, cursor: &EventCursor) {
         let mut batch = WriteBatch::new();
-        let stored: Vec<Arc<StoredEvent>> =
-            events.into_iter().map(|e| self.counted(StoredEvent::from_event(e))).collect();
+        let stored: Vec<Arc<StoredEvent>> = events.map(|e| self.counted(e)).collect();
+        let first_new = stored.first().map(|e| e.index);
         for e in &stored {
             batch.put(EVENTS_TREE, key(e.index), e.json.as_bytes().to_vec());
         }

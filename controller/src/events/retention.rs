@@ -128,7 +128,7 @@ impl Iterator for EventTimes {
                 .iter()
                 .rev()
                 .map(|e| {
-                    let t = e.value.get("time").and_then(|t| t.as_str()).and_then(parse_iso8601);
+                    let t = e.value().get("time").and_then(|t| t.as_str()).and_then(parse_iso8601);
                     (e.index, t.unwrap_or_default())
                 })
                 .collect();

@@ -74,7 +74,7 @@ impl Filter {
 
     pub fn matches(&self, e: &StoredEvent) -> bool {
         (self.detail_types.is_empty() || self.detail_types.contains(&e.detail_type))
-            && self.pattern.matches(&e.value)
+            && self.pattern.matches(e.value())
     }
 }
 

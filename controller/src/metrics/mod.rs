@@ -24,7 +24,7 @@ pub use raft::RaftMetrics;
 
 use crate::events::log::{EventLog, StoredEvent};
 use crate::store::SharedState;
-use berth_proto::model::{STOPPED, event};
+use berth_proto::model::STOPPED;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
@@ -253,13 +253,12 @@ impl Metrics {
         if !self.inner.leader.load(Ordering::Relaxed) {
             return;
         }
-        for e in events.iter().filter(|e| e.detail_type == event::TASK_STATE_CHANGE) {
-            let detail = &e.value["detail"];
-            if detail["version"].as_u64() == Some(1) {
+        for task in events.iter().filter_map(|e| e.task.as_ref()) {
+            if task.version == 1 {
                 self.inner.tasks_started.inc();
             }
-            if detail["lastStatus"].as_str() == Some(STOPPED) {
-                let arn = detail["taskArn"].as_str().unwrap_or_default();
+            if task.last_status == STOPPED {
+                let arn = task.task_arn.as_str();
                 let mut recent = self.inner.recent_stops.lock().unwrap_or_else(|p| p.into_inner());
                 if recent.first(arn) {
                     self.inner.tasks_stopped.inc();
@@ -344,7 +343,7 @@ mod tests {
         let m = Metrics::new();
         let task = |version: u64, status: &str| {
             let json = serde_json::json!({
-                "index": version, "detail-type": event::TASK_STATE_CHANGE,
+                "index": version, "detail-type": berth_proto::model::event::TASK_STATE_CHANGE,
                 "detail": {"taskArn": "arn:t/1", "version": version, "lastStatus": status},
             });
             Arc::new(StoredEvent::parse(json.to_string()).expect("event"))

@@ -160,7 +160,20 @@ fn start_on_sled(
     dir: &std::path::Path,
     threshold: u64,
 ) -> (RaftHandle, tokio::task::JoinHandle<Result<(), RaftError>>, RecordingMachine) {
-    let backend: Arc<dyn KvBackend> = Arc::new(SledBackend::open(dir).expect("open sled"));
+    // A crashed (aborted) node's off-loop jobs — snapshot encoding, compaction — may still hold
+    // the database for a moment: wait for its lock to be released, with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let backend = loop {
+        match SledBackend::open(dir) {
+            Ok(b) => break b,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("open sled: {e}"),
+        }
+    };
+    let backend: Arc<dyn KvBackend> = Arc::new(backend);
     let sm = RecordingMachine::default();
     let (handle, task) =
         RaftNode::spawn(single_config(threshold), backend, sm.clone(), Arc::new(NoPeers))

@@ -63,6 +63,7 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
                 rec.instance.agent_connected = connected;
                 rec.instance.version += 1;
                 rec.disconnected_at = (!connected).then_some(now);
+                state.touch_instance(&instance_id);
             }
             Ok(Applied { ids: vec![instance_id], ..Default::default() })
         }
@@ -271,6 +272,8 @@ fn register_instance(state: &mut State, r: RegisterInstance) -> ApplyResult {
                 ci.status = "ACTIVE".into();
             }
             ci.version += 1;
+            // A session replaced by this one closes.
+            state.touch_instance(&r.instance_id);
         }
         Some(rec) => {
             return Err(Rejection::invalid(format!(

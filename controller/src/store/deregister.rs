@@ -118,6 +118,8 @@ pub fn apply(state: &mut State, d: DeregisterInstance) -> ApplyResult {
         rec.draining_since = None;
         rec.disconnected_at = rec.disconnected_at.or(Some(d.now));
     }
+    // Its session closes: revoked identity (and maybe disconnected).
+    state.touch_instance(&d.instance_id);
     let key = identity_key(AGENT_ROLE, &d.instance_id);
     state.security.revoked_identities.entry(key).or_insert_with(|| RevokedIdentity {
         role: AGENT_ROLE.into(),

@@ -233,6 +233,124 @@ impl EventBatch {
     }
 }
 
+/// What the event log needs to know about a task event without parsing its JSON (metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskFacts {
+    pub task_arn: String,
+    pub version: u64,
+    pub last_status: String,
+}
+
+/// One event as [`EventBatch::render_json`] gives it: the JSON text the log stores and serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedEvent {
+    pub index: u64,
+    pub detail_type: String,
+    pub json: String,
+    /// For `ECS Task State Change` events.
+    pub task: Option<TaskFacts>,
+}
+
+/// The envelope in [`ClusterEvent`]'s field order, borrowing; `detail` serialized in place.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    version: &'a str,
+    id: String,
+    #[serde(rename = "detail-type")]
+    detail_type: &'a str,
+    source: &'a str,
+    account: &'a str,
+    time: &'a str,
+    region: &'a str,
+    resources: &'a [String],
+    detail: DetailOut<'a>,
+    index: u64,
+}
+
+/// A task event's detail: the task with ISO times, then `updatedAt` (as [`task_detail`]).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskDetailOut<'a> {
+    #[serde(flatten)]
+    task: berth_proto::model::time::IsoTimes<'a, berth_proto::model::Task>,
+    updated_at: &'a str,
+}
+
+/// An instance event's detail (as [`instance_detail`]).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InstanceDetailOut<'a> {
+    #[serde(flatten)]
+    instance: berth_proto::model::time::IsoTimes<'a, berth_proto::model::ContainerInstance>,
+    cluster_arn: &'a str,
+    updated_at: &'a str,
+}
+
+impl EventBatch {
+    /// The events as JSON text, the same text as `serde_json::to_string` of each of
+    /// [`EventBatch::render`]'s events, written straight from the drafts (no `Value` tree built
+    /// and dropped per event: the event log's writer spent most of its time there).
+    pub fn render_json(self) -> Vec<RenderedEvent> {
+        let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, self.id_scope.as_bytes());
+        let envelope_time = event::iso8601_seconds(self.time);
+        let updated_at = event::iso8601_millis(self.time);
+        let mut out = Vec::with_capacity(self.drafts.len());
+        for (index, detail_type, resources, draft) in &self.drafts {
+            let envelope = |detail| Envelope {
+                version: "0",
+                id: uuid::Uuid::new_v5(&namespace, &index.to_be_bytes()).to_string(),
+                detail_type,
+                source: "aws.ecs",
+                account: &self.account,
+                time: &envelope_time,
+                region: &self.region,
+                resources,
+                detail,
+                index: *index,
+            };
+            let (json, task) = match draft {
+                Draft::Task(task) => {
+                    let detail = DetailOut::Task(TaskDetailOut {
+                        task: berth_proto::model::time::IsoTimes(task),
+                        updated_at: &updated_at,
+                    });
+                    let facts = TaskFacts {
+                        task_arn: task.task_arn.clone(),
+                        version: task.version,
+                        last_status: task.last_status.clone(),
+                    };
+                    (serde_json::to_string(&envelope(detail)), Some(facts))
+                }
+                Draft::Instance(view, cluster_arn) => {
+                    let detail = DetailOut::Instance(InstanceDetailOut {
+                        instance: berth_proto::model::time::IsoTimes(view),
+                        cluster_arn,
+                        updated_at: &updated_at,
+                    });
+                    (serde_json::to_string(&envelope(detail)), None)
+                }
+                Draft::Ready(v) => (serde_json::to_string(&envelope(DetailOut::Ready(v))), None),
+            };
+            out.push(RenderedEvent {
+                index: *index,
+                detail_type: detail_type.clone(),
+                json: json.unwrap_or_default(),
+                task,
+            });
+        }
+        out
+    }
+}
+
+/// The three kinds of detail, serialized as the one they hold.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum DetailOut<'a> {
+    Task(TaskDetailOut<'a>),
+    Instance(InstanceDetailOut<'a>),
+    Ready(&'a Value),
+}
+
 /// The events of an applied command (in order: tasks, instances, deployments, service actions),
 /// numbered from `state.events`, which moves past them. Grows the version of each instance whose
 /// remaining resources changed.

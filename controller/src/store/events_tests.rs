@@ -31,7 +31,7 @@ impl Fixture {
 
     fn events(&self) -> Vec<Value> {
         let tip = self.log.tip();
-        self.log.read(tip.first, 100_000).unwrap().iter().map(|e| e.value.clone()).collect()
+        self.log.read(tip.first, 100_000).unwrap().iter().map(|e| e.value().clone()).collect()
     }
 }
 
@@ -293,6 +293,76 @@ fn deployments_and_service_actions_follow_the_rollout() {
     // Service actions carry no version (ECS-NOTES §5.6).
     assert!(events[3]["detail"].get("version").is_none());
     assert_eq!(events[3]["detail"]["createdAt"], "1970-01-01T00:00:20.000Z");
+}
+
+/// The JSON text the log stores (`render_json`, straight from the drafts) is exactly the text of
+/// the events as values (`render`), for task, instance, deployment and service-action events.
+#[test]
+fn events_rendered_as_text_equal_the_events_as_values() {
+    let mut state = State::default();
+    let mut kinds_seen = std::collections::BTreeSet::new();
+    let mut step = |state: &mut State, cmd: Command| {
+        let before = crate::store::events::Before::of(state, &cmd);
+        crate::store::apply::apply(state, cmd).expect("applies");
+        let batch = crate::store::events::derive_batch(state, before);
+        let values = batch.clone().render();
+        let texts = batch.render_json();
+        assert_eq!(values.len(), texts.len());
+        for (v, t) in values.iter().zip(&texts) {
+            assert_eq!(serde_json::to_string(v).unwrap(), t.json);
+            assert_eq!((v.index, &v.detail_type), (t.index, &t.detail_type));
+            kinds_seen.insert(t.detail_type.clone());
+            if let Some(task) = &t.task {
+                assert_eq!(v.detail["taskArn"], task.task_arn.as_str());
+                assert_eq!(v.detail["version"], task.version);
+                assert_eq!(v.detail["lastStatus"], task.last_status.as_str());
+            }
+        }
+    };
+    step(&mut state, Command::RegisterTaskDefinition { definition: def(), now: Timestamp(1) });
+    step(&mut state, register_instance("i1", 1024));
+    let f = Fixture::new();
+    *f.shared.write() = state.clone();
+    let task = new_task(&f, "t1");
+    step(&mut state, Command::StartTasks { tasks: vec![task], now: Timestamp(1_492_119_450_000) });
+    step(&mut state, report("t1", RUNNING, 1_492_119_451_000));
+    step(&mut state, report("t1", STOPPED, 1_492_119_453_500));
+    let arn = state.resolve_taskdef("web").unwrap().task_definition_arn.clone().unwrap();
+    step(
+        &mut state,
+        Command::CreateService(CreateService {
+            cluster: "default".into(),
+            name: "web".into(),
+            task_definition_arn: arn,
+            desired_count: 1,
+            deployment_id: "ecs-svc/1".into(),
+            health_check_grace_period_seconds: None,
+            placement: Default::default(),
+            deployment_configuration: None,
+            scheduling_strategy: None,
+            now: Timestamp(10_000),
+        }),
+    );
+    step(
+        &mut state,
+        Command::ServiceProgress(ServiceProgress {
+            cluster: "default".into(),
+            name: "web".into(),
+            events: vec![("e".into(), "(service web) has reached a steady state.".into())],
+            rollouts: vec![],
+            drained_deployments: vec![],
+            deactivate: false,
+            rollback: None,
+            now: Timestamp(20_000),
+        }),
+    );
+    let want = [
+        event::TASK_STATE_CHANGE,
+        event::INSTANCE_STATE_CHANGE,
+        event::DEPLOYMENT_STATE_CHANGE,
+        event::SERVICE_ACTION,
+    ];
+    assert!(want.iter().all(|k| kinds_seen.contains(*k)), "kinds covered: {kinds_seen:?}");
 }
 
 #[test]

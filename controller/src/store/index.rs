@@ -22,6 +22,9 @@ pub struct TaskIndex {
     by_service: HashMap<String, BTreeSet<String>>,
     /// Instance id → how many times a task on it was added or handed out for change.
     instance_changes: HashMap<String, u64>,
+    /// Instances touched since the last [`TaskIndex::take_touched`] (repeats possible): the
+    /// state machine signals their sessions after each apply (`store::signals`).
+    touched: Vec<String>,
     /// Tasks indexed.
     len: usize,
 }
@@ -98,6 +101,17 @@ impl TaskIndex {
                 self.instance_changes.insert(instance_id.to_string(), 1);
             }
         }
+        if self.touched.last().map(String::as_str) != Some(instance_id) {
+            self.touched.push(instance_id.to_string());
+        }
+    }
+
+    /// The instances touched since the last call, each once, in first-touch order.
+    pub fn take_touched(&mut self) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = std::mem::take(&mut self.touched);
+        out.retain(|id| seen.insert(id.clone()));
+        out
     }
 
     /// The change counter of an instance: equal values mean no task on it changed in between.

@@ -53,6 +53,7 @@ pub fn mark_disconnected(
     rec.instance.agent_connected = false;
     rec.instance.version += 1;
     rec.disconnected_at = Some(now);
+    state.touch_instance(instance_id);
     Ok(Applied { ids: vec![instance_id.to_string()], ..Default::default() })
 }
 

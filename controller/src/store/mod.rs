@@ -14,6 +14,7 @@
 //! * `stats`   — recording the agents' container usage samples (no version bump, no event).
 //! * `security` — cluster CA, join tokens, revoked node identities; `acl` — API tokens with
 //!   roles; `secrets` — encrypted per-task secrets (none of them make events).
+//! * `signals` — wakes the agent sessions of the instances an applied command touched.
 //! * `events`  — the ECS events each applied command produces (appended to `events::EventLog`).
 //!
 //! `Store` implements `raft::StateMachine`: raft calls `apply` for each committed entry in log
@@ -32,6 +33,7 @@ mod liveness;
 pub mod query;
 pub mod secrets;
 pub mod security;
+pub mod signals;
 pub mod state;
 pub mod stats;
 
@@ -43,19 +45,27 @@ pub use state::State;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 /// Shared handle on the state; the raft loop writes through [`Store`], everyone else reads.
+/// Its [`signals`] wake the sessions of the instances each applied command touched.
 #[derive(Clone, Default)]
-pub struct SharedState(Arc<RwLock<State>>);
+pub struct SharedState {
+    state: Arc<RwLock<State>>,
+    signals: Arc<signals::InstanceSignals>,
+}
 
 impl SharedState {
     pub fn new(state: State) -> Self {
-        SharedState(Arc::new(RwLock::new(state)))
+        SharedState { state: Arc::new(RwLock::new(state)), signals: Default::default() }
     }
     /// A read guard. A poisoned lock (a panic while applying) still yields the last state.
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.0.read().unwrap_or_else(|e| e.into_inner())
+        self.state.read().unwrap_or_else(|e| e.into_inner())
     }
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.0.write().unwrap_or_else(|e| e.into_inner())
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Wakes when something about `instance_id` (its record, or a task on it) changes.
+    pub fn subscribe_instance(&self, instance_id: &str) -> signals::Signal {
+        self.signals.subscribe(instance_id)
     }
 }
 
@@ -110,7 +120,9 @@ impl crate::raft::StateMachine for Store {
                 };
                 state.applied_index = index;
                 let cursor = state.events.clone();
+                let touched = state.index.take_touched();
                 drop(state);
+                self.shared.signals.notify(&touched);
                 self.events.append_batch(new_events, &cursor);
                 if trims {
                     // Retention moves the cursor only past stored events.
@@ -159,7 +171,9 @@ impl crate::raft::StateMachine for Store {
                 // from what is stored.
                 self.events.drain();
                 let cursor = s.events.clone();
+                s.index.take_touched();
                 *self.shared.write() = s;
+                self.shared.signals.notify_all();
                 self.events.set_cursor(&cursor, true);
             }
             Err(e) => {

@@ -150,6 +150,12 @@ impl State {
     }
 
     /// Keeps the tasks `keep` accepts, keeping the index current.
+    /// Records that instance `id`'s record changed (its session, connection or identity), so
+    /// its agent session looks again (`store::signals`).
+    pub fn touch_instance(&mut self, id: &str) {
+        self.index.touch(id);
+    }
+
     pub fn retain_tasks(&mut self, mut keep: impl FnMut(&Task) -> bool) {
         let index = &mut self.index;
         self.tasks.retain(|_, t| {

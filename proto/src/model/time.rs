@@ -16,8 +16,31 @@ impl Timestamp {
     }
 }
 
+thread_local! {
+    /// Set while [`IsoTimes`] serializes: timestamps come out as ISO-8601 strings.
+    static ISO_TIMES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Serializes the wrapped value with every [`Timestamp`] in it as an ISO-8601 string with
+/// milliseconds (`2017-04-13T21:37:28.932Z`), the way ECS events show times, instead of the
+/// API's epoch seconds. The event log renders task and instance details straight to JSON text
+/// with it (no `serde_json::Value` in between).
+pub struct IsoTimes<'a, T: Serialize>(pub &'a T);
+
+impl<T: Serialize> Serialize for IsoTimes<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let was = ISO_TIMES.with(|f| f.replace(true));
+        let out = self.0.serialize(s);
+        ISO_TIMES.with(|f| f.set(was));
+        out
+    }
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if ISO_TIMES.with(std::cell::Cell::get) {
+            return s.serialize_str(&super::event::iso8601_millis(*self));
+        }
         s.serialize_f64(self.0 as f64 / 1000.0)
     }
 }
@@ -32,6 +55,21 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn iso_times_apply_only_inside_the_wrapper() {
+        #[derive(Serialize)]
+        struct T {
+            at: Timestamp,
+            maybe: Option<Timestamp>,
+        }
+        let t = T { at: Timestamp(1_492_119_448_932), maybe: None };
+        assert_eq!(
+            serde_json::to_string(&IsoTimes(&t)).unwrap(),
+            r#"{"at":"2017-04-13T21:37:28.932Z","maybe":null}"#
+        );
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"at":1492119448.932,"maybe":null}"#);
+    }
+
     #[test]
     fn timestamp_round_trips_as_fractional_seconds() {
         let t = Timestamp(1_621_198_756_207);
