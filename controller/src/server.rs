@@ -221,6 +221,8 @@ struct PeerTasks {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<()>>,
     raft: JoinHandle<std::result::Result<(), crate::raft::RaftError>>,
+    /// Holds the event log (and so the storage) until it sees the shutdown.
+    backfill: JoinHandle<()>,
 }
 
 impl Controller {
@@ -571,10 +573,10 @@ async fn start_member(
     let (node, raft) = RaftNode::new(raft_config, backend, store, transport.clone())
         .map_err(|e| Error::Raft(e.to_string()))?;
     transport.attach(raft.clone());
-    let raft_task = tokio::spawn(node.run(std::future::pending()));
+    let raft_task = node.run_on_own_thread().map_err(|e| Error::Raft(e.to_string()))?;
     tokio::spawn(follow_address_book(raft.clone(), addresses.clone()));
     let (peer_tx, mut peer_rx) = watch::channel(false);
-    tokio::spawn(crate::events::backfill::run(
+    let backfill = tokio::spawn(crate::events::backfill::run(
         raft.clone(),
         addresses.clone(),
         events.clone(),
@@ -597,7 +599,7 @@ async fn start_member(
         raft,
         proposer,
         peer_addr,
-        tasks: PeerTasks { shutdown: peer_tx, server, raft: raft_task },
+        tasks: PeerTasks { shutdown: peer_tx, server, raft: raft_task, backfill },
     })
 }
 
@@ -646,6 +648,8 @@ impl RunningController {
             let raft = peer.raft.await.map_err(|e| Error::Raft(format!("raft task: {e}")))?;
             let _ = peer.shutdown.send(true);
             let served = peer.server.await.map_err(|e| Error::Raft(format!("peer task: {e}")))?;
+            // The storage is free for a restart once nothing holds the event log.
+            let _ = peer.backfill.await;
             raft.map_err(|e| Error::Raft(e.to_string()))?;
             served?;
         }

@@ -38,12 +38,23 @@ pub struct Snapshot {
     /// Poll number; a poll that started after [`ObserverHandle::next_gen`] returned `g` has
     /// `gen >= g`.
     pub generation: u64,
-    pub by_task: HashMap<String, Vec<ContainerInfo>>,
+    /// A task's containers; the very same `Arc` as in the previous snapshot while none of them
+    /// changed (so a worker can tell at once that its task's view did not move).
+    pub by_task: HashMap<String, Arc<Vec<ContainerInfo>>>,
 }
 
 impl Snapshot {
     pub fn task(&self, task_id: &str) -> &[ContainerInfo] {
-        self.by_task.get(task_id).map(Vec::as_slice).unwrap_or(&[])
+        self.by_task.get(task_id).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    /// True when `task_id`'s containers are unchanged between `self` and `other`.
+    pub fn same_task(&self, other: &Snapshot, task_id: &str) -> bool {
+        match (self.by_task.get(task_id), other.by_task.get(task_id)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
     }
 }
 
@@ -110,12 +121,14 @@ pub fn spawn(
         // Containers with an event since the last poll: inspected whatever the list says (the
         // engine emits `die` before its list view shows the container exited).
         let mut dirty: HashSet<String> = HashSet::new();
+        let mut last: Arc<Snapshot> = Arc::default();
         loop {
             let generation = started.fetch_add(1, Ordering::SeqCst) + 1;
             let inspect = std::mem::take(&mut dirty);
-            match poll(runtime.as_ref(), &instance_id, &mut cache, &inspect).await {
+            match poll(runtime.as_ref(), &instance_id, &mut cache, &inspect, &last.by_task).await {
                 Ok(by_task) => {
-                    if tx.send(Arc::new(Snapshot { generation, by_task })).is_err() {
+                    last = Arc::new(Snapshot { generation, by_task });
+                    if tx.send(last.clone()).is_err() {
                         return;
                     }
                 }
@@ -156,15 +169,19 @@ async fn next_event(events: &mut Option<BoxStream<'static, String>>) -> Option<S
     }
 }
 
+/// One poll: list, inspect what changed, group by task. A task none of whose containers
+/// changed keeps `previous`'s `Arc` (nothing cloned for it).
 async fn poll(
     runtime: &dyn ContainerRuntime,
     instance_id: &str,
     cache: &mut HashMap<String, ContainerInfo>,
     dirty: &HashSet<String>,
-) -> Result<HashMap<String, Vec<ContainerInfo>>, crate::runtime::RuntimeError> {
+    previous: &HashMap<String, Arc<Vec<ContainerInfo>>>,
+) -> Result<HashMap<String, Arc<Vec<ContainerInfo>>>, crate::runtime::RuntimeError> {
     let listed = runtime.list(LABEL_INSTANCE_ID, instance_id).await?;
-    let mut by_task: HashMap<String, Vec<ContainerInfo>> = HashMap::new();
-    let mut seen = HashMap::new();
+    let mut seen: HashMap<String, ContainerInfo> = HashMap::with_capacity(listed.len());
+    // Task id → its container ids in list order, and whether any of them is new or changed.
+    let mut tasks: HashMap<String, (Vec<String>, bool)> = HashMap::new();
     for c in listed {
         // The list's health is a hint (`None` = not shown), so only a shown, different verdict
         // calls for a fresh inspect.
@@ -173,19 +190,32 @@ async fn poll(
                 && c.state != ContainerState::Other
                 && (c.health.is_none() || c.health == prev.health)
         };
-        let info = match cache.get(&c.id) {
-            Some(prev) if unchanged(prev) && !dirty.contains(&c.id) => prev.clone(),
+        let (info, changed) = match cache.remove(&c.id) {
+            Some(prev) if unchanged(&prev) && !dirty.contains(&c.id) => (prev, false),
             _ => match runtime.inspect(&c.id).await {
-                Ok(info) => info,
+                Ok(info) => (info, true),
                 // Removed between list and inspect: it is gone.
                 Err(crate::runtime::RuntimeError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             },
         };
-        seen.insert(info.id.clone(), info.clone());
         if let Some(task) = info.label(LABEL_TASK_ID) {
-            by_task.entry(task.to_string()).or_default().push(info);
+            let entry = tasks.entry(task.to_string()).or_default();
+            entry.0.push(info.id.clone());
+            entry.1 |= changed;
         }
+        seen.insert(info.id.clone(), info);
+    }
+    let mut by_task = HashMap::with_capacity(tasks.len());
+    for (task, (ids, changed)) in tasks {
+        let kept = previous.get(&task).filter(|prev| {
+            !changed && prev.len() == ids.len() && prev.iter().zip(&ids).all(|(p, id)| p.id == *id)
+        });
+        let infos = match kept {
+            Some(prev) => prev.clone(),
+            None => Arc::new(ids.iter().filter_map(|id| seen.get(id).cloned()).collect()),
+        };
+        by_task.insert(task, infos);
     }
     *cache = seen;
     Ok(by_task)

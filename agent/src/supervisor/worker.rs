@@ -127,6 +127,9 @@ pub async fn run(
             controller_stop: (d.stop_code.clone(), d.stopped_reason.clone()),
         };
         let (new_phase, step) = decide::decide(&view, &phase);
+        // A new phase may have a next step on this same view: decide again before waiting
+        // (waits skip snapshots in which this task's containers did not move).
+        let moved = new_phase.is_some();
         if let Some(p) = new_phase {
             if matches!(p, Phase::Stopped { .. }) {
                 times.execution_stopped_at = Some(ctx.clock.now());
@@ -181,6 +184,7 @@ pub async fn run(
         }
         let outcome = match step {
             Step::Finished => return,
+            Step::Wait if moved => continue,
             Step::Wait => {
                 let deadline = match (cleanup_due, start_deadline.map(Instant::from_std)) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -192,13 +196,24 @@ pub async fn run(
                         None => std::future::pending().await,
                     }
                 };
-                tokio::select! {
-                    r = snap_rx.changed() => {
-                        if r.is_err() { return; }
-                        snap = snap_rx.borrow_and_update().clone();
+                let mut timer = std::pin::pin!(timer);
+                loop {
+                    tokio::select! {
+                        r = snap_rx.changed() => {
+                            if r.is_err() { return; }
+                            let next = snap_rx.borrow_and_update().clone();
+                            // Another task's containers moved: nothing to decide here (the
+                            // view, and so the decision, is the same).
+                            let same = next.same_task(&snap, &task_id);
+                            snap = next;
+                            if same {
+                                continue;
+                            }
+                        }
+                        r = desired_rx.changed() => if r.is_err() { return; },
+                        _ = &mut timer => {}
                     }
-                    r = desired_rx.changed() => if r.is_err() { return; },
-                    _ = timer => {}
+                    break;
                 }
                 continue;
             }

@@ -397,6 +397,7 @@ impl Orchestrator {
         now: berth_proto::model::Timestamp,
     ) -> Result<(Vec<String>, bool)> {
         let mut started = 0;
+        let began = std::time::Instant::now();
         // The state is read for the scheduler's views, then released while the scheduler
         // places (hundreds of milliseconds for thousands of tasks, which the Raft loop would
         // otherwise wait out before applying anything), then read again to form the tasks.
@@ -429,9 +430,12 @@ impl Orchestrator {
             started_by: Some(primary.id.clone()),
         };
         let placing = std::time::Instant::now();
+        let views_ms = placing.duration_since(began).as_millis() as u64;
         let placed = placement::place(&views, &launch, &spec, rand::random());
+        let place_ms = placing.elapsed().as_millis() as u64;
         let plan =
             placement::finish_plan(&self.shared.read(), &launch, &views, &placed, now, &mut new_id);
+        let proposing = std::time::Instant::now();
         let reasons = plan.failures.iter().map(|f| f.reason.as_str());
         self.metrics.placed(plan.tasks.len(), reasons, placing.elapsed());
         let mut events = vec![];
@@ -462,8 +466,8 @@ impl Orchestrator {
         }
         if started > 0 || !plan.failures.is_empty() {
             tracing::info!(service = %name, cluster = %cluster, deployment_id = %primary.id,
-                started, requested = count, unplaced = plan.failures.len(),
-                "reconciler started tasks");
+                started, requested = count, unplaced = plan.failures.len(), views_ms, place_ms,
+                commit_ms = proposing.elapsed().as_millis() as u64, "reconciler started tasks");
         }
         if !plan.failures.is_empty() {
             let detail = plan.failure_detail.unwrap_or_default();

@@ -39,15 +39,21 @@ pub struct GrpcTransport {
     senders: Mutex<HashMap<u64, mpsc::Sender<Message>>>,
     /// The local node, for unreachable/snapshot reports; set once it exists.
     node: Arc<OnceLock<RaftHandle>>,
+    /// The runtime the peer senders run on: the one the transport was made on, not the Raft
+    /// loop's own (`RaftNode::run_on_own_thread`), which `send` is called from.
+    runtime: tokio::runtime::Handle,
 }
 
 impl GrpcTransport {
+    /// A transport for node `from`; call from within the tokio runtime its peer senders are to
+    /// run on.
     pub fn new(from: u64, addresses: PeerAddresses) -> Self {
         Self {
             from,
             addresses,
             senders: Mutex::new(HashMap::new()),
             node: Arc::new(OnceLock::new()),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -69,7 +75,7 @@ impl GrpcTransport {
             node: self.node.clone(),
             client: None,
         };
-        tokio::spawn(peer.run(rx));
+        self.runtime.spawn(peer.run(rx));
         senders.insert(to, tx.clone());
         Some(tx)
     }

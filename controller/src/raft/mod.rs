@@ -157,6 +157,9 @@ pub enum RaftError {
     /// Snapshot data that does not decode.
     #[error("corrupt snapshot: {0}")]
     CorruptSnapshot(String),
+    /// The loop's thread or runtime could not be made (`RaftNode::run_on_own_thread`).
+    #[error("cannot start the raft loop: {0}")]
+    Spawn(String),
     /// A snapshot older than the one already stored.
     #[error("snapshot at {index} is older than stored snapshot at {stored}")]
     SnapshotOutOfDate { index: u64, stored: u64 },

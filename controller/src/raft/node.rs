@@ -212,8 +212,9 @@ impl<S: StateMachine> RaftNode<S> {
         Ok((handle, task))
     }
 
-    /// A group of one (`peers` is forced to `[config.id]`), spawned with no transport; the node
-    /// stops, ticker included, on [`RaftHandle::shutdown`]. A fresh group is leader on return.
+    /// A group of one (`peers` is forced to `[config.id]`), run on a thread of its own
+    /// ([`RaftNode::run_on_own_thread`]) with no transport; the node stops, ticker included, on
+    /// [`RaftHandle::shutdown`]. A fresh group is leader on return.
     pub async fn start_single(
         config: RaftConfig,
         backend: Arc<dyn KvBackend>,
@@ -222,13 +223,43 @@ impl<S: StateMachine> RaftNode<S> {
         let config = RaftConfig { peers: vec![config.id], ..config };
         let id = config.id;
         let (node, handle) = Self::new(config, backend, state_machine, Arc::new(NoPeers))?;
+        let task = node.run_on_own_thread()?;
         tokio::spawn(async move {
             // Nobody joins this task: report a failed loop here (proposers see `Stopped`).
-            if let Err(e) = node.run(std::future::pending()).await {
+            if let Ok(Err(e)) = task.await {
                 tracing::error!(id, error = %e, "raft node stopped with an error");
             }
         });
         Ok(handle)
+    }
+
+    /// Runs the node until [`RaftHandle::shutdown`] (or every handle is dropped) on an OS thread
+    /// of its own, `raft-loop`, driving a single-threaded tokio runtime; the returned task ends
+    /// with the loop's result. A controller's tokio workers also serve thousands of agent
+    /// sessions and API calls: as one task among them the loop waited its turn behind them on
+    /// every Ready (commits of a 50,000-task scale-up took seconds, `bench -- sim`); as a thread
+    /// the kernel schedules it beside the workers. Whatever the loop spawns (ticker, snapshot
+    /// jobs) runs on that runtime; the gRPC transport spawns its peer senders on the runtime it
+    /// was made on.
+    pub fn run_on_own_thread(self) -> Result<JoinHandle<Result<(), RaftError>>, RaftError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("raft-loop-io")
+            .build()
+            .map_err(|e| RaftError::Spawn(format!("runtime: {e}")))?;
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("raft-loop".into())
+            .spawn(move || {
+                let result = runtime.block_on(self.run(std::future::pending()));
+                // Its snapshot and compaction jobs hold the storage: the loop has stopped once
+                // they have too (dropping the runtime waits for them), so the data dir can be
+                // opened again at once.
+                drop(runtime);
+                let _ = done_tx.send(result);
+            })
+            .map_err(|e| RaftError::Spawn(format!("thread: {e}")))?;
+        Ok(tokio::spawn(async move { done_rx.await.unwrap_or(Err(RaftError::Stopped)) }))
     }
 
     /// Drives the node until `shutdown` resolves, a [`RaftHandle::shutdown`] arrives, or every

@@ -7,6 +7,11 @@
 //! * `flush` is `Db::flush`: sled's default (`flush_every_ms = 500`) is NOT durable on return.
 
 use std::collections::HashMap;
+
+/// sled's page cache. Its default (1 GiB) made a controller's resident set grow toward a GiB
+/// while it stored a scale-up's events (`bench -- sim`); the hot data — the log's tail, recent
+/// events — is a small part of that, and the state machine lives in memory anyway.
+pub const SLED_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 use std::path::Path;
 use std::sync::RwLock;
 
@@ -34,7 +39,7 @@ impl SledBackend {
     /// Opens (or creates) the database in `dir`. Fails if another process holds it.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, KvError> {
         let dir = dir.as_ref();
-        let db = sled::Config::new().path(dir).open().map_err(|e| KvError::Open {
+        let db = sled::Config::new().path(dir).cache_capacity(SLED_CACHE_BYTES).open().map_err(|e| KvError::Open {
             path: dir.display().to_string(),
             message: match &e {
                 // sled locks its directory; WouldBlock means another process holds it.
