@@ -32,6 +32,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A simulated node's safety-net poll of its fake engine (see `SimulationConfig::node_config`).
+pub const SIM_POLL_INTERVAL: Duration = Duration::from_secs(10);
+
 /// CPU units a simulated node offers unless told otherwise (an m5.large: 2 vCPU).
 pub const DEFAULT_SIM_CPU_UNITS: i64 = 2048;
 /// Memory MiB a simulated node offers unless told otherwise (an m5.large: 8 GiB).
@@ -127,6 +130,10 @@ impl SimulationConfig {
         cfg.hostname = Some(format!("simulated-{index}"));
         cfg.image_pull_behavior = PullBehavior::PreferCached;
         cfg.exit_when_revoked = false;
+        // The fake engine changes only through this agent's own calls, after each of which the
+        // worker pokes the observer: the safety-net list (1 s against Docker, which also changes
+        // on its own) is kept, but rarer, or 5,000 nodes list their engines 5,000 times a second.
+        cfg.poll_interval = cfg.poll_interval.max(SIM_POLL_INTERVAL);
         cfg.cpu_units = Some(self.base.cpu_units.unwrap_or(DEFAULT_SIM_CPU_UNITS));
         cfg.memory_mib = Some(self.base.memory_mib.unwrap_or(DEFAULT_SIM_MEMORY_MIB));
         // Spread endpoint choice so sessions land on every controller.

@@ -362,6 +362,7 @@ impl Controller {
         let recorder = HeartbeatRecorder::new(
             proposer.clone(),
             dispatcher.heartbeat_book(),
+            dispatcher.stats_book(),
             config.liveness.record_interval(),
         );
         // TCP_NODELAY: tonic's own nodelay setting does not apply to `serve_with_incoming`, and

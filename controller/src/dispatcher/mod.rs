@@ -47,6 +47,8 @@ pub struct Dispatcher {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Heartbeats not yet written to the store (see `heartbeats`).
     pub(crate) heartbeats: Arc<heartbeats::HeartbeatBook>,
+    /// Stats periods not yet written to the store (written with the heartbeats).
+    pub(crate) stats: Arc<heartbeats::StatsBook>,
     /// Told to every agent at registration: how often it must send a heartbeat.
     pub(crate) heartbeat_interval: std::time::Duration,
     /// Where sessions send task reports (see `reports`).
@@ -74,6 +76,7 @@ impl Dispatcher {
             session_hosts: Arc::default(),
             shutdown,
             heartbeats: Arc::default(),
+            stats: Arc::default(),
             heartbeat_interval: crate::orchestrator::liveness::LivenessConfig::default()
                 .heartbeat_interval,
             cluster_key: None,
@@ -103,6 +106,11 @@ impl Dispatcher {
     /// The heartbeats this dispatcher's sessions record, for its `HeartbeatRecorder`.
     pub fn heartbeat_book(&self) -> Arc<heartbeats::HeartbeatBook> {
         self.heartbeats.clone()
+    }
+
+    /// The stats periods this dispatcher's sessions received, for its `HeartbeatRecorder`.
+    pub fn stats_book(&self) -> Arc<heartbeats::StatsBook> {
+        self.stats.clone()
     }
 }
 

@@ -287,9 +287,9 @@ impl Session {
         tracing::info!(instance_id = %id, "agent session ended");
     }
 
-    /// One stats period of the agent → one `RecordContainerStats` command. Bad input is logged and
-    /// dropped (stats are best effort; the next period brings fresh ones).
-    async fn record_stats(&self, json: &str) {
+    /// One stats period of the agent → the stats book (written in the next batch). Bad input is
+    /// logged and dropped (stats are best effort; the next period brings fresh ones).
+    fn record_stats(&self, json: &str) {
         let id = &self.reg.instance_id;
         let report = match super::validate::decode_stats(json) {
             Ok(r) => r,
@@ -305,11 +305,8 @@ impl Session {
         if report.samples.is_empty() {
             return;
         }
-        let cmd =
-            Command::RecordContainerStats { instance_id: id.clone(), samples: report.samples };
-        if let Err(e) = self.d.proposer.propose(&cmd).await {
-            tracing::debug!(instance_id = %id, error = %e, "stats report not recorded");
-        }
+        // Written with the next batch of heartbeats (`heartbeats.rs`).
+        self.d.stats.put(id, report.samples);
     }
 
     async fn handle(&self, m: v1::AgentMessage, reports: &mpsc::Sender<TaskStatusReport>) -> bool {
@@ -335,7 +332,7 @@ impl Session {
                 true
             }
             Some(Msg::ContainerStats(cs)) => {
-                self.record_stats(&cs.json).await;
+                self.record_stats(&cs.json);
                 true
             }
             Some(Msg::Register(_)) => {

@@ -134,6 +134,16 @@ pub fn apply(state: &mut State, cmd: Command) -> ApplyResult {
         Command::RecordContainerStats { instance_id, samples } => {
             super::stats::record_container_stats(state, &instance_id, samples)
         }
+        Command::RecordContainerStatsBatch { reports } => {
+            let mut out = Applied::default();
+            for r in reports {
+                match super::stats::record_container_stats(state, &r.instance_id, r.samples) {
+                    Ok(a) => out.ids.extend(a.ids),
+                    Err(_) => out.rejected.push(r.instance_id),
+                }
+            }
+            Ok(out)
+        }
         Command::TrimEvents { first_index } => {
             let cursor = &mut state.events;
             cursor.first_index = cursor.first_index.max(first_index.min(cursor.next_index));

@@ -119,6 +119,19 @@ pub enum Command {
         instance_id: String,
         samples: Vec<berth_proto::model::ContainerUsageSample>,
     },
+    /// Many agents' stats periods at once (`dispatcher::heartbeats` batches them); a period of
+    /// an instance that is gone or not valid is skipped, the others are recorded.
+    RecordContainerStatsBatch {
+        reports: Vec<InstanceStats>,
+    },
+}
+
+/// One agent's stats period in a [`Command::RecordContainerStatsBatch`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStats {
+    pub instance_id: String,
+    pub samples: Vec<berth_proto::model::ContainerUsageSample>,
 }
 
 /// One task report and the instance whose agent sent it (`Command::ReportTaskStatuses`).
@@ -301,7 +314,8 @@ impl Command {
             | Command::Security(_)
             | Command::Acl(_)
             | Command::Secret(_)
-            | Command::RecordContainerStats { .. } => None,
+            | Command::RecordContainerStats { .. }
+            | Command::RecordContainerStatsBatch { .. } => None,
         }
     }
 

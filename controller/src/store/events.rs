@@ -149,7 +149,8 @@ impl Before {
             | Command::Acl(_)
             | Command::Secret(_)
             // Telemetry: no version moves, so no event (`store/stats.rs`).
-            | Command::RecordContainerStats { .. } => {}
+            | Command::RecordContainerStats { .. }
+            | Command::RecordContainerStatsBatch { .. } => {}
         }
         b
     }

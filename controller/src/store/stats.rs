@@ -139,6 +139,31 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_records_each_instance_s_own_tasks_only() {
+        let mut st = state();
+        let cmd = Command::RecordContainerStatsBatch {
+            reports: vec![
+                crate::store::command::InstanceStats {
+                    instance_id: "gone".into(),
+                    samples: vec![sample("t1", 1_000, 9.0)],
+                },
+                crate::store::command::InstanceStats {
+                    instance_id: "i1".into(),
+                    samples: vec![sample("t1", 1_000, 256.0)],
+                },
+            ],
+        };
+        let before = Before::of(&st, &cmd);
+        let r = super::super::apply::apply(&mut st, cmd).expect("applies");
+        // "gone" does not run t1: its sample is ignored, i1's is recorded.
+        assert_eq!(r.ids, vec!["t1".to_string()]);
+        assert!(r.rejected.is_empty());
+        assert!(derive(&mut st, before).is_empty(), "telemetry makes no event");
+        let cpu = st.tasks["t1"].containers[0].stats.as_ref().and_then(|s| s.cpu_utilized);
+        assert_eq!(cpu, Some(256.0));
+    }
+
+    #[test]
     fn a_report_with_bad_numbers_or_names_is_refused_naming_the_field() {
         let ok = StatsReport { samples: vec![sample("t1", 1, 2.0)] };
         assert_eq!(check_report(&ok), Ok(()));
