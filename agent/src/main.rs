@@ -4,10 +4,6 @@ use berth_agent::{Agent, AgentConfig, PullBehavior};
 use clap::Parser;
 use std::path::PathBuf;
 
-/// mimalloc: the apply and event paths allocate heavily across threads (`bench -- sim`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(name = "berth-agent", version, about = "Berth node agent")]
 struct Args {
