@@ -107,6 +107,22 @@ fn task_lifecycle(f: &mut Fixture, id: &str) {
     assert!(f.apply(report(id, STOPPED, 1_492_119_453_500)));
 }
 
+/// Service `web` of one task of `arn`, deployment `ecs-svc/1`, created at 10 s.
+fn create_web_service(arn: String) -> Command {
+    Command::CreateService(CreateService {
+        cluster: "default".into(),
+        name: "web".into(),
+        task_definition_arn: arn,
+        desired_count: 1,
+        deployment_id: "ecs-svc/1".into(),
+        health_check_grace_period_seconds: None,
+        placement: Default::default(),
+        deployment_configuration: None,
+        scheduling_strategy: None,
+        now: Timestamp(10_000),
+    })
+}
+
 fn kinds(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -224,18 +240,7 @@ fn deployments_and_service_actions_follow_the_rollout() {
     let mut f = Fixture::new();
     assert!(f.apply(Command::RegisterTaskDefinition { definition: def(), now: Timestamp(1) }));
     let arn = f.shared.read().resolve_taskdef("web").unwrap().task_definition_arn.clone().unwrap();
-    assert!(f.apply(Command::CreateService(CreateService {
-        cluster: "default".into(),
-        name: "web".into(),
-        task_definition_arn: arn,
-        desired_count: 1,
-        deployment_id: "ecs-svc/1".into(),
-        health_check_grace_period_seconds: None,
-        placement: Default::default(),
-        deployment_configuration: None,
-        scheduling_strategy: None,
-        now: Timestamp(10_000),
-    })));
+    assert!(f.apply(create_web_service(arn)));
     let progress = |events: Vec<&str>, rollouts: Vec<(&str, &str, &str)>| {
         Command::ServiceProgress(ServiceProgress {
             cluster: "default".into(),
@@ -328,21 +333,7 @@ fn events_rendered_as_text_equal_the_events_as_values() {
     step(&mut state, report("t1", RUNNING, 1_492_119_451_000));
     step(&mut state, report("t1", STOPPED, 1_492_119_453_500));
     let arn = state.resolve_taskdef("web").unwrap().task_definition_arn.clone().unwrap();
-    step(
-        &mut state,
-        Command::CreateService(CreateService {
-            cluster: "default".into(),
-            name: "web".into(),
-            task_definition_arn: arn,
-            desired_count: 1,
-            deployment_id: "ecs-svc/1".into(),
-            health_check_grace_period_seconds: None,
-            placement: Default::default(),
-            deployment_configuration: None,
-            scheduling_strategy: None,
-            now: Timestamp(10_000),
-        }),
-    );
+    step(&mut state, create_web_service(arn));
     step(
         &mut state,
         Command::ServiceProgress(ServiceProgress {
