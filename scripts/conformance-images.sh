@@ -7,8 +7,10 @@
 #   busybox:latest             from scripts/build-images.sh: Debian's static busybox, every applet
 #   127.0.0.1:51670/busybox:latest   the same image, pushed to the local registry
 #   127.0.0.1:51670/nginx:latest     build-images.sh's nginx:latest (busybox httpd on :80), pushed
-#   127.0.0.1:51670/ubuntu:latest    a Debian minbase root filesystem (debootstrap) plus the tools
-#                              the cases call (capsh, sysctl, fdisk), pushed
+#   127.0.0.1:51670/ubuntu:latest    a real Ubuntu root filesystem (debootstrap --variant=minbase
+#                              of bionic, 18.04, the ubuntu:latest of the ECS suite's time, from
+#                              archive.ubuntu.com, verified with the Ubuntu archive keyring) plus
+#                              the tools the cases call (capsh, sysctl, pidof, fdisk), pushed
 #
 # Idempotent and fast when done: the debootstrap tarball is cached in $STATE (keyed by suite,
 # mirror and package list), an image whose build label matches its key is not re-imported, and an
@@ -22,16 +24,21 @@
 # tagged parallel-pull-fts) and amazon/testnnp; the conformance test skips those cases.
 #
 # Needs: docker, docker-registry, debootstrap, curl, busybox-static (Debian packages of the same
-# names; .ci/run installs them). Run as root (debootstrap and the Docker socket need it).
+# names) and, until the tarball is cached, the Ubuntu archive keyring
+# (/usr/share/keyrings/ubuntu-archive-keyring.gpg: Debian's `ubuntu-keyring`, in bookworm only in
+# bookworm-backports) and HTTP access to the Ubuntu mirror; .ci/run installs them. Run as root
+# (debootstrap and the Docker socket need it).
 # Environment: BERTH_CONFORMANCE_STATE (default /var/tmp/berth-conformance),
-# BERTH_DEBIAN_MIRROR (default: the host's Debian mirror, else http://deb.debian.org/debian),
-# BERTH_DEBIAN_SUITE (default: the host's codename on Debian, else bookworm).
+# BERTH_UBUNTU_MIRROR (default http://archive.ubuntu.com/ubuntu), BERTH_UBUNTU_SUITE (default
+# bionic), BERTH_UBUNTU_KEYRING (default /usr/share/keyrings/ubuntu-archive-keyring.gpg).
 set -euo pipefail
 
 REGISTRY=127.0.0.1:51670
 STATE=${BERTH_CONFORMANCE_STATE:-/var/tmp/berth-conformance}
 LABEL=io.berth.build
-UBUNTU_PACKAGES=procps,libcap2-bin,fdisk
+# What the cases call beyond minbase: sysctl (procps), capsh (libcap2-bin), fdisk; pidof
+# (sysvinit-utils) is in minbase already, named so that no later suite drops it silently.
+UBUNTU_PACKAGES=procps,libcap2-bin,fdisk,sysvinit-utils
 here=$(cd "$(dirname "$0")" && pwd)
 
 die() { echo "conformance-images: $*" >&2; exit 1; }
@@ -84,31 +91,30 @@ EOF
   say "registry on $REGISTRY started (pid $!, storage $STATE/registry/data)"
 fi
 
-# --- the Debian minbase root filesystem as ubuntu:latest -----------------------------------------
-host_mirror() {
-  grep -hsE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null \
-    | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -1
-}
-MIRROR=${BERTH_DEBIAN_MIRROR:-$(host_mirror || true)}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-# shellcheck disable=SC1091
-SUITE=${BERTH_DEBIAN_SUITE:-$( . /etc/os-release && [ "${ID:-}" = debian ] && echo "${VERSION_CODENAME:-}" || true)}
-SUITE=${SUITE:-bookworm}
+# --- an Ubuntu minbase root filesystem as ubuntu:latest --------------------------------------------
+# Bionic, not a Debian stand-in: the `add-drop-capabilities` case greps `capsh --print` for
+# cap_mknod, and libcap ≥ 2.44 (Debian bullseye on, Ubuntu 21.04 on) prints dropped capabilities
+# as `!cap_mknod` in a `Current IAB:` line; bionic's libcap2-bin 2.25 prints only the sets.
+MIRROR=${BERTH_UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}
+SUITE=${BERTH_UBUNTU_SUITE:-bionic}
+KEYRING=${BERTH_UBUNTU_KEYRING:-/usr/share/keyrings/ubuntu-archive-keyring.gpg}
 
 ubuntu_ref=$REGISTRY/ubuntu:latest
 ubuntu_key=$(printf 'minbase\n%s\n%s\n%s\n' "$SUITE" "$MIRROR" "$UBUNTU_PACKAGES" | sha256sum | cut -c1-16)
-tarball=$STATE/debian-$SUITE-minbase-$ubuntu_key.tar
+tarball=$STATE/ubuntu-$SUITE-minbase-$ubuntu_key.tar
 have=$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$ubuntu_ref" 2>/dev/null || true)
 if [ "$have" = "$ubuntu_key" ]; then
   say "$ubuntu_ref up to date"
 else
   if [ ! -s "$tarball" ]; then
     [ "$(id -u)" = 0 ] || missing "debootstrap needs root (or a cached $tarball)"
+    [ -r "$KEYRING" ] \
+      || missing "$KEYRING not found (apt-get install ubuntu-keyring; on Debian bookworm from bookworm-backports)"
     say "debootstrap --variant=minbase $SUITE from $MIRROR (+$UBUNTU_PACKAGES); cached as $tarball"
     root=$STATE/rootfs.partial
     rm -rf "$root"
-    debootstrap --variant=minbase --include="$UBUNTU_PACKAGES" "$SUITE" "$root" "$MIRROR" \
-      >"$STATE/debootstrap.log" 2>&1 \
+    debootstrap --variant=minbase --keyring="$KEYRING" --include="$UBUNTU_PACKAGES" \
+      "$SUITE" "$root" "$MIRROR" >"$STATE/debootstrap.log" 2>&1 \
       || { tail -20 "$STATE/debootstrap.log" >&2; die "debootstrap failed (log: $STATE/debootstrap.log)"; }
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/dev/*
     tar -C "$root" --numeric-owner -cf "$tarball.partial" .
@@ -119,7 +125,9 @@ else
     "$tarball" "$ubuntu_ref")
   docker run --rm --network none "$ubuntu_ref" sh -c 'command -v capsh sysctl fdisk pidof mount df' \
     >/dev/null || die "$ubuntu_ref lacks a tool the cases call"
-  say "$ubuntu_ref imported ${id:7:12} ($SUITE minbase)"
+  ! docker run --rm --network none "$ubuntu_ref" capsh --print | grep -q IAB \
+    || die "$ubuntu_ref: its capsh prints an IAB line (libcap >= 2.44); add-drop-capabilities would misread it"
+  say "$ubuntu_ref imported ${id:7:12} (Ubuntu $SUITE minbase)"
 fi
 
 # --- tags and pushes -----------------------------------------------------------------------------
