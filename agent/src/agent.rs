@@ -41,7 +41,9 @@ impl Agent {
     /// Validates `cfg` and connects to Docker (`cfg.docker_host`).
     pub async fn new(cfg: AgentConfig) -> Result<Agent, AgentError> {
         cfg.validate()?;
-        let runtime = DockerRuntime::connect(cfg.docker_host.as_deref()).await?;
+        let runtime = DockerRuntime::connect(cfg.docker_host.as_deref())
+            .await?
+            .with_init_binary(cfg.init_binary.clone());
         Agent::with_runtime(cfg, Arc::new(runtime))
     }
 

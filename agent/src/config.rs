@@ -56,6 +56,9 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// `unix:///var/run/docker.sock` when `None`.
     pub docker_host: Option<String>,
+    /// Where `initProcessEnabled` containers get their init (`--init-binary auto|engine|PATH`;
+    /// `runtime/docker/init.rs`).
+    pub init_binary: crate::runtime::docker::InitBinary,
     pub image_pull_behavior: PullBehavior,
     /// CPU units to register (cores × 1024 when `None`).
     pub cpu_units: Option<i64>,
@@ -106,6 +109,7 @@ impl Default for AgentConfig {
             attributes: Vec::new(),
             data_dir: PathBuf::from("/var/lib/berth-agent"),
             docker_host: None,
+            init_binary: Default::default(),
             image_pull_behavior: PullBehavior::Default,
             cpu_units: None,
             memory_mib: None,

@@ -25,6 +25,12 @@ struct Args {
     /// Docker engine address (unix:///var/run/docker.sock by default).
     #[arg(long, env = "DOCKER_HOST")]
     docker_host: Option<String>,
+    /// initProcessEnabled containers: `auto` mounts the engine's init binary (found on this
+    /// host) at /dev/init and runs `/dev/init -- ENTRYPOINT CMD`, as Docker 1.13–17.x did, else
+    /// the engine's --init; `engine` always the engine's --init (/sbin/docker-init); PATH that
+    /// binary on the engine's host at /dev/init.
+    #[arg(long, value_name = "auto|engine|PATH", default_value = "auto")]
+    init_binary: berth_agent::runtime::docker::InitBinary,
     /// CPU units to offer (default: cores × 1024).
     #[arg(long)]
     cpu_units: Option<i64>,
@@ -127,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         attributes: args.attributes,
         data_dir: args.data_dir,
         docker_host: args.docker_host,
+        init_binary: args.init_binary,
         image_pull_behavior: args.image_pull_behavior,
         cpu_units: args.cpu_units,
         memory_mib: args.memory_mib,

@@ -48,6 +48,11 @@ pub struct DevArgs {
     /// Docker Engine socket of the local agent.
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
+    /// Where the local agent's initProcessEnabled containers get their init: `auto` (the
+    /// engine's init binary found on this host, run as /dev/init like Docker 1.13–17.x; else the
+    /// engine's --init), `engine` (always the engine's --init, /sbin/docker-init) or a PATH.
+    #[arg(long, value_name = "auto|engine|PATH", default_value = "auto")]
+    pub init_binary: berth_agent::runtime::docker::InitBinary,
     /// How long the containers of a task that stopped by itself stay before removal
     /// (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION), in seconds.
     #[arg(long, default_value_t = 3600)]
@@ -145,6 +150,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         attributes,
         data_dir: args.data_dir.join("agent"),
         docker_host: args.docker_host,
+        init_binary: args.init_binary,
         image_pull_behavior: pull,
         awsvpc: args.awsvpc.settings(),
         task_cleanup_wait: Duration::from_secs(args.task_cleanup_wait_secs),

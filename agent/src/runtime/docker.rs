@@ -7,6 +7,10 @@
 //! * `awsvpc.rs`  — the awsvpc task network, pause containers with an address of their own, and
 //!   the built-in pause image (`docker import` of an in-memory tar).
 //! * `create.rs`  — [`ContainerSpec`] → the engine's create body (config and host config). Pure.
+//! * `init.rs`    — `initProcessEnabled`: the engine's init binary mounted at `/dev/init` and
+//!   prefixed to the effective command, as Docker 1.13–17.x did (pure; `--init-binary`). The
+//!   binary is found once per runtime ([`DockerRuntime::with_init_binary`], `/info`), and the
+//!   image's entry point and command are read (image inspect) when the definition sets none.
 //! * `stats.rs`   — one-shot stats samples, a container's networks, the bridge gateway.
 //! * `volumes.rs` — engine volumes: created before a container that mounts them, task-scoped
 //!   ones removed with the task's last container.
@@ -19,6 +23,7 @@
 
 mod awsvpc;
 mod create;
+pub mod init;
 mod logs;
 mod stats;
 mod volumes;
@@ -40,7 +45,11 @@ use bollard::query_parameters::{
 };
 use create::create_body;
 use futures::StreamExt;
+pub use init::InitBinary;
+use init::{ImageCommand, InitLaunch};
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default engine address.
@@ -55,14 +64,26 @@ const DOCKER_REQUEST_TIMEOUT_SECS: u64 = 300;
 pub struct DockerRuntime {
     docker: Docker,
     /// awsvpc address allocation and pause image builds, one at a time (`awsvpc.rs`).
-    awsvpc: std::sync::Arc<awsvpc::AwsvpcLocks>,
+    awsvpc: Arc<awsvpc::AwsvpcLocks>,
+    /// Where `initProcessEnabled` containers get their init (`init.rs`).
+    init: Arc<InitState>,
+}
+
+/// `--init-binary`, and the binary it came to (resolved at the first container that needs it).
+#[derive(Debug, Default)]
+struct InitState {
+    setting: InitBinary,
+    /// The engine listens on a unix socket, so it runs on this host and sees its files.
+    local_engine: bool,
+    resolved: tokio::sync::OnceCell<Option<PathBuf>>,
 }
 
 impl DockerRuntime {
     /// Connects to `host` (default [`DEFAULT_DOCKER_HOST`]) and negotiates the API version.
     pub async fn connect(host: Option<&str>) -> Result<Self, RuntimeError> {
         let host = host.unwrap_or(DEFAULT_DOCKER_HOST);
-        let docker = if host.starts_with("unix://") || host.starts_with('/') {
+        let local_engine = host.starts_with("unix://") || host.starts_with('/');
+        let docker = if local_engine {
             Docker::connect_with_unix(
                 host,
                 DOCKER_REQUEST_TIMEOUT_SECS,
@@ -82,7 +103,83 @@ impl DockerRuntime {
             .negotiate_version()
             .await
             .map_err(|e| RuntimeError::Unavailable(format!("{host}: {e}")))?;
-        Ok(Self { docker, awsvpc: Default::default() })
+        let init = Arc::new(InitState { local_engine, ..Default::default() });
+        Ok(Self { docker, awsvpc: Default::default(), init })
+    }
+
+    /// Where `initProcessEnabled` containers get their init from (`--init-binary`; default
+    /// [`InitBinary::Auto`]).
+    pub fn with_init_binary(mut self, setting: InitBinary) -> Self {
+        let local_engine = self.init.local_engine;
+        self.init = Arc::new(InitState { setting, local_engine, ..Default::default() });
+        self
+    }
+
+    /// The init binary to mount at `/dev/init`, looked up once; `None`: the engine's own
+    /// `--init` (warned once when `auto` finds nothing).
+    async fn init_binary(&self) -> Result<Option<PathBuf>, RuntimeError> {
+        let state = &self.init;
+        let found = state
+            .resolved
+            .get_or_try_init(|| async {
+                let found = match &state.setting {
+                    InitBinary::Engine => None,
+                    InitBinary::Path(path) => Some(path.clone()),
+                    InitBinary::Auto if !state.local_engine => {
+                        tracing::warn!(
+                            "initProcessEnabled: the engine is not on this host, so its init \
+                             binary cannot be found here; containers get the engine's --init \
+                             (/sbin/docker-init). Set --init-binary to its path on that host."
+                        );
+                        None
+                    }
+                    InitBinary::Auto => {
+                        let info = self.docker.info().await.map_err(|e| map_err("info", e))?;
+                        let name = info
+                            .init_binary
+                            .filter(|n| !n.trim().is_empty())
+                            .unwrap_or_else(|| init::DEFAULT_INIT_BINARY.to_string());
+                        let path_env = std::env::var_os("PATH");
+                        let candidates = init::search_paths(&name, path_env.as_deref());
+                        let found = init::locate(&candidates, init::executable_file);
+                        if found.is_none() {
+                            tracing::warn!(
+                                init_binary = %name,
+                                "initProcessEnabled: the engine's init binary is not on this \
+                                 host (the agent in a container without the host's /usr?); \
+                                 containers get the engine's --init (/sbin/docker-init). Set \
+                                 --init-binary to its path to run it as /dev/init."
+                            );
+                        }
+                        found
+                    }
+                };
+                if let Some(path) = &found {
+                    tracing::info!(binary = %path.display(), "initProcessEnabled: init runs as /dev/init");
+                }
+                Ok::<_, RuntimeError>(found)
+            })
+            .await?;
+        Ok(found.clone())
+    }
+
+    /// How the init of `spec` (which asked for one) is launched (`init::plan`).
+    async fn init_launch(&self, spec: &ContainerSpec) -> Result<InitLaunch, RuntimeError> {
+        let Some(binary) = self.init_binary().await? else {
+            return Ok(InitLaunch::Engine);
+        };
+        let image = if init::needs_image(spec.entrypoint.as_deref()) {
+            let inspected = self
+                .docker
+                .inspect_image(&spec.image)
+                .await
+                .map_err(|e| map_err(&format!("inspect image {}", spec.image), e))?;
+            let config = inspected.config.unwrap_or_default();
+            ImageCommand { entrypoint: config.entrypoint, cmd: config.cmd }
+        } else {
+            ImageCommand::default()
+        };
+        Ok(init::plan(Some(&binary), spec.entrypoint.as_deref(), spec.cmd.as_deref(), &image))
     }
 
     /// The underlying bollard client (for tests that need engine calls the trait lacks).
@@ -194,9 +291,13 @@ impl ContainerRuntime for DockerRuntime {
         if let Some(tn) = &spec.task_network {
             return awsvpc::create_pause(&self.docker, &self.awsvpc, spec, tn).await;
         }
+        let mut body = create_body(spec);
+        if spec.options.init == Some(true) {
+            init::apply(&mut body, &self.init_launch(spec).await?);
+        }
         let created_volumes = volumes::ensure(&self.docker, spec).await?;
         let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-        match self.docker.create_container(Some(opts), create_body(spec)).await {
+        match self.docker.create_container(Some(opts), body).await {
             Ok(resp) => Ok(resp.id),
             Err(e) => {
                 // Take back the task volumes made for this container alone; the create is
@@ -403,5 +504,64 @@ mod tests {
         );
         assert_eq!(health_of_status_text("Up 5 seconds"), None);
         assert_eq!(health_of_status_text("Exited (137) 2 seconds ago"), None);
+    }
+}
+
+/// `initProcessEnabled` on the real engine: `auto` runs the engine's init as `/dev/init` (PID 1
+/// named `init`), `engine` as Docker's own `/sbin/docker-init`; the image's Cmd still runs.
+#[cfg(test)]
+mod init_tests {
+    use super::*;
+    use crate::runtime::LABEL_INSTANCE_ID;
+    use crate::testkit::{docker_with_test_image, remove_instance_containers, unique_id, wait_for};
+
+    async fn exit_code(rt: &DockerRuntime, spec: &ContainerSpec) -> Option<i64> {
+        let id = rt.create(spec).await.expect("create");
+        rt.start(&id).await.expect("start");
+        let exited = wait_for(Duration::from_secs(20), "the container to exit", || async {
+            rt.inspect(&id).await.ok().filter(|i| i.state == ContainerState::Exited)
+        })
+        .await;
+        exited.exit_code
+    }
+
+    fn spec(instance: &str, name: &str, script: &str) -> ContainerSpec {
+        let mut spec = ContainerSpec {
+            name: format!("{instance}-{name}"),
+            image: crate::testkit::TEST_IMAGE.to_string(),
+            cmd: Some(vec!["sh".into(), "-c".into(), script.into()]),
+            network_mode: "none".into(),
+            ..Default::default()
+        };
+        spec.labels.insert(LABEL_INSTANCE_ID.into(), instance.into());
+        spec.options.init = Some(true);
+        spec
+    }
+
+    #[tokio::test]
+    async fn init_process_runs_as_dev_init_or_as_the_engines_init() {
+        let Some(rt) = docker_with_test_image().await else {
+            return;
+        };
+        let instance = unique_id("init");
+        let pid1 = r#"read -r comm < /proc/1/comm; [ "$comm" = "$WANT" ] && exit 42; echo "$comm"; exit 1"#;
+        let mut dev_init = spec(&instance, "dev-init", pid1);
+        dev_init.env = vec!["WANT=init".into()];
+        let found = rt.init_binary().await.expect("init binary lookup");
+        if found.is_some() {
+            assert_eq!(exit_code(&rt, &dev_init).await, Some(42), "PID 1 is /dev/init");
+            // No command in the definition: the image's Cmd (/bin/sh, stdin closed) runs
+            // under the init and exits 0.
+            let mut image_cmd = spec(&instance, "image-cmd", "");
+            image_cmd.cmd = None;
+            assert_eq!(exit_code(&rt, &image_cmd).await, Some(0));
+        } else {
+            eprintln!("SKIP /dev/init: no docker-init on this host");
+        }
+        let engine = rt.clone().with_init_binary(InitBinary::Engine);
+        let mut docker_init = spec(&instance, "docker-init", pid1);
+        docker_init.env = vec!["WANT=docker-init".into()];
+        assert_eq!(exit_code(&engine, &docker_init).await, Some(42), "PID 1 is docker-init");
+        remove_instance_containers(&rt, &instance).await;
     }
 }

@@ -117,7 +117,9 @@ pub struct ContainerOptions {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub devices: Vec<DeviceSpec>,
-    /// Run an init process as PID 1 (`None`: the engine's default).
+    /// Run an init process as PID 1 (`None`: the engine's default). Docker runs it as
+    /// `/dev/init` when the agent finds the engine's init binary (`docker/init.rs`), else with
+    /// the engine's `--init`.
     pub init: Option<bool>,
     pub shm_size_bytes: Option<i64>,
     /// Container path → tmpfs mount options (`size=…,mode=…`).
