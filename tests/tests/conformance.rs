@@ -2,7 +2,7 @@
 //! its README) run against one `berth dev` on the real Docker engine.
 //!
 //! Flow: `scripts/conformance-images.sh` provides the images the cases name (a local registry on
-//! 127.0.0.1:51670, busybox, a Debian minbase standing in for ubuntu, busybox httpd for nginx);
+//! 127.0.0.1:51670, busybox, an Ubuntu bionic minbase for ubuntu, busybox httpd for nginx);
 //! then, a few cases at a time, each case's task definition is registered with the CLI, one task is
 //! run and polled until STOPPED within the case's `Timeout` (plus [`START_MARGIN`]), and every
 //! container named in `ExitCodes` must have exited with that code. Cases a single host cannot
@@ -197,20 +197,12 @@ fn load_case(name: &str, dir: &Path) -> Result<Case, Outcome> {
 
 /// Cases that run and fail here for a reason outside Berth, with that reason (printed beside the
 /// failure; they stay out of the ratchet, so they are not hidden: the count says `failed`).
+/// None today: `add-drop-capabilities` passes since the ubuntu image is a real bionic (its capsh
+/// prints no `Current IAB` line), `init-process` since the agent runs the init as `/dev/init`.
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
+
 fn known_failure(name: &str) -> Option<&'static str> {
-    match name {
-        "add-drop-capabilities" => Some(
-            "the capabilities are right (docker inspect: CapAdd SYS_ADMIN, CapDrop MKNOD; capsh's \
-             Current set has cap_sys_admin and no cap_mknod), but every capsh reachable offline \
-             (libcap ≥ 2.44) also prints a `Current IAB: …,!cap_mknod,…` line, which the case's \
-             `grep cap_mknod` reads as present",
-        ),
-        "init-process" => Some(
-            "the init runs as PID 1 (HostConfig.Init, as the ECS agent sets it), but Docker \
-             mounts it as /sbin/docker-init, so `pidof init` finds no process named init",
-        ),
-        _ => None,
-    }
+    KNOWN_FAILURES.iter().find(|(case, _)| *case == name).map(|(_, why)| *why)
 }
 
 /// Why a single Linux host cannot run this case, if it cannot.
@@ -239,7 +231,7 @@ fn skip_reason(td: &Value) -> Option<String> {
     if privileged && let Some(why) = privileged_refused() {
         return Some(format!(
             "privileged: this host's Docker engine cannot start any privileged container \
-             (probe `docker run --privileged busybox:latest true`: {why})"
+             ({why})"
         ));
     }
     if let Some(i) = images.iter().find(|i| i.starts_with("amazon/testnnp")) {
@@ -251,38 +243,71 @@ fn skip_reason(td: &Value) -> Option<String> {
     None
 }
 
-/// Whether the engine refuses privileged containers outright (a sandboxed Docker whose runc may
-/// not apply the full capability set): the probe's error, once per process. Any other outcome
-/// (it runs, or fails for another reason) lets the case run and pass or fail on its own.
+/// Whether the engine refuses privileged containers outright, once per process: the same
+/// container runs unprivileged but not with `--privileged`, and the runtime says it could not
+/// apply the capabilities (a sandboxed Docker whose host lacks some in its bounding set, so
+/// runc cannot grant the full set). Any other outcome (it runs, the control fails too, another
+/// error) lets the case run and pass or fail on its own.
 fn privileged_refused() -> Option<String> {
     static PROBE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     PROBE
         .get_or_init(|| {
-            let out = std::process::Command::new("docker")
-                .args([
-                    "run",
-                    "--rm",
-                    "--privileged",
-                    "--network",
-                    "none",
-                    "busybox:latest",
-                    "true",
-                ])
-                .output()
-                .ok()?;
+            let run = |privileged: bool| {
+                let mut args = vec!["run", "--rm", "--network", "none"];
+                if privileged {
+                    args.push("--privileged");
+                }
+                args.extend(["busybox:latest", "true"]);
+                Command::new("docker").args(&args).output().ok()
+            };
+            if !run(false)?.status.success() {
+                return None;
+            }
+            let out = run(true)?;
             let err = String::from_utf8_lossy(&out.stderr);
-            let refused = !out.status.success()
-                && (err.contains("unable to apply caps")
-                    || err.contains("operation not permitted"));
-            refused.then(|| {
-                err.lines()
-                    .find(|l| l.contains("caps") || l.contains("permitted"))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string()
-            })
+            if out.status.success() || !err.contains("unable to apply caps") {
+                return None;
+            }
+            let line = err.lines().find(|l| l.contains("unable to apply caps")).unwrap_or("");
+            let host = match missing_bounding_caps() {
+                Some(caps) if !caps.is_empty() => {
+                    format!("; this host's bounding set lacks {}", caps.join(", "))
+                }
+                _ => String::new(),
+            };
+            Some(format!(
+                "probe `docker run --privileged busybox:latest true` fails where the same \
+                 run without --privileged succeeds: {}{host}",
+                line.trim()
+            ))
         })
         .clone()
+}
+
+/// The capabilities the kernel knows (`cap_last_cap`) that this process's bounding set lacks
+/// (`CapBnd` of /proc/self/status); `None` when either is unreadable.
+fn missing_bounding_caps() -> Option<Vec<String>> {
+    /// Linux capability names by number (capability.h), 0 to 40.
+    const NAMES: &str = "chown dac_override dac_read_search fowner fsetid kill setgid setuid \
+        setpcap linux_immutable net_bind_service net_broadcast net_admin net_raw ipc_lock \
+        ipc_owner sys_module sys_rawio sys_chroot sys_ptrace sys_pacct sys_admin sys_boot \
+        sys_nice sys_resource sys_time sys_tty_config mknod lease audit_write audit_control \
+        setfcap mac_override mac_admin syslog wake_alarm block_suspend audit_read perfmon bpf \
+        checkpoint_restore";
+    let last: u32 =
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok()?.trim().parse().ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?.trim();
+    let bounding = u64::from_str_radix(hex, 16).ok()?;
+    Some(
+        (0..=last.min(63))
+            .filter(|bit| bounding & (1u64 << bit) == 0)
+            .map(|bit| match NAMES.split_whitespace().nth(bit as usize) {
+                Some(name) => format!("cap_{name}"),
+                None => format!("capability {bit}"),
+            })
+            .collect(),
+    )
 }
 
 /// A Go `time.Duration` string as test.json writes it ("2m", "90s", "1m30s").
