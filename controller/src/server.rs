@@ -267,7 +267,10 @@ impl Controller {
                 .map_err(|e| Error::Storage(e.to_string()))?,
         );
         let shared = SharedState::new(State::new(config.scope.clone()));
-        let events = crate::events::EventLog::new(backend.clone());
+        let events = crate::events::EventLog::new(Box::new(crate::events::files::open_in(
+            &config.data_dir,
+            backend.clone(),
+        )?));
         events.set_metrics(metrics.clone());
         let store = Store::with_events(shared.clone(), events.clone());
         let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {

@@ -85,6 +85,18 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU time (user + system) process `pid` has used so far, in seconds, from /proc.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // In USER_HZ, which Linux fixes at 100 on every architecture it exports to user space.
+    Some(ticks / 100.0)
+}
+
 /// Connected instances as `endpoint` lists them.
 async fn connected(endpoint: &str) -> Result<usize> {
     let api = client_for(endpoint, CALL_TIMEOUT);
@@ -175,7 +187,7 @@ pub async fn run(args: &[String]) -> Result<()> {
     let endpoint = cluster.member(leader).endpoint.clone();
 
     let started = Instant::now();
-    let _agents = SimAgents::start(&agent, &cluster.endpoints(), nodes, &dir)?;
+    let agents = SimAgents::start(&agent, &cluster.endpoints(), nodes, &dir)?;
     wait("the simulated instances to connect", timeout, async || {
         let n = connected(&endpoint).await?;
         Ok((n >= nodes, format!("{n}/{nodes} connected")))
@@ -196,6 +208,10 @@ pub async fn run(args: &[String]) -> Result<()> {
         ..Default::default()
     })
     .await?;
+    let ids = cluster.ids();
+    let cpu_before: Vec<f64> =
+        ids.iter().map(|&id| cluster.pid(id).and_then(cpu_seconds).unwrap_or(0.0)).collect();
+    let agent_cpu_before = cpu_seconds(agents.0.id()).unwrap_or(0.0);
     let start = Instant::now();
     api.update_service(v1::UpdateServiceRequest {
         service: "simbench".into(),
@@ -209,11 +225,20 @@ pub async fn run(args: &[String]) -> Result<()> {
     })
     .await?;
     let seconds = start.elapsed().as_secs_f64();
-    let ids = cluster.ids();
     let rss = ids.iter().filter_map(|&id| cluster.pid(id)).filter_map(peak_rss_mib);
     let rss = rss.fold(0.0f64, f64::max);
+    // CPU seconds spent during the scale-up: the leader, the followers together, the agents.
+    let cpu: Vec<f64> = ids
+        .iter()
+        .zip(&cpu_before)
+        .map(|(&id, before)| cluster.pid(id).and_then(cpu_seconds).unwrap_or(0.0) - before)
+        .collect();
+    let leader_cpu = ids.iter().position(|&id| id == leader).and_then(|i| cpu.get(i)).copied();
+    let leader_cpu = leader_cpu.unwrap_or(0.0);
+    let followers_cpu = cpu.iter().sum::<f64>() - leader_cpu;
+    let agents_cpu = cpu_seconds(agents.0.id()).unwrap_or(0.0) - agent_cpu_before;
     println!(
-        "BENCH sim.scale_up nodes={nodes} tasks={tasks} seconds={seconds:.2} controller_rss_mib={rss:.0}"
+        "BENCH sim.scale_up nodes={nodes} tasks={tasks} seconds={seconds:.2} controller_rss_mib={rss:.0} leader_cpu_s={leader_cpu:.1} followers_cpu_s={followers_cpu:.1} agents_cpu_s={agents_cpu:.1}"
     );
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! [`EventLog`]: this controller's copy of the cluster event log.
 //!
-//! Events are appended by the state machine as it applies each command (`store::Store`), into the
-//! `events` tree of the controller's key-value backend (the same sled database as the Raft log,
-//! so each Raft flush also makes them durable), keyed by index. A ring of the latest events, with
-//! their parsed JSON, serves live subscribers without reading storage or parsing again.
+//! Events are appended by the state machine as it applies each command (`store::Store`), into an
+//! [`EventStore`] (the controller's: segment files beside the Raft store, `files`). A ring of
+//! the latest events, with their parsed JSON, serves live subscribers without reading storage or
+//! parsing again.
 //!
 //! The replicated [`EventCursor`] says which indexes exist (`first_index..next_index`); this
 //! copy can lack some for a while: a member that installs a snapshot (which does not carry the
@@ -16,14 +16,14 @@
 //! hands it ([`EventLog::append_batch`]) on its own thread, in order, so the Raft loop does not
 //! spend its time on JSON and storage writes (`bench -- sim`: 100,000 events of a scale-up took
 //! 8.6 s of the leader's loop). The tip moves only once a batch is stored, so readers never see
-//! an index before it exists. [`EventLog::drain`] waits until every queued batch is stored; the
-//! state machine calls it before a snapshot captures the state (the snapshot's cursor then
-//! covers only stored events: the store's flush of the snapshot makes them durable too — they
-//! share the Raft log's database — and a crash before that replays the log after the previous
-//! snapshot, which derives the same events again), before restoring one and before retention
-//! moves the cursor. A log from [`EventLog::in_memory`] appends inline (tests).
+//! an index before it exists. [`EventLog::drain`] waits until every queued batch is stored and
+//! flushed (fsync); the state machine calls it before a snapshot captures the state (the
+//! snapshot's cursor then covers only durable events; a crash before that replays the log after
+//! the previous snapshot, which derives the same events again — the store skips those it still
+//! has), before restoring one and before retention moves the cursor. A log from
+//! [`EventLog::in_memory`] appends inline (tests).
 
-use crate::storage::{KeyRange, KvBackend, WriteBatch};
+use super::store::EventStore;
 use crate::store::events::{EventCursor, RenderedEvent, TaskFacts};
 use berth_proto::model::ClusterEvent;
 use serde_json::Value;
@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
-pub const EVENTS_TREE: &str = "events";
+pub use super::kv_store::EVENTS_TREE;
 
 /// Latest events kept in memory, parsed, for live subscribers.
 pub const RECENT_EVENTS: usize = 4096;
@@ -144,7 +144,7 @@ pub struct Trimmed {
 }
 
 pub struct EventLog {
-    backend: Arc<dyn KvBackend>,
+    store: Box<dyn EventStore>,
     /// The writer thread's queue (`None`: batches are appended inline).
     writer: Option<Writer>,
     recent: Mutex<VecDeque<Arc<StoredEvent>>>,
@@ -164,10 +164,6 @@ pub struct EventLog {
 pub struct SubscriberPositions {
     pub count: usize,
     pub slowest: Option<u64>,
-}
-
-fn key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
 }
 
 /// Events queued for the writer thread at most: then the state machine waits (bounded memory,
@@ -196,13 +192,13 @@ impl Drop for Stored {
 }
 
 impl EventLog {
-    /// A log on `backend` with a writer thread (see the module docs); the thread ends when the
+    /// A log on `store` with a writer thread (see the module docs); the thread ends when the
     /// log is dropped.
-    pub fn new(backend: Arc<dyn KvBackend>) -> Arc<EventLog> {
+    pub fn new(store: Box<dyn EventStore>) -> Arc<EventLog> {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let unstored: Arc<(Mutex<u64>, std::sync::Condvar)> = Arc::default();
         let writer = Writer { queue: Mutex::new(Some(tx)), unstored: unstored.clone() };
-        let log = Self::build(backend, Some(writer));
+        let log = Self::build(store, Some(writer));
         let weak = Arc::downgrade(&log);
         let spawned =
             std::thread::Builder::new().name("event-log-writer".into()).spawn(move || {
@@ -221,7 +217,7 @@ impl EventLog {
         log
     }
 
-    fn build(backend: Arc<dyn KvBackend>, writer: Option<Writer>) -> Arc<EventLog> {
+    fn build(store: Box<dyn EventStore>, writer: Option<Writer>) -> Arc<EventLog> {
         let cursor = EventCursor::default();
         let (tip, _) = watch::channel(Tip {
             first: cursor.first_index,
@@ -230,7 +226,7 @@ impl EventLog {
             closed: false,
         });
         Arc::new(EventLog {
-            backend,
+            store,
             writer,
             recent: Mutex::new(VecDeque::new()),
             tip,
@@ -269,7 +265,8 @@ impl EventLog {
     /// An event log on an in-memory backend (unit tests, and stores built without one).
     /// Its batches are appended inline, so a read right after an apply sees them.
     pub fn in_memory() -> Arc<EventLog> {
-        EventLog::build(Arc::new(crate::storage::MemBackend::new()), None)
+        let backend = Arc::new(crate::storage::MemBackend::new());
+        EventLog::build(Box::new(super::kv_store::KvEvents::new(backend)), None)
     }
 
     /// Appends the events one command produced (called while applying it, in log order): queued
@@ -307,13 +304,18 @@ impl EventLog {
     }
 
     /// Waits until every batch queued by [`Self::append_batch`] is stored (and visible in the
-    /// tip). At once for a log without a writer.
+    /// tip), then makes the stored events durable.
     pub fn drain(&self) {
-        let Some(w) = &self.writer else { return };
-        let (count, cv) = &*w.unstored;
-        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
-        while *n > 0 {
-            n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = &self.writer {
+            let (count, cv) = &*w.unstored;
+            let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+            while *n > 0 {
+                n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        if let Err(e) = self.store.sync() {
+            // Not durable: a crash would leave a hole, which backfill fills from another member.
+            tracing::error!(error = %e, "flushing stored events failed");
         }
     }
 
@@ -345,16 +347,18 @@ impl EventLog {
 
     /// Stores events and moves the tip past them.
     fn store(&self, events: impl Iterator<Item = StoredEvent>, cursor: &EventCursor) {
-        let mut batch = WriteBatch::new();
         let stored: Vec<Arc<StoredEvent>> = events.map(|e| self.counted(e)).collect();
         let first_new = stored.first().map(|e| e.index);
-        for e in &stored {
-            batch.put(EVENTS_TREE, key(e.index), e.json.as_bytes().to_vec());
-        }
         if let Some(metrics) = self.metrics.get() {
             metrics.observe_events(&stored);
         }
-        let failed = match self.backend.write(batch) {
+        let jsons: Vec<&str> = stored.iter().map(|e| e.json.as_str()).collect();
+        let written = match first_new {
+            Some(start) => self.store.append(start, &jsons),
+            None => Ok(()),
+        };
+        drop(jsons);
+        let failed = match written {
             Ok(()) => false,
             Err(e) => {
                 tracing::error!(error = %e, "storing events failed; they will be fetched from another member");
@@ -410,9 +414,7 @@ impl EventLog {
 
     /// The highest index stored here.
     pub fn last_stored(&self) -> Option<u64> {
-        let mut it = self.backend.scan(EVENTS_TREE, KeyRange::all()).ok()?;
-        let (k, _) = it.next_back()?.ok()?;
-        Some(u64::from_be_bytes(k.as_slice().try_into().ok()?))
+        self.store.last_stored()
     }
 
     /// Up to `max` contiguous events from `from`, ending before the log's end or a hole (empty
@@ -449,16 +451,11 @@ impl EventLog {
                     .collect());
             }
         }
-        let Ok(iter) = self.backend.scan(EVENTS_TREE, KeyRange::between(key(from), key(end)))
-        else {
-            return Ok(vec![]);
-        };
         let mut out = Vec::new();
-        for (want, item) in (from..).zip(iter) {
-            let Ok((_, v)) = item else { break };
-            let Some(e) = String::from_utf8(v).ok().and_then(StoredEvent::parse) else { break };
+        for (want, json) in self.store.read(from, end) {
+            let Some(e) = StoredEvent::parse(json) else { break };
             if e.index != want {
-                break; // deleted under us (retention) or missing: stop at the gap
+                break; // not the event its place says (a corrupt store): stop there
             }
             out.push(self.counted(e));
         }
@@ -471,11 +468,19 @@ impl EventLog {
     /// Stores events fetched from another member into the hole; returns the next index still
     /// missing (the hole's end once it is filled).
     pub fn fill(&self, events: &[Arc<StoredEvent>]) -> Result<(), crate::storage::KvError> {
-        let mut batch = WriteBatch::new();
-        for e in events {
-            batch.put(EVENTS_TREE, key(e.index), e.json.as_bytes().to_vec());
+        // One append per run of consecutive indexes.
+        let mut rest = events;
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .enumerate()
+                .take_while(|(i, e)| e.index == first.index + *i as u64)
+                .count();
+            let (now, later) = rest.split_at(run);
+            let jsons: Vec<&str> = now.iter().map(|e| e.json.as_str()).collect();
+            self.store.append(first.index, &jsons)?;
+            rest = later;
         }
-        self.backend.write(batch)?;
         let Some(last) = events.last().map(|e| e.index) else { return Ok(()) };
         self.tip.send_modify(|t| {
             if let Some((s, e)) = t.hole
@@ -508,18 +513,16 @@ impl EventLog {
     /// Deletes stored events below the tip's `first` (on a blocking thread: can be many).
     pub fn prune(self: &Arc<Self>) {
         let first = self.tip().first;
-        let from = {
+        {
             let mut below = self.pruned_below.lock().unwrap_or_else(|e| e.into_inner());
             if *below >= first {
                 return;
             }
-            std::mem::replace(&mut *below, first)
-        };
+            *below = first;
+        }
         let log = self.clone();
         let job = move || {
-            let mut batch = WriteBatch::new();
-            batch.delete_range(EVENTS_TREE, KeyRange::between(key(from), key(first)));
-            if let Err(e) = log.backend.write(batch) {
+            if let Err(e) = log.store.delete_below(first) {
                 tracing::warn!(error = %e, "deleting trimmed events failed");
             }
         };
