@@ -356,7 +356,7 @@ fn stop_tasks(state: &mut State, s: StopTasks) -> ApplyResult {
     }
     let mut out = Applied::default();
     for id in &s.task_ids {
-        let Some(task) = state.task_mut(id) else {
+        let Some(mut task) = state.task_mut(id) else {
             continue;
         };
         if task.desired_status == STOPPED {
@@ -385,7 +385,7 @@ fn report_status(
     report: TaskStatusReport,
     now: Timestamp,
 ) -> ApplyResult {
-    let Some(task) = state.task_mut(&report.task_id) else {
+    let Some(mut task) = state.task_mut(&report.task_id) else {
         return Ok(Applied::default());
     };
     if task.instance_id() != Some(instance_id) {

@@ -91,7 +91,7 @@ pub fn apply(state: &mut State, d: DeregisterInstance) -> ApplyResult {
     }
     let mut out = Applied::default();
     for id in &live {
-        let Some(task) = state.task_mut(id) else {
+        let Some(mut task) = state.task_mut(id) else {
             continue;
         };
         if task.desired_status != STOPPED {

@@ -1,18 +1,31 @@
 //! [`TaskIndex`]: lookup tables over `State::tasks` — task ids by container instance and by
-//! service, and a change counter per instance — so that the per-instance and per-service
-//! queries (placement views, assignments, the reconciler) cost the tasks they return instead of
+//! service, a change counter per instance, and what the tasks holding resources reserve on each
+//! instance — so that the per-instance and per-service queries (placement views, remaining
+//! resources, assignments, the reconciler) cost the tasks they return, or nothing, instead of
 //! a scan of every task.
 //!
 //! Derived data: never serialized (a snapshot holds the tasks only), rebuilt on restore
 //! ([`TaskIndex::build`]), kept current by the `State` task methods that apply uses
-//! (`insert_task`, `task_mut`, `retain_tasks`). It is a pure function of the tasks, so
+//! (`insert_task`, `task_mut` — whose guard re-counts the task's reservation when the change
+//! ends — and `retain_tasks`). It is a pure function of the tasks (and their immutable task
+//! definitions), so
 //! replicas that applied the same log have the same index; it never drives iteration order
 //! (the id sets are ordered like `tasks`). State built by hand without those methods (tests)
 //! leaves the index short of tasks; [`TaskIndex::covers`] notices that and the queries fall
 //! back to a scan.
 
+use super::query::Reservation;
 use berth_proto::model::Task;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// What the tasks holding resources on one instance reserve, summed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reserved {
+    pub cpu: i64,
+    pub memory: i64,
+    /// Static host ports, with how many tasks hold each.
+    pub ports: BTreeMap<u16, u32>,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct TaskIndex {
@@ -25,6 +38,10 @@ pub struct TaskIndex {
     /// Instances touched since the last [`TaskIndex::take_touched`] (repeats possible): the
     /// state machine signals their sessions after each apply (`store::signals`).
     touched: Vec<String>,
+    /// Instance id → what its tasks that hold resources reserve.
+    reserved: HashMap<String, Reserved>,
+    /// Task id → (instance id, reservation) of each task summed in `reserved`.
+    holding: HashMap<String, (String, Reservation)>,
     /// Tasks indexed.
     len: usize,
 }
@@ -43,13 +60,64 @@ fn service_key(t: &Task) -> Option<String> {
 }
 
 impl TaskIndex {
-    /// The index of `tasks`.
-    pub fn build(tasks: &BTreeMap<String, Task>) -> TaskIndex {
+    /// The index of `tasks`; `reservation` tells what a task reserves (from its definition).
+    pub fn build(
+        tasks: &BTreeMap<String, Task>,
+        reservation: impl Fn(&Task) -> Reservation,
+    ) -> TaskIndex {
         let mut ix = TaskIndex::default();
         for t in tasks.values() {
             ix.insert(t);
+            ix.recount(t, || reservation(t));
         }
         ix
+    }
+
+    /// Counts `t`'s reservation on its instance while it holds resources, and not once it does
+    /// not (`reservation` is asked only when the task starts to count).
+    pub fn recount(&mut self, t: &Task, reservation: impl FnOnce() -> Reservation) {
+        let id = t.id();
+        let holds = t.holds_resources() && t.instance_id().is_some();
+        match (holds, self.holding.contains_key(id)) {
+            (true, false) => {
+                let instance = t.instance_id().unwrap_or_default().to_string();
+                let r = reservation();
+                let sum = self.reserved.entry(instance.clone()).or_default();
+                sum.cpu += r.cpu;
+                sum.memory += r.memory;
+                for p in &r.ports {
+                    *sum.ports.entry(*p).or_default() += 1;
+                }
+                self.holding.insert(id.to_string(), (instance, r));
+            }
+            (false, true) => self.release(id),
+            _ => {}
+        }
+    }
+
+    /// Stops counting task `id`'s reservation.
+    fn release(&mut self, id: &str) {
+        let Some((instance, r)) = self.holding.remove(id) else { return };
+        if let Some(sum) = self.reserved.get_mut(&instance) {
+            sum.cpu -= r.cpu;
+            sum.memory -= r.memory;
+            for p in &r.ports {
+                if let Some(n) = sum.ports.get_mut(p) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        sum.ports.remove(p);
+                    }
+                }
+            }
+            if self.reserved.get(&instance).is_some_and(|s| *s == Reserved::default()) {
+                self.reserved.remove(&instance);
+            }
+        }
+    }
+
+    /// What the tasks holding resources on an instance reserve (`None`: nothing).
+    pub fn reserved_on(&self, instance_id: &str) -> Option<&Reserved> {
+        self.reserved.get(instance_id)
     }
 
     /// True when every one of `tasks_len` tasks is indexed (the index can answer).
@@ -73,6 +141,7 @@ impl TaskIndex {
     /// Removes an indexed task.
     pub fn remove(&mut self, t: &Task) {
         let id = t.id();
+        self.release(id);
         if let Some(i) = t.instance_id() {
             if let Some(set) = self.by_instance.get_mut(i) {
                 set.remove(id);
@@ -166,7 +235,7 @@ mod tests {
         for (id, i, s) in [("b", "i1", Some("web")), ("a", "i1", None), ("c", "i2", Some("web"))] {
             tasks.insert(id.to_string(), task(id, i, s));
         }
-        let mut ix = TaskIndex::build(&tasks);
+        let mut ix = TaskIndex::build(&tasks, |_| Reservation::default());
         assert!(ix.covers(3));
         assert_eq!(ix.on_instance("i1").collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(ix.of_service("default/web").collect::<Vec<_>>(), ["b", "c"]);
@@ -176,5 +245,33 @@ mod tests {
         assert_eq!(ix.on_instance("i2").count(), 0);
         assert!(ix.instance_changes("i2") > before);
         assert!(!ix.covers(3));
+    }
+
+    #[test]
+    fn reservations_are_summed_per_instance_while_tasks_hold_resources() {
+        let r = |cpu, ports: &[u16]| Reservation { cpu, memory: cpu * 2, ports: ports.to_vec() };
+        let mut tasks = BTreeMap::new();
+        for id in ["a", "b", "c"] {
+            tasks.insert(id.to_string(), task(id, if id == "c" { "i2" } else { "i1" }, None));
+        }
+        let by_id = |t: &Task| match t.id() {
+            "a" => r(100, &[80]),
+            "b" => r(50, &[80, 443]),
+            _ => r(10, &[]),
+        };
+        let mut ix = TaskIndex::build(&tasks, by_id);
+        let i1 = ix.reserved_on("i1").cloned().expect("i1 holds");
+        assert_eq!((i1.cpu, i1.memory), (150, 300));
+        assert_eq!(i1.ports, BTreeMap::from([(80, 2), (443, 1)]));
+        // b stops: its reservation goes; recounting again changes nothing.
+        let mut b = tasks["b"].clone();
+        b.last_status = "STOPPED".into();
+        ix.recount(&b, || panic!("a stopped task is not asked for"));
+        ix.recount(&b, || panic!("a stopped task is not asked for"));
+        let i1 = ix.reserved_on("i1").cloned().expect("i1 holds");
+        assert_eq!((i1.cpu, i1.ports.clone()), (100, BTreeMap::from([(80, 1)])));
+        // Removing the last holder of i2 leaves nothing reserved there.
+        ix.remove(&tasks["c"]);
+        assert_eq!(ix.reserved_on("i2"), None);
     }
 }

@@ -68,7 +68,7 @@ pub fn mark_tasks_lost(state: &mut State, m: MarkTasksLost) -> ApplyResult {
     }
     let mut out = Applied::default();
     for id in &m.task_ids {
-        let Some(task) = state.task_mut(id) else {
+        let Some(mut task) = state.task_mut(id) else {
             continue;
         };
         if task.instance_id() != Some(m.instance_id.as_str()) || task.is_stopped() {

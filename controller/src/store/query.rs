@@ -79,6 +79,15 @@ impl State {
             memory: instance.registered_integer("MEMORY"),
             used_ports: instance.registered_ports().into_iter().collect(),
         };
+        if self.index.covers(self.tasks.len()) {
+            // Summed as tasks come and go (`index.rs`), not walked here.
+            if let Some(r) = self.index.reserved_on(instance.id()) {
+                rem.cpu -= r.cpu;
+                rem.memory -= r.memory;
+                rem.used_ports.extend(r.ports.keys());
+            }
+            return rem;
+        }
         for t in self.tasks_on_instance(instance.id()) {
             let r = self.task_reservation(t);
             rem.cpu -= r.cpu;

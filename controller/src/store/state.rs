@@ -126,7 +126,8 @@ impl State {
 
     /// Rebuilds the task index from the tasks (after a restore).
     pub fn rebuild_index(&mut self) {
-        self.index = super::index::TaskIndex::build(&self.tasks);
+        let families = &self.families;
+        self.index = super::index::TaskIndex::build(&self.tasks, |t| reservation_in(families, t));
     }
 
     /// Adds or replaces a task, keeping the index current.
@@ -136,17 +137,20 @@ impl State {
             self.index.remove(old);
         }
         self.index.insert(&task);
+        let families = &self.families;
+        self.index.recount(&task, || reservation_in(families, &task));
         self.tasks.insert(id, task);
     }
 
     /// A task to change in place. Its placement (instance, cluster, group) must not change;
-    /// the instance's change counter moves, so agent sessions look at it again.
-    pub fn task_mut(&mut self, id: &str) -> Option<&mut Task> {
+    /// the instance's change counter moves, so agent sessions look at it again, and when the
+    /// guard drops, the index re-counts what the task reserves (it may have stopped).
+    pub fn task_mut(&mut self, id: &str) -> Option<TaskMut<'_>> {
         let task = self.tasks.get_mut(id)?;
         if let Some(i) = task.instance_id() {
             self.index.touch(i);
         }
-        Some(task)
+        Some(TaskMut { task, index: &mut self.index, families: &self.families })
     }
 
     /// Keeps the tasks `keep` accepts, keeping the index current.
@@ -173,14 +177,55 @@ impl State {
 
     /// The task definition an ARN (`…:task-definition/family:rev`) names, if it exists.
     pub fn taskdef_by_arn(&self, arn: &str) -> Option<&TaskDefinition> {
-        let tail = arn.rsplit('/').next()?;
-        let (family, rev) = tail.rsplit_once(':')?;
-        let rev: u32 = rev.parse().ok()?;
-        self.families.get(family)?.revisions.get(&rev).map(|d| &**d)
+        taskdef_in(&self.families, arn)
     }
 
     pub fn cluster_is_active(&self, name: &str) -> bool {
         self.clusters.get(name).is_some_and(|c| c.status == "ACTIVE")
+    }
+}
+
+fn taskdef_in<'a>(families: &'a BTreeMap<String, Family>, arn: &str) -> Option<&'a TaskDefinition> {
+    let tail = arn.rsplit('/').next()?;
+    let (family, rev) = tail.rsplit_once(':')?;
+    let rev: u32 = rev.parse().ok()?;
+    families.get(family)?.revisions.get(&rev).map(|d| &**d)
+}
+
+/// What `task` reserves on its instance while it holds resources (nothing when its definition
+/// is unknown).
+fn reservation_in(families: &BTreeMap<String, Family>, task: &Task) -> super::query::Reservation {
+    taskdef_in(families, &task.task_definition_arn)
+        .map(super::query::Reservation::of)
+        .unwrap_or_default()
+}
+
+/// A task being changed in place ([`State::task_mut`]); dropping it re-counts the task's
+/// reservation in the index.
+pub struct TaskMut<'a> {
+    task: &'a mut Task,
+    index: &'a mut super::index::TaskIndex,
+    families: &'a BTreeMap<String, Family>,
+}
+
+impl std::ops::Deref for TaskMut<'_> {
+    type Target = Task;
+    fn deref(&self) -> &Task {
+        self.task
+    }
+}
+
+impl std::ops::DerefMut for TaskMut<'_> {
+    fn deref_mut(&mut self) -> &mut Task {
+        self.task
+    }
+}
+
+impl Drop for TaskMut<'_> {
+    fn drop(&mut self) {
+        let families = self.families;
+        let task = &*self.task;
+        self.index.recount(task, || reservation_in(families, task));
     }
 }
 

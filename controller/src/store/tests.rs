@@ -467,3 +467,54 @@ fn the_task_index_follows_apply_and_is_rebuilt_on_restore() {
     assert!(restored.index.covers(restored.tasks.len()));
     assert_eq!(on(&restored, "i1"), vec![ids[0].clone()]);
 }
+
+#[test]
+fn remaining_resources_from_the_index_equal_a_walk_of_the_tasks() {
+    let (mut st, arn) = setup();
+    apply(&mut st, instance("i2", 4096, 4096)).unwrap();
+    let ids: Vec<String> = (0..4).map(|i| format!("{i}").repeat(32)).collect();
+    let on = [("i1", &ids[0]), ("i2", &ids[1]), ("i2", &ids[2]), ("i2", &ids[3])];
+    let tasks = on.iter().map(|(i, id)| task(&st, id, i, &arn)).collect();
+    // The second and third task on i2 want the same static port: the third is refused.
+    let out = apply(&mut st, Command::StartTasks { tasks, now: Timestamp(6) }).unwrap();
+    assert_eq!(out.rejected, vec![ids[2].clone(), ids[3].clone()]);
+    // What the index sums, and what a walk of the tasks gives (a state without an index).
+    let check = |st: &State, what: &str| {
+        let mut walked = st.clone();
+        walked.index = Default::default();
+        for i in ["i1", "i2"] {
+            let ci = &st.instances[i].instance;
+            assert_eq!(st.remaining(ci), walked.remaining(ci), "{what}: {i}");
+        }
+    };
+    check(&st, "after start");
+    assert_eq!(st.remaining(&st.instances["i2"].instance).cpu, 4096 - 512);
+    let stop = TaskStatusReport {
+        task_id: ids[1].clone(),
+        last_status: "STOPPED".into(),
+        ..Default::default()
+    };
+    apply(
+        &mut st,
+        Command::ReportTaskStatus { instance_id: "i2".into(), report: stop, now: Timestamp(7) },
+    )
+    .unwrap();
+    check(&st, "after a stop");
+    assert_eq!(st.remaining(&st.instances["i2"].instance).cpu, 4096);
+    assert!(!st.remaining(&st.instances["i2"].instance).used_ports.contains(&8080));
+    // The port is free again: a task that wants it fits now.
+    let again = task(&st, &ids[2], "i2", &arn);
+    let out =
+        apply(&mut st, Command::StartTasks { tasks: vec![again], now: Timestamp(8) }).unwrap();
+    assert_eq!(out.ids, vec![ids[2].clone()]);
+    check(&st, "after a restart on the freed port");
+    apply(&mut st, Command::PurgeStoppedTasks { stopped_before: Timestamp(9) }).unwrap();
+    check(&st, "after a purge");
+    let mut restored: State = serde_json::from_slice(&serde_json::to_vec(&st).unwrap()).unwrap();
+    restored.rebuild_index();
+    check(&restored, "after a restore");
+    assert_eq!(
+        restored.remaining(&st.instances["i2"].instance),
+        st.remaining(&st.instances["i2"].instance)
+    );
+}
