@@ -262,6 +262,15 @@ impl EventStore for FileEvents {
         segs.by_first.values().next_back().map(|s| s.next() - 1)
     }
 
+    fn first_missing(&self, from: u64) -> u64 {
+        let segs = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        let mut at = from;
+        while let Some(seg) = segs.holding(at) {
+            at = seg.next();
+        }
+        at
+    }
+
     fn delete_below(&self, first: u64) -> Result<(), KvError> {
         let mut segs = self.segments.lock().unwrap_or_else(|e| e.into_inner());
         let gone: Vec<u64> =
@@ -403,6 +412,46 @@ mod tests {
         drop(files);
         let again = open_in(dir.path(), kv).expect("reopen");
         assert_eq!(again.last_stored(), Some(10));
+    }
+
+    #[test]
+    fn a_restart_before_backfill_filled_the_hole_finds_the_rest_of_it() {
+        use crate::events::{EventLog, StoredEvent};
+        use crate::store::events::EventCursor;
+        use berth_proto::model::ClusterEvent;
+        let cursor = |next| EventCursor { next_index: next, ..Default::default() };
+        let event = |i: u64| ClusterEvent {
+            version: "0".into(),
+            id: format!("id-{i}"),
+            detail_type: berth_proto::model::event::SERVICE_ACTION.into(),
+            source: "aws.ecs".into(),
+            account: "000000000000".into(),
+            time: "2026-12-04T00:00:00Z".into(),
+            region: "local".into(),
+            resources: vec![],
+            detail: serde_json::json!({}),
+            index: i,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = FileEvents::open(dir.path()).expect("open");
+            conformance::append(&s, 1, 5);
+            let log = EventLog::new(Box::new(s));
+            // It installs a snapshot at cursor 20: a hole 6..20.
+            log.set_cursor(&cursor(20), true);
+            assert_eq!(log.tip().hole, Some((6, 20)));
+            // It applies 20..25 and backfill fills 6..=10; then it stops (or is killed).
+            log.append((20..25).map(event).collect(), &cursor(25));
+            let filled: Vec<_> =
+                (6..=10).map(|i| std::sync::Arc::new(StoredEvent::of(&event(i)))).collect();
+            log.fill(&filled).expect("fill");
+            assert_eq!(log.tip().hole, Some((11, 20)));
+            log.drain();
+        }
+        // Restarted: its latest snapshot's cursor is 25, and 11..20 are still missing here.
+        let log = EventLog::new(Box::new(FileEvents::open(dir.path()).expect("reopen")));
+        log.set_cursor(&cursor(25), true);
+        assert_eq!(log.tip().hole, Some((11, 25)));
     }
 
     #[test]

@@ -68,6 +68,22 @@ fn last_stored(backend: &dyn KvBackend) -> Option<u64> {
     lines(start, &v).last().map(|(i, _)| i)
 }
 
+/// The first index at or after `from` that no stored batch holds.
+fn first_missing(backend: &dyn KvBackend, from: u64) -> u64 {
+    let Some(first) = batch_at_or_below(backend, from) else { return from };
+    let Ok(iter) = backend.scan(EVENTS_TREE, KeyRange::from(key(first))) else { return from };
+    let mut want = from;
+    for item in iter {
+        let Ok((k, v)) = item else { break };
+        let Some(start) = start_of(&k) else { break };
+        if start > want {
+            break; // a gap
+        }
+        want = want.max(start.saturating_add(lines(start, &v).count() as u64));
+    }
+    want
+}
+
 /// The JSON texts of the contiguous stored events `from..end` (fewer when a gap comes first),
 /// each with its index.
 fn read(backend: &dyn KvBackend, from: u64, end: u64) -> Vec<(u64, String)> {
@@ -160,6 +176,10 @@ impl EventStore for KvEvents {
 
     fn last_stored(&self) -> Option<u64> {
         last_stored(&*self.backend)
+    }
+
+    fn first_missing(&self, from: u64) -> u64 {
+        first_missing(&*self.backend, from)
     }
 
     fn delete_below(&self, first: u64) -> Result<(), KvError> {

@@ -389,8 +389,9 @@ impl EventLog {
     /// cursor may be missing here) or after retention moved `first_index`.
     pub fn set_cursor(&self, cursor: &EventCursor, restored: bool) {
         let hole = if restored {
-            let last = self.last_stored().unwrap_or(0);
-            let start = (last + 1).max(cursor.first_index);
+            // From the first index missing here, not after the last one stored: a controller
+            // restarted before backfill filled a hole has events stored after it.
+            let start = self.store.first_missing(cursor.first_index.max(1));
             (start < cursor.next_index).then_some((start, cursor.next_index))
         } else {
             None

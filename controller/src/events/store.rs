@@ -23,6 +23,9 @@ pub trait EventStore: Send + Sync {
     /// The highest index stored.
     fn last_stored(&self) -> Option<u64>;
 
+    /// The first index at or after `from` that is not stored (`from` itself when it is not).
+    fn first_missing(&self, from: u64) -> u64;
+
     /// Forgets stored events below `first` (whole runs; a run holding `first` may stay, and
     /// readers below `first` are refused by the log before they get here).
     fn delete_below(&self, first: u64) -> Result<(), KvError>;
@@ -69,9 +72,14 @@ pub mod conformance {
         assert!(s.read(5, 20).is_empty());
         assert_eq!(indexes(&s.read(10, 20)), vec![10, 11]);
         assert_eq!(s.last_stored(), Some(11));
+        assert_eq!((s.first_missing(1), s.first_missing(2)), (3, 3));
+        assert_eq!((s.first_missing(5), s.first_missing(10)), (5, 12));
         // The gap filled later (a member's backfill) joins both sides.
-        append(s, 3, 7);
+        append(s, 3, 4);
+        assert_eq!(s.first_missing(1), 7);
+        append(s, 7, 3);
         assert_eq!(indexes(&s.read(1, 20)), (1..=11).collect::<Vec<_>>());
+        assert_eq!(s.first_missing(1), 12);
     }
 
     pub fn stored_indexes_are_not_written_again(s: &dyn EventStore) {
