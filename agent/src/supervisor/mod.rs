@@ -21,6 +21,8 @@
 //! * `pacing.rs` — removals of stopped containers wait while tasks are starting (bounded).
 //! * `secrets.rs` — the assignment's secret values → the containers' `secret_env` (memory only,
 //!   redacted `Debug`). Pure.
+//! * `reportable.rs` — which of a worker's reports the controller hears of (status changes, as
+//!   the ECS agent reports; pull times and runtime ids ride along). Pure.
 //!
 //! Adoption needs nothing special: a worker's first decision is made on a snapshot that already
 //! shows the containers a previous agent process created (same labels, same names), so it starts
@@ -35,6 +37,7 @@ pub mod images;
 pub mod metadata_view;
 pub mod observer;
 pub mod pacing;
+pub mod reportable;
 pub mod secrets;
 pub mod spec;
 mod worker;
@@ -117,6 +120,15 @@ impl ReportBoard {
         if self.tx.send(report).is_err() {
             self.queued.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Keeps `report` as the task's latest without sending it (a change the controller need
+    /// not hear of alone: `reportable`); a reconnect re-sends it, the next sent report carries it.
+    pub fn note(&self, report: TaskStatusReport) {
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(report.task_id.clone(), report);
     }
 
     pub fn latest(&self) -> Vec<TaskStatusReport> {

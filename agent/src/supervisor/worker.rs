@@ -10,7 +10,7 @@ use super::decide_order::{self, OrderView};
 use super::observer::{ObserverHandle, Snapshot};
 use super::pacing;
 use super::spec::TaskPlan;
-use super::{ReportBoard, awsvpc, images::ImagePreparer};
+use super::{ReportBoard, awsvpc, images::ImagePreparer, reportable};
 use crate::Clock;
 use crate::config::PullBehavior;
 use crate::runtime::pause_image::BUILTIN_PAUSE_IMAGE;
@@ -85,6 +85,8 @@ pub async fn run(
     let mut images_ready = vec![false; n];
     let mut times = Times::default();
     let mut last_report: Option<TaskStatusReport> = None;
+    // The last report sent to the controller (`last_report` may be newer: see `reportable`).
+    let mut last_sent: Option<TaskStatusReport> = None;
     let mut stopped_at: Option<Instant> = None;
     // Ended on its own (an essential exit, a failed start): the containers are kept for
     // `task_cleanup_wait` even if the controller then says desired STOPPED (it always does, and
@@ -178,7 +180,12 @@ pub async fn run(
             );
             if last_report.as_ref() != Some(&r) {
                 log_container_stops(&task_id, last_report.as_ref(), &r);
-                ctx.reports.publish(r.clone());
+                if reportable::worth_sending(last_sent.as_ref(), &r) {
+                    ctx.reports.publish(r.clone());
+                    last_sent = Some(r.clone());
+                } else {
+                    ctx.reports.note(r.clone());
+                }
                 last_report = Some(r);
             }
         }
