@@ -287,6 +287,11 @@ async fn events_from_before_a_restart_of_every_controller_are_still_served() {
     for _ in 0..40 {
         run_tasks(&mut api, 2).await;
     }
+    // The writer thread stores events after their apply: a read right after may end before them.
+    until("the leader stored the events it applied", || {
+        nodes[leader].events.tip().next >= nodes[leader].shared.read().events.next_index
+    })
+    .await;
     let before = read_all(&nodes[leader]).await;
     assert!(before.len() >= 120, "{} events", before.len());
     assert_contiguous(&before, "before the restart");
