@@ -76,6 +76,9 @@ pub struct FileEvents {
     /// [`SEGMENT_BYTES`] (smaller in tests).
     segment_bytes: u64,
     segments: Mutex<Segments>,
+    /// Held through a whole [`EventStore::sync`]: a second sync returns only once the first
+    /// one's flushes are done (it found nothing dirty because the first took it).
+    syncing: Mutex<()>,
 }
 
 fn io_error(op: &'static str, path: &Path, e: std::io::Error) -> KvError {
@@ -122,7 +125,12 @@ impl FileEvents {
                 }
             }
         }
-        Ok(FileEvents { dir: dir.to_path_buf(), segment_bytes, segments: Mutex::new(segments) })
+        Ok(FileEvents {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            segments: Mutex::new(segments),
+            syncing: Mutex::new(()),
+        })
     }
 
     /// A segment's file and line offsets; `None` when it holds no whole event.
@@ -286,6 +294,7 @@ impl EventStore for FileEvents {
     }
 
     fn sync(&self) -> Result<(), KvError> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
         // The handles are cloned so that appends go on while the disk flushes.
         let (files, dir_dirty) = {
             let mut segs = self.segments.lock().unwrap_or_else(|e| e.into_inner());
@@ -294,20 +303,32 @@ impl EventStore for FileEvents {
             for k in dirty {
                 if let Some(seg) = segs.by_first.get(&k) {
                     let f = seg.file.try_clone().map_err(|e| io_error("sync", &seg.path, e))?;
-                    files.push((f, seg.path.clone()));
+                    files.push((k, f, seg.path.clone()));
                 }
             }
             (files, std::mem::take(&mut segs.dir_dirty))
         };
-        for (f, path) in files {
-            f.sync_data().map_err(|e| io_error("sync", &path, e))?;
+        let mut failed = None;
+        let mut unflushed = Vec::new();
+        for (k, f, path) in files {
+            if let Err(e) = f.sync_data() {
+                failed.get_or_insert(io_error("sync", &path, e));
+                unflushed.push(k);
+            }
         }
-        if dir_dirty {
-            File::open(&self.dir)
+        let dir_failed = dir_dirty
+            && File::open(&self.dir)
                 .and_then(|d| d.sync_all())
-                .map_err(|e| io_error("sync", &self.dir, e))?;
-        }
-        Ok(())
+                .map_err(|e| {
+                    failed.get_or_insert(io_error("sync", &self.dir, e));
+                })
+                .is_err();
+        let Some(e) = failed else { return Ok(()) };
+        // Still dirty: the next sync tries them again instead of reporting success.
+        let mut segs = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        segs.dirty.extend(unflushed);
+        segs.dir_dirty |= dir_failed;
+        Err(e)
     }
 }
 
