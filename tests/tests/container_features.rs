@@ -150,12 +150,23 @@ fn task_definition_container_features_reach_docker_and_work() {
     let volume = format!("berth-features-1-vol-shared-{short}");
     let w = inspect(&id, "writer");
     assert_eq!(w["HostConfig"]["ReadonlyRootfs"], true);
-    assert_eq!(w["HostConfig"]["Init"], true);
+    // initProcessEnabled: the engine's init binary mounted as /dev/init ahead of the command
+    // (README), or Docker's own init where the agent finds no binary to mount.
+    let binds: Vec<String> = w["HostConfig"]["Binds"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|b| b.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let is_dev_init = |b: &String| b.ends_with(":/dev/init:ro");
+    if w["Config"]["Entrypoint"][0] == "/dev/init" {
+        assert_eq!(w["Config"]["Entrypoint"][1], "--", "{w}");
+        assert!(binds.iter().any(is_dev_init), "{binds:?}");
+        assert_ne!(w["HostConfig"]["Init"], true, "one init, not two");
+    } else {
+        assert_eq!(w["HostConfig"]["Init"], true, "{w}");
+    }
     assert_eq!(w["HostConfig"]["Tmpfs"], json!({"/scratch": "rw,size=16m"}));
-    assert_eq!(
-        w["HostConfig"]["Binds"],
-        json!([format!("{volume}:/shared"), format!("{host_path}:/host")])
-    );
+    let task_binds: Vec<&String> = binds.iter().filter(|b| !is_dev_init(b)).collect();
+    assert_eq!(task_binds, [&format!("{volume}:/shared"), &format!("{host_path}:/host")]);
     assert_eq!(w["Config"]["WorkingDir"], "/shared");
     assert_eq!(w["Config"]["Labels"]["team"], "berth-tests");
     assert_eq!(w["Config"]["Labels"]["berth.task-id"], id.as_str(), "Berth's label wins");

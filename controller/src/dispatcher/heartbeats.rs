@@ -90,38 +90,62 @@ impl HeartbeatRecorder {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Writes in flight: a tick does not wait for the previous write to commit (behind large
+        // commands that may take seconds, and the beats it would take meanwhile would age past
+        // the leader's grace). Beats apply in any order: the store keeps the newest.
+        let mut writes = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return Ok(()),
                 _ = ticker.tick() => {}
+                Some(_) = writes.join_next(), if !writes.is_empty() => continue,
             }
             if *shutdown.borrow() {
                 return Ok(());
             }
+            if writes.len() >= WRITES_IN_FLIGHT {
+                continue; // the beats wait in the book for the next tick
+            }
             let beats = self.book.take();
-            if !beats.is_empty() {
-                let cmd = Command::RecordHeartbeats {
-                    beats: beats.iter().map(|(_, b)| b.clone()).collect(),
-                };
-                if let Err(e) = self.proposer.propose(&cmd).await {
-                    tracing::warn!(error = %e, count = beats.len(), "heartbeats not recorded; retrying");
-                    self.book.restore(beats);
-                }
-            }
-            // Stats are best effort: a failed write is dropped (the next period brings fresh
-            // ones), unlike heartbeats, whose loss could declare an agent disconnected.
             let stats = self.stats.take();
-            if !stats.is_empty() {
-                let count = stats.len();
-                let reports = stats
-                    .into_iter()
-                    .map(|(instance_id, samples)| InstanceStats { instance_id, samples })
-                    .collect();
-                let cmd = Command::RecordContainerStatsBatch { reports };
-                if let Err(e) = self.proposer.propose(&cmd).await {
-                    tracing::debug!(error = %e, count, "stats periods not recorded");
-                }
+            if beats.is_empty() && stats.is_empty() {
+                continue;
             }
+            let (proposer, book) = (self.proposer.clone(), self.book.clone());
+            writes.spawn(async move { write(&proposer, &book, beats, stats).await });
+        }
+    }
+}
+
+/// Writes taken at once in flight at most.
+const WRITES_IN_FLIGHT: usize = 3;
+
+/// One tick's heartbeats, then its stats periods.
+async fn write(
+    proposer: &Proposer,
+    book: &HeartbeatBook,
+    beats: Vec<(String, HeartbeatSeen)>,
+    stats: Vec<(String, Vec<ContainerUsageSample>)>,
+) {
+    if !beats.is_empty() {
+        let cmd =
+            Command::RecordHeartbeats { beats: beats.iter().map(|(_, b)| b.clone()).collect() };
+        if let Err(e) = proposer.propose(&cmd).await {
+            tracing::warn!(error = %e, count = beats.len(), "heartbeats not recorded; retrying");
+            book.restore(beats);
+        }
+    }
+    // Stats are best effort: a failed write is dropped (the next period brings fresh ones),
+    // unlike heartbeats, whose loss could declare an agent disconnected.
+    if !stats.is_empty() {
+        let count = stats.len();
+        let reports = stats
+            .into_iter()
+            .map(|(instance_id, samples)| InstanceStats { instance_id, samples })
+            .collect();
+        let cmd = Command::RecordContainerStatsBatch { reports };
+        if let Err(e) = proposer.propose(&cmd).await {
+            tracing::debug!(error = %e, count, "stats periods not recorded");
         }
     }
 }
