@@ -16,11 +16,12 @@
 //! hands it ([`EventLog::append_batch`]) on its own thread, in order, so the Raft loop does not
 //! spend its time on JSON and storage writes (`bench -- sim`: 100,000 events of a scale-up took
 //! 8.6 s of the leader's loop). The tip moves only once a batch is stored, so readers never see
-//! an index before it exists. [`EventLog::drain`] waits until every queued batch is stored and
-//! flushed (fsync); the state machine calls it before a snapshot captures the state (the
-//! snapshot's cursor then covers only durable events; a crash before that replays the log after
-//! the previous snapshot, which derives the same events again — the store skips those it still
-//! has), before restoring one and before retention moves the cursor. A log from
+//! an index before it exists. [`EventLog::drain`] waits until every queued batch is stored; the
+//! state machine calls it before restoring a snapshot and before retention moves the cursor, and
+//! [`EventLog::drain_durable`] (which also flushes them) before a snapshot captures the state
+//! (the snapshot's cursor then covers only durable events; a crash before that replays the log
+//! after the previous snapshot, which derives the same events again — the store skips those it
+//! still has). A log from
 //! [`EventLog::in_memory`] appends inline (tests).
 
 use super::store::EventStore;
@@ -304,15 +305,20 @@ impl EventLog {
     }
 
     /// Waits until every batch queued by [`Self::append_batch`] is stored (and visible in the
-    /// tip), then makes the stored events durable.
+    /// tip). At once for a log without a writer.
     pub fn drain(&self) {
-        if let Some(w) = &self.writer {
-            let (count, cv) = &*w.unstored;
-            let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
-            while *n > 0 {
-                n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
-            }
+        let Some(w) = &self.writer else { return };
+        let (count, cv) = &*w.unstored;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// [`Self::drain`], then makes the stored events durable (fsync): before a snapshot, whose
+    /// cursor must cover only events a crash cannot lose. Other callers only need the order.
+    pub fn drain_durable(&self) {
+        self.drain();
         if let Err(e) = self.store.sync() {
             // Not durable: a crash would leave a hole, which backfill fills from another member.
             tracing::error!(error = %e, "flushing stored events failed");

@@ -147,7 +147,7 @@ impl crate::raft::StateMachine for Store {
     /// Every event up to the state's cursor is stored first (`events::log`: a snapshot's cursor
     /// must not cover events that a crash could lose).
     fn snapshot(&self) -> Vec<u8> {
-        self.events.drain();
+        self.events.drain_durable();
         serde_json::to_vec(&*self.shared.read()).unwrap_or_default()
     }
 
@@ -158,7 +158,7 @@ impl crate::raft::StateMachine for Store {
         let state = self.shared.read().clone();
         let events = self.events.clone();
         crate::raft::SnapshotData::Deferred(Box::new(move || {
-            events.drain();
+            events.drain_durable();
             serde_json::to_vec(&state).unwrap_or_default()
         }))
     }
